@@ -1,0 +1,258 @@
+#!/usr/bin/env python
+"""Speed benchmark of the noisy_teachers training engine (run by hand; not a test).
+
+(a) CPU, on real MNIST (the `mnist_student` MLP FC800-FC800-FC10, batch 128):
+    - a noisy-teacher student epoch from cached logits vs a hard-label epoch of the same student
+      (target: ratio <= 1.1);
+    - the engine's hard-label epoch vs the plain `DataLoader(TensorDataset)` loop a user would write
+      (target: the engine at least as fast).
+    Falls back to scikit-learn's 8x8 digits, with a note, when MNIST is not found.
+(b) CUDA (skipped with a message elsewhere): images per second for the MNIST teacher (LeNet) and student (MLP),
+    the CIFAR-10 Network-in-Network teacher and its student, against a plain GPU-resident PyTorch loop (float32,
+    data already on the GPU, randperm batches of 128) in the same run. Synthetic images of the right shape
+    stand in for a data set that is not found (the speed does not depend on the pixel values).
+
+Every variant is timed `--repeats` times, interleaved, and the median is reported (ratios: the median over repeats
+of the ratio within a repeat, robust to a machine whose load changes between repeats). Engine timings are the training
+part of one epoch (`History.seconds`, evaluation excluded); the plain loops are timed the same way.
+The teacher logits of (a) and (b) are stand-ins of realistic scale, and every run uses SGD lr 0.001 (momentum 0.9,
+constant schedule, no clipping) so that no L2 student diverges: the cost of a step depends on neither.
+
+    python scripts/bench_speed.py                         # (a), and (b) if CUDA is there
+    python scripts/bench_speed.py --device cuda --repeats 5 --out results/bench_speed.json
+    python scripts/bench_speed.py --smoke                 # a few seconds: every code path on tiny data
+"""
+import argparse
+import json
+import os
+import platform
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch.utils.data import DataLoader, TensorDataset
+
+from noisy_teachers import models
+from noisy_teachers.data import ImageData, load_dataset, subset
+from noisy_teachers.training import Arm, TrainConfig, distil, get_device, train_teacher
+
+BATCH = 128
+LR = 0.001   # timing only: small enough that no L2 student diverges on stand-in targets or synthetic images
+
+
+def note(msg):
+    print(f"  note: {msg}", flush=True)
+
+
+def load_or_none(name, root):
+    "load_dataset(name, root) or None when the files are absent."
+    try:
+        return load_dataset(name, root=root)
+    except (FileNotFoundError, ValueError) as e:        # DataNotFoundError is a FileNotFoundError
+        note(f"{name} not found ({str(e).splitlines()[0]})")
+        return None
+
+
+def synthetic(name, n_train, in_shape, n_classes=10, seed=0):
+    "Random uint8 images of the right shape (speed does not depend on pixel values)."
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randint(0, 256, (n_train, *in_shape), generator=g, dtype=torch.uint8)
+    y = torch.randint(0, n_classes, (n_train,), generator=g)
+    mean, std = torch.full((in_shape[0],), 0.5), torch.full((in_shape[0],), 0.29)
+    classes = [str(i) for i in range(n_classes)]
+    return (ImageData(x, y, mean, std, classes, f"synthetic-{name}"),
+            ImageData(x[:1000].clone(), y[:1000].clone(), mean, std, classes, f"synthetic-{name}-test"))
+
+
+def stand_in_logits(data, scale=8.0, seed=0):
+    "Teacher-like logits: `scale` on the true class, small noise elsewhere (|z| up to about scale + 3)."
+    g = torch.Generator().manual_seed(seed)
+    y = data.labels.cpu()
+    return scale * F.one_hot(y, data.n_classes).float() + torch.randn(len(y), data.n_classes, generator=g)
+
+
+def fresh(name, data, device="cpu", seed=1):
+    return models.build(name, data.in_shape, data.n_classes, generator=torch.Generator().manual_seed(seed)).to(device)
+
+
+def median(xs):
+    return statistics.median(xs)
+
+
+# ---------------------------------------------------------------------------------------------------- engine timings
+def engine_epoch(name, train, test, arm, targets, device, lr=LR, amp=True, compile=False):
+    "Seconds of one engine epoch (training part) of a freshly initialised `name`; `arm=None` trains a teacher."
+    model = fresh(name, train, device)
+    cfg = TrainConfig(epochs=1, batch_size=BATCH, lr=lr, schedule="constant", device=str(device), amp=amp, compile=compile)
+    if arm is None:
+        h = train_teacher(model, train, test, cfg, progress=False)
+    else:
+        h = distil(model, train, test, cfg, arm, targets=targets, progress=False)
+    return h.seconds[0]
+
+
+# ---------------------------------------------------------------------------------------------------- plain loops
+def plain_dataloader_epoch(name, train, lr=LR, seed=0):
+    "The loop a user would write: DataLoader(TensorDataset(normalised floats, labels), shuffle=True), CPU."
+    x = train.normalize(train.images.cpu())
+    loader = DataLoader(TensorDataset(x, train.labels.cpu()), batch_size=BATCH, shuffle=True,
+                        generator=torch.Generator().manual_seed(seed))
+    model = fresh(name, train)
+    opt = torch.optim.SGD(model.parameters(), lr=lr, momentum=0.9)
+    model.train()
+    t0 = time.perf_counter()
+    running = 0.0
+    for xb, yb in loader:
+        opt.zero_grad()
+        loss = F.cross_entropy(model(xb), yb)
+        loss.backward()
+        opt.step()
+        running += loss.item()
+    return time.perf_counter() - t0
+
+
+def plain_gpu_epoch(name, train, device, lr=LR, seed=0):
+    "A plain GPU-resident loop: normalised float32 data on the GPU, randperm batches, float32, loss.item() per step."
+    x, y = train.normalize(train.images.to(device)), train.labels.to(device)
+    model = fresh(name, train, device)
+    opt = torch.optim.SGD(model.parameters(), lr=lr, momentum=0.9)
+    model.train()
+    g = torch.Generator(device=device).manual_seed(seed)
+    torch.cuda.synchronize(device)
+    t0 = time.perf_counter()
+    perm = torch.randperm(len(x), device=device, generator=g)
+    running = 0.0
+    for i in range(0, len(x), BATCH):
+        idx = perm[i:i + BATCH]
+        opt.zero_grad()
+        loss = F.cross_entropy(model(x[idx]), y[idx])
+        loss.backward()
+        opt.step()
+        running += loss.item()
+    torch.cuda.synchronize(device)
+    return time.perf_counter() - t0
+
+
+# ---------------------------------------------------------------------------------------------------- the two parts
+def part_a(args, results):
+    print("\n(a) CPU: engine epochs on the mnist_student MLP, batch 128", flush=True)
+    data = None if args.smoke else load_or_none("mnist", args.data_root)
+    if data is None:
+        data = load_dataset("digits")
+        note("using scikit-learn's 8x8 digits instead of MNIST: the ratios are dominated by per-step overhead there")
+    train, test = data
+    if args.smoke:
+        train = subset(train, min(len(train), 1024))
+    test = subset(test, min(len(test), 1000))                  # evaluation is not timed; keep it short
+    z = stand_in_logits(train)
+    arms = {"hard": Arm("hard"), "l2": Arm("l2"), "noisy": Arm("noisy", sigma=0.1, alpha=0.15)}
+    variants = {f"engine {k}": (lambda a=a: engine_epoch("mnist_student", train, test, a, z, "cpu")) for k, a in arms.items()}
+    variants["plain DataLoader hard"] = lambda: plain_dataloader_epoch("mnist_student", train)
+    print(f"  data {train.name}: {len(train)} training images {train.in_shape}; torch threads {torch.get_num_threads()}; "
+          f"{args.repeats} repeats, interleaved, median", flush=True)
+    warm = subset(train, min(len(train), 512))
+    engine_epoch("mnist_student", warm, test, arms["noisy"], stand_in_logits(warm), "cpu")   # warm-up (first-call costs)
+    times = {k: [] for k in variants}
+    for r in range(args.repeats):
+        for k, f in variants.items():
+            times[k].append(f())
+        print(f"  repeat {r + 1}: " + ", ".join(f"{k} {v[-1]:.3f}s" for k, v in times.items()), flush=True)
+    med = {k: median(v) for k, v in times.items()}
+    best = {k: min(v) for k, v in times.items()}
+    print(f"\n  {'variant':<24}{'median s/epoch':>16}{'min s/epoch':>13}{'img/s (median)':>16}")
+    for k, v in med.items():
+        print(f"  {k:<24}{v:>16.3f}{best[k]:>13.3f}{len(train) / v:>16,.0f}")
+    # ratios within each repeat (the variants of one repeat ran back to back, under the same machine load), then the median
+    per_rep = lambda a, b: median([x / y for x, y in zip(times[a], times[b])])
+    r1, r2 = per_rep("engine noisy", "engine hard"), per_rep("engine hard", "plain DataLoader hard")
+    print(f"\n  ratios (median over repeats of the ratio within a repeat; ratio of the medians; of the minima):")
+    print(f"  noisy / hard epoch time          = {r1:.3f}; {med['engine noisy'] / med['engine hard']:.3f}; "
+          f"{best['engine noisy'] / best['engine hard']:.3f}  (target <= 1.10: {'met' if r1 <= 1.10 else 'NOT met'})")
+    print(f"  engine hard / plain DataLoader  = {r2:.3f}; {med['engine hard'] / med['plain DataLoader hard']:.3f}; "
+          f"{best['engine hard'] / best['plain DataLoader hard']:.3f}  (target <= 1.00: {'met' if r2 <= 1.0 else 'NOT met'}; "
+          f"engine {1 / r2:.2f}x as fast)", flush=True)
+    results["cpu"] = dict(data=train.name, n_train=len(train), threads=torch.get_num_threads(), repeats=args.repeats,
+                          seconds=times, median_seconds=med, min_seconds=best, noisy_over_hard=r1, engine_over_dataloader=r2)
+
+
+def part_b(args, results, device):
+    print(f"\n(b) {device}: images per second, engine vs a plain GPU-resident loop (batch 128)", flush=True)
+    if device.type != "cuda" and not args.smoke:
+        print(f"  skipped: no CUDA device here (device {device}); run on a GPU machine with --device cuda", flush=True)
+        results["cuda"] = dict(skipped=f"no CUDA device (device {device})")
+        return
+    benches = [("mnist", "mnist_teacher", None), ("mnist", "mnist_student", 0.15),
+               ("cifar10", "nin", None), ("cifar10", "cifar10_student", 0.5)]
+    shapes = {"mnist": ((1, 28, 28), 60000), "cifar10": ((3, 32, 32), 50000)}
+    loaded = {}
+    for name, (shape, n) in shapes.items():
+        d = None if args.smoke else load_or_none(name, args.data_root if name == "mnist" else args.cifar_root)
+        if d is None:
+            n = 128 if args.smoke else n
+            d = synthetic(name, n, shape)
+            note(f"{name}: synthetic uint8 images {shape} x {n} stand in (speed does not depend on pixel values)")
+        loaded[name] = (d[0].to(device), subset(d[1], min(len(d[1]), 1000)).to(device))
+    rows = []
+    for dname, mname, alpha in benches:
+        train, test = loaded[dname]
+        z = stand_in_logits(train).to(device)
+        arm = None if alpha is None else Arm("noisy", sigma=0.1, alpha=alpha)
+        role = "teacher (hard labels)" if arm is None else f"student (noisy α={alpha})"
+        variants = {"engine bf16": lambda: engine_epoch(mname, train, test, arm, z, device, amp=True, compile=args.compile),
+                    "engine fp32": lambda: engine_epoch(mname, train, test, arm, z, device, amp=False, compile=args.compile)}
+        if device.type == "cuda":
+            variants["plain GPU loop fp32"] = lambda: plain_gpu_epoch(mname, train, device)
+        for f in variants.values():
+            f()                                                     # warm-up: cuDNN autotuning, allocator, compile
+        times = {k: [] for k in variants}
+        for _ in range(args.repeats):
+            for k, f in variants.items():
+                times[k].append(f())
+        for k, v in times.items():
+            rows.append(dict(data=train.name, model=mname, role=role, variant=k, n_train=len(train),
+                             median_seconds=median(v), images_per_second=len(train) / median(v), seconds=v))
+            print(f"  {train.name:<18}{mname:<17}{role:<24}{k:<20}{len(train) / median(v):>12,.0f} img/s", flush=True)
+    results["cuda"] = dict(device=torch.cuda.get_device_name(device) if device.type == "cuda" else str(device),
+                           repeats=args.repeats, compile=args.compile, rows=rows)
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--device", default=None, help="device for part (b): 'cuda', 'cuda:1', 'cpu' (default: auto)")
+    p.add_argument("--repeats", type=int, default=5, help="timed repeats of each variant; the median is reported")
+    p.add_argument("--data-root", default=os.environ.get("NOISY_TEACHERS_DATA") or "/work/shared/data/mnist",
+                   help="folder holding the MNIST IDX files (default: $NOISY_TEACHERS_DATA, else /work/shared/data/mnist)")
+    p.add_argument("--cifar-root", default=None, help="folder (or tarball) holding CIFAR-10 for part (b) (default: the data root)")
+    p.add_argument("--part", choices=["a", "b", "both"], default="both")
+    p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
+    p.add_argument("--compile", action="store_true", help="part (b): TrainConfig(compile=True) (CUDA only)")
+    p.add_argument("--smoke", action="store_true", help="tiny data, runs part (b) on any device: checks the code paths")
+    p.add_argument("--out", default=None, help="write the results as JSON to this file")
+    args = p.parse_args(argv)
+    if args.repeats < 1:
+        p.error("--repeats must be >= 1")
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    device = get_device(args.device)
+    results = dict(command=" ".join([Path(sys.argv[0]).name] + (argv if argv is not None else sys.argv[1:])),
+                   torch=torch.__version__, python=platform.python_version(), machine=platform.machine(),
+                   cpu_count=os.cpu_count(), time=time.strftime("%Y-%m-%d %H:%M:%S"))
+    print(f"noisy_teachers speed benchmark: torch {torch.__version__}, {os.cpu_count()} CPUs, part (b) device {device}")
+    if args.part in ("a", "both"):
+        part_a(args, results)
+    if args.part in ("b", "both"):
+        part_b(args, results, device)
+    if args.out:
+        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(args.out).with_suffix(".tmp")
+        tmp.write_text(json.dumps(results, indent=1))
+        os.replace(tmp, args.out)
+        print(f"\nwrote {args.out}")
+    return results
+
+
+if __name__ == "__main__":
+    main()
