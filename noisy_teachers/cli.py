@@ -80,6 +80,8 @@ def build_parser() -> argparse.ArgumentParser:
     size = r.add_mutually_exclusive_group()
     size.add_argument("--quick", action="store_true", help="a few epochs on a subset: the protocol in minutes")
     size.add_argument("--tiny", action="store_true", help="seconds: for tests")
+    r.add_argument("--epochs", type=_positive_int, default=None, metavar="N",
+                   help="train the teachers and every student for N epochs instead of the protocol's (a CPU budget)")
     r.add_argument("--arms", nargs="+", default=None, metavar="ARM",
                    help="only these arms or groups (baseline, dropout, sigma, alpha, student_noise, ensemble, or "
                         "arm names such as l2, kd, noisy_sigma0.2_alpha0.15); 'hard' always runs")
@@ -98,6 +100,8 @@ def build_parser() -> argparse.ArgumentParser:
     size = s.add_mutually_exclusive_group()
     size.add_argument("--quick", action="store_true", help="fewer epochs, a 5,000-image training set")
     size.add_argument("--tiny", action="store_true", help="seconds: for tests")
+    s.add_argument("--epochs", type=_positive_int, default=None, metavar="N",
+                   help="the teacher's and the students' epochs instead of the protocol's")
     _common(s)
     m = sub.add_parser("summarize", help="tables and plots from the results already in --out",
                        description="Rebuild summary.md / study.md and the plots from results.jsonl / study.jsonl.")
@@ -168,7 +172,7 @@ def _run(args, parser) -> int:
             print(_report(sub, recs, f"{b} ({v})"))
         if st: print(_study_report(args.out, st))
         return 0
-    config = get_config(args.benchmark, quick=args.quick, tiny=args.tiny)
+    config = get_config(args.benchmark, quick=args.quick, tiny=args.tiny, epochs=args.epochs)
     if args.command == "reproduce":
         if args.arms:
             names = [s.name for s in arm_specs(config)]
@@ -178,7 +182,8 @@ def _run(args, parser) -> int:
                                  f"{', '.join(groups)} or the arms {', '.join(names)})")
         records = run_benchmark(config, args.seeds, data_root=args.data_root, out_dir=args.out, device=args.device,
                                 progress=args.progress, arms=args.arms)
-        print(_report(args.out, records, f"{config.label}: {args.seeds} seed(s)"))
+        length = f"{config.teacher_train.epochs} teacher / {config.l2_train.epochs} student epochs"
+        print(_report(args.out, records, f"{config.label}: {args.seeds} seed(s), {length}"))
     else:
         alphas = args.alphas if args.alphas is not None else [config.alpha]
         records = noise_benefit_study(config, args.sizes, args.sigmas, alphas, args.seeds, data_root=args.data_root,

@@ -167,10 +167,11 @@ _TRAIN = {  # ours: teacher / student on hard labels and KD (clipped at 2) / the
 }
 
 
-def get_config(name: str, quick: bool = False, tiny: bool = False) -> BenchmarkConfig:
+def get_config(name: str, quick: bool = False, tiny: bool = False, epochs: int | None = None) -> BenchmarkConfig:
     """The protocol's `BenchmarkConfig` for `name` (one of `BENCHMARKS`). `quick=True`: a few epochs on a
     5,000-image subset (the whole protocol in minutes); `tiny=True`: seconds, for tests. Raises ValueError for an
-    unknown name or for both flags at once."""
+    unknown name or for both flags at once. `epochs`: train the teacher(s) and every student for this many epochs instead
+    (for a budget, e.g. the full protocol on a CPU; the results record it and never mix with other settings)."""
     if name not in BENCHMARKS: raise ValueError(f"name must be one of {BENCHMARKS}, got {name!r}")
     if not isinstance(quick, bool) or not isinstance(tiny, bool):
         raise ValueError(f"quick and tiny must be True or False, got quick={quick!r}, tiny={tiny!r}")
@@ -192,6 +193,9 @@ def get_config(name: str, quick: bool = False, tiny: bool = False) -> BenchmarkC
                   student_train=replace(t["student"], epochs=m), l2_train=replace(t["l2"], epochs=m),
                   train_size=None if name == "digits" else 5000, test_size=None if name == "digits" else 5000,
                   expand_copies=min(kw["expand_copies"], 1))
+    if epochs is not None:
+        epochs = _int(epochs, "epochs", 1)
+        kw.update({k: replace(kw[k], epochs=epochs) for k in ("teacher_train", "student_train", "l2_train")})
     return BenchmarkConfig(**kw)
 
 # %% ../nbs/06_experiments.ipynb #d43e83b0

@@ -6,7 +6,7 @@
 __all__ = ['SCHEDULES', 'ARM_KINDS', 'get_device', 'lr_factor', 'TrainConfig', 'Arm', 'arm_loss', 'evaluate', 'History',
            'plot_histories', 'fingerprint', 'teacher_logits', 'train_teacher', 'distil']
 
-# %% ../nbs/05_training.ipynb #561d1b61
+# %% ../nbs/05_training.ipynb #169ed61f
 import dataclasses
 import hashlib
 import math
@@ -25,7 +25,7 @@ from .data import ImageData, augment, batches
 from .losses import logit_regression_loss, soft_target_loss
 from .noise import check_noise_args, perturb_logits
 
-# %% ../nbs/05_training.ipynb #8844cd6d
+# %% ../nbs/05_training.ipynb #659542f9
 def get_device(device=None) -> torch.device:
     """The device to train on: `device` if given (a `torch.device` or a string such as 'cpu', 'cuda:0', 'mps');
     None or 'auto' picks CUDA if available, then MPS, then the CPU."""
@@ -43,7 +43,7 @@ def get_device(device=None) -> torch.device:
         raise ValueError(f"device={device!r} asks for Apple's MPS, which is not available here; use None or 'cpu'")
     return dev
 
-# %% ../nbs/05_training.ipynb #68e81ac6
+# %% ../nbs/05_training.ipynb #c4673406
 SCHEDULES = ("cosine", "step", "constant")
 
 def _bad(name, rule, value): return ValueError(f"{name} must be {rule}, got {value!r}")
@@ -106,7 +106,7 @@ class TrainConfig:
         if not (_is_int(self.eval_batch_size) and self.eval_batch_size >= 1):
             raise _bad("eval_batch_size", "an integer >= 1", self.eval_batch_size)
 
-# %% ../nbs/05_training.ipynb #ae57943a
+# %% ../nbs/05_training.ipynb #cec0b331
 ARM_KINDS = ("hard", "l2", "kd", "noisy", "student_noise")
 
 @dataclass
@@ -159,7 +159,7 @@ def arm_loss(arm: Arm, student_logits: Tensor, labels: Tensor | None = None, tea
     soft = soft_target_loss(student_logits, teacher_logits, arm.temperature)
     return soft if arm.kd_weight == 1 else arm.kd_weight * soft + (1 - arm.kd_weight) * F.cross_entropy(student_logits, labels)
 
-# %% ../nbs/05_training.ipynb #19b1693f
+# %% ../nbs/05_training.ipynb #01458df9
 def _model_device(model: nn.Module) -> torch.device:
     p = next(model.parameters(), None)
     return p.device if p is not None else torch.device("cpu")
@@ -241,7 +241,7 @@ def plot_histories(histories: dict, title: str | None = None):
     fig.tight_layout()
     return fig
 
-# %% ../nbs/05_training.ipynb #9e114f5a
+# %% ../nbs/05_training.ipynb #192ed259
 def _hash_tensor(h, t: Tensor):
     t = t.detach().cpu().contiguous().reshape(-1)
     h.update(f"{t.dtype}{tuple(t.shape)}".encode())
@@ -297,7 +297,7 @@ def teacher_logits(teacher: nn.Module, data: ImageData, batch_size: int = 1024, 
     if path is not None: _save_atomic(z, path)
     return z
 
-# %% ../nbs/05_training.ipynb #1836533b
+# %% ../nbs/05_training.ipynb #d5a39481
 _RESUME_FIELDS = ("batch_size", "lr", "momentum", "weight_decay", "schedule", "clip_grad_norm", "seed", "augment",
                   "augment_pad", "augment_flip", "amp")
 
@@ -308,7 +308,10 @@ def _nonfinite(epoch: int, step: int, steps: int, arm: Arm, config: TrainConfig)
         "Set TrainConfig(clip_grad_norm=5.0) or a lower lr; L2 regression on raw logits has far larger "
         "gradients than cross-entropy.")
 
-def _check_resume(state: dict, config: TrainConfig, arm: Arm, n: int, path: Path):
+def _check_resume(state: dict, config: TrainConfig, arm: Arm, n: int, path: Path, device: torch.device):
+    if state.get("device_type", "cpu") != ("cuda" if device.type == "cuda" else "cpu"):
+        raise ValueError(f"checkpoint {path} holds random-generator states of a {state.get('device_type')} run; "
+                         f"resume it on the same kind of device (device={device.type!r} now)")
     old = state.get("config", {})
     diff = [f"{k}: {old.get(k)!r} -> {getattr(config, k)!r}" for k in _RESUME_FIELDS if old.get(k) != getattr(config, k)]
     if state.get("arm") != dataclasses.asdict(arm): diff.append(f"arm: {state.get('arm')} -> {dataclasses.asdict(arm)}")
@@ -342,7 +345,7 @@ def _fit(model, train, test, config, arm, targets, teacher, checkpoint, progress
         if cuda: torch.cuda.manual_seed(seeds[3])                       # ... and on the GPU
         if path is not None and path.is_file():
             state = torch.load(path, map_location="cpu", weights_only=True)
-            _check_resume(state, config, arm, n, path)
+            _check_resume(state, config, arm, n, path, device)
             model.load_state_dict(state["model"])
             opt.load_state_dict(state["optimizer"])
             sched.load_state_dict(state["scheduler"])
@@ -403,13 +406,13 @@ def _fit(model, train, test, config, arm, targets, teacher, checkpoint, progress
                                       scheduler=sched.state_dict(), generators={k: g.get_state() for k, g in gens.items()},
                                       torch_rng=torch.get_rng_state(), cuda_rng=torch.cuda.get_rng_state(device) if cuda else None,
                                       history=history.to_dict(), config=dataclasses.asdict(config),
-                                      arm=dataclasses.asdict(arm), n_train=n), path)
+                                      arm=dataclasses.asdict(arm), n_train=n, device_type=gdev.type), path)
         finally:
             bar.close()
             if teacher_was_training: teacher.train()
     return history
 
-# %% ../nbs/05_training.ipynb #f3dc1daa
+# %% ../nbs/05_training.ipynb #feb2dd46
 def _check_common(model, train, test, config, checkpoint, progress, name):
     _check_model(model, name); _check_data(train, "train"); _check_data(test, "test")
     if not isinstance(config, TrainConfig): raise ValueError(f"config must be a TrainConfig, got {type(config).__name__}")

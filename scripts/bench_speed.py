@@ -201,9 +201,9 @@ def part_b(args, results, device):
         z = stand_in_logits(train).to(device)
         arm = None if alpha is None else Arm("noisy", sigma=0.1, alpha=alpha)
         role = "teacher (hard labels)" if arm is None else f"student (noisy α={alpha})"
-        variants = {"engine bf16": lambda: engine_epoch(mname, train, test, arm, z, device, amp=True, compile=args.compile),
-                    "engine fp32": lambda: engine_epoch(mname, train, test, arm, z, device, amp=False, compile=args.compile)}
-        if device.type == "cuda":
+        variants = {"engine fp32": lambda: engine_epoch(mname, train, test, arm, z, device, amp=False, compile=args.compile)}
+        if device.type == "cuda":          # bf16 autocast exists on CUDA only; the plain loop needs torch.cuda
+            variants["engine bf16"] = lambda: engine_epoch(mname, train, test, arm, z, device, amp=True, compile=args.compile)
             variants["plain GPU loop fp32"] = lambda: plain_gpu_epoch(mname, train, device)
         for f in variants.values():
             f()                                                     # warm-up: cuDNN autotuning, allocator, compile
