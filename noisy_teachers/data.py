@@ -5,7 +5,7 @@
 # %% auto #0
 __all__ = ['DATA_ENV', 'CIFAR10_CLASSES', 'FASHION_MNIST_CLASSES', 'DIGIT_CLASSES', 'DATASETS', 'user_cache_dir', 'data_root',
            'channel_stats', 'ImageData', 'DataFormatError', 'DataNotFoundError', 'read_idx', 'decode_images',
-           'load_dataset', 'batches', 'augment', 'expand_by_augmentation', 'subset', 'show_images']
+           'save_atomic', 'load_dataset', 'batches', 'augment', 'expand_by_augmentation', 'subset', 'show_images']
 
 # %% ../nbs/03_data.ipynb #dd6b806d
 import gzip
@@ -297,7 +297,11 @@ def _umask_mode(mode: int) -> int:
     u = os.umask(0); os.umask(u)
     return mode & ~u
 
-def _save_atomic(obj, path: Path):
+def save_atomic(obj, path) -> Path:
+    """`torch.save(obj)` to a temporary file beside `path`, then `os.replace`: a reader (or a crash) never sees a
+    half-written file. Creates the parent folder; returns `path`. Used for caches, checkpoints and teacher logits."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     os.close(fd)
     try:
@@ -306,6 +310,7 @@ def _save_atomic(obj, path: Path):
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True); raise
+    return path
 
 def _extract_once(tarball: Path, base: Path) -> Path:
     "Unpack `tarball` into `<cache>/<stem>-<key>/` once: into a temporary folder, then renamed into place."
@@ -430,7 +435,7 @@ def _load_cached(key: str, kind: str, where, base: Path) -> dict:
     splits["mean"], splits["std"] = channel_stats(splits["train_images"])
     d = next((d for d in _cache_dirs(base) if _writable(d)), None)
     if d is None: warnings.warn(f"no writable folder for the cache {fname}; the next load decodes again")
-    else: _save_atomic(splits, d / fname)
+    else: save_atomic(splits, d / fname)
     return splits
 
 def _load_digits(test_fraction: float = 0.25, seed: int = 0) -> dict:

@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .data import expand_by_augmentation, load_dataset, subset
+from .data import expand_by_augmentation, load_dataset, save_atomic, subset
 from .models import ARCHITECTURES, with_dropout
 from .models import build as build_model
 from .noise import check_noise_args, combine_teachers
@@ -334,14 +334,6 @@ def _check_seeds(seeds) -> list:
     raise ValueError(f"seeds must be an int >= 1 (seeds 0..n-1) or a non-empty list of distinct ints >= 0, got {seeds!r}")
 
 
-def _atomic_save(obj, path: Path):
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        torch.save(obj, tmp)
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists(): tmp.unlink()
 
 
 def _metrics(history: dict) -> dict:
@@ -428,7 +420,7 @@ class _Session:
             h = train_teacher(model, train, test, replace(c.teacher_train, seed=tseed, device=str(self.device)),
                               checkpoint=ck, progress=self.progress)
             hist, wall = h.to_dict(), time.perf_counter() - t0
-            _atomic_save(dict(state_dict=model.state_dict(), history=hist, wall_s=wall), final)
+            save_atomic(dict(state_dict=model.state_dict(), history=hist, wall_s=wall), final)
             ck.unlink(missing_ok=True)
         model.eval()
         if not self.has(seed, name):

@@ -21,7 +21,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
-from .data import ImageData, augment, batches
+from .data import ImageData, augment, batches, save_atomic
 from .losses import logit_regression_loss, soft_target_loss
 from .noise import check_noise_args, perturb_logits
 
@@ -256,16 +256,6 @@ def fingerprint(teacher: nn.Module, data: ImageData) -> str:
     for t in (data.images, data.labels, data.mean, data.std): _hash_tensor(h, t)
     return h.hexdigest()
 
-def _save_atomic(obj, path: Path):
-    "torch.save to a temporary file beside `path`, then os.replace: a reader never sees a half-written file."
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        torch.save(obj, tmp)
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists(): tmp.unlink()
 
 @torch.no_grad()
 def teacher_logits(teacher: nn.Module, data: ImageData, batch_size: int = 1024, cache_dir=None) -> Tensor:
@@ -294,7 +284,7 @@ def teacher_logits(teacher: nn.Module, data: ImageData, batch_size: int = 1024, 
     finally:
         teacher.train(was_training)
     z = torch.cat(parts).cpu()
-    if path is not None: _save_atomic(z, path)
+    if path is not None: save_atomic(z, path)
     return z
 
 # %% ../nbs/05_training.ipynb #d5a39481
@@ -402,7 +392,7 @@ def _fit(model, train, test, config, arm, targets, teacher, checkpoint, progress
                 history.append(train_loss, ev["loss"], ev["error"], seconds, opt.param_groups[0]["lr"])
                 bar.set_postfix(epoch=epoch + 1, loss=f"{train_loss:.4g}", test_error=f"{100 * ev['error']:.2f}%")
                 if path is not None:
-                    _save_atomic(dict(format=1, epoch=epoch + 1, model=model.state_dict(), optimizer=opt.state_dict(),
+                    save_atomic(dict(format=1, epoch=epoch + 1, model=model.state_dict(), optimizer=opt.state_dict(),
                                       scheduler=sched.state_dict(), generators={k: g.get_state() for k, g in gens.items()},
                                       torch_rng=torch.get_rng_state(), cuda_rng=torch.cuda.get_rng_state(device) if cuda else None,
                                       history=history.to_dict(), config=dataclasses.asdict(config),
