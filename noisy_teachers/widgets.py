@@ -246,6 +246,16 @@ def _slider(cls, name: str, description: str, value, lo, hi, step=1, fmt=None, w
     return w
 
 
+def _close_widgets(image, box):
+    "Empty `image` and close `box`, its children and theirs (a widget object's `close`)."
+    image.value = b""
+    for w in box.children:
+        for c in getattr(w, "children", ()):
+            c.close()
+        w.close()
+    box.close()
+
+
 class NoiseExplorer:
     """Sliders for sigma, alpha, mu and the seed over a batch of teacher logits, redrawn live.
 
@@ -323,12 +333,7 @@ class NoiseExplorer:
 
     def close(self):
         "Drop the picture and close every widget of this object (its front-end views disappear)."
-        self.image.value = b""
-        for w in self.widget.children:
-            for c in getattr(w, "children", ()):
-                c.close()
-            w.close()
-        self.widget.close()
+        _close_widgets(self.image, self.widget)
 
     def _repr_mimebundle_(self, **kwargs):
         bundle = self.widget._repr_mimebundle_(**kwargs)
@@ -519,12 +524,7 @@ class LiveStudent:
 
     def close(self):
         "Drop the picture and close every widget of this object (its front-end views disappear)."
-        self.image.value = b""
-        for w in self.widget.children:
-            for c in getattr(w, "children", ()):
-                c.close()
-            w.close()
-        self.widget.close()
+        _close_widgets(self.image, self.widget)
 
     def _repr_mimebundle_(self, **kwargs):
         bundle = self.widget._repr_mimebundle_(**kwargs)
