@@ -625,6 +625,16 @@ def _curve(ax, rows, x, label, **kw):
 _BANDS = (("hard", "C3", "student alone"), ("l2", "C2", "L2 (σ = 0)"), ("kd", "C4", "Hinton KD"))
 
 
+def _finish(fig, ax, title, xlabel, pts):
+    "Title, axis labels (n = the most seeds behind a point), legend and grid of a test-error plot; returns `fig`."
+    ax.set_title(title, fontsize=10)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(f"test error (%), mean ± std, n = {max(r['n'] for r in pts)}")
+    ax.legend(fontsize=7); ax.grid(alpha=0.3)
+    fig.tight_layout()
+    return fig
+
+
 def plot_sigma(rows, alpha=None):
     """Test error (%) against σ for the noisy teacher at `alpha` (default: the α most noisy arms use), mean ± std
     over seeds, L2 as σ = 0; noise in the student as a second curve when present; the student alone, L2 and
@@ -643,12 +653,8 @@ def plot_sigma(rows, alpha=None):
     for arm, color, label in _BANDS:
         if arm in arms: _band(ax, arms[arm], color, label)
     t = arms.get("teacher")
-    ax.set_title(f"{title}: test error vs σ" + (f"  (teacher: {t['error_mean'] * 100:.2f} %)" if t else ""), fontsize=10)
-    ax.set_xlabel("σ, standard deviation of the logit noise ξ")
-    ax.set_ylabel(f"test error (%), mean ± std, n = {max(r['n'] for r in pts)}")
-    ax.legend(fontsize=7); ax.grid(alpha=0.3)
-    fig.tight_layout()
-    return fig
+    return _finish(fig, ax, f"{title}: test error vs σ" + (f"  (teacher: {t['error_mean'] * 100:.2f} %)" if t else ""),
+                   "σ, standard deviation of the logit noise ξ", pts)
 
 
 def plot_alpha(rows, sigma=None):
@@ -665,12 +671,7 @@ def plot_alpha(rows, sigma=None):
     fig, ax = plt.subplots(figsize=(6.5, 3.8), dpi=90)
     _curve(ax, pts, "alpha", f"noisy teacher (σ = {sigma:g})", color="C0")
     if "hard" in arms: _band(ax, arms["hard"], "C3", "student alone")
-    ax.set_title(f"{title}: test error vs α (study 4.1)", fontsize=10)
-    ax.set_xlabel("α, probability that a sample's targets are perturbed")
-    ax.set_ylabel(f"test error (%), mean ± std, n = {max(r['n'] for r in pts)}")
-    ax.legend(fontsize=7); ax.grid(alpha=0.3)
-    fig.tight_layout()
-    return fig
+    return _finish(fig, ax, f"{title}: test error vs α (study 4.1)", "α, probability that a sample's targets are perturbed", pts)
 
 
 def plot_curves(records, arms=None):
