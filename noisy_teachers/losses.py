@@ -13,15 +13,21 @@ import torch.nn.functional as F
 from torch import Tensor
 
 # %% ../nbs/00_logit_regression.ipynb #86b9fa37
+def _check_logits(logits, name: str = "logits") -> Tensor:
+    "Raise ValueError unless `logits` is a 2-D floating-point tensor (batch, classes); return it."
+    if not isinstance(logits, Tensor):
+        raise ValueError(f"{name} must be a torch.Tensor of shape (batch, classes), got {type(logits).__name__}")
+    if logits.ndim != 2:
+        raise ValueError(f"{name} must be 2-D (batch, classes), got shape {tuple(logits.shape)}")
+    if not logits.is_floating_point():
+        raise ValueError(f"{name} must have a floating-point dtype, got {logits.dtype}")
+    return logits
+
+
 def _check_pair(student_logits, teacher_logits) -> None:
     "Raise ValueError unless both are 2-D floating-point tensors of one shape (batch, classes)."
-    for name, t in (("student_logits", student_logits), ("teacher_logits", teacher_logits)):
-        if not isinstance(t, Tensor):
-            raise ValueError(f"{name} must be a torch.Tensor of shape (batch, classes), got {type(t).__name__}")
-        if t.ndim != 2:
-            raise ValueError(f"{name} must be 2-D (batch, classes), got shape {tuple(t.shape)}")
-        if not t.is_floating_point():
-            raise ValueError(f"{name} must have a floating-point dtype, got {t.dtype}")
+    _check_logits(student_logits, "student_logits")
+    _check_logits(teacher_logits, "teacher_logits")
     if student_logits.shape != teacher_logits.shape:
         raise ValueError(f"student_logits and teacher_logits must have the same shape (batch, classes), got "
                          f"{tuple(student_logits.shape)} and {tuple(teacher_logits.shape)}")

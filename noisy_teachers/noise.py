@@ -12,6 +12,8 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor
 
+from .losses import _check_logits
+
 # %% ../nbs/01_noisy_teacher.ipynb #cb2d1e3f
 def _as_float(value, name: str) -> float:
     "`value` as a Python float, or a ValueError naming `name`."
@@ -43,16 +45,6 @@ def check_noise_args(sigma, alpha, mu=0.0) -> tuple[float, float, float]:
         raise ValueError(f"mu (the noise mean) must be finite, got {mu!r}")
     return sigma, alpha, mu
 
-
-def _check_logits(logits, name: str = "logits") -> Tensor:
-    "Raise ValueError unless `logits` is a 2-D floating-point tensor (batch, classes)."
-    if not isinstance(logits, Tensor):
-        raise ValueError(f"{name} must be a torch.Tensor of shape (batch, classes), got {type(logits).__name__}")
-    if logits.ndim != 2:
-        raise ValueError(f"{name} must be 2-D (batch, classes), got shape {tuple(logits.shape)}")
-    if not logits.is_floating_point():
-        raise ValueError(f"{name} must have a floating-point dtype, got {logits.dtype}")
-    return logits
 
 # %% ../nbs/01_noisy_teacher.ipynb #3b63cf4a
 def draw_noise(logits: Tensor, sigma, alpha, mu=0.0, generator: torch.Generator | None = None

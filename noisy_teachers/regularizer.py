@@ -14,26 +14,10 @@ from typing import NamedTuple
 import torch
 from torch import Tensor
 
-from .losses import logit_regression_loss
+from .losses import _check_logits, _check_pair, logit_regression_loss
 from .noise import check_noise_args, draw_noise
 
 # %% ../nbs/02_noise_is_a_regularizer.ipynb #20047efb
-def _check_logits(t, name) -> None:
-    "Raise ValueError unless `t` is a 2-D floating-point tensor (batch, classes)."
-    if not isinstance(t, Tensor) or t.ndim != 2 or not t.is_floating_point():
-        got = (tuple(t.shape), t.dtype) if isinstance(t, Tensor) else type(t).__name__
-        raise ValueError(f"{name} must be a 2-D floating-point tensor (batch, classes), got {got}")
-
-
-def _check_pair(student_logits, teacher_logits) -> None:
-    "Raise ValueError unless both are 2-D floating-point tensors (batch, classes) of one shape."
-    _check_logits(student_logits, "student_logits")
-    _check_logits(teacher_logits, "teacher_logits")
-    if student_logits.shape != teacher_logits.shape:
-        raise ValueError(f"student_logits {tuple(student_logits.shape)} and teacher_logits "
-                         f"{tuple(teacher_logits.shape)} must have the same shape (batch, classes)")
-
-
 def _check_chosen(chosen, shape, name="chosen") -> Tensor:
     "Raise ValueError unless `chosen` is a bool tensor of `shape`."
     if not isinstance(chosen, Tensor) or chosen.dtype != torch.bool or tuple(chosen.shape) != tuple(shape):
