@@ -77,6 +77,8 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--seeds", type=_positive_int, required=True, metavar="N", help="number of seeds (0..N-1)")
     r.add_argument("--data-root", type=Path, default=None, metavar="DIR",
                    help="folder holding the data set (default: $NOISY_TEACHERS_DATA, else the per-user cache)")
+    r.add_argument("--download", action="store_true",
+                   help="if the data set is not in the data root, download it there with torchvision (needs internet)")
     size = r.add_mutually_exclusive_group()
     size.add_argument("--quick", action="store_true", help="a few epochs on a subset: the protocol in minutes")
     size.add_argument("--tiny", action="store_true", help="seconds: for tests")
@@ -97,6 +99,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="fractions of samples perturbed, in [0, 1] (default: the paper's alpha)")
     s.add_argument("--seeds", type=_positive_int, required=True, metavar="N", help="number of seeds (0..N-1)")
     s.add_argument("--data-root", type=Path, default=None, metavar="DIR", help="folder holding the data set")
+    s.add_argument("--download", action="store_true", help="download a missing data set with torchvision (needs internet)")
     size = s.add_mutually_exclusive_group()
     size.add_argument("--quick", action="store_true", help="fewer epochs, a 5,000-image training set")
     size.add_argument("--tiny", action="store_true", help="seconds: for tests")
@@ -181,13 +184,13 @@ def _run(args, parser) -> int:
             if bad: parser.error(f"argument --arms: unknown arm or group {bad[0]!r} (choose from the groups "
                                  f"{', '.join(groups)} or the arms {', '.join(names)})")
         records = run_benchmark(config, args.seeds, data_root=args.data_root, out_dir=args.out, device=args.device,
-                                progress=args.progress, arms=args.arms)
+                                progress=args.progress, arms=args.arms, download=args.download)
         length = f"{config.teacher_train.epochs} teacher / {config.l2_train.epochs} student epochs"
         print(_report(args.out, records, f"{config.label}: {args.seeds} seed(s), {length}"))
     else:
         alphas = args.alphas if args.alphas is not None else [config.alpha]
         records = noise_benefit_study(config, args.sizes, args.sigmas, alphas, args.seeds, data_root=args.data_root,
-                                      out_dir=args.out, device=args.device, progress=args.progress)
+                                      out_dir=args.out, device=args.device, progress=args.progress, download=args.download)
         print(_study_report(args.out, records))
     print(f"done in {time.perf_counter() - t0:.0f} s; results in {args.out}")
     return 0
@@ -205,7 +208,9 @@ def main(argv=None) -> int:
     try:
         return _run(args, parser)
     except DataNotFoundError as e:
-        print(f"noisy-teachers: error: {e}", file=sys.stderr)
+        hint = "" if getattr(args, "download", True) else \
+            "\nFrom the command line: add --download to fetch it into --data-root (on a machine that is online)."
+        print(f"noisy-teachers: error: {e}{hint}", file=sys.stderr)
         return 2
     except ValueError as e:
         print(f"noisy-teachers: error: {e}", file=sys.stderr)

@@ -349,11 +349,12 @@ def _bar(total, desc, progress):
 
 class _Session:
     "What one runner call shares: the data (loaded when first needed), teachers, file locations, the results file."
-    def __init__(self, config, data_root, out_dir, device, progress, results_name):
+    def __init__(self, config, data_root, out_dir, device, progress, results_name, download=False):
         if not isinstance(progress, bool): raise ValueError(f"progress must be True or False, got {progress!r}")
+        if not isinstance(download, bool): raise ValueError(f"download must be True or False, got {download!r}")
         if isinstance(out_dir, bool) or not isinstance(out_dir, (str, os.PathLike)):
             raise ValueError(f"out_dir must be a folder path, got {out_dir!r}")
-        self.c, self.root, self.progress = config, data_root, progress
+        self.c, self.root, self.progress, self.download = config, data_root, progress, download
         self.device = get_device(device)
         self.out = Path(out_dir)
         self.out.mkdir(parents=True, exist_ok=True)
@@ -375,7 +376,7 @@ class _Session:
         "(the teacher's training set, the test set), on the device."
         if self._data is None:
             c = self.c
-            train, test = load_dataset(c.name, root=self.root)
+            train, test = load_dataset(c.name, root=self.root, download=self.download)
             if c.train_size is not None and c.train_size < len(train): train = subset(train, c.train_size, seed=0)
             if c.test_size is not None and c.test_size < len(test): test = subset(test, c.test_size, seed=0)
             self._data = (train.to(self.device), test.to(self.device))
@@ -454,18 +455,19 @@ class _Session:
 
 # %% ../nbs/06_experiments.ipynb #ae3c267e
 def run_benchmark(config: BenchmarkConfig, seeds, data_root=None, out_dir="runs", device=None, progress=True,
-                  arms=None) -> list:
+                  arms=None, download: bool = False) -> list:
     """Run the protocol of `config` for `seeds` (an int n = seeds 0..n-1, or a list of seeds) and return this
     configuration's records of those seeds. Per seed: the teacher (trained, or loaded from `out_dir/checkpoints`),
     the student alone ("hard") and the teacher check (`teacher_gap_ok`, its verdict in every record), the teacher's
     logits (cached in `out_dir/cache`), then every arm of `arm_specs(config)` or those `select_arms` keeps for
     `arms`. Each finished arm is appended at once to `out_dir/results.jsonl`; a rerun skips what is there, an
-    interrupted arm resumes from its checkpoint. `data_root` goes to `data.load_dataset`; `device` to
+    interrupted arm resumes from its checkpoint. `data_root` and `download` (fetch a missing data set with
+    torchvision's downloaders, into `data_root`) go to `data.load_dataset`; `device` to
     `training.get_device` (None: CUDA, then MPS, then CPU)."""
     if not isinstance(config, BenchmarkConfig):
         raise ValueError(f"config must be a BenchmarkConfig, got {type(config).__name__}")
     seeds, specs = _check_seeds(seeds), select_arms(arm_specs(config), arms)
-    S = _Session(config, data_root, out_dir, device, progress, "results.jsonl")
+    S = _Session(config, data_root, out_dir, device, progress, "results.jsonl", download)
     ensemble = any(s.targets == "teachers" for s in specs)
     teachers = ["teacher"] + ([f"teacher_{k + 1}" for k in range(1, config.n_teachers)] if ensemble else [])
     wanted = teachers + [s.name for s in specs]
@@ -705,13 +707,13 @@ def _sizes(xs) -> list:
 
 
 def noise_benefit_study(config: BenchmarkConfig, sizes, sigmas, alphas, seeds, data_root=None, out_dir="runs/study",
-                        device=None, progress=True, max_epoch_factor: int = 10) -> list:
+                        device=None, progress=True, max_epoch_factor: int = 10, download: bool = False) -> list:
     """Transfer-set size × σ × α × seeds: for each seed, size n in `sizes` (a stratified `data.subset` of the
     configuration's training set, drawn with the seed; sizes above it are capped), σ in `sigmas` and α in `alphas`,
     train the L2-family student on the noisy teacher; σ = 0 (`l2`) always runs, as the paired baseline. One teacher
     per seed, trained on the whole training set (shared with `run_benchmark` in the same `out_dir`). Size n trains
     for ceil(epochs · N/n) epochs, at most `max_epoch_factor` · epochs. Records go to `out_dir/study.jsonl`; a
-    rerun skips finished ones. Returns this configuration's study records of `seeds`."""
+    rerun skips finished ones. `download`: as in `run_benchmark`. Returns this configuration's study records of `seeds`."""
     if not isinstance(config, BenchmarkConfig):
         raise ValueError(f"config must be a BenchmarkConfig, got {type(config).__name__}")
     sizes = _sizes(sizes)
@@ -719,7 +721,7 @@ def noise_benefit_study(config: BenchmarkConfig, sizes, sigmas, alphas, seeds, d
     alphas = _numbers(alphas, "alphas", lambda a: check_noise_args(0.0, a)[1])
     if not sigmas or not alphas: raise ValueError("sigmas and alphas must each hold at least one value")
     max_epoch_factor, seeds = _int(max_epoch_factor, "max_epoch_factor", 1), _check_seeds(seeds)
-    S = _Session(config, data_root, out_dir, device, progress, "study.jsonl")
+    S = _Session(config, data_root, out_dir, device, progress, "study.jsonl", download)
     specs = [ArmSpec("l2", ("study",), Arm("l2"), config.student, "teacher", "l2")]
     specs += [ArmSpec(noisy_arm_name(s, a), ("study",), Arm("noisy", sigma=s, alpha=a, mu=config.mu), config.student,
                       "teacher", "l2") for s in sigmas if s > 0 for a in alphas if a > 0]
