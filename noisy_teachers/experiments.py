@@ -4,9 +4,10 @@
 
 # %% auto #0
 __all__ = ['BENCHMARKS', 'VARIANTS', 'BenchmarkConfig', 'get_config', 'ArmSpec', 'noisy_arm_name', 'arm_specs', 'select_arms',
-           'append_record', 'load_records', 'library_versions', 'TeacherGapWarning', 'teacher_gap_ok', 'run_benchmark',
-           'summarize', 'paired_gain', 'comparisons', 'format_table', 'format_comparisons', 'plot_sigma', 'plot_alpha',
-           'plot_curves', 'noise_benefit_study', 'study_gains', 'format_study', 'plot_study']
+           'teacher_names', 'append_record', 'load_records', 'library_versions', 'TeacherGapWarning', 'teacher_gap_ok',
+           'run_benchmark', 'summarize', 'paired_gain', 'comparisons', 'format_table', 'format_comparisons',
+           'plot_sigma', 'plot_alpha', 'plot_curves', 'noise_benefit_study', 'study_gains', 'format_study',
+           'plot_study']
 
 # %% ../nbs/06_experiments.ipynb #70c5d6c7
 import hashlib
@@ -268,6 +269,13 @@ def select_arms(specs, arms=None) -> list:
     want = set(arms) | {"hard"}
     return [s for s in specs if s.name in want or want & set(s.groups)]
 
+
+def teacher_names(config: BenchmarkConfig, specs) -> list:
+    """The teachers a run of the arms `specs` trains per seed: "teacher", plus teacher_2 … teacher_n if an arm learns
+    from several."""
+    several = any(s.targets == "teachers" for s in specs)
+    return ["teacher"] + ([f"teacher_{k}" for k in range(2, config.n_teachers + 1)] if several else [])
+
 # %% ../nbs/06_experiments.ipynb #02eef2e8
 def append_record(path, record: dict) -> None:
     """Append `record` as one JSON line to `path`, atomically: old content + new line are written to a temporary
@@ -472,8 +480,8 @@ def run_benchmark(config: BenchmarkConfig, seeds, data_root=None, out_dir="runs"
         raise ValueError(f"config must be a BenchmarkConfig, got {type(config).__name__}")
     seeds, specs = _check_seeds(seeds), select_arms(arm_specs(config), arms)
     S = _Session(config, data_root, out_dir, device, progress, "results.jsonl", download)
-    ensemble = any(s.targets == "teachers" for s in specs)
-    teachers = ["teacher"] + ([f"teacher_{k + 1}" for k in range(1, config.n_teachers)] if ensemble else [])
+    teachers = teacher_names(config, specs)
+    ensemble = len(teachers) > 1
     wanted = teachers + [s.name for s in specs]
     todo = {seed: [a for a in wanted if not S.has(seed, a)] for seed in seeds}
     bar = _bar(sum(len(v) for v in todo.values()), f"{config.label}: teachers and arms", progress)
