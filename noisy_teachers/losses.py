@@ -14,18 +14,22 @@ from torch import Tensor
 
 # %% ../nbs/00_logit_regression.ipynb #86b9fa37
 def _check_logits(logits, name: str = "logits") -> Tensor:
-    "Raise ValueError unless `logits` is a 2-D floating-point tensor (batch, classes); return it."
+    "Raise ValueError unless `logits` is a 2-D floating-point tensor (batch ≥ 1, classes) of finite values; return it."
     if not isinstance(logits, Tensor):
         raise ValueError(f"{name} must be a torch.Tensor of shape (batch, classes), got {type(logits).__name__}")
     if logits.ndim != 2:
         raise ValueError(f"{name} must be 2-D (batch, classes), got shape {tuple(logits.shape)}")
     if not logits.is_floating_point():
         raise ValueError(f"{name} must have a floating-point dtype, got {logits.dtype}")
+    if logits.shape[0] < 1:
+        raise ValueError(f"{name} must hold at least 1 sample (batch ≥ 1), got shape {tuple(logits.shape)}")
+    if not bool(torch.isfinite(logits).all()):   # one reduction; a nan or inf would poison the loss silently
+        raise ValueError(f"{name} must be finite (holds nan or inf)")
     return logits
 
 
 def _check_pair(student_logits, teacher_logits) -> None:
-    "Raise ValueError unless both are 2-D floating-point tensors of one shape (batch, classes)."
+    "Raise ValueError unless both are finite 2-D floating-point tensors of one shape (batch ≥ 1, classes)."
     _check_logits(student_logits, "student_logits")
     _check_logits(teacher_logits, "teacher_logits")
     if student_logits.shape != teacher_logits.shape:
@@ -85,6 +89,7 @@ def hard_label_loss(student_logits: Tensor, labels: Tensor) -> Tensor:
         raise ValueError("student_logits must be a 2-D floating-point tensor (batch, classes), got "
                          + (f"shape {tuple(student_logits.shape)}, dtype {student_logits.dtype}"
                             if isinstance(student_logits, Tensor) else type(student_logits).__name__))
+    _check_logits(student_logits, "student_logits")          # finite, at least 1 sample
     T, n = student_logits.shape
     if not isinstance(labels, Tensor) or labels.shape != (T,) or labels.is_floating_point() or labels.dtype == torch.bool:
         raise ValueError(f"labels must be an integer tensor of shape ({T},) matching student_logits, got "
