@@ -4,20 +4,25 @@
 
 # %% auto #0
 __all__ = ['DATA_ENV', 'CIFAR10_CLASSES', 'FASHION_MNIST_CLASSES', 'DIGIT_CLASSES', 'DATASETS', 'user_cache_dir', 'data_root',
-           'channel_stats', 'ImageData', 'DataFormatError', 'DataNotFoundError', 'read_idx', 'decode_images',
-           'save_atomic', 'load_dataset', 'batches', 'augment', 'expand_by_augmentation', 'subset', 'show_images']
+           'channel_stats', 'ImageData', 'DataFormatError', 'CorruptDataError', 'DataNotFoundError', 'read_idx',
+           'decode_images', 'save_atomic', 'sweep_stale_temporaries', 'load_dataset', 'batches', 'augment',
+           'expand_by_augmentation', 'subset', 'show_images']
 
 # %% ../nbs/03_data.ipynb #dd6b806d
 import gzip
 import hashlib
+import lzma
 import math
 import os
 import pickle
+import re
 import shutil
 import struct
 import tarfile
 import tempfile
+import time
 import warnings
+import zlib
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -121,6 +126,12 @@ class ImageData:
 class DataFormatError(ValueError):
     "A data file exists but is not in the format it should be."
 
+class CorruptDataError(DataFormatError):
+    "A data file is damaged (empty, cut short, not what its name says); the message names the file and the fix."
+    def __init__(self, path, problem: str):
+        self.path = Path(path)
+        super().__init__(f"{path} {problem}: delete or replace it, or remove the data folder and download again")
+
 class DataNotFoundError(FileNotFoundError):
     "No files for a data set were found (and none downloaded); the message names the folders searched and the files to put there."
     def __init__(self, message, name=None, searched=(), files=()):
@@ -136,17 +147,18 @@ def read_idx(path) -> Tensor:
     raw = path.read_bytes()
     if raw[:2] == b"\x1f\x8b":
         try: raw = gzip.decompress(raw)
-        except (OSError, EOFError) as e: raise DataFormatError(f"{path}: corrupt gzip data ({e})") from e
+        except (OSError, EOFError, zlib.error) as e: raise CorruptDataError(path, f"is not readable gzip data ({e})") from e
     if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] not in _IDX_TYPES or raw[3] == 0:
-        raise DataFormatError(f"{path}: not an IDX file (magic number must be 00 00 <type 08/09/0B/0C/0D/0E> <ndim ≥ 1>, "
-                              f"got {raw[:4].hex(' ')})")
+        raise CorruptDataError(path, f"is not an IDX file (magic number must be 00 00 <type 08/09/0B/0C/0D/0E> <ndim ≥ 1>, "
+                                     f"got {raw[:4].hex(' ') or 'nothing'}; {len(raw)} bytes)")
     ndim, dt = raw[3], np.dtype(_IDX_TYPES[raw[2]])
     head = 4 + 4 * ndim
-    if len(raw) < head: raise DataFormatError(f"{path}: IDX header cut short ({len(raw)} bytes, need {head})")
+    if len(raw) < head: raise CorruptDataError(path, f"has its IDX header cut short ({len(raw)} bytes, need {head})")
     dims = struct.unpack(f">{ndim}I", raw[4:head])
     want = head + math.prod(dims) * dt.itemsize
     if len(raw) != want:
-        raise DataFormatError(f"{path}: IDX header promises shape {dims} of {dt.name} ({want} bytes), the file has {len(raw)} bytes")
+        raise CorruptDataError(path, f"is cut short or padded: its IDX header promises shape {dims} of {dt.name} ({want} bytes), "
+                                     f"the file has {len(raw)} bytes")
     arr = np.frombuffer(raw, dtype=dt, offset=head).reshape(dims)
     return torch.from_numpy(arr.astype(dt.newbyteorder("="), copy=True))
 
@@ -180,8 +192,13 @@ def _load_idx(files: dict, n_classes: int) -> dict:
         out[f"{split}_images"], out[f"{split}_labels"] = x[:, None].contiguous(), y.long()
     return out
 
+def _unpickle(path: Path):
+    try:
+        with open(path, "rb") as f: return pickle.load(f, encoding="bytes")
+    except Exception as e: raise CorruptDataError(path, f"is not a readable CIFAR-10 python batch ({type(e).__name__}: {e})") from e
+
 def _unpickle_cifar(path: Path) -> tuple[Tensor, Tensor]:
-    with open(path, "rb") as f: d = pickle.load(f, encoding="bytes")
+    d = _unpickle(path)
     try: data, labels = np.asarray(d[b"data"], dtype=np.uint8), np.asarray(d[b"labels"], dtype=np.int64)
     except (KeyError, TypeError) as e: raise DataFormatError(f"{path}: expected a dict with b'data' and b'labels'") from e
     if data.ndim != 2 or data.shape[1] != 3072 or labels.shape != (len(data),) or (len(labels) and not (0 <= labels.min() and labels.max() < 10)):
@@ -191,30 +208,48 @@ def _unpickle_cifar(path: Path) -> tuple[Tensor, Tensor]:
 def _load_cifar_batches(folder: Path) -> dict:
     parts = [_unpickle_cifar(folder / f"data_batch_{i}") for i in range(1, 6)]
     test = _unpickle_cifar(folder / "test_batch")
-    with open(folder / "batches.meta", "rb") as f: meta = pickle.load(f, encoding="bytes")
-    names = [n.decode() if isinstance(n, bytes) else str(n) for n in meta.get(b"label_names", [])]
+    meta = _unpickle(folder / "batches.meta")
+    names = [n.decode() if isinstance(n, bytes) else str(n) for n in (meta.get(b"label_names", []) if isinstance(meta, dict) else [])]
     if names != CIFAR10_CLASSES: raise DataFormatError(f"{folder / 'batches.meta'}: label_names {names} are not CIFAR-10's {CIFAR10_CLASSES}")
     return dict(train_images=torch.cat([p[0] for p in parts]), train_labels=torch.cat([p[1] for p in parts]),
                 test_images=test[0], test_labels=test[1])
 
 def _tree_files(folder: Path, split: str) -> tuple[list, list]:
-    "Sorted class names and [(path, label)] of an image-folder split `folder/split/<class>/*`."
+    """Sorted class names and [(path, label)] of an image-folder split `folder/split/<class>/*`. Image names that are
+    not regular files (a named pipe, a socket, a folder, a broken link) are skipped with a warning, never opened."""
     d = folder / split
     classes = sorted(p.name for p in d.iterdir() if p.is_dir())
     items = [(p, i) for i, c in enumerate(classes) for p in sorted((d / c).iterdir()) if p.suffix.lower() in _IMAGE_EXTS]
-    return classes, items
+    for p, _ in items:
+        if not p.is_file(): warnings.warn(f"skipping {p}: not a regular file (a pipe, socket, folder or broken link)")
+    return classes, [(p, i) for p, i in items if p.is_file()]
+
+def _image_bytes(p) -> Tensor:
+    b = Path(p).read_bytes()
+    if not b: raise CorruptDataError(p, f"is not a readable {_image_kind(p)} image (0 bytes)")
+    return torch.frombuffer(bytearray(b), dtype=torch.uint8)
+
+def _image_kind(p) -> str: return "PNG" if Path(p).suffix.lower() == ".png" else "JPEG"
+
+def _decode_one(p, b: Tensor) -> Tensor:
+    "One image, or a CorruptDataError naming its file."
+    from torchvision.io import ImageReadMode, decode_image
+    try: return decode_image(b, mode=ImageReadMode.RGB)
+    except RuntimeError as e: raise CorruptDataError(p, f"is not a readable {_image_kind(p)} image ({len(b)} bytes)") from e
 
 def decode_images(paths, chunk: int = 4096) -> Tensor:
-    "Decode image files (JPEG in batches with `torchvision.io.decode_jpeg`; PNG with `decode_image`) as RGB into one uint8 (N, 3, H, W) tensor."
+    "Decode image files (JPEG in batches with `torchvision.io.decode_jpeg`; PNG with `decode_image`) as RGB into one uint8 (N, 3, H, W) tensor; a damaged file raises `CorruptDataError` naming it."
     from torchvision.io import ImageReadMode, decode_image, decode_jpeg
     out = []
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)   # torchvision 0.29 deprecates its decoders in favour of torchcodec
         for i in range(0, len(paths), chunk):
             ps = paths[i:i + chunk]
-            data = [torch.frombuffer(bytearray(Path(p).read_bytes()), dtype=torch.uint8) for p in ps]
-            if all(Path(p).suffix.lower() in (".jpg", ".jpeg") for p in ps): imgs = decode_jpeg(data, mode=ImageReadMode.RGB)
-            else: imgs = [decode_image(b, mode=ImageReadMode.RGB) for b in data]
+            data = [_image_bytes(p) for p in ps]
+            try:
+                if all(Path(p).suffix.lower() in (".jpg", ".jpeg") for p in ps): imgs = decode_jpeg(data, mode=ImageReadMode.RGB)
+                else: imgs = [decode_image(b, mode=ImageReadMode.RGB) for b in data]
+            except RuntimeError: imgs = [_decode_one(p, b) for p, b in zip(ps, data)]   # one by one, to name the broken file
             shapes = {tuple(im.shape) for im in imgs}
             if len(shapes) != 1: raise DataFormatError(f"images of different sizes {sorted(shapes)} among {ps[0]} ...")
             out.append(torch.stack(imgs))
@@ -236,7 +271,8 @@ def _load_svhn(folder: Path) -> dict:
     except ImportError as e: raise ImportError("reading SVHN's .mat files needs scipy: pip install scipy") from e
     out = {}
     for split, fname in _SVHN_FILES.items():
-        m = loadmat(folder / fname)
+        try: m = loadmat(folder / fname)
+        except Exception as e: raise CorruptDataError(folder / fname, f"is not a readable MATLAB file ({type(e).__name__}: {e})") from e
         X, y = m.get("X"), m.get("y")
         if X is None or y is None or X.dtype != np.uint8 or X.ndim != 4 or X.shape[:3] != (32, 32, 3) or y.size != X.shape[3]:
             raise DataFormatError(f"{folder / fname}: expected X uint8 (32, 32, 3, N) and y (N, 1), got "
@@ -255,7 +291,7 @@ _SUBDIRS = {"mnist": ["MNIST/raw", "mnist", "MNIST"],
             "svhn": ["svhn", "SVHN"], "cifar10": ["cifar10", "cifar-10", "CIFAR10", "cifar10-jpeg"]}
 _SYSTEM_DIRS = {"fashion-mnist": [Path("/usr/share/datasets/fashion-mnist")]}
 _TARBALL_GLOBS = ("cifar*.tar.xz", "cifar*.tar.gz", "cifar*.tgz", "cifar*.tar")
-_CACHE_VERSION = 1
+_CACHE_VERSION = 2
 
 def _canonical(name) -> str:
     key = str(name).strip().lower() if isinstance(name, str) else None
@@ -263,21 +299,18 @@ def _canonical(name) -> str:
     if key not in DATASETS: raise ValueError(f"name must be one of {', '.join(DATASETS)}; got {name!r}")
     return key
 
-def _fingerprint(paths) -> str:
-    "Key of a source: resolved paths, sizes and mtimes of its files."
-    h = hashlib.sha1(f"v{_CACHE_VERSION}".encode())
-    for p in paths:
-        st = Path(p).stat()
-        h.update(f"|{Path(p).resolve()}|{st.st_size}|{st.st_mtime_ns}".encode())
+def _fingerprint(paths, base: Path | None = None) -> str:
+    "Key of a source from its CONTENT: sha256 over each file's name (relative to `base`, else its own), size and bytes (read in 1 MiB chunks)."
+    h = hashlib.sha256(f"v{_CACHE_VERSION}".encode())
+    for p in map(Path, paths):
+        with open(p, "rb") as f:
+            h.update(f"|{p.relative_to(base) if base else p.name}|{os.fstat(f.fileno()).st_size}|".encode())
+            while chunk := f.read(1 << 20): h.update(chunk)
     return h.hexdigest()[:16]
 
 def _tree_fingerprint(folder: Path) -> str:
-    "Key of an image tree: the class folders and, for each, its number of files and mtime (cheap: no per-image stat)."
-    parts = []
-    for split in ("train", "test"):
-        for c in sorted(p for p in (folder / split).iterdir() if p.is_dir()):
-            parts.append(f"{c.resolve()}:{sum(1 for _ in os.scandir(c))}:{c.stat().st_mtime_ns}")
-    return hashlib.sha1(f"v{_CACHE_VERSION}|tree|{'|'.join(parts)}".encode()).hexdigest()[:16]
+    "Key of an image tree: every image's path under `folder` (so its class) and bytes."
+    return _fingerprint([p for split in ("train", "test") for p, _ in _tree_files(folder, split)[1]], base=folder)
 
 def _writable(d: Path) -> bool:
     "May we write here? The folder exists (or can be made), is writable, and is not marked read-only (no w bit: even for root)."
@@ -298,11 +331,13 @@ def _umask_mode(mode: int) -> int:
     return mode & ~u
 
 def save_atomic(obj, path) -> Path:
-    """`torch.save(obj)` to a temporary file beside `path`, then `os.replace`: a reader (or a crash) never sees a
-    half-written file. Creates the parent folder; returns `path`. Used for caches, checkpoints and teacher logits."""
+    """`torch.save(obj)` to a temporary file `.<name>.<pid>.<random>.tmp` beside `path`, then `os.replace`: a reader (or a
+    crash) never sees a half-written file. Creates the parent folder and first sweeps its stale temporaries
+    (`sweep_stale_temporaries`); returns `path`. Used for caches, checkpoints and teacher logits."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    sweep_stale_temporaries(path.parent)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.{os.getpid()}.", suffix=".tmp")
     os.close(fd)
     try:
         torch.save(obj, tmp)
@@ -313,16 +348,20 @@ def save_atomic(obj, path) -> Path:
     return path
 
 def _extract_once(tarball: Path, base: Path) -> Path:
-    "Unpack `tarball` into `<cache>/<stem>-<key>/` once: into a temporary folder, then renamed into place."
+    "Unpack `tarball` into `<cache>/<stem>-<key>/` once: into a temporary folder, renamed into place only when complete."
     key = _fingerprint([tarball])
     stem = tarball.name.split(".tar")[0].removesuffix(".tgz")
     for d in _cache_dirs(base):
         if (d / f"{stem}-{key}").is_dir(): return d / f"{stem}-{key}"
     d = next((d for d in _cache_dirs(base) if _writable(d)), None)
     if d is None: raise PermissionError(f"no writable folder to unpack {tarball} into (tried {[str(d) for d in _cache_dirs(base)]})")
-    dest, tmp = d / f"{stem}-{key}", Path(tempfile.mkdtemp(dir=d, prefix=f".{stem}-", suffix=".tmp"))
+    sweep_stale_temporaries(d)
+    dest, tmp = d / f"{stem}-{key}", Path(tempfile.mkdtemp(dir=d, prefix=f".{stem}-{key}.{os.getpid()}.", suffix=".tmp"))
     try:
-        with tarfile.open(tarball) as tf: tf.extractall(tmp, filter="data")
+        try:
+            with tarfile.open(tarball) as tf: tf.extractall(tmp, filter="data")
+        except (tarfile.TarError, EOFError, lzma.LZMAError, zlib.error, gzip.BadGzipFile) as e:
+            raise CorruptDataError(tarball, f"is not a complete, readable tar archive ({type(e).__name__}: {e})") from e
         os.chmod(tmp, _umask_mode(0o777))
         try: os.replace(tmp, dest)
         except OSError:
@@ -331,6 +370,34 @@ def _extract_once(tarball: Path, base: Path) -> Path:
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True); raise
     return dest
+
+# %% ../nbs/03_data.ipynb #b72d3e02
+_TEMPORARY = re.compile(r"\..+?[.-](?:(\d+)\.)?[a-z0-9_]{8}\.tmp")   # .<name>.<pid>.<random>.tmp (older ones: no pid)
+
+def _alive(pid: int) -> bool:
+    if os.name == "nt": return True                   # os.kill would terminate it: leave it to the age rule
+    try: os.kill(pid, 0)
+    except ProcessLookupError: return False
+    except (PermissionError, OverflowError): pass     # another user's process (or no pid at all): assume alive
+    return True
+
+def sweep_stale_temporaries(folder, recursive: bool = False, max_age_s: float = 3600.0) -> list[Path]:
+    """Remove the temporaries `save_atomic` and the tarball unpacker leave when killed: entries of `folder` (and of its
+    sub-folders when `recursive`) named `.<name>.<pid>.<random>.tmp` whose writer process no longer exists, or older
+    than `max_age_s` seconds. Returns the removed paths. Other files are never touched."""
+    folder = Path(folder)
+    if not folder.is_dir(): raise ValueError(f"folder must be an existing folder, got {str(folder)!r}")
+    removed, now = [], time.time()
+    for p in sorted(folder.rglob(".*.tmp") if recursive else folder.glob(".*.tmp")):
+        m = _TEMPORARY.fullmatch(p.name)
+        if not m or any(q in removed for q in p.parents): continue
+        try:
+            if (m[1] and not _alive(int(m[1]))) or now - p.lstat().st_mtime > max_age_s:
+                if p.is_dir() and not p.is_symlink(): shutil.rmtree(p)
+                else: p.unlink()
+                removed.append(p)
+        except OSError: pass                             # gone already, or not ours to remove
+    return removed
 
 # %% ../nbs/03_data.ipynb #ee7d02d2
 def _search_dirs(key: str, R: Path, explicit: bool) -> list:
@@ -350,7 +417,7 @@ def _locate(key: str, R: Path, explicit: bool):
     "The first complete source for data set `key`: (kind, location), or None; plus the folders searched and notes on partial finds."
     searched, notes = _search_dirs(key, R, explicit), []
     if R.is_file():
-        if key == "cifar10" and tarfile.is_tarfile(R): return ("tarball", R), [R], notes
+        if key == "cifar10" and (any(R.match(g) for g in _TARBALL_GLOBS) or tarfile.is_tarfile(R)): return ("tarball", R), [R], notes
         raise ValueError(f"root must be a folder (or, for cifar10, a tarball), got the file {R}")
     if key in ("mnist", "fashion-mnist"):
         for d in searched:
@@ -409,6 +476,29 @@ def _download(key: str, R: Path, searched, notes):
     except Exception as e:
         raise _not_found(key, searched, notes, f"download=True failed: {type(e).__name__}: {e}") from e
 
+# %% ../nbs/03_data.ipynb #e05b6105
+_CACHE_FORMAT = 2
+_CACHE_KEYS = ("train_images", "train_labels", "test_images", "test_labels", "mean", "std")
+
+def _tensors_sha256(splits: dict) -> str:
+    "sha256 over the name, dtype, shape and bytes of each tensor `_CACHE_KEYS` of a cache, in that order."
+    h = hashlib.sha256()
+    for k in _CACHE_KEYS:
+        t = splits[k].detach().cpu().contiguous()
+        h.update(f"|{k}|{t.dtype}|{tuple(t.shape)}|".encode())
+        h.update(t.reshape(-1).view(torch.uint8).numpy())
+    return h.hexdigest()
+
+def _cache_problem(obj) -> str | None:
+    "What is wrong with a loaded cache, or None when it is a dict of the current format whose tensors match their sha256."
+    if not isinstance(obj, dict): return f"a {type(obj).__name__}, not a dict"
+    if obj.get("format") != _CACHE_FORMAT: return f"format {obj.get('format')!r}, expected {_CACHE_FORMAT}"
+    missing = [k for k in (*_CACHE_KEYS, "sha256") if k not in obj]
+    if missing: return f"no {', '.join(missing)}"
+    if not all(isinstance(obj[k], Tensor) for k in _CACHE_KEYS): return "an entry that is not a tensor"
+    if _tensors_sha256(obj) != obj["sha256"]: return "its tensors do not match their sha256"
+    return None
+
 # %% ../nbs/03_data.ipynb #3c786ea1
 def _load_source(kind: str, where, base: Path) -> dict:
     if kind == "idx": return _load_idx(where, 10)
@@ -425,14 +515,17 @@ def _source_key(kind: str, where) -> str:
     return _fingerprint([where])
 
 def _load_cached(key: str, kind: str, where, base: Path) -> dict:
-    "The decoded splits (+ training statistics) of a source, from `<cache>/<name>-<key>.pt` when it is there."
+    "The decoded splits (+ training statistics) of a source, from `<cache>/<name>-<key>.pt` when it is there and intact."
     fname = f"{key}-{_source_key(kind, where)}.pt"
     for d in _cache_dirs(base):
         if (d / fname).is_file():
-            try: return torch.load(d / fname, weights_only=True)
-            except Exception as e: warnings.warn(f"ignoring unreadable cache {d / fname} ({type(e).__name__}); decoding again")
+            try: splits = torch.load(d / fname, weights_only=True); problem = _cache_problem(splits)
+            except Exception as e: problem = f"unreadable: {type(e).__name__}"
+            if problem is None: return splits
+            warnings.warn(f"{d / fname} is corrupt ({problem}); rebuilding it")
     splits = _load_source(kind, where, base)
     splits["mean"], splits["std"] = channel_stats(splits["train_images"])
+    splits["format"], splits["sha256"] = _CACHE_FORMAT, _tensors_sha256(splits)
     d = next((d for d in _cache_dirs(base) if _writable(d)), None)
     if d is None: warnings.warn(f"no writable folder for the cache {fname}; the next load decodes again")
     else: save_atomic(splits, d / fname)
