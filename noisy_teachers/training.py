@@ -4,21 +4,25 @@
 
 # %% auto #0
 __all__ = ['SCHEDULES', 'ARM_KINDS', 'get_device', 'lr_factor', 'TrainConfig', 'Arm', 'arm_loss', 'evaluate', 'History',
-           'plot_histories', 'fingerprint', 'teacher_logits', 'train_teacher', 'distil']
+           'plot_histories', 'state_sha256', 'fingerprint', 'teacher_logits', 'train_teacher', 'distil', 'distil_many']
 
 # %% ../nbs/05_training.ipynb #169ed61f
+import contextlib
+import copy
 import dataclasses
 import hashlib
 import math
 import os
 import time
 import warnings
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+from torch.func import functional_call, stack_module_state, vmap
 from tqdm.auto import tqdm
 
 from .data import ImageData, augment, batches, save_atomic
@@ -26,27 +30,34 @@ from .losses import logit_regression_loss, soft_target_loss
 from .noise import check_noise_args, perturb_logits
 
 # %% ../nbs/05_training.ipynb #659542f9
+def _bad(name, rule, value): return ValueError(f"{name} must be {rule}, got {value!r}")
+
+_DEVICE_RULE = "None, 'auto', 'cpu', 'cuda', 'cuda:<i>' (i < the number of GPUs) or 'mps'"
+
 def get_device(device=None) -> torch.device:
     """The device to train on: `device` if given (a `torch.device` or a string such as 'cpu', 'cuda:0', 'mps');
-    None or 'auto' picks CUDA if available, then MPS, then the CPU."""
+    None or 'auto' picks CUDA if available, then MPS, then the CPU. A device this machine cannot train on (CUDA
+    without a GPU, a GPU index past the last one, 'tpu', 'meta', ...) is a ValueError naming `device`."""
     if device is None or (isinstance(device, str) and device == "auto"):
         if torch.cuda.is_available(): return torch.device("cuda")
         mps = getattr(torch.backends, "mps", None)
         if mps is not None and mps.is_available(): return torch.device("mps")
         return torch.device("cpu")
     try: dev = torch.device(device)
-    except (RuntimeError, TypeError, ValueError) as e:
-        raise ValueError(f"device must be None, 'auto', 'cpu', 'cuda', 'cuda:<i>' or 'mps', got {device!r}") from e
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"device={device!r} asks for CUDA, but torch.cuda.is_available() is False; use None or 'cpu'")
+    except (RuntimeError, TypeError, ValueError) as e: raise _bad("device", _DEVICE_RULE, device) from e
+    if dev.type not in ("cpu", "cuda", "mps"): raise _bad("device", _DEVICE_RULE, device)
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ValueError(f"device={device!r} asks for CUDA, but torch.cuda.is_available() is False; use None or 'cpu'")
+        if dev.index is not None and dev.index >= torch.cuda.device_count():
+            raise ValueError(f"device={device!r} names GPU {dev.index}, but this machine has {torch.cuda.device_count()} "
+                             f"(device must be {_DEVICE_RULE})")
     if dev.type == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
         raise ValueError(f"device={device!r} asks for Apple's MPS, which is not available here; use None or 'cpu'")
     return dev
 
 # %% ../nbs/05_training.ipynb #c4673406
 SCHEDULES = ("cosine", "step", "constant")
-
-def _bad(name, rule, value): return ValueError(f"{name} must be {rule}, got {value!r}")
 
 def _is_int(v): return isinstance(v, int) and not isinstance(v, bool)
 
@@ -172,6 +183,30 @@ def _check_data(data, name):
     if len(data) == 0: raise ValueError(f"{name} must hold at least 1 sample, got 0")
 
 @torch.no_grad()
+def _check_fits(model: nn.Module, data: ImageData, name: str):
+    "Run `model` once (eval mode, no grad) on 2 images of `data`: a ValueError naming both shapes if they do not fit."
+    device = _model_device(model)
+    x = data.batch(torch.arange(min(2, len(data)), device=data.images.device))[0].to(device)
+    was_training = model.training
+    model.eval()
+    try: g = model(x)
+    except Exception as e:
+        raise ValueError(f"{name}: the model does not accept the data's images of shape {tuple(data.in_shape)}: "
+                         f"{type(e).__name__}: {e}") from e
+    finally: model.train(was_training)
+    if not isinstance(g, Tensor) or g.ndim != 2 or g.shape[1] != data.n_classes:
+        got = f"{g.shape[1]} outputs per image" if isinstance(g, Tensor) and g.ndim == 2 else \
+              f"outputs of shape {tuple(g.shape) if isinstance(g, Tensor) else type(g).__name__}"
+        raise ValueError(f"{name}: the model gives {got}, but the data has {data.n_classes} classes "
+                         "(it must give logits of shape (batch, n_classes))")
+
+def _check_folder(folder, name: str, what: str = "folder"):
+    "A ValueError naming `name` and the path when `folder` (or a folder above it) is an existing file."
+    for p in (Path(folder), *Path(folder).parents):
+        if p.exists() and not p.is_dir():
+            raise ValueError(f"{name} must name a {what} that can be created, but {str(p)!r} is an existing file")
+
+@torch.no_grad()
 def evaluate(model: nn.Module, data: ImageData, batch_size: int = 1024) -> dict:
     """Score `model` on `data` (an `ImageData`) in eval mode: dict(loss = mean cross-entropy with the labels,
     error = fraction misclassified, in [0, 1]). Runs on the model's device; the model's train/eval mode is restored."""
@@ -195,20 +230,29 @@ def evaluate(model: nn.Module, data: ImageData, batch_size: int = 1024) -> dict:
 
 @dataclass
 class History:
-    "Per-epoch record of a run: `train_loss` (the arm's objective), `test_loss`, `test_error` (in [0, 1]), `seconds` (training time of the epoch), `lr` (at the epoch's end)."
+    """Per-epoch record of a run: `train_loss` (the arm's objective), `test_loss`, `test_error` (in [0, 1]), `seconds`
+    (training time of the epoch), `lr` (at the epoch's end), `val_loss` and `val_error` (on the validation set; empty
+    lists when there is none) and `clip_fraction` (the fraction of the epoch's optimizer steps at which gradient-norm
+    clipping changed the gradient; 0.0 without a clip)."""
     train_loss: list = field(default_factory=list)
     test_loss: list = field(default_factory=list)
     test_error: list = field(default_factory=list)
     seconds: list = field(default_factory=list)
     lr: list = field(default_factory=list)
+    val_loss: list = field(default_factory=list)
+    val_error: list = field(default_factory=list)
+    clip_fraction: list = field(default_factory=list)
     label: str = ""
 
     def __len__(self): return len(self.train_loss)
 
-    def append(self, train_loss: float, test_loss: float, test_error: float, seconds: float, lr: float):
-        "Add one epoch."
-        for k, v in zip(("train_loss", "test_loss", "test_error", "seconds", "lr"), (train_loss, test_loss, test_error, seconds, lr)):
+    def append(self, train_loss: float, test_loss: float, test_error: float, seconds: float, lr: float,
+               val_loss: float | None = None, val_error: float | None = None, clip_fraction: float = 0.0):
+        "Add one epoch (`val_loss` and `val_error` only when there is a validation set)."
+        for k, v in zip(("train_loss", "test_loss", "test_error", "seconds", "lr", "clip_fraction"),
+                        (train_loss, test_loss, test_error, seconds, lr, clip_fraction)):
             getattr(self, k).append(float(v))
+        if val_loss is not None: self.val_loss.append(float(val_loss)); self.val_error.append(float(val_error))
 
     def to_dict(self) -> dict:
         "A plain dict of lists (JSON-ready)."
@@ -216,7 +260,7 @@ class History:
 
     @classmethod
     def from_dict(cls, d: dict) -> "History":
-        "The inverse of `to_dict`."
+        "The inverse of `to_dict`; fields missing from `d` (dicts written before they existed) start empty."
         return cls(**{f.name: d[f.name] for f in dataclasses.fields(cls) if f.name in d})
 
     def plot(self, title: str | None = None):
@@ -224,7 +268,8 @@ class History:
         return plot_histories({self.label or "run": self}, title=title)
 
 def plot_histories(histories: dict, title: str | None = None):
-    "Several runs side by side (`{label: History}`): training loss (log scale) and test error (%) against the epoch; returns the figure."
+    """Several runs side by side (`{label: History}`): training loss (log scale) and test error (%) against the epoch,
+    with the validation error dashed where there is one; returns the figure."""
     import matplotlib.pyplot as plt
     if not isinstance(histories, dict) or not histories or not all(isinstance(h, History) for h in histories.values()):
         raise ValueError("histories must be a non-empty dict {label: History}")
@@ -232,10 +277,12 @@ def plot_histories(histories: dict, title: str | None = None):
     for label, h in histories.items():
         ep = range(1, len(h) + 1)
         a.plot(ep, h.train_loss, marker=".", label=label)
-        b.plot(ep, [100 * e for e in h.test_error], marker=".", label=label)
+        line, = b.plot(ep, [100 * e for e in h.test_error], marker=".", label=label)
+        if len(h.val_error) == len(h):
+            b.plot(ep, [100 * e for e in h.val_error], ls="--", color=line.get_color(), label=f"{label} (validation)")
     if all(v > 0 for h in histories.values() for v in h.train_loss): a.set_yscale("log")
     a.set(xlabel="epoch", ylabel="training loss (the arm's objective)", title="training loss")
-    b.set(xlabel="epoch", ylabel="test error (%)", title="test error")
+    b.set(xlabel="epoch", ylabel="error (%)", title="test error (dashed: validation)")
     b.legend(fontsize=8)
     if title: fig.suptitle(title)
     fig.tight_layout()
@@ -247,6 +294,25 @@ def _hash_tensor(h, t: Tensor):
     h.update(f"{t.dtype}{tuple(t.shape)}".encode())
     h.update(t.view(torch.uint8).numpy() if t.numel() else b"")
 
+def _named_tensors(obj, prefix=""):
+    "(dotted name, tensor) for every tensor in a nest of dicts and lists."
+    if isinstance(obj, Tensor): yield prefix, obj
+    elif isinstance(obj, Mapping):
+        for k, v in obj.items(): yield from _named_tensors(v, f"{prefix}.{k}" if prefix else str(k))
+    elif isinstance(obj, (list, tuple)):
+        for i, v in enumerate(obj): yield from _named_tensors(v, f"{prefix}.{i}" if prefix else str(i))
+
+def state_sha256(state_dict) -> str:
+    """A SHA-256 hex digest of every tensor in `state_dict` (a `model.state_dict()`, an optimizer's state dict or any
+    nest of dicts and lists): the name, dtype, shape and bytes of each, in the order of the sorted names. Values that
+    are not tensors (an optimizer's learning rate, say) are not hashed. Equal weights give equal digests on any device;
+    one flipped bit gives another."""
+    if not isinstance(state_dict, Mapping): raise ValueError(f"state_dict must be a dict of tensors, got {type(state_dict).__name__}")
+    h = hashlib.sha256()
+    for name, t in sorted(_named_tensors(state_dict), key=lambda kv: kv[0]):
+        h.update(name.encode()); _hash_tensor(h, t)
+    return h.hexdigest()
+
 def fingerprint(teacher: nn.Module, data: ImageData) -> str:
     "A SHA-256 hex digest of `teacher` (its printed architecture and every tensor of its state_dict) and of `data` (images, labels, mean, std)."
     _check_model(teacher, "teacher"); _check_data(data, "data")
@@ -256,25 +322,42 @@ def fingerprint(teacher: nn.Module, data: ImageData) -> str:
     for t in (data.images, data.labels, data.mean, data.std): _hash_tensor(h, t)
     return h.hexdigest()
 
+def _cached_logits(path: Path, fp: str, n: int, n_classes: int) -> Tensor | None:
+    "The logits cached in `path` if the file is whole and right (else a warning naming the file, and None)."
+    try: saved = torch.load(path, weights_only=True)
+    except Exception as e: why = f"unreadable or truncated ({type(e).__name__})"
+    else:
+        z = saved.get("logits") if isinstance(saved, dict) else None
+        if not isinstance(saved, dict) or saved.get("format") != 2: why = "not a format-2 cache (an older bare tensor?)"
+        elif not isinstance(z, Tensor) or tuple(z.shape) != (n, n_classes) or z.dtype != torch.float32:
+            why = (f"logits of {z.dtype} {tuple(z.shape)}, not float32 {(n, n_classes)}" if isinstance(z, Tensor)
+                   else "no logits tensor")
+        elif not bool(torch.isfinite(z).all()): why = "logits with nan or inf"
+        elif saved.get("fingerprint") != fp: why = "written for another teacher or data"
+        elif saved.get("sha256") != state_sha256(dict(logits=z)): why = "logits that fail their sha256 (changed after writing)"
+        else: return z
+    warnings.warn(f"ignoring the teacher-logit cache {path}: {why}; computing the logits again")
+    return None
 
 @torch.no_grad()
 def teacher_logits(teacher: nn.Module, data: ImageData, batch_size: int = 1024, cache_dir=None) -> Tensor:
     """The `teacher`'s logits on every sample of `data`, a float32 CPU tensor (N, n_classes) whose row i belongs to
     sample i (look targets up by sample index). Computed in eval mode on the teacher's device, without autocast.
-    With `cache_dir` the result is stored there as `teacher-logits-<hash>.pt` (hash of the teacher's weights and of
-    the data, see `fingerprint`) and read back by later calls."""
+    With `cache_dir` (a folder; created if needed) the result is stored there as `teacher-logits-<hash>.pt` (hash of
+    the teacher's weights and of the data, see `fingerprint`), with the SHA-256 of its bytes, and read back by later
+    calls; a cache that is truncated, of the wrong shape or dtype, not finite or fails its hash is recomputed, with a
+    warning naming the file."""
     _check_model(teacher, "teacher"); _check_data(data, "data")
     if not (_is_int(batch_size) and batch_size >= 1): raise _bad("batch_size", "an integer >= 1", batch_size)
     path = None
     if cache_dir is not None:
         if isinstance(cache_dir, bool) or not isinstance(cache_dir, (str, os.PathLike)):
             raise ValueError(f"cache_dir must be None or a folder path, got {cache_dir!r}")
-        path = Path(cache_dir) / f"teacher-logits-{fingerprint(teacher, data)[:32]}.pt"
-        if path.is_file():
-            try:
-                z = torch.load(path, weights_only=True)
-                if isinstance(z, Tensor) and z.ndim == 2 and len(z) == len(data): return z
-            except Exception as e: warnings.warn(f"ignoring unreadable cache {path} ({type(e).__name__}); computing again")
+        _check_folder(cache_dir, "cache_dir")
+        fp = fingerprint(teacher, data)
+        path = Path(cache_dir) / f"teacher-logits-{fp[:32]}.pt"
+        if path.is_file() and (z := _cached_logits(path, fp, len(data), data.n_classes)) is not None: return z
+    _check_fits(teacher, data, "teacher")
     device = _model_device(teacher)
     data = data.to(device)
     was_training = teacher.training
@@ -284,150 +367,232 @@ def teacher_logits(teacher: nn.Module, data: ImageData, batch_size: int = 1024, 
     finally:
         teacher.train(was_training)
     z = torch.cat(parts).cpu()
-    if path is not None: save_atomic(z, path)
+    if path is not None: save_atomic(dict(format=2, logits=z, sha256=state_sha256(dict(logits=z)), fingerprint=fp), path)
     return z
 
 # %% ../nbs/05_training.ipynb #d5a39481
 _RESUME_FIELDS = ("batch_size", "lr", "momentum", "weight_decay", "schedule", "clip_grad_norm", "seed", "augment",
                   "augment_pad", "augment_flip", "amp")
 
-def _nonfinite(epoch: int, step: int, steps: int, arm: Arm, config: TrainConfig) -> FloatingPointError:
+def _nonfinite(epoch: int, step: int, steps: int, arm: Arm, config: TrainConfig, who: str = "") -> FloatingPointError:
     return FloatingPointError(
-        f"the training loss became non-finite (nan or inf) at epoch {epoch + 1}, step {step + 1} of {steps} "
+        f"{who}the training loss became non-finite (nan or inf) at epoch {epoch + 1}, step {step + 1} of {steps} "
         f"(arm {arm.name!r}, lr={config.lr}, clip_grad_norm={config.clip_grad_norm}): the run diverged. "
-        "Set TrainConfig(clip_grad_norm=5.0) or a lower lr; L2 regression on raw logits has far larger "
-        "gradients than cross-entropy.")
+        "Use a lower lr (or, as a safety net, TrainConfig(clip_grad_norm=...)); L2 regression on raw logits has far "
+        "larger gradients than cross-entropy.")
 
-def _check_resume(state: dict, config: TrainConfig, arm: Arm, n: int, path: Path, device: torch.device):
+def _generators(seed: int, device: torch.device, n_noise: int | None = None) -> tuple[dict, int]:
+    """The run's random streams, all derived from `seed`: generators 'shuffle', 'noise' (a list of `n_noise` equal
+    ones when given: one per student) and 'augment' on the device (CUDA) or the CPU, and the seed of dropout."""
+    seeds = torch.randint(0, 2 ** 62, (4,), generator=torch.Generator().manual_seed(seed)).tolist()
+    gdev = device if device.type == "cuda" else torch.device("cpu")
+    new = lambda s: torch.Generator(device=gdev).manual_seed(s)
+    gens = dict(shuffle=new(seeds[0]), noise=new(seeds[1]) if n_noise is None else [new(seeds[1]) for _ in range(n_noise)],
+                augment=new(seeds[2]))
+    return gens, seeds[3]
+
+@contextlib.contextmanager
+def _dropout_rng(seed: int, device: torch.device):
+    "Fork torch's global generators (the caller's state comes back afterwards) and seed them for dropout."
+    cuda = device.type == "cuda"
+    with torch.random.fork_rng(devices=[device] if cuda else []):
+        torch.random.default_generator.manual_seed(seed)              # dropout, on the CPU ...
+        if cuda: torch.cuda.manual_seed(seed)                           # ... and on the GPU
+        yield
+
+def _rng_state(gens: dict, device: torch.device) -> dict:
+    cuda = device.type == "cuda"
+    return dict(generators={k: [g.get_state() for g in v] if isinstance(v, list) else v.get_state() for k, v in gens.items()},
+                torch_rng=torch.get_rng_state(), cuda_rng=torch.cuda.get_rng_state(device) if cuda else None,
+                device_type="cuda" if cuda else "cpu")
+
+def _set_rng_state(state: dict, gens: dict, device: torch.device):
+    for k, v in gens.items():
+        for g, s in zip(v, state["generators"][k]) if isinstance(v, list) else [(v, state["generators"][k])]: g.set_state(s)
+    torch.set_rng_state(state["torch_rng"])
+    if device.type == "cuda" and state.get("cuda_rng") is not None: torch.cuda.set_rng_state(state["cuda_rng"], device)
+
+_HASHED = ("model", "optimizer", "params", "momentum")    # the tensors of a checkpoint covered by its sha256
+
+def _save_checkpoint(path: Path, state: dict, gens: dict, device: torch.device):
+    "Write a format-2 checkpoint atomically: `state`, the random streams and the sha256 of its weights and optimizer."
+    state = dict(state, format=2, **_rng_state(gens, device))
+    state["sha256"] = state_sha256({k: state[k] for k in _HASHED if k in state})
+    save_atomic(state, path)
+
+def _load_checkpoint(path: Path | None) -> dict | None:
+    """The checkpoint in `path`, or None if there is none or it cannot be trusted — truncated, unreadable, of an
+    older format without a content hash, or failing its sha256 — in which case a warning names the file and the
+    run starts afresh (a checkpoint is a resumable cache: rebuilding it is always correct)."""
+    if path is None or not path.is_file(): return None
+    try: state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e: why = f"is unreadable or truncated ({type(e).__name__})"
+    else:
+        if not isinstance(state, dict) or state.get("format") != 2 or not isinstance(state.get("sha256"), str):
+            why = "is not a format-2 checkpoint with a content hash"
+        elif state_sha256({k: state[k] for k in _HASHED if k in state}) != state["sha256"]:
+            why = "fails its sha256 (its weights or optimizer state changed after writing)"
+        else: return state
+    warnings.warn(f"checkpoint {path} {why}; starting the run afresh (it will be overwritten)")
+    return None
+
+def _check_resume(state: dict, run: str, configs: list, arms: list, n: int, path: Path, device: torch.device):
+    "A ValueError if the checkpoint `state` was written by a run with other settings than these `configs` and `arms`."
     if state.get("device_type", "cpu") != ("cuda" if device.type == "cuda" else "cpu"):
         raise ValueError(f"checkpoint {path} holds random-generator states of a {state.get('device_type')} run; "
                          f"resume it on the same kind of device (device={device.type!r} now)")
-    old = state.get("config", {})
-    diff = [f"{k}: {old.get(k)!r} -> {getattr(config, k)!r}" for k in _RESUME_FIELDS if old.get(k) != getattr(config, k)]
-    if state.get("arm") != dataclasses.asdict(arm): diff.append(f"arm: {state.get('arm')} -> {dataclasses.asdict(arm)}")
+    diff = [] if state.get("run") == run else [f"run: {state.get('run')!r} -> {run!r}"]
+    old_c, old_a = state.get("config"), state.get("arm")
+    if run == "single": old_c, old_a = [old_c], [old_a]
+    if not (isinstance(old_c, list) and isinstance(old_a, list) and len(old_c) == len(configs) == len(old_a)):
+        diff.append(f"number of students: {len(old_c) if isinstance(old_c, list) else '?'} -> {len(configs)}")
+    else:
+        for i, (oc, oa, c, a) in enumerate(zip(old_c, old_a, configs, arms)):
+            who, oc = (f"student {i} " if len(configs) > 1 else ""), (oc if isinstance(oc, dict) else {})
+            diff += [f"{who}{k}: {oc.get(k)!r} -> {getattr(c, k)!r}" for k in _RESUME_FIELDS if oc.get(k) != getattr(c, k)]
+            if oa != dataclasses.asdict(a): diff.append(f"{who}arm: {oa} -> {dataclasses.asdict(a)}")
     if state.get("n_train") != n: diff.append(f"transfer set size: {state.get('n_train')} -> {n}")
     if diff:
         raise ValueError(f"checkpoint {path} was written by a different run ({'; '.join(diff)}); "
                          "use another checkpoint path or the same settings (only epochs may change)")
+    if state["epoch"] > configs[0].epochs:
+        warnings.warn(f"checkpoint {path} already holds {state['epoch']} epochs, more than the {configs[0].epochs} "
+                      "requested; returning it unchanged")
 
-def _fit(model, train, test, config, arm, targets, teacher, checkpoint, progress, desc) -> History:
-    "The training loop shared by `train_teacher` and `distil` (arguments already validated)."
+def _autocast(amp: bool):
+    return torch.autocast("cuda", dtype=torch.bfloat16) if amp else contextlib.nullcontext()
+
+@contextlib.contextmanager
+def _eval_mode(module: nn.Module | None):
+    "Put `module` (e.g. the online teacher; None: nothing) in eval mode, and restore its mode afterwards."
+    was_training = module is not None and module.training
+    if module is not None: module.eval()
+    try: yield
+    finally:
+        if was_training: module.train()
+
+def _batch(train: ImageData, idx: Tensor, config: TrainConfig, gens: dict, teacher: nn.Module | None, targets: Tensor | None):
+    """Images, labels and teacher logits of one step: the images (augmented when `config.augment`) of sample indices
+    `idx`, and the logits of the online `teacher` on them, else `targets[idx]` (None when neither is given)."""
+    x, y = train.batch(idx)
+    if config.augment: x = augment(x, config.augment_pad, config.augment_flip, gens["augment"])
+    if teacher is not None:
+        with torch.no_grad(): return x, y, teacher(x).float()
+    return x, y, (None if targets is None else targets[idx])
+
+def _track_finite(losses: Tensor, step: int, first_bad: Tensor, every: int, fail) -> Tensor:
+    """Record, per run, the first step whose loss is not finite (-1: none yet) without reading the device; every
+    `every` steps (1 on the CPU, where reading is free) read it and raise `fail(run, step)` if a run went bad."""
+    first_bad = torch.where((first_bad < 0) & ~torch.isfinite(losses.detach()), step, first_bad)
+    if every and (step + 1) % every == 0: _raise_nonfinite(first_bad, fail)
+    return first_bad
+
+def _raise_nonfinite(first_bad: Tensor, fail):
+    bad = first_bad.tolist()
+    for k, s in enumerate(bad):
+        if s >= 0: raise fail(k, s)
+
+def _scores(model: nn.Module, test: ImageData, val: ImageData | None, batch_size: int) -> dict:
+    "The end-of-epoch scores of `model` for `History.append`: test loss and error, and those on `val` if given."
+    ev = evaluate(model, test, batch_size)
+    out = dict(test_loss=ev["loss"], test_error=ev["error"])
+    if val is not None:
+        ev = evaluate(model, val, batch_size)
+        out.update(val_loss=ev["loss"], val_error=ev["error"])
+    return out
+
+def _setup(model, train, test, val, config, arm_or_arms, targets, teacher, name):
+    "Move everything to the device and check the model fits the data: (device, train, test, val, targets, online teacher)."
     device = get_device(config.device)
     model.to(device)
     train, test = train.to(device), test.to(device)
-    online = arm.needs_teacher and config.augment
-    if online: teacher.to(device)
-    elif arm.needs_teacher: targets = targets.to(device=device, dtype=torch.float32)
+    val = None if val is None else val.to(device)
+    _check_fits(model, train, name)
+    needs = any(a.needs_teacher for a in arm_or_arms)
+    online = teacher.to(device) if (needs and config.augment) else None
+    if needs and online is None: targets = targets.to(device=device, dtype=torch.float32)
+    return device, train, test, val, (targets if needs and online is None else None), online
+
+def _fit(model, train, test, config, arm, targets, teacher, checkpoint, progress, desc, val=None, name="model") -> History:
+    "The training loop shared by `train_teacher` and `distil` (arguments already validated)."
+    device, train, test, val, targets, online = _setup(model, train, test, val, config, [arm], targets, teacher, name)
     n, bs = len(train), config.batch_size
     steps = math.ceil(n / bs)
     total = config.epochs * steps
     opt = torch.optim.SGD(model.parameters(), lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda t: lr_factor(config.schedule, t, total))
-    gdev = device if device.type == "cuda" else torch.device("cpu")
-    seeds = torch.randint(0, 2 ** 62, (4,), generator=torch.Generator().manual_seed(config.seed)).tolist()
-    gens = {k: torch.Generator(device=gdev).manual_seed(s) for k, s in zip(("shuffle", "noise", "augment"), seeds)}
-    cuda = device.type == "cuda"
+    gens, dropout_seed = _generators(config.seed, device)
     history, start = History(label=desc), 0
     path = None if checkpoint is None else Path(checkpoint)
     params = [p for p in model.parameters() if p.requires_grad]
-    with torch.random.fork_rng(devices=[device] if cuda else []):
-        torch.random.default_generator.manual_seed(seeds[3])          # dropout, on the CPU ...
-        if cuda: torch.cuda.manual_seed(seeds[3])                       # ... and on the GPU
-        if path is not None and path.is_file():
-            state = torch.load(path, map_location="cpu", weights_only=True)
-            _check_resume(state, config, arm, n, path, device)
+    clip = config.clip_grad_norm
+    with _dropout_rng(dropout_seed, device):
+        if (state := _load_checkpoint(path)) is not None:
+            _check_resume(state, "single", [config], [arm], n, path, device)
             model.load_state_dict(state["model"])
             opt.load_state_dict(state["optimizer"])
             sched.load_state_dict(state["scheduler"])
-            for k, g in gens.items(): g.set_state(state["generators"][k])
-            torch.set_rng_state(state["torch_rng"])
-            if cuda and state.get("cuda_rng") is not None: torch.cuda.set_rng_state(state["cuda_rng"], device)
+            _set_rng_state(state, gens, device)
             history, start = History.from_dict(state["history"]), state["epoch"]
             for group, base in zip(opt.param_groups, sched.base_lrs):   # the schedule of the requested run length
                 group["lr"] = base * lr_factor(config.schedule, sched.last_epoch, total)
-            if start > config.epochs:
-                warnings.warn(f"checkpoint {path} already holds {start} epochs, more than the {config.epochs} requested; "
-                              "returning it unchanged")
-        fwd = torch.compile(model) if (config.compile and cuda) else model
-        amp = config.amp and cuda
-        check_every = 1 if device.type == "cpu" else 50
+        fwd = torch.compile(model) if (config.compile and device.type == "cuda") else model
+        amp = config.amp and device.type == "cuda"
+        every = 1 if device.type == "cpu" else 50
         bar = tqdm(total=max(config.epochs - start, 0) * steps, desc=desc, disable=not progress, unit="step", leave=True)
-        teacher_was_training = online and teacher.training
-        if online: teacher.eval()
         try:
-            for epoch in range(start, config.epochs):
-                model.train()
-                t0 = time.perf_counter()
-                loss_sum = torch.zeros((), device=device)
-                first_bad = torch.full((), -1, dtype=torch.long, device=device)
-                for step, idx in enumerate(batches(n, bs, shuffle=True, generator=gens["shuffle"])):
-                    idx = idx.to(device, non_blocking=True)
-                    x, y = train.batch(idx)
-                    if config.augment: x = augment(x, config.augment_pad, config.augment_flip, gens["augment"])
-                    z = None
-                    if online:
-                        with torch.no_grad(): z = teacher(x).float()
-                    elif arm.needs_teacher: z = targets[idx]
-                    if amp:
-                        with torch.autocast("cuda", dtype=torch.bfloat16): g = fwd(x)
-                    else: g = fwd(x)
-                    loss = arm_loss(arm, g.float(), y, z, gens["noise"])
-                    if check_every == 1:
-                        if not torch.isfinite(loss): raise _nonfinite(epoch, step, steps, arm, config)
-                    else:
-                        first_bad = torch.where((first_bad < 0) & ~torch.isfinite(loss), step, first_bad)
-                        if (step + 1) % check_every == 0 and first_bad.item() >= 0:
-                            raise _nonfinite(epoch, first_bad.item(), steps, arm, config)
-                    opt.zero_grad(set_to_none=True)
-                    loss.backward()
-                    if config.clip_grad_norm is not None: nn.utils.clip_grad_norm_(params, config.clip_grad_norm)
-                    opt.step()
-                    sched.step()
-                    loss_sum += loss.detach() * len(idx)
-                    bar.update()
-                train_loss = loss_sum.item() / n                 # the one read of the epoch (waits for the device)
-                if first_bad.item() >= 0: raise _nonfinite(epoch, first_bad.item(), steps, arm, config)
-                seconds = time.perf_counter() - t0
-                ev = evaluate(model, test, config.eval_batch_size)
-                history.append(train_loss, ev["loss"], ev["error"], seconds, opt.param_groups[0]["lr"])
-                bar.set_postfix(epoch=epoch + 1, loss=f"{train_loss:.4g}", test_error=f"{100 * ev['error']:.2f}%")
-                if path is not None:
-                    save_atomic(dict(format=1, epoch=epoch + 1, model=model.state_dict(), optimizer=opt.state_dict(),
-                                      scheduler=sched.state_dict(), generators={k: g.get_state() for k, g in gens.items()},
-                                      torch_rng=torch.get_rng_state(), cuda_rng=torch.cuda.get_rng_state(device) if cuda else None,
-                                      history=history.to_dict(), config=dataclasses.asdict(config),
-                                      arm=dataclasses.asdict(arm), n_train=n, device_type=gdev.type), path)
+            with _eval_mode(online):
+                for epoch in range(start, config.epochs):
+                    fail = lambda k, s, epoch=epoch: _nonfinite(epoch, s, steps, arm, config)
+                    model.train()
+                    t0 = time.perf_counter()
+                    loss_sum, clipped = torch.zeros((), device=device), torch.zeros((), device=device)
+                    first_bad = torch.full((1,), -1, dtype=torch.long, device=device)
+                    for step, idx in enumerate(batches(n, bs, shuffle=True, generator=gens["shuffle"])):
+                        x, y, z = _batch(train, idx.to(device, non_blocking=True), config, gens, online, targets)
+                        with _autocast(amp): g = fwd(x)
+                        loss = arm_loss(arm, g.float(), y, z, gens["noise"])
+                        first_bad = _track_finite(loss.reshape(1), step, first_bad, every, fail)
+                        opt.zero_grad(set_to_none=True)
+                        loss.backward()
+                        if clip is not None: clipped += nn.utils.clip_grad_norm_(params, clip) > clip
+                        opt.step()
+                        sched.step()
+                        loss_sum += loss.detach() * len(idx)
+                        bar.update()
+                    train_loss, n_clipped = torch.stack([loss_sum, clipped]).tolist()   # the one read of the epoch
+                    _raise_nonfinite(first_bad, fail)
+                    seconds = time.perf_counter() - t0
+                    history.append(train_loss / n, seconds=seconds, lr=opt.param_groups[0]["lr"], clip_fraction=n_clipped / steps,
+                                   **_scores(model, test, val, config.eval_batch_size))
+                    bar.set_postfix(epoch=epoch + 1, loss=f"{history.train_loss[-1]:.4g}", test_error=f"{100 * history.test_error[-1]:.2f}%")
+                    if path is not None:
+                        _save_checkpoint(path, dict(epoch=epoch + 1, model=model.state_dict(), optimizer=opt.state_dict(),
+                                                    scheduler=sched.state_dict(), history=history.to_dict(), run="single",
+                                                    config=dataclasses.asdict(config), arm=dataclasses.asdict(arm), n_train=n),
+                                         gens, device)
         finally:
             bar.close()
-            if teacher_was_training: teacher.train()
     return history
 
 # %% ../nbs/05_training.ipynb #feb2dd46
-def _check_common(model, train, test, config, checkpoint, progress, name):
+def _check_common(model, train, test, config, checkpoint, progress, name, val=None):
     _check_model(model, name); _check_data(train, "train"); _check_data(test, "test")
+    if val is not None: _check_data(val, "val")
     if not isinstance(config, TrainConfig): raise ValueError(f"config must be a TrainConfig, got {type(config).__name__}")
-    if checkpoint is not None and (isinstance(checkpoint, bool) or not isinstance(checkpoint, (str, os.PathLike))):
-        raise ValueError(f"checkpoint must be None or a file path, got {checkpoint!r}")
+    if checkpoint is not None:
+        if isinstance(checkpoint, bool) or not isinstance(checkpoint, (str, os.PathLike)):
+            raise ValueError(f"checkpoint must be None or a file path, got {checkpoint!r}")
+        if Path(checkpoint).is_dir(): raise ValueError(f"checkpoint must be a file path, but {str(checkpoint)!r} is a folder")
+        _check_folder(Path(checkpoint).parent, "checkpoint", "file in a folder")
     if not isinstance(progress, bool): raise ValueError(f"progress must be True or False, got {progress!r}")
-    if train.in_shape != test.in_shape or train.n_classes != test.n_classes:
-        raise ValueError(f"test must have the same image shape and classes as train: {test.in_shape}/{test.n_classes} "
-                         f"vs {train.in_shape}/{train.n_classes}")
+    for other, d in (("test", test), ("val", val)):
+        if d is not None and (train.in_shape != d.in_shape or train.n_classes != d.n_classes):
+            raise ValueError(f"{other} must have the same image shape and classes as train: {d.in_shape}/{d.n_classes} "
+                             f"vs {train.in_shape}/{train.n_classes}")
 
-def train_teacher(model: nn.Module, train: ImageData, test: ImageData, config: TrainConfig, checkpoint=None,
-                  progress: bool = True) -> History:
-    """Train the teacher `model` on the labels of `train` with cross-entropy, scoring it on `test` after each epoch.
-    `checkpoint` (a file path) is written after every epoch and resumed from if it exists. Returns the `History`."""
-    _check_common(model, train, test, config, checkpoint, progress, "model")
-    return _fit(model, train, test, config, Arm("hard"), None, None, checkpoint, progress, "teacher")
-
-def distil(student: nn.Module, train: ImageData, test: ImageData, config: TrainConfig, arm: Arm, targets: Tensor | None = None,
-           teacher: nn.Module | None = None, checkpoint=None, progress: bool = True) -> History:
-    """Train `student` on the transfer set `train` as `arm` says, scoring it on `test` after each epoch.
-    `targets`: the teacher's logits on `train`, (len(train), n_classes), row i for sample i (from `teacher_logits`).
-    `teacher`: used instead when `config.augment` (run online on every augmented batch), or to compute the targets
-    when none are given. The 'hard' arm needs neither. `checkpoint` as in `train_teacher`. Returns the `History`."""
-    _check_common(student, train, test, config, checkpoint, progress, "student")
-    if not isinstance(arm, Arm): raise ValueError(f"arm must be an Arm, got {type(arm).__name__}")
+def _resolve_targets(arms: list, config: TrainConfig, train: ImageData, targets, teacher):
+    "Check `targets` and `teacher` for what `arms` need; returns the targets (computed from the teacher if need be)."
     if teacher is not None: _check_model(teacher, "teacher")
     if targets is not None:
         want = (len(train), train.n_classes)
@@ -435,12 +600,177 @@ def distil(student: nn.Module, train: ImageData, test: ImageData, config: TrainC
             raise ValueError(f"targets must be a float tensor of shape (len(train), n_classes) = {want}, got "
                              + (f"{targets.dtype} {tuple(targets.shape)}" if isinstance(targets, Tensor) else type(targets).__name__))
         if not bool(torch.isfinite(targets).all()): raise ValueError("targets must be finite (the teacher's logits hold nan or inf)")
-    if arm.needs_teacher:
-        if config.augment and teacher is None:
+    kinds = sorted({a.kind for a in arms if a.needs_teacher})
+    if not kinds: return targets
+    if config.augment:
+        if teacher is None:
             raise ValueError(f"teacher: config.augment=True crops and flips every batch afresh, so cached targets cannot match "
-                             f"the images; pass teacher= (run online) for arm {arm.kind!r}, or set augment=False")
-        if not config.augment and targets is None:
-            if teacher is None:
-                raise ValueError(f"targets: arm {arm.kind!r} learns from a teacher; pass targets=teacher_logits(teacher, train) or teacher=")
-            targets = teacher_logits(teacher, train)
-    return _fit(student, train, test, config, arm, targets, teacher, checkpoint, progress, arm.name)
+                             f"the images; pass teacher= (run online) for arm {kinds[0]!r}, or set augment=False")
+        _check_fits(teacher, train, "teacher")
+    elif targets is None:
+        if teacher is None:
+            raise ValueError(f"targets: arm {kinds[0]!r} learns from a teacher; pass targets=teacher_logits(teacher, train) or teacher=")
+        targets = teacher_logits(teacher, train)
+    return targets
+
+def train_teacher(model: nn.Module, train: ImageData, test: ImageData, config: TrainConfig, checkpoint=None,
+                  progress: bool = True, val: ImageData | None = None) -> History:
+    """Train the teacher `model` on the labels of `train` with cross-entropy, scoring it on `test` (and on the
+    validation set `val`, if given) after each epoch. `checkpoint` (a file path) is written after every epoch and
+    resumed from if it exists. Returns the `History`."""
+    _check_common(model, train, test, config, checkpoint, progress, "model", val)
+    return _fit(model, train, test, config, Arm("hard"), None, None, checkpoint, progress, "teacher", val, "model")
+
+def distil(student: nn.Module, train: ImageData, test: ImageData, config: TrainConfig, arm: Arm, targets: Tensor | None = None,
+           teacher: nn.Module | None = None, checkpoint=None, progress: bool = True, val: ImageData | None = None) -> History:
+    """Train `student` on the transfer set `train` as `arm` says, scoring it on `test` (and on the validation set
+    `val`, if given) after each epoch. `targets`: the teacher's logits on `train`, (len(train), n_classes), row i for
+    sample i (from `teacher_logits`). `teacher`: used instead when `config.augment` (run online on every augmented
+    batch), or to compute the targets when none are given. The 'hard' arm needs neither. `checkpoint` as in
+    `train_teacher`. Returns the `History`."""
+    _check_common(student, train, test, config, checkpoint, progress, "student", val)
+    if not isinstance(arm, Arm): raise ValueError(f"arm must be an Arm, got {type(arm).__name__}")
+    targets = _resolve_targets([arm], config, train, targets, teacher)
+    return _fit(student, train, test, config, arm, targets, teacher, checkpoint, progress, arm.name, val, "student")
+
+# %% ../nbs/05_training.ipynb #dm000001
+_PER_STUDENT = ("lr", "momentum", "weight_decay", "clip_grad_norm")    # what may differ between the students of a group
+
+def _check_group(students, config, arms) -> tuple[list, list, list]:
+    "Validate `distil_many`'s students, config(s) and arm(s); returns three lists of K."
+    if not isinstance(students, (list, tuple)) or not students or not all(isinstance(s, nn.Module) for s in students):
+        raise ValueError(f"students must be a non-empty list of torch.nn.Module, got {type(students).__name__}")
+    K = len(students)
+    if len({id(s) for s in students}) < K: raise ValueError("students must be K different modules (one appears twice)")
+    shapes = lambda m: [(k, tuple(p.shape), p.dtype) for k, p in m.named_parameters()]
+    for k, s in enumerate(students):
+        if type(s) is not type(students[0]) or repr(s) != repr(students[0]) or shapes(s) != shapes(students[0]):
+            raise ValueError(f"students must share one architecture: student {k} differs from student 0")
+        if next(s.buffers(), None) is not None:
+            raise ValueError(f"students: student {k} has buffers ({', '.join(n for n, _ in s.named_buffers())}), e.g. "
+                             "BatchNorm's running statistics, which distil_many cannot batch; train it with distil")
+        if not all(p.requires_grad for p in s.parameters()):
+            raise ValueError(f"students: student {k} has frozen parameters; distil_many trains every parameter")
+    configs = [config] * K if isinstance(config, TrainConfig) else config
+    if not isinstance(configs, (list, tuple)) or len(configs) != K or not all(isinstance(c, TrainConfig) for c in configs):
+        raise ValueError(f"config must be a TrainConfig or a list of {K} TrainConfigs (one per student), got {config!r}")
+    for k, c in enumerate(configs):
+        for f in dataclasses.fields(TrainConfig):
+            if f.name not in _PER_STUDENT and getattr(c, f.name) != getattr(configs[0], f.name):
+                raise ValueError(f"config: the students share every setting but {', '.join(_PER_STUDENT)}; config[{k}].{f.name} = "
+                                 f"{getattr(c, f.name)!r} differs from config[0].{f.name} = {getattr(configs[0], f.name)!r}")
+    arms = [arms] * K if isinstance(arms, Arm) else arms
+    if not isinstance(arms, (list, tuple)) or len(arms) != K or not all(isinstance(a, Arm) for a in arms):
+        raise ValueError(f"arms must be an Arm or a list of {K} Arms (one per student), got {arms!r}")
+    return list(students), list(configs), list(arms)
+
+def _bc(v: Tensor, like: Tensor) -> Tensor:
+    "A (K,) tensor of one number per student, shaped to broadcast against a stacked tensor `like` of shape (K, ...)."
+    return v.view(-1, *[1] * (like.ndim - 1))
+
+@torch.no_grad()
+def _sgd_step(params: dict, grads: list, momentum: dict, hyper: dict, factor: float) -> Tensor | None:
+    """One step of K students' SGD, each exactly `torch.optim.SGD` (momentum, weight decay, no dampening, no
+    Nesterov) after `nn.utils.clip_grad_norm_` at its own `clip_grad_norm`. `hyper` holds (K,) tensors 'lr',
+    'momentum', 'weight_decay' (None when all are 0) and 'clip' (inf for a student without a clip; None when no
+    student clips); `factor` is the schedule's. Updates `params` and `momentum` in place; returns which students'
+    gradients the clip changed ((K,) bool, or None)."""
+    clipped, clip, wd = None, hyper["clip"], hyper["weight_decay"]
+    if clip is not None:                                   # clip_grad_norm_: total 2-norm over all the student's tensors
+        norms = torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g.flatten(1), dim=1) for g in grads]), dim=0)
+        coef = (clip / (norms + 1e-6)).clamp(max=1.0)
+        clipped = norms > clip
+        grads = [g * _bc(coef, g) for g in grads]
+    lr = hyper["lr"] * factor
+    for (name, p), g in zip(params.items(), grads):
+        d = g if wd is None else g + _bc(wd, p) * p
+        buf = momentum[name].mul_(_bc(hyper["momentum"], p)).add_(d)   # zeros at first: buf = d, as SGD's first step
+        p.sub_(_bc(lr, p) * buf)
+    return clipped
+
+def _fit_many(students, train, test, configs, arms, targets, teacher, checkpoint, progress, val) -> list[History]:
+    "The batched training loop of `distil_many` (arguments already validated)."
+    config, K = configs[0], len(students)
+    device, train, test, val, targets, online = _setup(students[0], train, test, val, config, arms, targets, teacher, "students")
+    for s in students: s.to(device)
+    n, bs = len(train), config.batch_size
+    steps = math.ceil(n / bs)
+    total = config.epochs * steps
+    params, _ = stack_module_state(students)                     # {name: (K, ...) leaf tensor}, copies of the weights
+    momentum = {k: torch.zeros_like(p) for k, p in params.items()}
+    per = lambda f: torch.tensor([getattr(c, f) for c in configs], dtype=torch.float32, device=device)
+    hyper = dict(lr=per("lr"), momentum=per("momentum"),
+                 weight_decay=per("weight_decay") if any(c.weight_decay for c in configs) else None,
+                 clip=torch.tensor([c.clip_grad_norm or math.inf for c in configs], device=device)
+                      if any(c.clip_grad_norm for c in configs) else None)
+    base = copy.deepcopy(students[0]).to("meta")                 # the architecture, without weights of its own
+    fwd = vmap(lambda p, x: functional_call(base, p, (x,)), in_dims=(0, None), randomness="different")
+    gens, dropout_seed = _generators(config.seed, device, n_noise=K)
+    histories, start, t = [History(label=a.name) for a in arms], 0, 0
+    path = None if checkpoint is None else Path(checkpoint)
+    with _dropout_rng(dropout_seed, device):
+        if (state := _load_checkpoint(path)) is not None:
+            _check_resume(state, "group", configs, arms, n, path, device)
+            with torch.no_grad():
+                for k in params: params[k].copy_(state["params"][k]); momentum[k].copy_(state["momentum"][k])
+            _set_rng_state(state, gens, device)
+            histories, start, t = [History.from_dict(h) for h in state["history"]], state["epoch"], state["step"]
+        amp = config.amp and device.type == "cuda"
+        every = 1 if device.type == "cpu" else 50
+        bar = tqdm(total=max(config.epochs - start, 0) * steps, desc=f"{K} students", disable=not progress, unit="step", leave=True)
+        try:
+            with _eval_mode(online):
+                for epoch in range(start, config.epochs):
+                    fail = lambda k, s, epoch=epoch: _nonfinite(epoch, s, steps, arms[k], configs[k], f"student {k}: ")
+                    base.train()
+                    t0 = time.perf_counter()
+                    loss_sum, clipped = torch.zeros(K, device=device), torch.zeros(K, device=device)
+                    first_bad = torch.full((K,), -1, dtype=torch.long, device=device)
+                    for step, idx in enumerate(batches(n, bs, shuffle=True, generator=gens["shuffle"])):
+                        x, y, z = _batch(train, idx.to(device, non_blocking=True), config, gens, online, targets)
+                        with _autocast(amp): g = fwd(params, x).float()                       # (K, T, n)
+                        losses = torch.stack([arm_loss(a, g[k], y, z, gens["noise"][k]) for k, a in enumerate(arms)])
+                        first_bad = _track_finite(losses, step, first_bad, every, fail)
+                        # the sum of the students' mean losses: each student's gradient is that of its own loss
+                        grads = torch.autograd.grad(losses.sum(), list(params.values()))
+                        c = _sgd_step(params, grads, momentum, hyper, lr_factor(config.schedule, t, total))
+                        if c is not None: clipped += c
+                        t += 1
+                        loss_sum += losses.detach() * len(idx)
+                        bar.update()
+                    sums = torch.cat([loss_sum, clipped]).tolist()                            # the one read of the epoch
+                    _raise_nonfinite(first_bad, fail)
+                    seconds = time.perf_counter() - t0
+                    with torch.no_grad():                                                     # the students get their weights
+                        for k, s in enumerate(students):
+                            for name, p in s.named_parameters(): p.copy_(params[name][k])
+                    for k, (s, h, c) in enumerate(zip(students, histories, configs)):
+                        h.append(sums[k] / n, seconds=seconds, lr=c.lr * lr_factor(config.schedule, t, total),
+                                 clip_fraction=sums[K + k] / steps, **_scores(s, test, val, config.eval_batch_size))
+                    bar.set_postfix(epoch=epoch + 1, test_error=" ".join(f"{100 * h.test_error[-1]:.1f}%" for h in histories))
+                    if path is not None:
+                        _save_checkpoint(path, dict(epoch=epoch + 1, step=t, params={k: p.detach() for k, p in params.items()},
+                                                    momentum=momentum, history=[h.to_dict() for h in histories], run="group",
+                                                    config=[dataclasses.asdict(c) for c in configs],
+                                                    arm=[dataclasses.asdict(a) for a in arms], n_train=n), gens, device)
+        finally:
+            bar.close()
+    if start >= config.epochs:                                   # nothing ran: the students get the checkpoint's weights
+        with torch.no_grad():
+            for k, s in enumerate(students):
+                for name, p in s.named_parameters(): p.copy_(params[name][k])
+    return histories
+
+def distil_many(students: list, train: ImageData, test: ImageData, config, arms, targets: Tensor | None = None,
+                teacher: nn.Module | None = None, checkpoint=None, progress: bool = True, val: ImageData | None = None) -> list[History]:
+    """Train K `students` of one architecture together, batched with `torch.func.vmap`: each as `distil` would train
+    it alone with its own arm (`arms`: one `Arm` for all or a list of K) and its own learning rate, momentum, weight
+    decay and gradient clip (`config`: one `TrainConfig` or a list of K that differ in nothing else). The students
+    share each batch's images, the teacher's `targets` (or one online `teacher` pass per batch when `config.augment`)
+    and the random streams derived from the shared `config.seed`; each has its own copy of the noise stream.
+    Models with buffers (BatchNorm) are refused. `checkpoint`: one file for the group, as in `distil`. The students
+    are trained in place; returns their `History`s, in order."""
+    students, configs, arms = _check_group(students, config, arms)
+    _check_common(students[0], train, test, configs[0], checkpoint, progress, "students", val)
+    targets = _resolve_targets(arms, configs[0], train, targets, teacher)
+    return _fit_many(students, train, test, configs, arms, targets, teacher, checkpoint, progress, val)
