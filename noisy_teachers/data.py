@@ -6,7 +6,7 @@
 __all__ = ['DATA_ENV', 'CIFAR10_CLASSES', 'FASHION_MNIST_CLASSES', 'DIGIT_CLASSES', 'DATASETS', 'user_cache_dir', 'data_root',
            'channel_stats', 'ImageData', 'DataFormatError', 'CorruptDataError', 'DataNotFoundError', 'read_idx',
            'decode_images', 'save_atomic', 'sweep_stale_temporaries', 'load_dataset', 'batches', 'augment',
-           'expand_by_augmentation', 'subset', 'show_images']
+           'expand_by_augmentation', 'subset', 'split_off', 'show_images']
 
 # %% ../nbs/03_data.ipynb #dd6b806d
 import gzip
@@ -627,11 +627,11 @@ def expand_by_augmentation(data: ImageData, copies: int, pad: int = 4, flip: boo
     return replace(data, images=torch.cat(parts), labels=data.labels.repeat(copies + 1),
                    name=f"{data.name}+{copies}aug")
 
-def subset(data: ImageData, n: int, seed: int = 0) -> ImageData:
-    "A stratified random subset of `n` samples (class proportions kept, largest remainders rounded up), in the original order; same statistics."
+def _stratified(data: ImageData, n: int, seed: int, most: int) -> Tensor:
+    "Sorted CPU indices of `n` samples drawn per class in proportion (largest remainders rounded up); `n` in [1, most]."
     _check_data(data)
-    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or not 1 <= n <= len(data):
-        raise ValueError(f"n must be an integer in [1, {len(data)}], got {n!r}")
+    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or not 1 <= n <= most:
+        raise ValueError(f"n must be an integer in [1, {most}], got {n!r}")
     g = torch.Generator().manual_seed(_check_int(seed, "seed", 0))
     y = data.labels.cpu()
     counts = torch.bincount(y, minlength=data.n_classes)
@@ -643,8 +643,22 @@ def subset(data: ImageData, n: int, seed: int = 0) -> ImageData:
     for c in range(data.n_classes):
         idx = (y == c).nonzero().flatten()
         picks.append(idx[torch.randperm(len(idx), generator=g)[:int(quota[c])]])
-    idx = torch.cat(picks).sort().values.to(data.images.device)
-    return replace(data, images=data.images[idx], labels=data.labels[idx], name=f"{data.name}[{n}]")
+    return torch.cat(picks).sort().values
+
+def _take(data: ImageData, idx: Tensor, name: str) -> ImageData:
+    idx = idx.to(data.images.device)
+    return replace(data, images=data.images[idx], labels=data.labels[idx], name=name)
+
+def subset(data: ImageData, n: int, seed: int = 0) -> ImageData:
+    "A stratified random subset of `n` samples (class proportions kept, largest remainders rounded up), in the original order; same statistics."
+    return _take(data, _stratified(data, n, seed, len(data)), f"{data.name}[{n}]")
+
+# %% ../nbs/03_data.ipynb #a8d3e421
+def split_off(data: ImageData, n: int, seed: int = 0) -> tuple[ImageData, ImageData]:
+    "`(rest, held_out)`: a stratified hold-out of `n` samples (those `subset(data, n, seed)` picks) and the other N - n, both in the original order; same statistics."
+    held = _stratified(data, n, seed, len(data) - 1)
+    keep = torch.ones(len(data), dtype=torch.bool); keep[held] = False
+    return (_take(data, keep.nonzero().flatten(), f"{data.name}[{len(data) - n} rest]"), _take(data, held, f"{data.name}[{n} held out]"))
 
 # %% ../nbs/03_data.ipynb #e3700688
 def show_images(images: Tensor, labels=None, classes=None, ncols: int = 10, title: str | None = None, scale: float = 0.9):

@@ -24,7 +24,7 @@ from matplotlib.patches import Rectangle
 from torch import Tensor
 
 from .data import load_dataset
-from .losses import logit_regression_loss
+from .losses import _check_logits, logit_regression_loss
 from .models import build
 from .noise import check_noise_args, draw_noise, perturb_logits
 from .regularizer import expected_regularizer, noise_regularizer, sample_regularizer
@@ -104,6 +104,7 @@ def _as_logits(logits, name: str) -> Tensor:
         raise ValueError(f"{name} must be a 2-D float tensor (batch, classes), got {shape}")
     if logits.shape[0] < 1 or logits.shape[1] < 2:
         raise ValueError(f"{name} must have >= 1 sample and >= 2 classes, got shape {tuple(logits.shape)}")
+    _check_logits(logits, name)  # and finite: a nan would draw as a blank cell and turn every number into nan
     if logits.requires_grad:
         logits = logits.detach()
     return logits.float().cpu()  # the same tensor object when it is already float32 on the CPU
@@ -329,6 +330,12 @@ class NoiseExplorer:
         try:
             self.update()
         except Exception as e:  # shown to the reader; a slider callback has nowhere else to report
+            self._hold = True   # refused: the sliders go back to the setting the picture shows
+            try:
+                for k in ("sigma", "alpha", "mu", "seed"):
+                    getattr(self, k).value = self.state[k]
+            finally:
+                self._hold = False
             self.readout.value = f"<span style='color:#b00'>error: {type(e).__name__}: {e}</span>"
 
     def close(self):
