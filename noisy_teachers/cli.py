@@ -10,6 +10,7 @@ import argparse
 import math
 import sys
 import time
+import warnings
 from pathlib import Path
 
 from .data import DataNotFoundError
@@ -42,12 +43,18 @@ def _number_list(lo: float, hi: float):
 def _size_list(text: str) -> list:
     return [_positive_int(p) for p in text.split(",")]
 
+
+def _folder(text: str) -> Path:
+    "An argparse type: a folder path, not empty (`Path('')` would silently mean the current folder)."
+    if not text.strip(): raise argparse.ArgumentTypeError(f"expected a folder path, got {text!r}")
+    return Path(text)
+
 # %% ../nbs/07_cli.ipynb #34da1c26
 _DEMO_ARMS = ("hard", "l2", "sigma")     # the student alone, L2, the noisy teacher over the sigma grid
 
 
 def _common(p: argparse.ArgumentParser, out_default=None, threads=None):
-    p.add_argument("--out", type=Path, default=out_default, required=out_default is None, metavar="DIR",
+    p.add_argument("--out", type=_folder, default=out_default, required=out_default is None, metavar="DIR",
                    help="output folder: results file, checkpoints, tables and plots" +
                         (f" (default: {out_default})" if out_default else ""))
     p.add_argument("--device", default=None, metavar="D",
@@ -55,12 +62,20 @@ def _common(p: argparse.ArgumentParser, out_default=None, threads=None):
     p.add_argument("--threads", type=_positive_int, default=threads, metavar="N",
                    help=f"CPU threads for torch (default: {threads or 'torch’s choice'}; 1 is faster for small models "
                         "and on a busy machine)")
-    p.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bars")
+    p.add_argument("--no-progress", dest="progress", action="store_false",
+                   help="no progress output at all (by default: bars in a terminal; one line per finished arm when "
+                        "the output goes to a file or a pipe)")
+
+
+class _OneLineParser(argparse.ArgumentParser):
+    "argparse, but a usage error is one line (the usage itself is in --help)."
+    def error(self, message):
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
 def build_parser() -> argparse.ArgumentParser:
     "The argument parser of the `noisy-teachers` command."
-    p = argparse.ArgumentParser(
+    p = _OneLineParser(
         prog="noisy-teachers",
         description="Distilling knowledge from noisy teachers (Sau & Balasubramanian, 2016): demo, "
                     "reproduction of the paper's benchmarks, and the when-does-it-help study.")
@@ -108,7 +123,7 @@ def build_parser() -> argparse.ArgumentParser:
     _common(s)
     m = sub.add_parser("summarize", help="tables and plots from the results already in --out",
                        description="Rebuild summary.md / study.md and the plots from results.jsonl / study.jsonl.")
-    m.add_argument("--out", type=Path, required=True, metavar="DIR", help="the output folder of a run")
+    m.add_argument("--out", type=_folder, required=True, metavar="DIR", help="the output folder of a run")
     return p
 
 # %% ../nbs/07_cli.ipynb #4e92bc1a
@@ -158,7 +173,7 @@ def _run(args, parser) -> int:
     t0 = time.perf_counter()
     if args.command == "demo":
         config = get_config("digits")
-        records = run_benchmark(config, args.seeds, out_dir=args.out, device=args.device, progress=args.progress,
+        records = run_benchmark(config, args.seeds, out_dir=args.out, device=args.device, progress=_progress(args),
                                 arms=list(_DEMO_ARMS))
         print(_report(args.out, records, "noisy-teachers demo: digits (8x8), teacher / student alone / L2 / noisy teacher",
                       plots={"sigma": "demo.png"}))
@@ -184,35 +199,49 @@ def _run(args, parser) -> int:
             if bad: parser.error(f"argument --arms: unknown arm or group {bad[0]!r} (choose from the groups "
                                  f"{', '.join(groups)} or the arms {', '.join(names)})")
         records = run_benchmark(config, args.seeds, data_root=args.data_root, out_dir=args.out, device=args.device,
-                                progress=args.progress, arms=args.arms, download=args.download)
+                                progress=_progress(args), arms=args.arms, download=args.download)
         length = f"{config.teacher_train.epochs} teacher / {config.l2_train.epochs} student epochs"
         print(_report(args.out, records, f"{config.label}: {args.seeds} seed(s), {length}"))
     else:
         alphas = args.alphas if args.alphas is not None else [config.alpha]
         records = noise_benefit_study(config, args.sizes, args.sigmas, alphas, args.seeds, data_root=args.data_root,
-                                      out_dir=args.out, device=args.device, progress=args.progress, download=args.download)
+                                      out_dir=args.out, device=args.device, progress=_progress(args), download=args.download)
         print(_study_report(args.out, records))
     print(f"done in {time.perf_counter() - t0:.0f} s; results in {args.out}")
     return 0
 
 
+def _progress(args):
+    "Bars in a terminal; one line per finished arm when stderr goes to a file or a pipe; nothing with --no-progress."
+    if not getattr(args, "progress", False): return False
+    return True if sys.stderr.isatty() else "lines"
+
+
+def _one_line_warning(message, category, filename, lineno, file=None, line=None) -> str:
+    return f"noisy-teachers: warning: {message}\n"
+
+
 def main(argv=None) -> int:
     """The `noisy-teachers` command: `main(["demo", "--out", "d"])` as from a shell. Returns the exit code: 0 done,
-    2 for missing data or an invalid setting (one line on stderr, no traceback), 1 when a teacher's training
-    diverged, 130 when interrupted; argparse exits with 2 itself for bad arguments (and 0 for --help)."""
+    2 for missing or unreadable data, an invalid setting or an unusable folder (one line on stderr, no traceback),
+    1 when a teacher's training diverged, 130 when interrupted; argparse exits with 2 itself for bad arguments (and
+    0 for --help). Warnings print as one line each."""
     parser = build_parser()
     args = parser.parse_args(argv)
     if "ipykernel" not in sys.modules:                      # a terminal: draw to files only, no display needed
         import matplotlib
         matplotlib.use("Agg")
+    fmt, warnings.formatwarning = warnings.formatwarning, _one_line_warning
     try:
-        return _run(args, parser)
+        with warnings.catch_warnings():
+            warnings.simplefilter("always")                 # every warning of this command, each on one line
+            return _run(args, parser)
     except DataNotFoundError as e:
         hint = "" if getattr(args, "download", True) else \
             "\nFrom the command line: add --download to fetch it into --data-root (on a machine that is online)."
         print(f"noisy-teachers: error: {e}{hint}", file=sys.stderr)
         return 2
-    except ValueError as e:
+    except (ValueError, OSError) as e:                      # bad settings, unusable folders, unreadable files
         print(f"noisy-teachers: error: {e}", file=sys.stderr)
         return 2
     except FloatingPointError as e:                        # a teacher diverged (student arms record it and go on)
@@ -222,3 +251,4 @@ def main(argv=None) -> int:
         print(f"\nnoisy-teachers: interrupted; finished arms are in {args.out}. Rerun the same command to resume.",
               file=sys.stderr)
         return 130
+    finally: warnings.formatwarning = fmt

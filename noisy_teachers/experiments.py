@@ -4,32 +4,35 @@
 
 # %% auto #0
 __all__ = ['BENCHMARKS', 'VARIANTS', 'BenchmarkConfig', 'get_config', 'ArmSpec', 'noisy_arm_name', 'arm_specs', 'select_arms',
-           'teacher_names', 'append_record', 'load_records', 'library_versions', 'TeacherGapWarning', 'teacher_gap_ok',
-           'run_benchmark', 'summarize', 'paired_gain', 'comparisons', 'format_table', 'format_comparisons',
-           'plot_sigma', 'plot_alpha', 'plot_curves', 'noise_benefit_study', 'study_gains', 'format_study',
-           'plot_study']
+           'teacher_names', 'append_record', 'load_records', 'library_versions', 'record_key', 'unique_records',
+           'TeacherGapWarning', 'teacher_gap_ok', 'FolderBusyError', 'folder_lock', 'UnsafeFileError',
+           'CorruptFileError', 'safe_load', 'save_teacher', 'load_teacher', 'Run', 'run_benchmark', 'summarize',
+           'paired_gain', 'comparisons', 'format_table', 'format_comparisons', 'plot_sigma', 'plot_alpha',
+           'plot_curves', 'noise_benefit_study', 'study_gains', 'format_study', 'plot_study']
 
 # %% ../nbs/06_experiments.ipynb #70c5d6c7
 import hashlib
 import json
 import math
 import os
+import pickle
 import platform
 import sys
 import time
 import warnings
 from collections import defaultdict
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from .data import expand_by_augmentation, load_dataset, save_atomic, subset
+from .data import expand_by_augmentation, load_dataset, save_atomic, split_off, subset, sweep_stale_temporaries
 from .models import ARCHITECTURES, with_dropout
 from .models import build as build_model
 from .noise import check_noise_args, combine_teachers
-from .training import (Arm, History, TrainConfig, distil, get_device, teacher_logits,
+from .training import (Arm, History, TrainConfig, distil, get_device, state_sha256, teacher_logits,
                                      train_teacher)
 
 # %% ../nbs/06_experiments.ipynb #ef83c1c9
@@ -69,9 +72,10 @@ class BenchmarkConfig:
     on the student's logits at `alpha`. Hinton's KD: `temperature`, `kd_weight`. `dropout`: p of the
     "+ dropout" students (study 4.2.1). `n_teachers`: real teachers (different seeds) averaged in the
     several-teachers arm (1 = no such arm). Our training settings (`training.TrainConfig`s; their seed and device
-    are set per run): `teacher_train`; `student_train` for hard labels and KD; `l2_train` for logit regression,
-    the noisy teacher, noise in the student and several teachers. `train_size`, `test_size`: stratified subsets
-    (None = all); `transfer_size`: the students learn from a stratified subset of this many training images, drawn
+    are set per run), one per arm family: `teacher_train`; `student_train` for hard labels; `l2_train` for logit
+    regression, the noisy teacher, noise in the student and several teachers; `kd_train` for Hinton's KD.
+    `train_size`, `test_size`: stratified subsets (None = all); `val_size`: a stratified validation set held out of
+    the training set (seed 0, the same for every arm and seed; None = none), on which every choice is made; `transfer_size`: the students learn from a stratified subset of this many training images, drawn
     with the seed (None = the teacher's whole training set); `expand_copies`: augmented copies added to the transfer
     set (`data.expand_by_augmentation`).
     `min_teacher_gap`: how far (absolute test error) the teacher must be below the student trained alone."""
@@ -83,6 +87,7 @@ class BenchmarkConfig:
     teacher_train: TrainConfig
     student_train: TrainConfig
     l2_train: TrainConfig
+    kd_train: TrainConfig
     mu: float = 0.0
     sigmas: tuple = (0.0, 0.1, 0.2, 0.4, 0.8)
     alpha_grid: tuple = (0.15, 0.3, 0.5, 1.0)
@@ -94,6 +99,7 @@ class BenchmarkConfig:
     n_teachers: int = 3
     train_size: int | None = None
     test_size: int | None = None
+    val_size: int | None = None
     transfer_size: int | None = None
     expand_copies: int = 0
     min_teacher_gap: float = 0.005
@@ -106,7 +112,7 @@ class BenchmarkConfig:
             if getattr(self, k) not in ARCHITECTURES:
                 raise ValueError(f"{k} must be a key of models.ARCHITECTURES ({', '.join(ARCHITECTURES)}), "
                                  f"got {getattr(self, k)!r}")
-        for k in ("teacher_train", "student_train", "l2_train"):
+        for k in ("teacher_train", "student_train", "l2_train", "kd_train"):
             if not isinstance(getattr(self, k), TrainConfig):
                 raise ValueError(f"{k} must be a training.TrainConfig, got {type(getattr(self, k)).__name__}")
         _, alpha, mu = check_noise_args(0.0, self.alpha, self.mu)
@@ -126,6 +132,7 @@ class BenchmarkConfig:
         put("expand_copies", _int(self.expand_copies, "expand_copies", 0))
         put("train_size", _int(self.train_size, "train_size", 1, allow_none=True))
         put("test_size", _int(self.test_size, "test_size", 1, allow_none=True))
+        put("val_size", _int(self.val_size, "val_size", 1, allow_none=True))
         put("transfer_size", _int(self.transfer_size, "transfer_size", 1, allow_none=True))
         if self.transfer_size is not None and self.train_size is not None and self.transfer_size > self.train_size:
             raise ValueError(f"transfer_size must be at most train_size ({self.train_size}), got {self.transfer_size}")
@@ -158,14 +165,35 @@ _PAPER = {  # data set -> (teacher, student, the paper's alpha); Fashion-MNIST a
     "cifar10": ("nin", "cifar10_student", 0.5),
 }
 
-_TRAIN = {  # ours: teacher / student on hard labels and KD (clipped at 2) / the L2 family (clipped at 5)
-    "digits": dict(teacher=_tc(15, 0.05, 64, 5e-4, 2.0), student=_tc(90, 0.05, 64, clip=2.0), l2=_tc(90, 0.03, 64, clip=5.0)),
-    "mnist": dict(teacher=_tc(20, 0.05, 128, 5e-4, 2.0), student=_tc(30, 0.05, clip=2.0), l2=_tc(30, 0.02, clip=5.0)),
-    "fashion-mnist": dict(teacher=_tc(30, 0.05, 128, 5e-4, 2.0), student=_tc(30, 0.05, clip=2.0), l2=_tc(30, 0.02, clip=5.0)),
-    "svhn": dict(teacher=_tc(40, 0.02, 128, 5e-4, 2.0), student=_tc(40, 0.02, 128, 5e-4, 2.0), l2=_tc(40, 0.005, clip=5.0)),
+_FAMILIES = ("teacher", "student", "l2", "kd")   # the TrainConfig of each: <family>_train
+_TRAIN = {  # ours: the teacher (clipped at 2), then one learning rate per student family (see below)
+    "digits": dict(teacher=_tc(15, 0.05, 64, 5e-4, 2.0), student=_tc(90, 0.05, 64, clip=2.0), l2=_tc(90, 0.03, 64, clip=5.0),
+                   kd=_tc(90, 0.05, 64, clip=2.0)),
+    "mnist": dict(teacher=_tc(20, 0.05, 128, 5e-4, 2.0), student=_tc(30, 0.05, clip=2.0), l2=_tc(30, 0.02, clip=5.0),
+                  kd=_tc(30, 0.05, clip=2.0)),
+    "fashion-mnist": dict(teacher=_tc(30, 0.05, 128, 5e-4, 2.0), student=_tc(30, 0.05, clip=2.0), l2=_tc(30, 0.02, clip=5.0),
+                          kd=_tc(30, 0.05, clip=2.0)),
+    "svhn": dict(teacher=_tc(40, 0.02, 128, 5e-4, 2.0), student=_tc(40, 0.02, 128, 5e-4, 2.0), l2=_tc(40, 0.005, clip=5.0),
+                 kd=_tc(40, 0.02, 128, 5e-4, 2.0)),
     "cifar10": dict(teacher=_tc(120, 0.02, 128, 5e-4, 2.0, augment=True), student=_tc(60, 0.02, 128, 5e-4, 2.0),
-                    l2=_tc(60, 0.005, clip=5.0)),
+                    l2=_tc(60, 0.005, clip=5.0), kd=_tc(60, 0.02, 128, 5e-4, 2.0)),
 }
+_VAL = {"full": 5000, "quick": 500, "tiny": 64}   # validation images held out; digits: its share of MNIST's 5,000 / 60,000
+
+
+def _variant(name, teacher, quick, tiny) -> dict:
+    "What `quick` or `tiny` change: epochs per family, sizes, smaller grids."
+    if tiny:
+        nin = teacher == "nin"      # ~30 ms per training image on one CPU thread: smaller still, to stay in tens of seconds
+        return dict(variant="tiny", epochs=dict(teacher=1, student=2, l2=2, kd=2) if nin else dict(teacher=5, student=3, l2=3, kd=3),
+                    batch_size=32, sigmas=(0.0, 0.4), alpha_grid=(_PAPER[name][2], 1.0), student_noise_sigmas=(0.4,),
+                    n_teachers=2, train_size=64 if nin else 512, test_size=32 if nin else 256, val_size=16 if nin else 64)
+    if quick:
+        n, m = (10, 40) if name == "digits" else (4, 4)
+        big = name != "digits"
+        return dict(variant="quick", epochs=dict(teacher=n, student=m, l2=m, kd=m), train_size=5000 if big else None,
+                    test_size=5000 if big else None, val_size=_VAL["quick"] if big else 112)
+    return dict(variant="full", val_size=_VAL["full"] if name != "digits" else 112)
 
 
 def get_config(name: str, quick: bool = False, tiny: bool = False, epochs: int | None = None) -> BenchmarkConfig:
@@ -179,37 +207,24 @@ def get_config(name: str, quick: bool = False, tiny: bool = False, epochs: int |
         raise ValueError(f"quick and tiny must be True or False, got quick={quick!r}, tiny={tiny!r}")
     if quick and tiny: raise ValueError("quick and tiny are exclusive: pass at most one of them")
     teacher, student, alpha = _PAPER[name]
-    t = _TRAIN[name]
-    kw = dict(name=name, variant="full", teacher=teacher, student=student, alpha=alpha, teacher_train=t["teacher"],
-              student_train=t["student"], l2_train=t["l2"], expand_copies=2 if name == "cifar10" else 0)
+    v = _variant(name, teacher, quick, tiny)
+    lengths, bs = v.pop("epochs", {}), v.pop("batch_size", None)
+    if epochs is not None: lengths = dict.fromkeys(_FAMILIES, _int(epochs, "epochs", 1))
+    train = {f"{f}_train": replace(_TRAIN[name][f], **({"epochs": lengths[f]} if f in lengths else {}),
+                                   **({"batch_size": bs} if bs else {})) for f in _FAMILIES}
+    kw = dict(name=name, teacher=teacher, student=student, alpha=alpha, expand_copies=2 if name == "cifar10" else 0, **train)
     if name == "cifar10": kw.update(alpha_study_sigma=0.2)
     if name == "digits" and not tiny: kw.update(transfer_size=300)     # few samples: where distillation matters
-    if tiny:
-        e = lambda c, n: replace(c, epochs=n, batch_size=32)
-        kw.update(variant="tiny", teacher_train=e(t["teacher"], 5), student_train=e(t["student"], 3),
-                  l2_train=e(t["l2"], 3), sigmas=(0.0, 0.4), alpha_grid=(alpha, 1.0), student_noise_sigmas=(0.4,),
-                  n_teachers=2, train_size=512, test_size=256, expand_copies=min(kw["expand_copies"], 1))
-        if teacher == "nin":   # ~30 ms per training image on one CPU thread: smaller still, to stay in tens of seconds
-            kw.update(teacher_train=e(t["teacher"], 1), student_train=e(t["student"], 2), l2_train=e(t["l2"], 2),
-                      train_size=64, test_size=32)
-    elif quick:
-        n, m = (10, 40) if name == "digits" else (4, 4)
-        kw.update(variant="quick", teacher_train=replace(t["teacher"], epochs=n),
-                  student_train=replace(t["student"], epochs=m), l2_train=replace(t["l2"], epochs=m),
-                  train_size=None if name == "digits" else 5000, test_size=None if name == "digits" else 5000,
-                  expand_copies=min(kw["expand_copies"], 1))
-    if epochs is not None:
-        epochs = _int(epochs, "epochs", 1)
-        kw.update({k: replace(kw[k], epochs=epochs) for k in ("teacher_train", "student_train", "l2_train")})
-    return BenchmarkConfig(**kw)
+    if quick or tiny: kw.update(expand_copies=min(kw["expand_copies"], 1))
+    return BenchmarkConfig(**{**kw, **v})
 
 # %% ../nbs/06_experiments.ipynb #d43e83b0
 @dataclass(frozen=True)
 class ArmSpec:
     """One student arm: its `name`; the `groups` it belongs to (for selection and plots); the `training.Arm` it
     learns from; the `student` architecture (a name or spec string); where its targets come from (`targets`:
-    "labels", "teacher", or "teachers" = several teachers combined); which TrainConfig trains it (`train`:
-    "student" or "l2")."""
+    "labels", "teacher", or "teachers" = several teachers combined); which TrainConfig of the configuration trains it (`train`:
+    "student", "l2" or "kd", for `student_train`, `l2_train`, `kd_train`)."""
     name: str
     groups: tuple
     arm: Arm
@@ -246,7 +261,7 @@ def arm_specs(config: BenchmarkConfig) -> list:
     add("hard_dropout", "dropout", Arm("hard"), student=dropped, targets="labels", train="student")
     add("l2", "baseline", Arm("l2"))
     add("l2_dropout", "dropout", Arm("l2"), student=dropped)
-    add("kd", "baseline", Arm("kd", temperature=c.temperature, kd_weight=c.kd_weight), train="student")
+    add("kd", "baseline", Arm("kd", temperature=c.temperature, kd_weight=c.kd_weight), train="kd")
     for s in c.sigmas: noisy(s, c.alpha, "sigma")
     for a in c.alpha_grid: noisy(c.alpha_study_sigma, a, "alpha")
     for s in c.student_noise_sigmas:
@@ -277,33 +292,65 @@ def teacher_names(config: BenchmarkConfig, specs) -> list:
     return ["teacher"] + ([f"teacher_{k}" for k in range(2, config.n_teachers + 1)] if several else [])
 
 # %% ../nbs/06_experiments.ipynb #02eef2e8
+try: import fcntl                                   # POSIX (Linux, macOS)
+except ImportError: fcntl = None                    # Windows: msvcrt below
+
+
+def _lock_fd(fd: int, wait: bool = True) -> None:
+    "Take an exclusive lock on the open file `fd` (released when it is closed); BlockingIOError if `wait` is False and it is held."
+    if fcntl is not None: fcntl.flock(fd, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
+    else:
+        import msvcrt
+        try: msvcrt.locking(fd, msvcrt.LK_LOCK if wait else msvcrt.LK_NBLCK, 1)
+        except OSError as e: raise BlockingIOError(str(e)) from e
+
+
 def append_record(path, record: dict) -> None:
-    """Append `record` as one JSON line to `path`, atomically: old content + new line are written to a temporary
-    file beside it, fsync'd, and renamed over `path` (a crash leaves the old file or the new one, never half a line)."""
+    """Append `record` as one JSON line to `path`: a true append (`O_APPEND`) under an exclusive lock of the file,
+    written in one piece and `fsync`'d before the lock is released, so concurrent writers never lose or interleave
+    lines. A line left torn by a crash is closed off with a line break first (and skipped by `load_records`)."""
     if not isinstance(record, dict): raise ValueError(f"record must be a dict, got {type(record).__name__}")
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    old = path.read_bytes() if path.exists() else b""
-    if old and not old.endswith(b"\n"): old += b"\n"
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    line = (json.dumps(record, default=str) + "\n").encode()
+    fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o666)
     try:
-        with open(tmp, "wb") as f:
-            f.write(old + json.dumps(record, default=str).encode() + b"\n")
-            f.flush(); os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists(): tmp.unlink()
+        _lock_fd(fd)
+        size = os.fstat(fd).st_size
+        if size and os.pread(fd, 1, size - 1) != b"\n": line = b"\n" + line
+        view = memoryview(line)
+        while view: view = view[os.write(fd, view):]
+        os.fsync(fd)
+    finally: os.close(fd)
+
+
+_RECORD_KEYS = {"benchmark": str, "variant": str, "seed": int, "arm": str, "kind": str, "metrics": dict}
+
+
+def _record_problem(r) -> str | None:
+    "Why `r` is not a result record (None if it is one)."
+    if not isinstance(r, dict): return f"a JSON {type(r).__name__}, not an object"
+    for k, t in _RECORD_KEYS.items():
+        if not isinstance(r.get(k), t) or isinstance(r.get(k), bool): return f"no valid {k!r}"
+    if not isinstance(r["metrics"].get("final_error"), (int, float)): return "no metrics.final_error"
+    return None
 
 
 def load_records(path) -> list:
-    "The records of the JSON-lines file `path` ([] when it does not exist); lines that do not parse are skipped with a warning."
+    """The result records of the JSON-lines file `path` ([] when it does not exist). A line that is not JSON, or
+    JSON that is not a record (not an object with benchmark, variant, seed, arm, kind and metrics.final_error), is
+    skipped with a warning naming the file and line."""
     path = Path(path)
     if not path.exists(): return []
+    if not path.is_file(): raise ValueError(f"results file {path} is not a file")
     out = []
-    for i, line in enumerate(path.read_text().splitlines(), 1):
+    for i, line in enumerate(path.read_text(errors="replace").splitlines(), 1):
         if not line.strip(): continue
-        try: out.append(json.loads(line))
-        except json.JSONDecodeError: warnings.warn(f"{path}:{i} is not a JSON record; skipped")
+        try: r = json.loads(line)
+        except json.JSONDecodeError: warnings.warn(f"{path}:{i} is not a JSON record; skipped"); continue
+        problem = _record_problem(r)
+        if problem: warnings.warn(f"{path}:{i} is not a result record ({problem}); skipped")
+        else: out.append(r)
     return out
 
 
@@ -315,6 +362,19 @@ def library_versions() -> dict:
     except PackageNotFoundError: tv = None
     return dict(python=platform.python_version(), torch=torch.__version__, torchvision=tv,
                 noisy_teachers=noisy_teachers.__version__)
+
+# %% ../nbs/06_experiments.ipynb #c950f339
+def record_key(r: dict) -> tuple:
+    "What identifies a result: (benchmark, variant, config_key, study, transfer_size, seed, arm)."
+    return (r["benchmark"], r["variant"], r.get("config_key"), r.get("study"), r.get("transfer_size"), r["seed"], r["arm"])
+
+
+def unique_records(records) -> list:
+    "`records` with each `record_key` once (the first written wins: a later duplicate came from a second run of the same arm)."
+    seen, out = set(), []
+    for r in records:
+        if record_key(r) not in seen: seen.add(record_key(r)); out.append(r)
+    return out
 
 # %% ../nbs/06_experiments.ipynb #637dd9eb
 class TeacherGapWarning(UserWarning):
@@ -346,53 +406,150 @@ def _check_seeds(seeds) -> list:
     raise ValueError(f"seeds must be an int >= 1 (seeds 0..n-1) or a non-empty list of distinct ints >= 0, got {seeds!r}")
 
 
-
-
 def _metrics(history: dict) -> dict:
-    e = [float(x) for x in history["test_error"]]
-    return dict(final_error=e[-1] if e else math.nan, best_error=min(e) if e else math.nan,
-                final_test_loss=float(history["test_loss"][-1]) if history["test_loss"] else math.nan, history=history)
+    "A record's metrics: final and best test error, final validation error, the mean fraction of clipped steps, the history."
+    last = lambda k: float(history[k][-1]) if history.get(k) else math.nan
+    e, clip = [float(x) for x in history["test_error"]], history.get("clip_fraction") or [0.0]
+    return dict(final_error=last("test_error"), best_error=min(e) if e else math.nan, final_test_loss=last("test_loss"),
+                val_error=last("val_error"), clip_fraction=float(np.mean(clip)), history=history)
 
 
 def _bar(total, desc, progress):
     from tqdm.auto import tqdm
     return tqdm(total=total, desc=desc, disable=not progress, unit="arm")
 
+# %% ../nbs/06_experiments.ipynb #3def7027
+class FolderBusyError(ValueError):
+    "Another run holds the output folder's lock."
 
-class _Session:
-    "What one runner call shares: the data (loaded when first needed), teachers, file locations, the results file."
-    def __init__(self, config, data_root, out_dir, device, progress, results_name, download=False):
-        if not isinstance(progress, bool): raise ValueError(f"progress must be True or False, got {progress!r}")
+
+def _out_folder(out_dir) -> Path:
+    "`out_dir` as a folder that exists (created if missing), else a ValueError naming it."
+    if isinstance(out_dir, bool) or not isinstance(out_dir, (str, os.PathLike)) or str(out_dir).strip() == "":
+        raise ValueError(f"out_dir must be a folder path, got {out_dir!r}")
+    out = Path(out_dir)
+    if out.exists() and not out.is_dir(): raise ValueError(f"out_dir {out} is a file, not a folder")
+    try: out.mkdir(parents=True, exist_ok=True)
+    except OSError as e: raise ValueError(f"out_dir {out} cannot be created: {e.strerror or e}") from None
+    if not os.access(out, os.W_OK | os.X_OK): raise ValueError(f"out_dir {out} is not writable")
+    return out
+
+
+@contextmanager
+def folder_lock(out_dir):
+    "Hold the exclusive lock of the run folder `out_dir` (created if missing); `FolderBusyError` if another run holds it."
+    out = _out_folder(out_dir)
+    fd = os.open(out / ".lock", os.O_RDWR | os.O_CREAT, 0o666)
+    try:
+        try: _lock_fd(fd, wait=False)
+        except BlockingIOError:
+            who = os.pread(fd, 200, 0).decode(errors="replace").strip() or "another process"
+            raise FolderBusyError(f"out_dir {out} is in use by another run ({who}); wait for it to finish "
+                                  "or choose another output folder") from None
+        os.ftruncate(fd, 0); os.pwrite(fd, f"pid {os.getpid()}, started {time.strftime('%Y-%m-%d %H:%M:%S')}".encode(), 0)
+        yield out
+    finally: os.close(fd)
+
+# %% ../nbs/06_experiments.ipynb #fb1ce86a
+class UnsafeFileError(ValueError):
+    "A file that would import or call code if it were unpickled: refused, and nothing in it executed."
+
+
+class CorruptFileError(ValueError):
+    "A file that cannot be read back (truncated, damaged, or not a PyTorch file)."
+
+
+def safe_load(path):
+    """`torch.load(path, weights_only=True)` on the CPU: tensors and plain Python data only, never code.
+    Raises `UnsafeFileError` for a file that asks to import or call anything, `CorruptFileError` for one that
+    cannot be read; both name the file."""
+    try: return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as e:
+        if "GLOBAL" in str(e) or "Unsupported global" in str(e):     # it names a function or class to import
+            raise UnsafeFileError(f"{path} asks to run code when loaded, so it was refused (nothing in it was executed); "
+                                  "it was not written by noisy-teachers: delete it (a rerun rebuilds it)") from None
+        raise CorruptFileError(f"{path} is not a readable PyTorch file ({str(e).splitlines()[0][:80]})") from None
+    except (RuntimeError, EOFError, OSError, ValueError, AttributeError, IndexError, KeyError) as e:
+        raise CorruptFileError(f"{path} is not a readable PyTorch file ({type(e).__name__}: {str(e).splitlines()[0][:80]})") from None
+
+# %% ../nbs/06_experiments.ipynb #92fd5216
+def save_teacher(path, model, history: dict, wall_s: float, identity: dict) -> str:
+    "Save a trained teacher atomically with `identity` (which teacher it is) and the SHA-256 of its weights; returns that hash."
+    sd = model.state_dict()
+    sha = state_sha256(sd)
+    save_atomic(dict(format=2, identity=identity, state_dict=sd, sha256=sha, history=history, wall_s=wall_s), path)
+    return sha
+
+
+def load_teacher(path, identity: dict, weights_sha256: str | None = None):
+    """The teacher saved at `path` (a dict with `state_dict`, `history`, `wall_s`, `sha256`) if it is intact, is the
+    teacher `identity` names and, when given, has the weights `weights_sha256`; else None, with a warning naming the
+    file and why. `UnsafeFileError` (never caught here) for a file that would run code."""
+    try: saved = safe_load(path)
+    except CorruptFileError as e: problem = str(e).removeprefix(f"{path} ")
+    else:
+        if not (isinstance(saved, dict) and saved.get("format") == 2 and isinstance(saved.get("state_dict"), dict)):
+            problem = "is not a teacher checkpoint of this version"
+        elif saved.get("identity") != identity: problem = f"holds another teacher ({saved.get('identity')})"
+        elif state_sha256(saved["state_dict"]) != saved.get("sha256"): problem = "holds weights that do not match their SHA-256 (modified or damaged)"
+        elif weights_sha256 is not None and saved["sha256"] != weights_sha256:
+            problem = "holds other weights than those this run's records were made with"
+        else: return saved
+    warnings.warn(f"teacher checkpoint {path} {problem}; training the teacher again")
+    return None
+
+# %% ../nbs/06_experiments.ipynb #9e683baf
+class Run:
+    """One runner call on `config`, writing into `out_dir`: use it as a context manager (`with Run(...) as run:`),
+    which takes the folder's lock (`folder_lock`), sweeps temporary files a killed run left behind, and reads the
+    records of `results_name` once. `records` holds this configuration's records; `record` appends one to the file
+    and to `records`. `progress`: True = progress bars, "lines" = one line on stderr per finished teacher or arm,
+    False = silent. `data_root` and `download` go to `data.load_dataset`, `device` to `training.get_device`."""
+    def __init__(self, config, data_root=None, out_dir="runs", device=None, progress=True, results_name="results.jsonl",
+                 download=False):
+        if not isinstance(config, BenchmarkConfig): raise ValueError(f"config must be a BenchmarkConfig, got {type(config).__name__}")
+        if not (isinstance(progress, bool) or progress == "lines"): raise ValueError(f"progress must be True, False or 'lines', got {progress!r}")
         if not isinstance(download, bool): raise ValueError(f"download must be True or False, got {download!r}")
-        if isinstance(out_dir, bool) or not isinstance(out_dir, (str, os.PathLike)):
-            raise ValueError(f"out_dir must be a folder path, got {out_dir!r}")
-        self.c, self.root, self.progress, self.download = config, data_root, progress, download
+        self.c, self.root, self.download = config, data_root, download
+        self.bars, self.lines = progress is True, progress == "lines"
         self.device = get_device(device)
-        self.out = Path(out_dir)
-        self.out.mkdir(parents=True, exist_ok=True)
+        self.out = _out_folder(out_dir)
         self.path = self.out / results_name
         self.ckpt = self.out / "checkpoints" / f"{config.name}-{config.variant}-{config.key}"
         self.cache = self.out / "cache"
-        self.versions, self._data, self._transfer = library_versions(), None, None
+        self.versions, self._data, self._val, self._transfer = library_versions(), None, None, None
+        self.records, self._lock = [], None
 
-    def done(self) -> list:
-        "This configuration's records in the results file."
-        return [r for r in load_records(self.path) if r.get("config_key") == self.c.key]
+    def __enter__(self):
+        self._lock = folder_lock(self.out)
+        self._lock.__enter__()
+        sweep_stale_temporaries(self.out, recursive=True)
+        self.records = [r for r in unique_records(load_records(self.path)) if r.get("config_key") == self.c.key]
+        return self
+
+    def __exit__(self, *exc): self._lock.__exit__(*exc)
 
     def has(self, seed, arm, **match) -> bool:
-        return any(r["seed"] == seed and r["arm"] == arm and all(r.get(k) == v for k, v in match.items())
-                   for r in self.done())
+        "Whether a record of (`seed`, `arm`) with the fields `match` is there."
+        return any(r["seed"] == seed and r["arm"] == arm and all(r.get(k) == v for k, v in match.items()) for r in self.records)
 
     @property
     def data(self):
-        "(the teacher's training set, the test set), on the device."
+        "(the training set less the validation set: the teacher's training set, the test set), on the device."
         if self._data is None:
             c = self.c
             train, test = load_dataset(c.name, root=self.root, download=self.download)
             if c.train_size is not None and c.train_size < len(train): train = subset(train, c.train_size, seed=0)
             if c.test_size is not None and c.test_size < len(test): test = subset(test, c.test_size, seed=0)
+            train, self._val = split_off(train, c.val_size, seed=0) if c.val_size else (train, None)
+            if self._val is not None: self._val = self._val.to(self.device)
             self._data = (train.to(self.device), test.to(self.device))
         return self._data
+
+    @property
+    def val(self):
+        "The validation set held out of the training set (None without `val_size`), on the device."
+        return self.data and self._val
 
     def transfer(self, seed):
         "The students' transfer set of `seed`: the training set, or its `transfer_size` subset; expanded if asked."
@@ -405,58 +562,65 @@ class _Session:
         return self._transfer[1]
 
     def build(self, spec, seed):
+        "A fresh model of `spec` for the data, its initial weights drawn from `seed`."
         train = self.data[0]
-        return build_model(spec, train.in_shape, train.n_classes,
-                           generator=torch.Generator().manual_seed(seed)).to(self.device)
+        return build_model(spec, train.in_shape, train.n_classes, generator=torch.Generator().manual_seed(seed)).to(self.device)
 
     def record(self, seed, arm, kind, history: dict, wall, **extra) -> dict:
+        "Append the record of (`seed`, `arm`) to the results file and to `records`; returns it."
         c = self.c
         rec = dict(benchmark=c.name, variant=c.variant, config_key=c.key, seed=seed, arm=arm, kind=kind, **extra)
         rec.update(metrics=_metrics(history), wall_s=round(wall, 3), device=str(self.device), versions=self.versions,
                    finished=time.strftime("%Y-%m-%dT%H:%M:%S%z"), config=c.to_dict())
         append_record(self.path, rec)
+        self.records.append(rec)
+        if self.lines: print(f"{c.label}, seed {seed}: {arm} finished in {wall:.0f} s, test error "
+                             f"{100 * rec['metrics']['final_error']:.2f} %", file=sys.stderr, flush=True)
         return rec
 
     def teacher(self, seed, k=0):
-        "Teacher k of `seed`, loaded from its saved weights or trained (resumably) and saved; writes its record if missing. -> (model, test error)"
+        """Teacher k of `seed`: loaded from its checked checkpoint (`load_teacher`), or trained (resumably) and saved
+        (`save_teacher`); writes its record, with the SHA-256 of its weights, if missing. -> (model, test error)"""
         c = self.c
         name, tseed = ("teacher" if k == 0 else f"teacher_{k + 1}"), seed + 10_000 * k
         train, test = self.data
         final = self.ckpt / f"seed{seed}" / f"{name}.pt"
+        identity = dict(config_key=c.key, seed=seed, teacher=name, teacher_seed=tseed)
+        rec = next((r for r in self.records if r["seed"] == seed and r["arm"] == name), None)
         model = self.build(c.teacher, tseed)
-        if final.exists():
-            saved = torch.load(final, map_location=self.device, weights_only=False)
+        saved = load_teacher(final, identity, rec and rec.get("weights_sha256")) if final.exists() else None
+        if saved is not None:
             model.load_state_dict(saved["state_dict"])
-            hist, wall = saved["history"], saved["wall_s"]
+            hist, wall, sha = saved["history"], saved["wall_s"], saved["sha256"]
         else:
             t0, ck = time.perf_counter(), final.with_name(f"{name}.train.pt")
             h = train_teacher(model, train, test, replace(c.teacher_train, seed=tseed, device=str(self.device)),
-                              checkpoint=ck, progress=self.progress)
+                              checkpoint=ck, progress=self.bars, val=self.val)
             hist, wall = h.to_dict(), time.perf_counter() - t0
-            save_atomic(dict(state_dict=model.state_dict(), history=hist, wall_s=wall), final)
+            sha = save_teacher(final, model, hist, wall, identity)
             ck.unlink(missing_ok=True)
         model.eval()
-        if not self.has(seed, name):
+        if rec is None:
             self.record(seed, name, "teacher", hist, wall, groups=["teacher"], student=c.teacher, teacher_seed=tseed,
-                        transfer_size=len(train))
+                        transfer_size=len(train), weights_sha256=sha)
         return model, float(hist["test_error"][-1])
 
     def student(self, seed, spec, targets, teacher=None, transfer=None, epochs=None, **extra) -> dict:
         "Train one arm (resumable through its checkpoint, removed once the record is written) and write its record."
         c, test = self.c, self.data[1]
         transfer = self.transfer(seed) if transfer is None else transfer
-        cfg = c.student_train if spec.train == "student" else c.l2_train
+        cfg = getattr(c, f"{spec.train}_train")
         cfg = replace(cfg, seed=seed, device=str(self.device), **({} if epochs is None else dict(epochs=epochs)))
         model = self.build(spec.student, seed)
         ck = self.ckpt / f"seed{seed}" / f"{spec.name}_n{len(transfer)}.train.pt"
         t0, failure = time.perf_counter(), None
         try:
             h = distil(model, transfer, test, cfg, spec.arm, targets=targets, teacher=teacher if cfg.augment else None,
-                       checkpoint=ck, progress=self.progress).to_dict()
+                       checkpoint=ck, progress=self.bars, val=self.val).to_dict()
         except FloatingPointError as e:                      # a diverged run is a result, not a crash of the sweep
             warnings.warn(f"seed {seed}, arm {spec.name}: {e}")
             failure = str(e)
-            h = dict(train_loss=[], test_loss=[math.nan], test_error=[math.nan], seconds=[], lr=[])
+            h = dict(train_loss=[], test_loss=[math.nan], test_error=[math.nan], val_error=[math.nan], seconds=[], lr=[])
         a = spec.arm
         extra.setdefault("transfer_size", len(transfer))
         rec = self.record(seed, spec.name, a.kind, h, time.perf_counter() - t0, groups=list(spec.groups),
@@ -479,39 +643,39 @@ def run_benchmark(config: BenchmarkConfig, seeds, data_root=None, out_dir="runs"
     if not isinstance(config, BenchmarkConfig):
         raise ValueError(f"config must be a BenchmarkConfig, got {type(config).__name__}")
     seeds, specs = _check_seeds(seeds), select_arms(arm_specs(config), arms)
-    S = _Session(config, data_root, out_dir, device, progress, "results.jsonl", download)
-    teachers = teacher_names(config, specs)
-    ensemble = len(teachers) > 1
-    wanted = teachers + [s.name for s in specs]
-    todo = {seed: [a for a in wanted if not S.has(seed, a)] for seed in seeds}
-    bar = _bar(sum(len(v) for v in todo.values()), f"{config.label}: teachers and arms", progress)
-    for seed in seeds:
-        if not todo[seed]: continue
-        teacher, t_err = S.teacher(seed)
-        bar.update("teacher" in todo[seed])
-        if "hard" in todo[seed]:                             # specs[0] is "hard" (select_arms keeps it first)
-            hard = S.student(seed, specs[0], None)
-            bar.update(1)
-        else: hard = next(r for r in S.done() if r["seed"] == seed and r["arm"] == "hard")
-        gap = dict(teacher_error=t_err, student_alone_error=hard["metrics"]["final_error"],
-                   teacher_gap_ok=teacher_gap_ok(t_err, hard["metrics"]["final_error"], config.min_teacher_gap)
-                   if math.isfinite(hard["metrics"]["final_error"]) else False)
-        left = [s for s in specs[1:] if s.name in todo[seed]]
-        transfer = S.transfer(seed)
-        z = teacher_logits(teacher, transfer, cache_dir=S.cache) if any(s.targets != "labels" for s in left) else None
-        zs = [z]
-        for k in range(1, config.n_teachers if ensemble else 1):
-            if teachers[k] in todo[seed] or any(s.targets == "teachers" for s in left):
-                tk, _ = S.teacher(seed, k)
-                bar.update(teachers[k] in todo[seed])
-                zs.append(teacher_logits(tk, transfer, cache_dir=S.cache))
-        for spec in left:
-            bar.set_postfix_str(f"seed {seed}: {spec.name}")
-            targets = {"labels": None, "teacher": z}.get(spec.targets) if spec.targets != "teachers" else combine_teachers(zs)
-            S.student(seed, spec, targets, teacher=teacher, **gap)
-            bar.update(1)
-    bar.close()
-    return [r for r in S.done() if r["seed"] in seeds and r["arm"] in wanted]
+    with Run(config, data_root, out_dir, device, progress, "results.jsonl", download) as S:
+        teachers = teacher_names(config, specs)
+        ensemble = len(teachers) > 1
+        wanted = teachers + [s.name for s in specs]
+        todo = {seed: [a for a in wanted if not S.has(seed, a)] for seed in seeds}
+        bar = _bar(sum(len(v) for v in todo.values()), f"{config.label}: teachers and arms", S.bars)
+        for seed in seeds:
+            if not todo[seed]: continue
+            teacher, t_err = S.teacher(seed)
+            bar.update("teacher" in todo[seed])
+            if "hard" in todo[seed]:                             # specs[0] is "hard" (select_arms keeps it first)
+                hard = S.student(seed, specs[0], None)
+                bar.update(1)
+            else: hard = next(r for r in S.records if r["seed"] == seed and r["arm"] == "hard")
+            gap = dict(teacher_error=t_err, student_alone_error=hard["metrics"]["final_error"],
+                       teacher_gap_ok=teacher_gap_ok(t_err, hard["metrics"]["final_error"], config.min_teacher_gap)
+                       if math.isfinite(hard["metrics"]["final_error"]) else False)
+            left = [s for s in specs[1:] if s.name in todo[seed]]
+            transfer = S.transfer(seed)
+            z = teacher_logits(teacher, transfer, cache_dir=S.cache) if any(s.targets != "labels" for s in left) else None
+            zs = [z]
+            for k in range(1, config.n_teachers if ensemble else 1):
+                if teachers[k] in todo[seed] or any(s.targets == "teachers" for s in left):
+                    tk, _ = S.teacher(seed, k)
+                    bar.update(teachers[k] in todo[seed])
+                    zs.append(teacher_logits(tk, transfer, cache_dir=S.cache))
+            for spec in left:
+                bar.set_postfix_str(f"seed {seed}: {spec.name}")
+                targets = {"labels": None, "teacher": z}.get(spec.targets) if spec.targets != "teachers" else combine_teachers(zs)
+                S.student(seed, spec, targets, teacher=teacher, **gap)
+                bar.update(1)
+        bar.close()
+        return [r for r in S.records if r["seed"] in seeds and r["arm"] in wanted]
 
 # %% ../nbs/06_experiments.ipynb #f878359e
 def _mean_std(xs) -> tuple:
@@ -525,7 +689,7 @@ def summarize(records) -> list:
     (`error_mean`, `error_std`) and of the best epoch's (`best_mean`, `best_std`); mean wall time; and whether the
     teacher check passed in every seed (`teacher_gap_ok`)."""
     groups = defaultdict(list)
-    for r in records: groups[(r["benchmark"], r["variant"], r.get("transfer_size"), r["arm"])].append(r)
+    for r in unique_records(records): groups[(r["benchmark"], r["variant"], r.get("transfer_size"), r["arm"])].append(r)
     rows = []
     for (b, v, n_tr, arm), rs in groups.items():
         rs = sorted(rs, key=lambda r: r["seed"])
@@ -545,7 +709,7 @@ def paired_gain(records, arm: str, baseline: str) -> dict:
     seed) both have: d = error(baseline) − error(arm); returns dict(arm, baseline, n, gain = mean d, se =
     std(d, ddof=1)/√n (NaN for n < 2)). Positive gain = `arm` is better."""
     by = defaultdict(dict)
-    for r in records: by[r["arm"]][(r["benchmark"], r["variant"], r.get("transfer_size"), r["seed"])] = r
+    for r in unique_records(records): by[r["arm"]][(r["benchmark"], r["variant"], r.get("transfer_size"), r["seed"])] = r
     keys = sorted(set(by[arm]) & set(by[baseline]), key=str)
     d = np.array([by[baseline][k]["metrics"]["final_error"] - by[arm][k]["metrics"]["final_error"] for k in keys])
     return dict(arm=arm, baseline=baseline, n=len(d), gain=float(d.mean()) if len(d) else math.nan,
@@ -733,39 +897,40 @@ def noise_benefit_study(config: BenchmarkConfig, sizes, sigmas, alphas, seeds, d
     alphas = _numbers(alphas, "alphas", lambda a: check_noise_args(0.0, a)[1])
     if not sigmas or not alphas: raise ValueError("sigmas and alphas must each hold at least one value")
     max_epoch_factor, seeds = _int(max_epoch_factor, "max_epoch_factor", 1), _check_seeds(seeds)
-    S = _Session(config, data_root, out_dir, device, progress, "study.jsonl", download)
-    specs = [ArmSpec("l2", ("study",), Arm("l2"), config.student, "teacher", "l2")]
-    specs += [ArmSpec(noisy_arm_name(s, a), ("study",), Arm("noisy", sigma=s, alpha=a, mu=config.mu), config.student,
-                      "teacher", "l2") for s in sigmas if s > 0 for a in alphas if a > 0]
-    bar = None
-    for seed in seeds:
-        train = S.data[0]
-        ns = sorted({min(n, len(train)) for n in sizes})
-        if bar is None: bar = _bar(len(seeds) * len(ns) * len(specs), f"{config.label}: study", progress)
-        todo = [(n, s) for n in ns for s in specs if not S.has(seed, s.name, transfer_size=n)]
-        bar.update(len(ns) * len(specs) - len(todo))
-        if not todo: continue
-        teacher, t_err = S.teacher(seed)
-        for n in ns:
-            mine = [s for m, s in todo if m == n]
-            if not mine: continue
-            transfer = train if n == len(train) else subset(train, n, seed=seed)
-            z = teacher_logits(teacher, transfer, cache_dir=S.cache)
-            E = config.l2_train.epochs
-            epochs = min(math.ceil(E * len(train) / n), E * max_epoch_factor)
-            for spec in mine:
-                bar.set_postfix_str(f"seed {seed}, n = {n}: {spec.name}")
-                S.student(seed, spec, z, teacher=teacher, transfer=transfer, epochs=epochs, transfer_size=n, study="noise_benefit",
-                          teacher_error=t_err)
-                bar.update(1)
-    if bar is not None: bar.close()
-    return [r for r in S.done() if r["seed"] in seeds and r.get("study") == "noise_benefit"]
+    with Run(config, data_root, out_dir, device, progress, "study.jsonl", download) as S:
+        specs = [ArmSpec("l2", ("study",), Arm("l2"), config.student, "teacher", "l2")]
+        specs += [ArmSpec(noisy_arm_name(s, a), ("study",), Arm("noisy", sigma=s, alpha=a, mu=config.mu), config.student,
+                          "teacher", "l2") for s in sigmas if s > 0 for a in alphas if a > 0]
+        bar = None
+        for seed in seeds:
+            train = S.data[0]
+            ns = sorted({min(n, len(train)) for n in sizes})
+            if bar is None: bar = _bar(len(seeds) * len(ns) * len(specs), f"{config.label}: study", S.bars)
+            todo = [(n, s) for n in ns for s in specs if not S.has(seed, s.name, transfer_size=n)]
+            bar.update(len(ns) * len(specs) - len(todo))
+            if not todo: continue
+            teacher, t_err = S.teacher(seed)
+            for n in ns:
+                mine = [s for m, s in todo if m == n]
+                if not mine: continue
+                transfer = train if n == len(train) else subset(train, n, seed=seed)
+                z = teacher_logits(teacher, transfer, cache_dir=S.cache)
+                E = config.l2_train.epochs
+                epochs = min(math.ceil(E * len(train) / n), E * max_epoch_factor)
+                for spec in mine:
+                    bar.set_postfix_str(f"seed {seed}, n = {n}: {spec.name}")
+                    S.student(seed, spec, z, teacher=teacher, transfer=transfer, epochs=epochs, transfer_size=n, study="noise_benefit",
+                              teacher_error=t_err)
+                    bar.update(1)
+        if bar is not None: bar.close()
+        return [r for r in S.records if r["seed"] in seeds and r.get("study") == "noise_benefit"]
 
 
 def study_gains(records) -> list:
     """For every (transfer_size, σ, α) of noisy study records: the gain over σ = 0 (`l2`) on the same transfer set
     and seed, d = error(l2) − error(σ, α); dict(benchmark, variant, transfer_size, sigma, alpha, n, gain = mean d,
     se = std(d, ddof=1)/√n (NaN for n < 2), error_mean, baseline_mean). Positive gain = the noise helps."""
+    records = unique_records(records)
     key = lambda r: (r["benchmark"], r["variant"], r.get("transfer_size"), r["seed"])
     base = {key(r): r["metrics"]["final_error"] for r in records if r["kind"] == "l2"}
     cells = defaultdict(list)

@@ -1,0 +1,89 @@
+#!/usr/bin/env python
+"""Learning-rate search per arm family, on a validation split, at the full schedule (run by hand; resumable).
+
+The three families train differently: cross-entropy on the labels ("hard"), Hinton's KD ("kd": T = 4, weight 0.9),
+and L2 regression on raw logits ("l2", the family of the noisy teacher). Each is trained at every learning rate of
+its grid with NO gradient clip (so no clip can bind), on the training split minus a stratified validation hold-out
+of `--val` images (fixed seed, the same for every run), and scored on that hold-out after every epoch. The test set
+is not touched. The teacher is trained once on the same reduced training split.
+
+    python scripts/lr_search.py mnist --data-root DIR --out results/lr-search        # ~1 h on one CPU thread
+
+Records (one JSON line per (family, lr)) go to OUT/<benchmark>.jsonl; a rerun skips finished ones and resumes an
+interrupted one from its checkpoint in OUT/<benchmark>-checkpoints/. A run whose loss becomes non-finite is recorded
+as diverged (validation error 1.0 at every later epoch).
+"""
+import argparse
+import json
+import math
+import os
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import torch
+
+from noisy_teachers import models
+from noisy_teachers.data import load_dataset, save_atomic, split_off
+from noisy_teachers.experiments import get_config
+from noisy_teachers.training import Arm, TrainConfig, distil, teacher_logits, train_teacher
+
+GRIDS = {  # each spans at least 10x; L2 on raw logits gets a lower grid (see METHOD's pitfall on its gradients)
+    "hard": (0.01, 0.03, 0.1, 0.3),
+    "kd": (0.01, 0.03, 0.1, 0.3),
+    "l2": (0.0003, 0.001, 0.003, 0.01),
+}
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("benchmark", choices=("digits", "mnist", "fashion-mnist"))
+    p.add_argument("--data-root", default=None, help="folder holding the data set (default: $NOISY_TEACHERS_DATA)")
+    p.add_argument("--out", type=Path, required=True)
+    p.add_argument("--val", type=int, default=5000, help="validation images held out of the training split")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--families", nargs="+", default=list(GRIDS), choices=list(GRIDS))
+    p.add_argument("--threads", type=int, default=1)
+    a = p.parse_args()
+    torch.set_num_threads(a.threads)
+    c = get_config(a.benchmark)
+    train, test = load_dataset(a.benchmark, root=a.data_root)
+    fit, val = split_off(train, a.val, seed=0)          # the hold-out every benchmark run uses
+    a.out.mkdir(parents=True, exist_ok=True)
+    log, ck = a.out / f"{a.benchmark}.jsonl", a.out / f"{a.benchmark}-checkpoints"
+    done = {(r["family"], r["lr"]) for r in map(json.loads, log.read_text().splitlines())} if log.exists() else set()
+    teacher = models.build(c.teacher, fit.in_shape, fit.n_classes, generator=torch.Generator().manual_seed(a.seed))
+    tpath = ck / "teacher.pt"
+    if tpath.exists(): teacher.load_state_dict(torch.load(tpath, weights_only=True))
+    else:
+        h = train_teacher(teacher, fit, val, replace(c.teacher_train, seed=a.seed, device="cpu"),
+                          checkpoint=ck / "teacher.train.pt", progress=False)
+        print(f"teacher: validation error {100 * h.test_error[-1]:.2f} %", flush=True)
+        save_atomic(teacher.state_dict(), tpath)
+    teacher.eval()
+    z = teacher_logits(teacher, fit, cache_dir=ck)
+    arms = {"hard": Arm("hard"), "kd": Arm("kd", temperature=c.temperature, kd_weight=c.kd_weight), "l2": Arm("l2")}
+    for fam in a.families:
+        base = c.l2_train if fam == "l2" else c.student_train
+        for lr in GRIDS[fam]:
+            if (fam, lr) in done: continue
+            cfg = replace(base, lr=lr, clip_grad_norm=None, seed=a.seed, device="cpu")
+            student = models.build(c.student, fit.in_shape, fit.n_classes, generator=torch.Generator().manual_seed(a.seed))
+            t0, diverged = time.perf_counter(), None
+            try:
+                h = distil(student, fit, val, cfg, arms[fam], targets=z, checkpoint=ck / f"{fam}-lr{lr:g}.train.pt",
+                           progress=False).to_dict()
+            except FloatingPointError as e:
+                diverged, h = str(e), dict(test_error=[1.0] * cfg.epochs, test_loss=[math.nan] * cfg.epochs)
+            rec = dict(benchmark=a.benchmark, family=fam, lr=lr, seed=a.seed, epochs=cfg.epochs, batch_size=cfg.batch_size,
+                       schedule=cfg.schedule, momentum=cfg.momentum, clip_grad_norm=None, clip_fraction=0.0,
+                       n_fit=len(fit), n_val=len(val), val_error=h["test_error"], val_loss=h["test_loss"],
+                       final_val_error=h["test_error"][-1], best_val_error=min(h["test_error"]), diverged=diverged,
+                       wall_s=round(time.perf_counter() - t0, 1), torch=torch.__version__)
+            with open(log, "a") as f: f.write(json.dumps(rec) + "\n")
+            print(f"{fam} lr={lr:g}: final validation error {100 * rec['final_val_error']:.2f} %"
+                  + (" (diverged)" if diverged else ""), flush=True)
+
+
+if __name__ == "__main__":
+    main()
