@@ -6,9 +6,10 @@
 __all__ = ['BENCHMARKS', 'VARIANTS', 'BenchmarkConfig', 'get_config', 'ArmSpec', 'noisy_arm_name', 'arm_specs', 'select_arms',
            'teacher_names', 'append_record', 'load_records', 'library_versions', 'record_key', 'unique_records',
            'TeacherGapWarning', 'teacher_gap_ok', 'FolderBusyError', 'folder_lock', 'UnsafeFileError',
-           'CorruptFileError', 'safe_load', 'save_teacher', 'load_teacher', 'Run', 'run_benchmark', 'summarize',
-           'paired_gain', 'comparisons', 'format_table', 'format_comparisons', 'plot_sigma', 'plot_alpha',
-           'plot_curves', 'noise_benefit_study', 'study_gains', 'format_study', 'plot_study']
+           'CorruptFileError', 'safe_load', 'save_teacher', 'load_teacher', 'Run', 'arm_groups', 'run_seed',
+           'run_benchmark', 'summarize', 'paired_gain', 'comparisons', 'format_table', 'format_comparisons',
+           'plot_sigma', 'plot_alpha', 'plot_curves', 'noise_benefit_study', 'study_gains', 'format_study',
+           'plot_study']
 
 # %% ../nbs/06_experiments.ipynb #70c5d6c7
 import hashlib
@@ -32,7 +33,7 @@ from .data import expand_by_augmentation, load_dataset, save_atomic, split_off, 
 from .models import ARCHITECTURES, with_dropout
 from .models import build as build_model
 from .noise import check_noise_args, combine_teachers
-from .training import (Arm, History, TrainConfig, distil, get_device, state_sha256, teacher_logits,
+from .training import (Arm, History, TrainConfig, distil, distil_many, get_device, state_sha256, teacher_logits,
                                      train_teacher)
 
 # %% ../nbs/06_experiments.ipynb #ef83c1c9
@@ -605,75 +606,100 @@ class Run:
                         transfer_size=len(train), weights_sha256=sha)
         return model, float(hist["test_error"][-1])
 
-    def student(self, seed, spec, targets, teacher=None, transfer=None, epochs=None, **extra) -> dict:
-        "Train one arm (resumable through its checkpoint, removed once the record is written) and write its record."
+    def students(self, seed, specs, targets, teacher=None, transfer=None, epochs=None, **extra) -> list:
+        """Train the arms `specs` of `seed` — one group of `arm_groups`: together with `training.distil_many` when
+        there are several, else with `training.distil` — resumable through one checkpoint (removed once the records
+        are written), and write one record per arm; `wall_s` is the group's time over its size. A group whose
+        training diverges is trained again arm by arm, so that only the diverging arm is recorded as diverged."""
         c, test = self.c, self.data[1]
         transfer = self.transfer(seed) if transfer is None else transfer
-        cfg = getattr(c, f"{spec.train}_train")
-        cfg = replace(cfg, seed=seed, device=str(self.device), **({} if epochs is None else dict(epochs=epochs)))
-        model = self.build(spec.student, seed)
-        ck = self.ckpt / f"seed{seed}" / f"{spec.name}_n{len(transfer)}.train.pt"
-        t0, failure = time.perf_counter(), None
+        cfgs = [replace(getattr(c, f"{s.train}_train"), seed=seed, device=str(self.device),
+                        **({} if epochs is None else dict(epochs=epochs))) for s in specs]
+        tag = specs[0].name if len(specs) == 1 else "group-" + hashlib.sha256(" ".join(s.name for s in specs).encode()).hexdigest()[:10]
+        ck = self.ckpt / f"seed{seed}" / f"{tag}_n{len(transfer)}.train.pt"
+        kw = dict(targets=targets, teacher=teacher if cfgs[0].augment else None, checkpoint=ck, progress=self.bars, val=self.val)
+        t0, failure, models = time.perf_counter(), None, [self.build(s.student, seed) for s in specs]
         try:
-            h = distil(model, transfer, test, cfg, spec.arm, targets=targets, teacher=teacher if cfg.augment else None,
-                       checkpoint=ck, progress=self.bars, val=self.val).to_dict()
+            if len(specs) == 1: hs = [distil(models[0], transfer, test, cfgs[0], specs[0].arm, **kw).to_dict()]
+            else: hs = [h.to_dict() for h in distil_many(models, transfer, test, cfgs, [s.arm for s in specs], **kw)]
         except FloatingPointError as e:                      # a diverged run is a result, not a crash of the sweep
-            warnings.warn(f"seed {seed}, arm {spec.name}: {e}")
-            failure = str(e)
-            h = dict(train_loss=[], test_loss=[math.nan], test_error=[math.nan], val_error=[math.nan], seconds=[], lr=[])
-        a = spec.arm
-        extra.setdefault("transfer_size", len(transfer))
-        rec = self.record(seed, spec.name, a.kind, h, time.perf_counter() - t0, groups=list(spec.groups),
-                          student=spec.student, sigma=a.sigma, alpha=a.alpha, mu=a.mu, temperature=a.temperature,
-                          kd_weight=a.kd_weight, epochs=cfg.epochs, diverged=failure, **extra)
+            ck.unlink(missing_ok=True)
+            if len(specs) > 1: return [r for s in specs for r in self.students(seed, [s], targets, teacher, transfer, epochs, **extra)]
+            warnings.warn(f"seed {seed}, arm {specs[0].name}: {e}")
+            failure, hs = str(e), [dict(train_loss=[], test_loss=[math.nan], test_error=[math.nan], val_error=[math.nan], seconds=[], lr=[])]
+        wall, recs = (time.perf_counter() - t0) / len(specs), []
+        for s, cfg, h in zip(specs, cfgs, hs):
+            a = s.arm
+            recs.append(self.record(seed, s.name, a.kind, h, wall, **{"transfer_size": len(transfer), **extra}, groups=list(s.groups),
+                                    student=s.student, sigma=a.sigma, alpha=a.alpha, mu=a.mu, temperature=a.temperature,
+                                    kd_weight=a.kd_weight, epochs=cfg.epochs, lr=cfg.lr, diverged=failure))
         ck.unlink(missing_ok=True)
-        return rec
+        return recs
+
+# %% ../nbs/06_experiments.ipynb #e3096976
+def arm_groups(config: BenchmarkConfig, specs, batched: bool = True) -> list:
+    """The arms `specs` as groups that can train together with `training.distil_many`: the same student
+    architecture, the same targets and the same schedule (their TrainConfigs may differ in learning rate, momentum,
+    weight decay and clip only). Without `batched`, one group per arm. Order is kept."""
+    if not batched: return [[s] for s in specs]
+    shape = lambda s: (s.student, s.targets, repr(replace(getattr(config, f"{s.train}_train"), lr=1.0, momentum=0.0,
+                                                            weight_decay=0.0, clip_grad_norm=None)))
+    groups = {}
+    for s in specs: groups.setdefault(shape(s), []).append(s)
+    return list(groups.values())
+
+
+def _gap(config, teacher_error: float, hard: dict) -> dict:
+    "The teacher check of one seed, for every record of its arms."
+    e = hard["metrics"]["final_error"]
+    return dict(teacher_error=teacher_error, student_alone_error=e,
+                teacher_gap_ok=teacher_gap_ok(teacher_error, e, config.min_teacher_gap) if math.isfinite(e) else False)
+
+# %% ../nbs/06_experiments.ipynb #e38881d8
+def run_seed(S: Run, seed: int, specs, batched: bool = True, bar=None) -> None:
+    """Everything `run_benchmark` does for one seed, skipping what `S` has: the teacher(s), the student alone and the
+    teacher check, the teacher's logits, then the other arms of `specs` in the groups of `arm_groups`."""
+    c, names = S.c, teacher_names(S.c, specs)
+    todo = [a for a in names + [s.name for s in specs] if not S.has(seed, a)]
+    tick = (lambda n=1: bar.update(n)) if bar is not None else (lambda n=1: None)
+    if not todo: return
+    teacher, t_err = S.teacher(seed)
+    tick("teacher" in todo)
+    if "hard" in todo: hard = S.students(seed, specs[:1], None)[0]; tick()      # specs[0] is "hard" (select_arms)
+    else: hard = next(r for r in S.records if r["seed"] == seed and r["arm"] == "hard")
+    left = [s for s in specs[1:] if s.name in todo]
+    transfer = S.transfer(seed)
+    z = teacher_logits(teacher, transfer, cache_dir=S.cache) if any(s.targets != "labels" for s in left) else None
+    zs = [z]
+    for k in range(1, len(names)):                         # the several-teachers arm's extra teachers
+        tk, _ = S.teacher(seed, k)
+        tick(names[k] in todo)
+        if any(s.targets == "teachers" for s in left): zs.append(teacher_logits(tk, transfer, cache_dir=S.cache))
+    targets = dict(labels=None, teacher=z, teachers=combine_teachers(zs) if len(zs) > 1 else None)
+    for group in arm_groups(c, left, batched):
+        if bar is not None: bar.set_postfix_str(f"seed {seed}: {', '.join(s.name for s in group)}")
+        S.students(seed, group, targets[group[0].targets], teacher=teacher, **_gap(c, t_err, hard))
+        tick(len(group))
 
 # %% ../nbs/06_experiments.ipynb #ae3c267e
 def run_benchmark(config: BenchmarkConfig, seeds, data_root=None, out_dir="runs", device=None, progress=True,
-                  arms=None, download: bool = False) -> list:
+                  arms=None, download: bool = False, batched: bool = True) -> list:
     """Run the protocol of `config` for `seeds` (an int n = seeds 0..n-1, or a list of seeds) and return this
     configuration's records of those seeds. Per seed: the teacher (trained, or loaded from `out_dir/checkpoints`),
     the student alone ("hard") and the teacher check (`teacher_gap_ok`, its verdict in every record), the teacher's
     logits (cached in `out_dir/cache`), then every arm of `arm_specs(config)` or those `select_arms` keeps for
-    `arms`. Each finished arm is appended at once to `out_dir/results.jsonl`; a rerun skips what is there, an
-    interrupted arm resumes from its checkpoint. `data_root` and `download` (fetch a missing data set with
-    torchvision's downloaders, into `data_root`) go to `data.load_dataset`; `device` to
-    `training.get_device` (None: CUDA, then MPS, then CPU)."""
+    `arms` — with `batched`, each group of `arm_groups` trained together (`training.distil_many`). Each finished
+    arm is appended at once to `out_dir/results.jsonl`; a rerun skips what is there, an interrupted arm resumes from
+    its checkpoint. `data_root` and `download` (fetch a missing data set with torchvision's downloaders, into
+    `data_root`) go to `data.load_dataset`; `device` to `training.get_device` (None: CUDA, then MPS, then CPU)."""
     if not isinstance(config, BenchmarkConfig):
         raise ValueError(f"config must be a BenchmarkConfig, got {type(config).__name__}")
+    if not isinstance(batched, bool): raise ValueError(f"batched must be True or False, got {batched!r}")
     seeds, specs = _check_seeds(seeds), select_arms(arm_specs(config), arms)
     with Run(config, data_root, out_dir, device, progress, "results.jsonl", download) as S:
-        teachers = teacher_names(config, specs)
-        ensemble = len(teachers) > 1
-        wanted = teachers + [s.name for s in specs]
-        todo = {seed: [a for a in wanted if not S.has(seed, a)] for seed in seeds}
-        bar = _bar(sum(len(v) for v in todo.values()), f"{config.label}: teachers and arms", S.bars)
-        for seed in seeds:
-            if not todo[seed]: continue
-            teacher, t_err = S.teacher(seed)
-            bar.update("teacher" in todo[seed])
-            if "hard" in todo[seed]:                             # specs[0] is "hard" (select_arms keeps it first)
-                hard = S.student(seed, specs[0], None)
-                bar.update(1)
-            else: hard = next(r for r in S.records if r["seed"] == seed and r["arm"] == "hard")
-            gap = dict(teacher_error=t_err, student_alone_error=hard["metrics"]["final_error"],
-                       teacher_gap_ok=teacher_gap_ok(t_err, hard["metrics"]["final_error"], config.min_teacher_gap)
-                       if math.isfinite(hard["metrics"]["final_error"]) else False)
-            left = [s for s in specs[1:] if s.name in todo[seed]]
-            transfer = S.transfer(seed)
-            z = teacher_logits(teacher, transfer, cache_dir=S.cache) if any(s.targets != "labels" for s in left) else None
-            zs = [z]
-            for k in range(1, config.n_teachers if ensemble else 1):
-                if teachers[k] in todo[seed] or any(s.targets == "teachers" for s in left):
-                    tk, _ = S.teacher(seed, k)
-                    bar.update(teachers[k] in todo[seed])
-                    zs.append(teacher_logits(tk, transfer, cache_dir=S.cache))
-            for spec in left:
-                bar.set_postfix_str(f"seed {seed}: {spec.name}")
-                targets = {"labels": None, "teacher": z}.get(spec.targets) if spec.targets != "teachers" else combine_teachers(zs)
-                S.student(seed, spec, targets, teacher=teacher, **gap)
-                bar.update(1)
+        wanted = teacher_names(config, specs) + [s.name for s in specs]
+        bar = _bar(sum(not S.has(seed, a) for seed in seeds for a in wanted), f"{config.label}: teachers and arms", S.bars)
+        for seed in seeds: run_seed(S, seed, specs, batched, bar)
         bar.close()
         return [r for r in S.records if r["seed"] in seeds and r["arm"] in wanted]
 
@@ -883,13 +909,14 @@ def _sizes(xs) -> list:
 
 
 def noise_benefit_study(config: BenchmarkConfig, sizes, sigmas, alphas, seeds, data_root=None, out_dir="runs/study",
-                        device=None, progress=True, max_epoch_factor: int = 10, download: bool = False) -> list:
+                        device=None, progress=True, max_epoch_factor: int = 10, download: bool = False,
+                        batched: bool = True) -> list:
     """Transfer-set size × σ × α × seeds: for each seed, size n in `sizes` (a stratified `data.subset` of the
     configuration's training set, drawn with the seed; sizes above it are capped), σ in `sigmas` and α in `alphas`,
     train the L2-family student on the noisy teacher; σ = 0 (`l2`) always runs, as the paired baseline. One teacher
     per seed, trained on the whole training set (shared with `run_benchmark` in the same `out_dir`). Size n trains
     for ceil(epochs · N/n) epochs, at most `max_epoch_factor` · epochs. Records go to `out_dir/study.jsonl`; a
-    rerun skips finished ones. `download`: as in `run_benchmark`. Returns this configuration's study records of `seeds`."""
+    rerun skips finished ones. `download`, `batched`: as in `run_benchmark`. Returns this configuration's study records of `seeds`."""
     if not isinstance(config, BenchmarkConfig):
         raise ValueError(f"config must be a BenchmarkConfig, got {type(config).__name__}")
     sizes = _sizes(sizes)
@@ -917,11 +944,11 @@ def noise_benefit_study(config: BenchmarkConfig, sizes, sigmas, alphas, seeds, d
                 z = teacher_logits(teacher, transfer, cache_dir=S.cache)
                 E = config.l2_train.epochs
                 epochs = min(math.ceil(E * len(train) / n), E * max_epoch_factor)
-                for spec in mine:
-                    bar.set_postfix_str(f"seed {seed}, n = {n}: {spec.name}")
-                    S.student(seed, spec, z, teacher=teacher, transfer=transfer, epochs=epochs, transfer_size=n, study="noise_benefit",
-                              teacher_error=t_err)
-                    bar.update(1)
+                for group in arm_groups(config, mine, batched):
+                    bar.set_postfix_str(f"seed {seed}, n = {n}: {', '.join(s.name for s in group)}")
+                    S.students(seed, group, z, teacher=teacher, transfer=transfer, epochs=epochs, transfer_size=n,
+                               study="noise_benefit", teacher_error=t_err)
+                    bar.update(len(group))
         if bar is not None: bar.close()
         return [r for r in S.records if r["seed"] in seeds and r.get("study") == "noise_benefit"]
 
