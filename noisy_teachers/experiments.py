@@ -505,13 +505,15 @@ class Run:
     which takes the folder's lock (`folder_lock`), sweeps temporary files a killed run left behind, and reads the
     records of `results_name` once. `records` holds this configuration's records; `record` appends one to the file
     and to `records`. `progress`: True = progress bars, "lines" = one line on stderr per finished teacher or arm,
-    False = silent. `data_root` and `download` go to `data.load_dataset`, `device` to `training.get_device`."""
+    False = silent. `data_root` and `download` go to `data.load_dataset`, `device` to `training.get_device`.
+    `write=False` (a worker that hands its records to a driver, e.g. on Ray): no lock, nothing read or appended;
+    `record` only returns the record and keeps it in `records`."""
     def __init__(self, config, data_root=None, out_dir="runs", device=None, progress=True, results_name="results.jsonl",
-                 download=False):
+                 download=False, write=True):
         if not isinstance(config, BenchmarkConfig): raise ValueError(f"config must be a BenchmarkConfig, got {type(config).__name__}")
         if not (isinstance(progress, bool) or progress == "lines"): raise ValueError(f"progress must be True, False or 'lines', got {progress!r}")
         if not isinstance(download, bool): raise ValueError(f"download must be True or False, got {download!r}")
-        self.c, self.root, self.download = config, data_root, download
+        self.c, self.root, self.download, self.write = config, data_root, download, write
         self.bars, self.lines = progress is True, progress == "lines"
         self.device = get_device(device)
         self.out = _out_folder(out_dir)
@@ -522,13 +524,15 @@ class Run:
         self.records, self._lock = [], None
 
     def __enter__(self):
+        if not self.write: return self
         self._lock = folder_lock(self.out)
         self._lock.__enter__()
         sweep_stale_temporaries(self.out, recursive=True)
         self.records = [r for r in unique_records(load_records(self.path)) if r.get("config_key") == self.c.key]
         return self
 
-    def __exit__(self, *exc): self._lock.__exit__(*exc)
+    def __exit__(self, *exc):
+        if self._lock is not None: self._lock.__exit__(*exc); self._lock = None
 
     def has(self, seed, arm, **match) -> bool:
         "Whether a record of (`seed`, `arm`) with the fields `match` is there."
@@ -573,7 +577,7 @@ class Run:
         rec = dict(benchmark=c.name, variant=c.variant, config_key=c.key, seed=seed, arm=arm, kind=kind, **extra)
         rec.update(metrics=_metrics(history), wall_s=round(wall, 3), device=str(self.device), versions=self.versions,
                    finished=time.strftime("%Y-%m-%dT%H:%M:%S%z"), config=c.to_dict())
-        append_record(self.path, rec)
+        if self.write: append_record(self.path, rec)
         self.records.append(rec)
         if self.lines: print(f"{c.label}, seed {seed}: {arm} finished in {wall:.0f} s, test error "
                              f"{100 * rec['metrics']['final_error']:.2f} %", file=sys.stderr, flush=True)
