@@ -372,7 +372,7 @@ def _extract_once(tarball: Path, base: Path) -> Path:
     return dest
 
 # %% ../nbs/03_data.ipynb #b72d3e02
-_TEMPORARY = re.compile(r"\..+?[.-](?:(\d+)\.)?[a-z0-9_]{8}\.tmp")   # .<name>.<pid>.<random>.tmp (older ones: no pid)
+_TEMPORARY = re.compile(r"\..+?(?:\.(\d+)(?:\.[a-z0-9_]{8})?|[.-][a-z0-9_]{8})\.tmp")   # .<name>.<pid>[.<random>].tmp; older: no pid
 
 def _alive(pid: int) -> bool:
     if os.name == "nt": return True                   # os.kill would terminate it: leave it to the age rule
@@ -383,7 +383,7 @@ def _alive(pid: int) -> bool:
 
 def sweep_stale_temporaries(folder, recursive: bool = False, max_age_s: float = 3600.0) -> list[Path]:
     """Remove the temporaries `save_atomic` and the tarball unpacker leave when killed: entries of `folder` (and of its
-    sub-folders when `recursive`) named `.<name>.<pid>.<random>.tmp` whose writer process no longer exists, or older
+    sub-folders when `recursive`) named `.<name>.<pid>.<random>.tmp` or `.<name>.<pid>.tmp` whose writer process no longer exists, or older
     than `max_age_s` seconds. Returns the removed paths. Other files are never touched."""
     folder = Path(folder)
     if not folder.is_dir(): raise ValueError(f"folder must be an existing folder, got {str(folder)!r}")
