@@ -130,7 +130,9 @@ class CorruptDataError(DataFormatError):
     "A data file is damaged (empty, cut short, not what its name says); the message names the file and the fix."
     def __init__(self, path, problem: str):
         self.path = Path(path)
+        self.problem = problem
         super().__init__(f"{path} {problem}: delete or replace it, or remove the data folder and download again")
+    def __reduce__(self): return type(self), (self.path, self.problem)   # survives pickling (worker processes)
 
 class DataNotFoundError(FileNotFoundError):
     "No files for a data set were found (and none downloaded); the message names the folders searched and the files to put there."
@@ -220,9 +222,10 @@ def _tree_files(folder: Path, split: str) -> tuple[list, list]:
     d = folder / split
     classes = sorted(p.name for p in d.iterdir() if p.is_dir())
     items = [(p, i) for i, c in enumerate(classes) for p in sorted((d / c).iterdir()) if p.suffix.lower() in _IMAGE_EXTS]
-    for p, _ in items:
-        if not p.is_file(): warnings.warn(f"skipping {p}: not a regular file (a pipe, socket, folder or broken link)")
-    return classes, [(p, i) for p, i in items if p.is_file()]
+    regular = [(p, i) for p, i in items if p.is_file()]
+    for p in sorted({p for p, _ in items} - {p for p, _ in regular}):
+        warnings.warn(f"skipping {p}: not a regular file (a pipe, socket, folder or broken link)")
+    return classes, regular
 
 def _image_bytes(p) -> Tensor:
     b = Path(p).read_bytes()
@@ -372,7 +375,7 @@ def _extract_once(tarball: Path, base: Path) -> Path:
     return dest
 
 # %% ../nbs/03_data.ipynb #b72d3e02
-_TEMPORARY = re.compile(r"\..+?[.-](?:(\d+)\.)?[a-z0-9_]{8}\.tmp")   # .<name>.<pid>.<random>.tmp (older ones: no pid)
+_TEMPORARY = re.compile(r"\..+?(?:\.(\d+)(?:\.[a-z0-9_]{8})?|[.-][a-z0-9_]{8})\.tmp")   # .<name>.<pid>[.<random>].tmp; older: no pid
 
 def _alive(pid: int) -> bool:
     if os.name == "nt": return True                   # os.kill would terminate it: leave it to the age rule
@@ -382,9 +385,9 @@ def _alive(pid: int) -> bool:
     return True
 
 def sweep_stale_temporaries(folder, recursive: bool = False, max_age_s: float = 3600.0) -> list[Path]:
-    """Remove the temporaries `save_atomic` and the tarball unpacker leave when killed: entries of `folder` (and of its
-    sub-folders when `recursive`) named `.<name>.<pid>.<random>.tmp` whose writer process no longer exists, or older
-    than `max_age_s` seconds. Returns the removed paths. Other files are never touched."""
+    """Remove the temporaries that writers killed mid-write leave: entries of `folder` (and of its sub-folders when
+    `recursive`; default: that folder only) named `.<name>.<pid>.<random>.tmp` or `.<name>.<pid>.tmp` whose writer
+    process no longer exists, or older than `max_age_s` seconds. Returns the removed paths; touches nothing else."""
     folder = Path(folder)
     if not folder.is_dir(): raise ValueError(f"folder must be an existing folder, got {str(folder)!r}")
     removed, now = [], time.time()

@@ -14,7 +14,9 @@ from torch import Tensor
 
 # %% ../nbs/00_logit_regression.ipynb #86b9fa37
 def _check_logits(logits, name: str = "logits") -> Tensor:
-    "Raise ValueError unless `logits` is a 2-D floating-point tensor (batch ≥ 1, classes) of finite values; return it."
+    """Raise ValueError unless `logits` is a 2-D floating-point tensor (batch ≥ 1, classes) of finite values; return it.
+    Finiteness is not checked on a tensor that requires grad (a student's output in a training step): the training loop
+    detects a diverged run from its loss, with a diagnosis, and without stopping the device at every step."""
     if not isinstance(logits, Tensor):
         raise ValueError(f"{name} must be a torch.Tensor of shape (batch, classes), got {type(logits).__name__}")
     if logits.ndim != 2:
@@ -23,7 +25,7 @@ def _check_logits(logits, name: str = "logits") -> Tensor:
         raise ValueError(f"{name} must have a floating-point dtype, got {logits.dtype}")
     if logits.shape[0] < 1:
         raise ValueError(f"{name} must hold at least 1 sample (batch ≥ 1), got shape {tuple(logits.shape)}")
-    if not bool(torch.isfinite(logits).all()):   # one reduction; a nan or inf would poison the loss silently
+    if not logits.requires_grad and not bool(torch.isfinite(logits).all()):   # one reduction; nan or inf would poison the loss
         raise ValueError(f"{name} must be finite (holds nan or inf)")
     return logits
 

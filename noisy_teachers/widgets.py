@@ -104,9 +104,9 @@ def _as_logits(logits, name: str) -> Tensor:
         raise ValueError(f"{name} must be a 2-D float tensor (batch, classes), got {shape}")
     if logits.shape[0] < 1 or logits.shape[1] < 2:
         raise ValueError(f"{name} must have >= 1 sample and >= 2 classes, got shape {tuple(logits.shape)}")
-    _check_logits(logits, name)  # and finite: a nan would draw as a blank cell and turn every number into nan
     if logits.requires_grad:
         logits = logits.detach()
+    _check_logits(logits, name)  # and finite: a nan would draw as a blank cell and turn every number into nan
     return logits.float().cpu()  # the same tensor object when it is already float32 on the CPU
 
 
