@@ -571,14 +571,18 @@ class Run:
         train = self.data[0]
         return build_model(spec, train.in_shape, train.n_classes, generator=torch.Generator().manual_seed(seed)).to(self.device)
 
+    def add(self, rec: dict) -> None:
+        "Keep the finished record `rec` (built here or by a worker): appended to the results file when writing, and to `records`."
+        if self.write: append_record(self.path, rec)
+        self.records.append(rec)
+
     def record(self, seed, arm, kind, history: dict, wall, **extra) -> dict:
         "Append the record of (`seed`, `arm`) to the results file and to `records`; returns it."
         c = self.c
         rec = dict(benchmark=c.name, variant=c.variant, config_key=c.key, seed=seed, arm=arm, kind=kind, **extra)
         rec.update(metrics=_metrics(history), wall_s=round(wall, 3), device=str(self.device), versions=self.versions,
                    finished=time.strftime("%Y-%m-%dT%H:%M:%S%z"), config=c.to_dict())
-        if self.write: append_record(self.path, rec)
-        self.records.append(rec)
+        self.add(rec)
         if self.lines: print(f"{c.label}, seed {seed}: {arm} finished in {wall:.0f} s, test error "
                              f"{100 * rec['metrics']['final_error']:.2f} %", file=sys.stderr, flush=True)
         return rec
