@@ -7,9 +7,9 @@ __all__ = ['BENCHMARKS', 'VARIANTS', 'BenchmarkConfig', 'get_config', 'ArmSpec',
            'teacher_names', 'append_record', 'load_records', 'library_versions', 'record_key', 'unique_records',
            'TeacherGapWarning', 'teacher_gap_ok', 'FolderBusyError', 'folder_lock', 'UnsafeFileError',
            'CorruptFileError', 'safe_load', 'save_teacher', 'load_teacher', 'Run', 'arm_groups', 'run_seed',
-           'run_benchmark', 'summarize', 'paired_gain', 'comparisons', 'format_table', 'format_comparisons',
-           'plot_sigma', 'plot_alpha', 'plot_curves', 'noise_benefit_study', 'study_gains', 'format_study',
-           'plot_study']
+           'run_benchmark', 'paired_stats', 'holm', 'summarize', 'paired_gain', 'comparisons', 'quantum_note',
+           'format_table', 'format_comparisons', 'plot_sigma', 'plot_alpha', 'plot_curves', 'noise_benefit_study',
+           'study_gains', 'format_study', 'plot_study']
 
 # %% ../nbs/06_experiments.ipynb #70c5d6c7
 import hashlib
@@ -579,7 +579,8 @@ class Run:
     def record(self, seed, arm, kind, history: dict, wall, **extra) -> dict:
         "Append the record of (`seed`, `arm`) to the results file and to `records`; returns it."
         c = self.c
-        rec = dict(benchmark=c.name, variant=c.variant, config_key=c.key, seed=seed, arm=arm, kind=kind, **extra)
+        rec = dict(benchmark=c.name, variant=c.variant, config_key=c.key, seed=seed, arm=arm, kind=kind,
+                   n_test=len(self.data[1]), **extra)
         rec.update(metrics=_metrics(history), wall_s=round(wall, 3), device=str(self.device), versions=self.versions,
                    finished=time.strftime("%Y-%m-%dT%H:%M:%S%z"), config=c.to_dict())
         self.add(rec)
@@ -711,6 +712,29 @@ def run_benchmark(config: BenchmarkConfig, seeds, data_root=None, out_dir="runs"
         bar.close()
         return [r for r in S.records if r["seed"] in seeds and r["arm"] in wanted]
 
+# %% ../nbs/06_experiments.ipynb #0df4d01f
+def paired_stats(d) -> dict:
+    """Mean, standard error, t-based 95 % interval half-width (df = n − 1) and two-sided paired t-test p-value of the
+    differences `d`: dict(n, gain, se, ci95, p); NaN where n < 2 (p = 1 when every difference is 0)."""
+    from scipy import stats
+    d = np.asarray(d, dtype=float)
+    n = len(d)
+    if n < 2: return dict(n=n, gain=float(d.mean()) if n else math.nan, se=math.nan, ci95=math.nan, p=math.nan)
+    se = float(d.std(ddof=1) / math.sqrt(n))
+    p = (1.0 if d.mean() == 0 else 0.0) if se == 0 else float(2 * stats.t.sf(abs(d.mean()) / se, n - 1))
+    return dict(n=n, gain=float(d.mean()), se=se, ci95=float(stats.t.ppf(0.975, n - 1) * se), p=p)
+
+
+def holm(ps) -> list:
+    "Holm's step-down adjusted p-values of `ps` (same order; NaN stays NaN): controls the family-wise error rate."
+    ps = [float(p) for p in ps]
+    order = sorted((i for i, p in enumerate(ps) if math.isfinite(p)), key=lambda i: ps[i])
+    out, running = list(ps), 0.0
+    for k, i in enumerate(order):
+        running = max(running, min(1.0, (len(order) - k) * ps[i]))
+        out[i] = running
+    return out
+
 # %% ../nbs/06_experiments.ipynb #f878359e
 def _mean_std(xs) -> tuple:
     xs = np.asarray(xs, dtype=float)
@@ -720,8 +744,10 @@ def _mean_std(xs) -> tuple:
 def summarize(records) -> list:
     """One row per (benchmark, variant, transfer_size, arm), in order of first appearance: the arm's kind, groups,
     sigma, alpha; n (seeds), the seeds; mean and sample std (ddof=1; NaN for n = 1) of the final test error
-    (`error_mean`, `error_std`) and of the best epoch's (`best_mean`, `best_std`); mean wall time; and whether the
-    teacher check passed in every seed (`teacher_gap_ok`)."""
+    (`error_mean`, `error_std`) and of the best epoch's (`best_mean`, `best_std`); the mean final validation error
+    (`val_mean`, NaN without a validation set) and the largest fraction of clipped steps (`clip_max`); the test
+    set's size (`n_test`, None when the records do not say); mean wall time; and whether the teacher check passed
+    in every seed (`teacher_gap_ok`)."""
     groups = defaultdict(list)
     for r in unique_records(records): groups[(r["benchmark"], r["variant"], r.get("transfer_size"), r["arm"])].append(r)
     rows = []
@@ -733,6 +759,8 @@ def summarize(records) -> list:
         rows.append(dict(benchmark=b, variant=v, arm=arm, kind=r0["kind"], groups=list(r0.get("groups", [])),
                          sigma=r0.get("sigma"), alpha=r0.get("alpha"), transfer_size=n_tr, n=len(rs),
                          seeds=[r["seed"] for r in rs], error_mean=fm, error_std=fs, best_mean=bm, best_std=bs,
+                         val_mean=float(np.mean([r["metrics"].get("val_error", math.nan) for r in rs])),
+                         clip_max=max(r["metrics"].get("clip_fraction", math.nan) for r in rs), n_test=r0.get("n_test"),
                          wall_mean=float(np.mean([r["wall_s"] for r in rs])),
                          teacher_gap_ok=all(r.get("teacher_gap_ok", True) for r in rs)))
     return rows
@@ -740,21 +768,22 @@ def summarize(records) -> list:
 
 def paired_gain(records, arm: str, baseline: str) -> dict:
     """How much `arm` lowers the test error below `baseline`, paired over the (benchmark, variant, transfer_size,
-    seed) both have: d = error(baseline) − error(arm); returns dict(arm, baseline, n, gain = mean d, se =
-    std(d, ddof=1)/√n (NaN for n < 2)). Positive gain = `arm` is better."""
+    seed) both have: d = error(baseline) − error(arm); returns dict(arm, baseline, **`paired_stats`(d)): n, gain =
+    mean d, se, ci95 (t-based half-width) and p. Positive gain = `arm` is better."""
     by = defaultdict(dict)
     for r in unique_records(records): by[r["arm"]][(r["benchmark"], r["variant"], r.get("transfer_size"), r["seed"])] = r
     keys = sorted(set(by[arm]) & set(by[baseline]), key=str)
-    d = np.array([by[baseline][k]["metrics"]["final_error"] - by[arm][k]["metrics"]["final_error"] for k in keys])
-    return dict(arm=arm, baseline=baseline, n=len(d), gain=float(d.mean()) if len(d) else math.nan,
-                se=float(d.std(ddof=1) / math.sqrt(len(d))) if len(d) > 1 else math.nan)
+    d = [by[baseline][k]["metrics"]["final_error"] - by[arm][k]["metrics"]["final_error"] for k in keys]
+    return dict(arm=arm, baseline=baseline, **paired_stats(d))
 
 
 def comparisons(records) -> list:
     """The protocol's questions as paired gains (`paired_gain`), one dict per question: every distillation arm (and
     dropout) vs the student alone; the best noisy teacher vs L2, vs dropout on the student (4.2.1), vs several real teachers;
-    noise in the teacher vs in the student at equal σ, α (4.2); Hinton's KD vs L2. The best noisy arm is picked by
-    its mean test error, which flatters it: report it as such."""
+    noise in the teacher vs in the student at equal σ, α (4.2); Hinton's KD vs L2. The best noisy arm is the one
+    with the lowest mean VALIDATION error (`chosen_on` = "validation"); records without a validation set fall back
+    to the test error, which flatters it (`chosen_on` = "test"). `p_holm`: Holm's correction over all the
+    questions asked here."""
     rows = [r for r in summarize(records) if r["kind"] != "teacher"]
     have = {r["arm"] for r in rows}
     out = []
@@ -764,7 +793,8 @@ def comparisons(records) -> list:
         if r["kind"] != "hard": add("distillation vs the student alone", r["arm"], "hard")
     add("dropout vs the student alone", "hard_dropout", "hard")
     noisy = [r for r in rows if r["kind"] == "noisy"]
-    best = min(noisy, key=lambda r: r["error_mean"])["arm"] if noisy else None
+    on_val = bool(noisy) and all(math.isfinite(r["val_mean"]) for r in noisy)
+    best = min(noisy, key=lambda r: r["val_mean"] if on_val else r["error_mean"])["arm"] if noisy else None
     if best:
         add("best noisy teacher vs L2 (σ = 0)", best, "l2")
         add("best noisy teacher vs student + dropout (4.2.1)", best, "hard_dropout")
@@ -774,6 +804,7 @@ def comparisons(records) -> list:
     for r in noisy:
         add("noise in the teacher vs in the student (4.2)", r["arm"], noisy_arm_name(r["sigma"], r["alpha"], "student_noise"))
     add("Hinton KD vs L2", "kd", "l2")
+    for c, p in zip(out, holm([c["p"] for c in out])): c.update(p_holm=p, chosen_on="validation" if on_val else "test")
     return out
 
 # %% ../nbs/06_experiments.ipynb #64da9c60
@@ -791,25 +822,47 @@ def _table(head, body, markdown) -> str:
     return "\n".join([line(head), line(["-" * k for k in w])] + [line(b) for b in body])
 
 
+def quantum_note(n_test) -> str:
+    "What one test image is worth: '1 test image = 0.01 pp (N = 10,000)'; '' when N is unknown."
+    return f"1 test image = {100 / n_test:.3g} pp (N = {n_test:,} test images)" if n_test else ""
+
+
+def _verdict(c) -> str:
+    p = c.get("p_holm", c.get("p"))
+    return "?" if p is None or not math.isfinite(p) else ("better" if c["gain"] > 0 else "worse") if p < 0.05 else "—"
+
+
 def format_table(rows, markdown: bool = True) -> str:
-    "The `summarize` rows as a table (Markdown, or plain text): test error in % as mean ± std over n seeds."
+    """The `summarize` rows as a table (Markdown, or plain text): test error in % as mean ± std over n seeds, the
+    validation error, the largest fraction of clipped steps, and what one test image is worth."""
     body = []
     for r in rows:
         noisy = r["kind"] in ("noisy", "student_noise")
         bench = r["benchmark"] + ("" if r["variant"] == "full" else f" ({r['variant']})")
+        clip = r.get("clip_max", math.nan)
         body.append([bench, r["arm"] + ("" if r["teacher_gap_ok"] else " ⚠"), f"{r['sigma']:g}" if noisy else "",
                      f"{r['alpha']:g}" if noisy else "", _pm(r["error_mean"], r["error_std"]),
+                     _pm(r.get("val_mean", math.nan), None), "" if not math.isfinite(clip) else f"{clip:.2f}",
                      _pm(r["best_mean"], r["best_std"]), str(r["n"]), f"{r['wall_mean']:.1f}"])
-    text = _table(["benchmark", "arm", "σ", "α", "test error %", "best epoch %", "n", "s/run"], body, markdown)
+    text = _table(["benchmark", "arm", "σ", "α", "test error %", "val error %", "clipped", "best epoch %", "n", "s/run"],
+                  body, markdown)
+    notes = sorted({quantum_note(r.get("n_test")) for r in rows} - {""})
+    if notes: text += "\n\n" + "; ".join(notes) + "."
     if not all(r["teacher_gap_ok"] for r in rows):
         text += "\n\n⚠ the teacher was not clearly better than the student alone in some seed: distillation cannot help there."
     return text
 
 
 def format_comparisons(comps, markdown: bool = True) -> str:
-    "The `comparisons` as a table: gain in percentage points of test error, mean ± standard error over paired seeds."
-    body = [[c["question"], c["arm"], c["baseline"], _pm(c["gain"], c["se"]), str(c["n"])] for c in comps]
-    return _table(["question", "arm", "baseline", "gain (pp)", "n"], body, markdown)
+    """The `comparisons` as a table: gain in percentage points of test error, mean ± t-based 95 % interval over
+    paired seeds, the Holm-corrected p-value, and the verdict ("better"/"worse" when p_holm < 0.05, "—" otherwise)."""
+    body = [[c["question"], c["arm"], c["baseline"], _pm(c["gain"], c.get("ci95")), str(c["n"]),
+             "" if not math.isfinite(c.get("p_holm", math.nan)) else f"{c['p_holm']:.3f}", _verdict(c)] for c in comps]
+    text = _table(["question", "arm", "baseline", "gain (pp) ± 95 % CI", "n", "p (Holm)", "verdict"], body, markdown)
+    chosen = {c.get("chosen_on") for c in comps if c["question"].startswith("best noisy")}
+    if "test" in chosen: text += "\n\nThe best noisy teacher was picked on the test set (no validation records): its gains are flattered."
+    elif "validation" in chosen: text += "\n\nThe best noisy teacher was picked on the validation set; its gains are measured on the test set."
+    return text
 
 # %% ../nbs/06_experiments.ipynb #d604dfbc
 def _one_benchmark(rows) -> str:
@@ -918,12 +971,14 @@ def _sizes(xs) -> list:
 
 def noise_benefit_study(config: BenchmarkConfig, sizes, sigmas, alphas, seeds, data_root=None, out_dir="runs/study",
                         device=None, progress=True, max_epoch_factor: int = 10, download: bool = False,
-                        batched: bool = True) -> list:
+                        batched: bool = True, steps: int | None = None) -> list:
     """Transfer-set size × σ × α × seeds: for each seed, size n in `sizes` (a stratified `data.subset` of the
     configuration's training set, drawn with the seed; sizes above it are capped), σ in `sigmas` and α in `alphas`,
-    train the L2-family student on the noisy teacher; σ = 0 (`l2`) always runs, as the paired baseline. One teacher
-    per seed, trained on the whole training set (shared with `run_benchmark` in the same `out_dir`). Size n trains
-    for ceil(epochs · N/n) epochs, at most `max_epoch_factor` · epochs. Records go to `out_dir/study.jsonl`; a
+    train the L2-family student on the noisy teacher; σ = 0 (`l2`) and the student on hard labels (`hard`) always
+    run, as the paired baselines. One teacher per seed, trained on the whole training set (shared with
+    `run_benchmark` in the same `out_dir`). Size n trains for ceil(epochs · N/n) epochs, at most `max_epoch_factor` ·
+    epochs — or, with `steps`, for the epochs that make at least `steps` optimizer steps (the same number of steps
+    at every size, e.g. enough for L2 to overfit a small transfer set). Records go to `out_dir/study.jsonl`; a
     rerun skips finished ones. `download`, `batched`: as in `run_benchmark`. Returns this configuration's study records of `seeds`."""
     if not isinstance(config, BenchmarkConfig):
         raise ValueError(f"config must be a BenchmarkConfig, got {type(config).__name__}")
@@ -932,8 +987,10 @@ def noise_benefit_study(config: BenchmarkConfig, sizes, sigmas, alphas, seeds, d
     alphas = _numbers(alphas, "alphas", lambda a: check_noise_args(0.0, a)[1])
     if not sigmas or not alphas: raise ValueError("sigmas and alphas must each hold at least one value")
     max_epoch_factor, seeds = _int(max_epoch_factor, "max_epoch_factor", 1), _check_seeds(seeds)
+    steps = _int(steps, "steps", 1, allow_none=True)
     with Run(config, data_root, out_dir, device, progress, "study.jsonl", download) as S:
-        specs = [ArmSpec("l2", ("study",), Arm("l2"), config.student, "teacher", "l2")]
+        specs = [ArmSpec("hard", ("study",), Arm("hard"), config.student, "labels", "student"),
+                 ArmSpec("l2", ("study",), Arm("l2"), config.student, "teacher", "l2")]
         specs += [ArmSpec(noisy_arm_name(s, a), ("study",), Arm("noisy", sigma=s, alpha=a, mu=config.mu), config.student,
                           "teacher", "l2") for s in sigmas if s > 0 for a in alphas if a > 0]
         bar = None
@@ -950,11 +1007,11 @@ def noise_benefit_study(config: BenchmarkConfig, sizes, sigmas, alphas, seeds, d
                 if not mine: continue
                 transfer = train if n == len(train) else subset(train, n, seed=seed)
                 z = teacher_logits(teacher, transfer, cache_dir=S.cache)
-                E = config.l2_train.epochs
-                epochs = min(math.ceil(E * len(train) / n), E * max_epoch_factor)
+                E, per_epoch = config.l2_train.epochs, math.ceil(n / config.l2_train.batch_size)
+                epochs = math.ceil(steps / per_epoch) if steps else min(math.ceil(E * len(train) / n), E * max_epoch_factor)
                 for group in arm_groups(config, mine, batched):
                     bar.set_postfix_str(f"seed {seed}, n = {n}: {', '.join(s.name for s in group)}")
-                    S.students(seed, group, z, teacher=teacher, transfer=transfer, epochs=epochs, transfer_size=n,
+                    S.students(seed, group, None if group[0].targets == "labels" else z, teacher=teacher, transfer=transfer, epochs=epochs, transfer_size=n,
                                study="noise_benefit", teacher_error=t_err)
                     bar.update(len(group))
         if bar is not None: bar.close()
@@ -962,37 +1019,38 @@ def noise_benefit_study(config: BenchmarkConfig, sizes, sigmas, alphas, seeds, d
 
 
 def study_gains(records) -> list:
-    """For every (transfer_size, σ, α) of noisy study records: the gain over σ = 0 (`l2`) on the same transfer set
-    and seed, d = error(l2) − error(σ, α); dict(benchmark, variant, transfer_size, sigma, alpha, n, gain = mean d,
-    se = std(d, ddof=1)/√n (NaN for n < 2), error_mean, baseline_mean). Positive gain = the noise helps."""
+    """For every transfer-set size of the study records: each noisy cell (σ, α) against σ = 0 (`l2`), and `l2`
+    against the student on hard labels (`hard`), paired over seeds on the same transfer set: d = error(baseline) −
+    error(arm); dict(benchmark, variant, transfer_size, arm, baseline, sigma, alpha, error_mean, baseline_mean,
+    **`paired_stats`(d), p_holm = Holm over all rows). Positive gain = the arm beats its baseline."""
     records = unique_records(records)
     key = lambda r: (r["benchmark"], r["variant"], r.get("transfer_size"), r["seed"])
-    base = {key(r): r["metrics"]["final_error"] for r in records if r["kind"] == "l2"}
+    err = {(key(r), r["kind"] if r["kind"] in ("l2", "hard") else r["arm"]): r["metrics"]["final_error"] for r in records}
     cells = defaultdict(list)
     for r in records:
-        if r["kind"] == "noisy" and key(r) in base:
-            cells[(r["benchmark"], r["variant"], r.get("transfer_size"), r["sigma"], r["alpha"])].append(
-                (base[key(r)], r["metrics"]["final_error"]))
+        if r["kind"] not in ("noisy", "l2"): continue
+        base = "l2" if r["kind"] == "noisy" else "hard"
+        if (key(r), base) in err:
+            cells[(*key(r)[:3], r["arm"], base, r["sigma"], r["alpha"])].append((err[(key(r), base)], r["metrics"]["final_error"]))
     rows = []
-    for (b, v, n, s, a), pairs in sorted(cells.items(), key=lambda kv: (kv[0][2], kv[0][3], kv[0][4])):
+    for (b, v, n, arm, base, s, a), pairs in sorted(cells.items(), key=lambda kv: (kv[0][2], kv[0][4] != "hard", kv[0][5], kv[0][6])):
         e0, e = np.array(pairs).T
-        d = e0 - e
-        rows.append(dict(benchmark=b, variant=v, transfer_size=n, sigma=s, alpha=a, n=len(d), gain=float(d.mean()),
-                         se=float(d.std(ddof=1) / math.sqrt(len(d))) if len(d) > 1 else math.nan,
-                         error_mean=float(e.mean()), baseline_mean=float(e0.mean())))
+        rows.append(dict(benchmark=b, variant=v, transfer_size=n, arm=arm, baseline=base, sigma=s, alpha=a,
+                         error_mean=float(e.mean()), baseline_mean=float(e0.mean()), **paired_stats(e0 - e)))
+    for r, p in zip(rows, holm([r["p"] for r in rows])): r["p_holm"] = p
     return rows
 
 
 def format_study(gains, markdown: bool = True) -> str:
-    """The `study_gains` as a table (percentage points of test error, mean ± standard error over paired seeds);
-    the verdict is "helps" when the gain exceeds two standard errors, "hurts" below minus two, "—" otherwise."""
+    """The `study_gains` as a table: percentage points of test error, gain ± t-based 95 % interval over paired
+    seeds, Holm-corrected p; the verdict is "helps"/"hurts" when p_holm < 0.05, "—" otherwise."""
     body = []
     for g in gains:
-        se = g["se"]
-        verdict = "?" if not math.isfinite(se) else "helps" if g["gain"] > 2 * se else "hurts" if g["gain"] < -2 * se else "—"
-        body.append([str(g["transfer_size"]), f"{g['sigma']:g}", f"{g['alpha']:g}", _pm(g["baseline_mean"], None),
-                     _pm(g["error_mean"], None), _pm(g["gain"], se), str(g["n"]), verdict])
-    return _table(["transfer set", "σ", "α", "error σ=0 %", "error %", "gain (pp)", "n", "verdict"], body, markdown)
+        v = _verdict(g).replace("better", "helps").replace("worse", "hurts")
+        body.append([str(g["transfer_size"]), g["arm"], g["baseline"], _pm(g["baseline_mean"], None), _pm(g["error_mean"], None),
+                     _pm(g["gain"], g["ci95"]), str(g["n"]), "" if not math.isfinite(g["p_holm"]) else f"{g['p_holm']:.3f}", v])
+    return _table(["transfer set", "arm", "baseline", "baseline error %", "error %", "gain (pp) ± 95 % CI", "n",
+                   "p (Holm)", "verdict"], body, markdown)
 
 
 def plot_study(gains, alpha=None):
@@ -1000,7 +1058,8 @@ def plot_study(gains, alpha=None):
     red = it hurts): transfer-set size × σ, one panel per α (or only `alpha`), each cell annotated with mean ± SE.
     Returns the figure."""
     import matplotlib.pyplot as plt
-    if not gains: raise ValueError("gains must not be empty")
+    gains = [g for g in gains if g["baseline"] == "l2"]
+    if not gains: raise ValueError("gains must hold noisy-teacher cells (σ > 0 against σ = 0)")
     alphas = sorted({g["alpha"] for g in gains}) if alpha is None else [alpha]
     sizes, sigmas = sorted({g["transfer_size"] for g in gains}), sorted({g["sigma"] for g in gains})
     vmax = max(abs(g["gain"]) for g in gains) * 100 or 1.0
