@@ -14,6 +14,7 @@ import warnings
 from pathlib import Path
 
 from .data import DataNotFoundError
+from .training import BudgetReached
 from .experiments import (BENCHMARKS, arm_specs, comparisons, format_comparisons, format_study,
                                         format_table, get_config, load_records, noise_benefit_study, plot_alpha,
                                         plot_curves, plot_sigma, plot_study, run_benchmark, study_gains, summarize)
@@ -23,6 +24,13 @@ def _positive_int(text: str) -> int:
     try: v = int(text)
     except ValueError: raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {text!r}") from None
     if v < 1: raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {text!r}")
+    return v
+
+
+def _positive_number(text: str) -> float:
+    try: v = float(text)
+    except ValueError: raise argparse.ArgumentTypeError(f"expected a number > 0, got {text!r}") from None
+    if not (math.isfinite(v) and v > 0): raise argparse.ArgumentTypeError(f"expected a number > 0, got {text!r}")
     return v
 
 
@@ -54,6 +62,8 @@ _DEMO_ARMS = ("hard", "l2", "sigma")     # the student alone, L2, the noisy teac
 
 
 def _common(p: argparse.ArgumentParser, out_default=None, threads=None):
+    p.add_argument("--no-batched", dest="batched", action="store_false",
+                   help="train each student on its own instead of the arms of a group together (training.distil_many)")
     p.add_argument("--out", type=_folder, default=out_default, required=out_default is None, metavar="DIR",
                    help="output folder: results file, checkpoints, tables and plots" +
                         (f" (default: {out_default})" if out_default else ""))
@@ -99,6 +109,8 @@ def build_parser() -> argparse.ArgumentParser:
     size.add_argument("--tiny", action="store_true", help="seconds: for tests")
     r.add_argument("--epochs", type=_positive_int, default=None, metavar="N",
                    help="train the teachers and every student for N epochs instead of the protocol's (a CPU budget)")
+    r.add_argument("--budget-minutes", type=_positive_number, default=None, metavar="M",
+                   help="stop cleanly at the end of the epoch that crosses M minutes; rerun the same command to continue")
     r.add_argument("--arms", nargs="+", default=None, metavar="ARM",
                    help="only these arms or groups (baseline, dropout, sigma, alpha, student_noise, ensemble, or "
                         "arm names such as l2, kd, noisy_sigma0.2_alpha0.15); 'hard' always runs")
@@ -120,6 +132,10 @@ def build_parser() -> argparse.ArgumentParser:
     size.add_argument("--tiny", action="store_true", help="seconds: for tests")
     s.add_argument("--epochs", type=_positive_int, default=None, metavar="N",
                    help="the teacher's and the students' epochs instead of the protocol's")
+    s.add_argument("--budget-minutes", type=_positive_number, default=None, metavar="M",
+                   help="stop cleanly at the end of the epoch that crosses M minutes; rerun the same command to continue")
+    s.add_argument("--steps", type=_positive_int, default=None, metavar="N",
+                   help="train every transfer-set size for at least N optimizer steps (instead of epochs scaled by size)")
     _common(s)
     m = sub.add_parser("summarize", help="tables and plots from the results already in --out",
                        description="Rebuild summary.md / study.md and the plots from results.jsonl / study.jsonl.")
@@ -174,7 +190,7 @@ def _run(args, parser) -> int:
     if args.command == "demo":
         config = get_config("digits")
         records = run_benchmark(config, args.seeds, out_dir=args.out, device=args.device, progress=_progress(args),
-                                arms=list(_DEMO_ARMS))
+                                arms=list(_DEMO_ARMS), batched=args.batched)
         print(_report(args.out, records, "noisy-teachers demo: digits (8x8), teacher / student alone / L2 / noisy teacher",
                       plots={"sigma": "demo.png"}))
         print(f"{len(records)} records in {time.perf_counter() - t0:.0f} s")
@@ -199,13 +215,15 @@ def _run(args, parser) -> int:
             if bad: parser.error(f"argument --arms: unknown arm or group {bad[0]!r} (choose from the groups "
                                  f"{', '.join(groups)} or the arms {', '.join(names)})")
         records = run_benchmark(config, args.seeds, data_root=args.data_root, out_dir=args.out, device=args.device,
-                                progress=_progress(args), arms=args.arms, download=args.download)
+                                progress=_progress(args), arms=args.arms, download=args.download, batched=args.batched,
+                                budget_minutes=args.budget_minutes)
         length = f"{config.teacher_train.epochs} teacher / {config.l2_train.epochs} student epochs"
         print(_report(args.out, records, f"{config.label}: {args.seeds} seed(s), {length}"))
     else:
         alphas = args.alphas if args.alphas is not None else [config.alpha]
         records = noise_benefit_study(config, args.sizes, args.sigmas, alphas, args.seeds, data_root=args.data_root,
-                                      out_dir=args.out, device=args.device, progress=_progress(args), download=args.download)
+                                      out_dir=args.out, device=args.device, progress=_progress(args), download=args.download,
+                                      batched=args.batched, steps=args.steps, budget_minutes=args.budget_minutes)
         print(_study_report(args.out, records))
     print(f"done in {time.perf_counter() - t0:.0f} s; results in {args.out}")
     return 0
@@ -244,6 +262,10 @@ def main(argv=None) -> int:
     except (ValueError, OSError) as e:                      # bad settings, unusable folders, unreadable files
         print(f"noisy-teachers: error: {e}", file=sys.stderr)
         return 2
+    except BudgetReached as e:
+        print(f"noisy-teachers: {e}: stopped at --budget-minutes {args.budget_minutes:g}; finished arms are in "
+              f"{args.out}, and rerunning the same command continues where this one stopped.", file=sys.stderr)
+        return 0
     except FloatingPointError as e:                        # a teacher diverged (student arms record it and go on)
         print(f"noisy-teachers: error: {e}", file=sys.stderr)
         return 1
@@ -252,3 +274,7 @@ def main(argv=None) -> int:
               file=sys.stderr)
         return 130
     finally: warnings.formatwarning = fmt
+
+# %% ../nbs/07_cli.ipynb #0cfb11f0
+#| eval: false
+if __name__ == "__main__": sys.exit(main())          # python -m noisy_teachers.cli …, e.g. from a source tree

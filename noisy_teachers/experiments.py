@@ -33,7 +33,7 @@ from .data import expand_by_augmentation, load_dataset, save_atomic, split_off, 
 from .models import ARCHITECTURES, with_dropout
 from .models import build as build_model
 from .noise import check_noise_args, combine_teachers
-from .training import (Arm, History, TrainConfig, distil, distil_many, get_device, state_sha256, teacher_logits,
+from .training import (Arm, BudgetReached, History, TrainConfig, distil, distil_many, get_device, state_sha256, teacher_logits,
                                      train_teacher)
 
 # %% ../nbs/06_experiments.ipynb #ef83c1c9
@@ -507,9 +507,10 @@ class Run:
     and to `records`. `progress`: True = progress bars, "lines" = one line on stderr per finished teacher or arm,
     False = silent. `data_root` and `download` go to `data.load_dataset`, `device` to `training.get_device`.
     `write=False` (a worker that hands its records to a driver, e.g. on Ray): no lock, nothing read or appended;
-    `record` only returns the record and keeps it in `records`."""
+    `record` only returns the record and keeps it in `records`. `budget_minutes`: training stops at the end of the
+    epoch that crosses it (checkpoints written) and no new teacher or arm starts after it: `BudgetReached`."""
     def __init__(self, config, data_root=None, out_dir="runs", device=None, progress=True, results_name="results.jsonl",
-                 download=False, write=True):
+                 download=False, write=True, budget_minutes=None):
         if not isinstance(config, BenchmarkConfig): raise ValueError(f"config must be a BenchmarkConfig, got {type(config).__name__}")
         if not (isinstance(progress, bool) or progress == "lines"): raise ValueError(f"progress must be True, False or 'lines', got {progress!r}")
         if not isinstance(download, bool): raise ValueError(f"download must be True or False, got {download!r}")
@@ -521,7 +522,8 @@ class Run:
         self.ckpt = self.out / "checkpoints" / f"{config.name}-{config.variant}-{config.key}"
         self.cache = self.out / "cache"
         self.versions, self._data, self._val, self._transfer = library_versions(), None, None, None
-        self.records, self._lock = [], None
+        self.records, self._lock, self.trained = [], None, False
+        self.deadline = None if budget_minutes is None else time.time() + 60 * _number(budget_minutes, "budget_minutes", 0, math.inf, lo_open=True)
 
     def __enter__(self):
         if not self.write: return self
@@ -533,6 +535,12 @@ class Run:
 
     def __exit__(self, *exc):
         if self._lock is not None: self._lock.__exit__(*exc); self._lock = None
+
+    def check_budget(self, what: str):
+        "Raise `BudgetReached` if the budget is spent before starting `what` (never before this run has trained anything)."
+        self.trained = True
+        if self.deadline is not None and self.trained and time.time() >= self.deadline:
+            raise BudgetReached(f"stopped at the time budget before {what}")
 
     def has(self, seed, arm, **match) -> bool:
         "Whether a record of (`seed`, `arm`) with the fields `match` is there."
@@ -603,9 +611,10 @@ class Run:
             model.load_state_dict(saved["state_dict"])
             hist, wall, sha = saved["history"], saved["wall_s"], saved["sha256"]
         else:
+            self.check_budget(f"seed {seed}'s {name}")
             t0, ck = time.perf_counter(), final.with_name(f"{name}.train.pt")
             h = train_teacher(model, train, test, replace(c.teacher_train, seed=tseed, device=str(self.device)),
-                              checkpoint=ck, progress=self.bars, val=self.val)
+                              checkpoint=ck, progress=self.bars, val=self.val, deadline=self.deadline)
             hist, wall = h.to_dict(), time.perf_counter() - t0
             sha = save_teacher(final, model, hist, wall, identity)
             ck.unlink(missing_ok=True)
@@ -626,7 +635,9 @@ class Run:
                         **({} if epochs is None else dict(epochs=epochs))) for s in specs]
         tag = specs[0].name if len(specs) == 1 else "group-" + hashlib.sha256(" ".join(s.name for s in specs).encode()).hexdigest()[:10]
         ck = self.ckpt / f"seed{seed}" / f"{tag}_n{len(transfer)}.train.pt"
-        kw = dict(targets=targets, teacher=teacher if cfgs[0].augment else None, checkpoint=ck, progress=self.bars, val=self.val)
+        self.check_budget(f"seed {seed}: {', '.join(s.name for s in specs)}")
+        kw = dict(targets=targets, teacher=teacher if cfgs[0].augment else None, checkpoint=ck, progress=self.bars, val=self.val,
+                  deadline=self.deadline)
         t0, failure, models = time.perf_counter(), None, [self.build(s.student, seed) for s in specs]
         try:
             if len(specs) == 1: hs = [distil(models[0], transfer, test, cfgs[0], specs[0].arm, **kw).to_dict()]
@@ -692,7 +703,7 @@ def run_seed(S: Run, seed: int, specs, batched: bool = True, bar=None) -> None:
 
 # %% ../nbs/06_experiments.ipynb #ae3c267e
 def run_benchmark(config: BenchmarkConfig, seeds, data_root=None, out_dir="runs", device=None, progress=True,
-                  arms=None, download: bool = False, batched: bool = True) -> list:
+                  arms=None, download: bool = False, batched: bool = True, budget_minutes: float | None = None) -> list:
     """Run the protocol of `config` for `seeds` (an int n = seeds 0..n-1, or a list of seeds) and return this
     configuration's records of those seeds. Per seed: the teacher (trained, or loaded from `out_dir/checkpoints`),
     the student alone ("hard") and the teacher check (`teacher_gap_ok`, its verdict in every record), the teacher's
@@ -700,12 +711,14 @@ def run_benchmark(config: BenchmarkConfig, seeds, data_root=None, out_dir="runs"
     `arms` — with `batched`, each group of `arm_groups` trained together (`training.distil_many`). Each finished
     arm is appended at once to `out_dir/results.jsonl`; a rerun skips what is there, an interrupted arm resumes from
     its checkpoint. `data_root` and `download` (fetch a missing data set with torchvision's downloaders, into
-    `data_root`) go to `data.load_dataset`; `device` to `training.get_device` (None: CUDA, then MPS, then CPU)."""
+    `data_root`) go to `data.load_dataset`; `device` to `training.get_device` (None: CUDA, then MPS, then CPU).
+    `budget_minutes`: stop cleanly at the end of the epoch that crosses it, checkpoints and finished records
+    written, by raising `training.BudgetReached`; the same call again continues where it stopped."""
     if not isinstance(config, BenchmarkConfig):
         raise ValueError(f"config must be a BenchmarkConfig, got {type(config).__name__}")
     if not isinstance(batched, bool): raise ValueError(f"batched must be True or False, got {batched!r}")
     seeds, specs = _check_seeds(seeds), select_arms(arm_specs(config), arms)
-    with Run(config, data_root, out_dir, device, progress, "results.jsonl", download) as S:
+    with Run(config, data_root, out_dir, device, progress, "results.jsonl", download, budget_minutes=budget_minutes) as S:
         wanted = teacher_names(config, specs) + [s.name for s in specs]
         bar = _bar(sum(not S.has(seed, a) for seed in seeds for a in wanted), f"{config.label}: teachers and arms", S.bars)
         for seed in seeds: run_seed(S, seed, specs, batched, bar)
@@ -971,7 +984,7 @@ def _sizes(xs) -> list:
 
 def noise_benefit_study(config: BenchmarkConfig, sizes, sigmas, alphas, seeds, data_root=None, out_dir="runs/study",
                         device=None, progress=True, max_epoch_factor: int = 10, download: bool = False,
-                        batched: bool = True, steps: int | None = None) -> list:
+                        batched: bool = True, steps: int | None = None, budget_minutes: float | None = None) -> list:
     """Transfer-set size × σ × α × seeds: for each seed, size n in `sizes` (a stratified `data.subset` of the
     configuration's training set, drawn with the seed; sizes above it are capped), σ in `sigmas` and α in `alphas`,
     train the L2-family student on the noisy teacher; σ = 0 (`l2`) and the student on hard labels (`hard`) always
@@ -979,7 +992,7 @@ def noise_benefit_study(config: BenchmarkConfig, sizes, sigmas, alphas, seeds, d
     `run_benchmark` in the same `out_dir`). Size n trains for ceil(epochs · N/n) epochs, at most `max_epoch_factor` ·
     epochs — or, with `steps`, for the epochs that make at least `steps` optimizer steps (the same number of steps
     at every size, e.g. enough for L2 to overfit a small transfer set). Records go to `out_dir/study.jsonl`; a
-    rerun skips finished ones. `download`, `batched`: as in `run_benchmark`. Returns this configuration's study records of `seeds`."""
+    rerun skips finished ones. `download`, `batched`, `budget_minutes`: as in `run_benchmark`. Returns this configuration's study records of `seeds`."""
     if not isinstance(config, BenchmarkConfig):
         raise ValueError(f"config must be a BenchmarkConfig, got {type(config).__name__}")
     sizes = _sizes(sizes)
@@ -988,7 +1001,7 @@ def noise_benefit_study(config: BenchmarkConfig, sizes, sigmas, alphas, seeds, d
     if not sigmas or not alphas: raise ValueError("sigmas and alphas must each hold at least one value")
     max_epoch_factor, seeds = _int(max_epoch_factor, "max_epoch_factor", 1), _check_seeds(seeds)
     steps = _int(steps, "steps", 1, allow_none=True)
-    with Run(config, data_root, out_dir, device, progress, "study.jsonl", download) as S:
+    with Run(config, data_root, out_dir, device, progress, "study.jsonl", download, budget_minutes=budget_minutes) as S:
         specs = [ArmSpec("hard", ("study",), Arm("hard"), config.student, "labels", "student"),
                  ArmSpec("l2", ("study",), Arm("l2"), config.student, "teacher", "l2")]
         specs += [ArmSpec(noisy_arm_name(s, a), ("study",), Arm("noisy", sigma=s, alpha=a, mu=config.mu), config.student,

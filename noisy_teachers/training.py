@@ -4,7 +4,8 @@
 
 # %% auto #0
 __all__ = ['SCHEDULES', 'ARM_KINDS', 'get_device', 'lr_factor', 'TrainConfig', 'Arm', 'arm_loss', 'evaluate', 'History',
-           'plot_histories', 'state_sha256', 'fingerprint', 'teacher_logits', 'train_teacher', 'distil', 'distil_many']
+           'plot_histories', 'state_sha256', 'fingerprint', 'teacher_logits', 'BudgetReached', 'train_teacher',
+           'distil', 'distil_many']
 
 # %% ../nbs/05_training.ipynb #169ed61f
 import contextlib
@@ -412,6 +413,16 @@ def _set_rng_state(state: dict, gens: dict, device: torch.device):
     torch.set_rng_state(state["torch_rng"])
     if device.type == "cuda" and state.get("cuda_rng") is not None: torch.cuda.set_rng_state(state["cuda_rng"], device)
 
+class BudgetReached(Exception):
+    "Training stopped at its time budget after writing its checkpoint: the same call again continues it."
+
+
+def _check_budget(deadline: float | None, epoch: int, epochs: int, path: Path | None):
+    "After epoch `epoch` (0-based) of `epochs`: raise `BudgetReached` if the clock is past `deadline` and epochs remain."
+    if deadline is not None and epoch + 1 < epochs and time.time() >= deadline:
+        raise BudgetReached(f"stopped at the time budget after epoch {epoch + 1} of {epochs}"
+                            + (f"; {path} continues it" if path is not None else " (no checkpoint: the epochs are lost)"))
+
 _HASHED = ("model", "optimizer", "params", "momentum")    # the tensors of a checkpoint covered by its sha256
 
 def _save_checkpoint(path: Path, state: dict, gens: dict, device: torch.device):
@@ -513,7 +524,8 @@ def _setup(model, train, test, val, config, arm_or_arms, targets, teacher, name)
     if needs and online is None: targets = targets.to(device=device, dtype=torch.float32)
     return device, train, test, val, (targets if needs and online is None else None), online
 
-def _fit(model, train, test, config, arm, targets, teacher, checkpoint, progress, desc, val=None, name="model") -> History:
+def _fit(model, train, test, config, arm, targets, teacher, checkpoint, progress, desc, val=None, name="model",
+         deadline=None) -> History:
     "The training loop shared by `train_teacher` and `distil` (arguments already validated)."
     device, train, test, val, targets, online = _setup(model, train, test, val, config, [arm], targets, teacher, name)
     n, bs = len(train), config.batch_size
@@ -571,6 +583,7 @@ def _fit(model, train, test, config, arm, targets, teacher, checkpoint, progress
                                                     scheduler=sched.state_dict(), history=history.to_dict(), run="single",
                                                     config=dataclasses.asdict(config), arm=dataclasses.asdict(arm), n_train=n),
                                          gens, device)
+                    _check_budget(deadline, epoch, config.epochs, path)
         finally:
             bar.close()
     return history
@@ -614,24 +627,26 @@ def _resolve_targets(arms: list, config: TrainConfig, train: ImageData, targets,
     return targets
 
 def train_teacher(model: nn.Module, train: ImageData, test: ImageData, config: TrainConfig, checkpoint=None,
-                  progress: bool = True, val: ImageData | None = None) -> History:
+                  progress: bool = True, val: ImageData | None = None, deadline: float | None = None) -> History:
     """Train the teacher `model` on the labels of `train` with cross-entropy, scoring it on `test` (and on the
     validation set `val`, if given) after each epoch. `checkpoint` (a file path) is written after every epoch and
-    resumed from if it exists. Returns the `History`."""
+    resumed from if it exists. `deadline` (a `time.time()` value): stop after the epoch that ends past it, its
+    checkpoint written, by raising `BudgetReached` (the same call again continues). Returns the `History`."""
     _check_common(model, train, test, config, checkpoint, progress, "model", val)
-    return _fit(model, train, test, config, Arm("hard"), None, None, checkpoint, progress, "teacher", val, "model")
+    return _fit(model, train, test, config, Arm("hard"), None, None, checkpoint, progress, "teacher", val, "model", deadline)
 
 def distil(student: nn.Module, train: ImageData, test: ImageData, config: TrainConfig, arm: Arm, targets: Tensor | None = None,
-           teacher: nn.Module | None = None, checkpoint=None, progress: bool = True, val: ImageData | None = None) -> History:
+           teacher: nn.Module | None = None, checkpoint=None, progress: bool = True, val: ImageData | None = None,
+           deadline: float | None = None) -> History:
     """Train `student` on the transfer set `train` as `arm` says, scoring it on `test` (and on the validation set
     `val`, if given) after each epoch. `targets`: the teacher's logits on `train`, (len(train), n_classes), row i for
     sample i (from `teacher_logits`). `teacher`: used instead when `config.augment` (run online on every augmented
-    batch), or to compute the targets when none are given. The 'hard' arm needs neither. `checkpoint` as in
-    `train_teacher`. Returns the `History`."""
+    batch), or to compute the targets when none are given. The 'hard' arm needs neither. `checkpoint` and
+    `deadline` as in `train_teacher`. Returns the `History`."""
     _check_common(student, train, test, config, checkpoint, progress, "student", val)
     if not isinstance(arm, Arm): raise ValueError(f"arm must be an Arm, got {type(arm).__name__}")
     targets = _resolve_targets([arm], config, train, targets, teacher)
-    return _fit(student, train, test, config, arm, targets, teacher, checkpoint, progress, arm.name, val, "student")
+    return _fit(student, train, test, config, arm, targets, teacher, checkpoint, progress, arm.name, val, "student", deadline)
 
 # %% ../nbs/05_training.ipynb #dm000001
 _PER_STUDENT = ("lr", "momentum", "weight_decay", "clip_grad_norm")    # what may differ between the students of a group
@@ -688,7 +703,7 @@ def _sgd_step(params: dict, grads: list, momentum: dict, hyper: dict, factor: fl
         p.sub_(_bc(lr, p) * buf)
     return clipped
 
-def _fit_many(students, train, test, configs, arms, targets, teacher, checkpoint, progress, val) -> list[History]:
+def _fit_many(students, train, test, configs, arms, targets, teacher, checkpoint, progress, val, deadline=None) -> list[History]:
     "The batched training loop of `distil_many` (arguments already validated)."
     config, K = configs[0], len(students)
     device, train, test, val, targets, online = _setup(students[0], train, test, val, config, arms, targets, teacher, "students")
@@ -753,6 +768,7 @@ def _fit_many(students, train, test, configs, arms, targets, teacher, checkpoint
                                                     momentum=momentum, history=[h.to_dict() for h in histories], run="group",
                                                     config=[dataclasses.asdict(c) for c in configs],
                                                     arm=[dataclasses.asdict(a) for a in arms], n_train=n), gens, device)
+                    _check_budget(deadline, epoch, config.epochs, path)
         finally:
             bar.close()
     if start >= config.epochs:                                   # nothing ran: the students get the checkpoint's weights
@@ -762,15 +778,16 @@ def _fit_many(students, train, test, configs, arms, targets, teacher, checkpoint
     return histories
 
 def distil_many(students: list, train: ImageData, test: ImageData, config, arms, targets: Tensor | None = None,
-                teacher: nn.Module | None = None, checkpoint=None, progress: bool = True, val: ImageData | None = None) -> list[History]:
+                teacher: nn.Module | None = None, checkpoint=None, progress: bool = True, val: ImageData | None = None,
+                deadline: float | None = None) -> list[History]:
     """Train K `students` of one architecture together, batched with `torch.func.vmap`: each as `distil` would train
     it alone with its own arm (`arms`: one `Arm` for all or a list of K) and its own learning rate, momentum, weight
     decay and gradient clip (`config`: one `TrainConfig` or a list of K that differ in nothing else). The students
     share each batch's images, the teacher's `targets` (or one online `teacher` pass per batch when `config.augment`)
     and the random streams derived from the shared `config.seed`; each has its own copy of the noise stream.
-    Models with buffers (BatchNorm) are refused. `checkpoint`: one file for the group, as in `distil`. The students
+    Models with buffers (BatchNorm) are refused. `checkpoint`: one file for the group, and `deadline`, as in `distil`. The students
     are trained in place; returns their `History`s, in order."""
     students, configs, arms = _check_group(students, config, arms)
     _check_common(students[0], train, test, configs[0], checkpoint, progress, "students", val)
     targets = _resolve_targets(arms, configs[0], train, targets, teacher)
-    return _fit_many(students, train, test, configs, arms, targets, teacher, checkpoint, progress, val)
+    return _fit_many(students, train, test, configs, arms, targets, teacher, checkpoint, progress, val, deadline)

@@ -1,0 +1,129 @@
+#!/usr/bin/env python
+"""The whole GPU programme of the book, one command, in priority order, in resumable slices.
+
+    bash scripts/gpu_campaign.sh OUT [--budget-minutes M] [--data-root DIR] [--carry DIR] [--pack DIR] [--smoke]
+
+Steps, each resumable (finished arms are skipped, an interrupted arm continues from its checkpoint):
+  1. cifar10-check  the CIFAR-10 teacher check: the paper's NiN and the augmented LeNet student alone, both for a
+                    few epochs; prints whether the teacher is on track to beat the student (see chapter 12).
+  2. cifar10        the CIFAR-10 protocol, 3 seeds (the JPEG copy of CIFAR-10, or the original if present).
+  3. mnist          MNIST at the protocol's schedule, every arm, 5 seeds (validation split, per-family learning rates).
+  4. fashion-mnist  Fashion-MNIST, the same.
+  5. svhn           SVHN, 3 seeds, when its files are in the data root (skipped with a note otherwise).
+Records go to OUT/<step>/results.jsonl, in the layout of `results/`.
+
+Slices. `--budget-minutes M` stops cleanly at the end of the epoch that crosses M minutes (checkpoints and records
+written) and exits 0; rerunning the same command continues. On a machine whose files do not persist between runs
+(the lent GPU machine), `--pack DIR` writes OUT's records, teacher weights and training checkpoints into at most 4
+archive parts of at most 15 MiB each in DIR (priority: records, teachers, then the checkpoints that fit), and
+`--carry DIR` unpacks such parts into OUT before starting. See results/README.md.
+
+`--smoke` runs the same steps with the `tiny` configurations on the CPU (about a minute): CI runs it.
+"""
+import argparse
+import io
+import sys
+import tarfile
+import time
+from pathlib import Path
+
+STEPS = (("cifar10-check", "cifar10", 1), ("cifar10", "cifar10", 3), ("mnist", "mnist", 5),
+         ("fashion-mnist", "fashion-mnist", 5), ("svhn", "svhn", 3))
+PART = 15 * 2 ** 20          # bytes per archive part (the machine returns files of at most 16 MiB)
+MAX_PARTS = 4                # and at most 64 MiB in all: leave room for the log
+
+
+def config_of(step, name, smoke):
+    from noisy_teachers.experiments import get_config
+    if smoke: return get_config(name, tiny=True)
+    if step == "cifar10-check": return get_config(name, epochs=10)       # both networks, 10 epochs each
+    return get_config(name)
+
+
+def run_step(step, name, seeds, out, args, deadline):
+    "Run one step; True if it finished, False if it stopped at the budget."
+    from noisy_teachers.data import DataNotFoundError
+    from noisy_teachers.experiments import run_benchmark, summarize, format_table
+    from noisy_teachers.training import BudgetReached
+    left = (deadline - time.time()) / 60
+    if left <= 0: return False
+    config = config_of(step, name, args.smoke)
+    arms = ["hard"] if step == "cifar10-check" else None
+    try:
+        records = run_benchmark(config, seeds, data_root=args.data_root, out_dir=out / step, device=args.device,
+                                progress="lines", arms=arms, budget_minutes=left)
+    except BudgetReached:
+        print(f"[{step}] stopped at the budget; rerun to continue", flush=True)
+        return False
+    except DataNotFoundError as e:
+        print(f"[{step}] skipped: {str(e).splitlines()[0]}", flush=True)
+        return True
+    print(f"[{step}] done: {len(records)} records\n{format_table(summarize(records), markdown=False)}", flush=True)
+    if step == "cifar10-check":
+        t = next(r for r in records if r["arm"] == "teacher")["metrics"]["final_error"]
+        s = next(r for r in records if r["arm"] == "hard")["metrics"]["final_error"]
+        verdict = "on track" if t + config.min_teacher_gap <= s else "NOT on track: see chapter 12 before the full protocol"
+        print(f"[{step}] teacher {100 * t:.2f} % vs student alone {100 * s:.2f} % after "
+              f"{config.teacher_train.epochs} epochs each: {verdict}", flush=True)
+    return True
+
+
+def pack(out: Path, dest: Path):
+    "Records first, then teacher weights, then training checkpoints, while they fit in MAX_PARTS parts of PART bytes."
+    files = sorted(p for p in out.rglob("*") if p.is_file() and "cache" not in p.relative_to(out).parts
+                   and not p.name.startswith("."))
+    rank = lambda p: (0 if p.suffix in (".jsonl", ".md", ".png") else 1 if not p.name.endswith(".train.pt") else 2, str(p))
+    budget, chosen, left_out = PART * MAX_PARTS - 2 ** 20, [], []
+    for p in sorted(files, key=rank):
+        if p.stat().st_size + 4096 <= budget: chosen.append(p); budget -= p.stat().st_size + 4096
+        else: left_out.append(p)
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tar:
+        for p in chosen: tar.add(p, arcname=str(p.relative_to(out)))
+    data = buf.getvalue()
+    dest.mkdir(parents=True, exist_ok=True)
+    for old in dest.glob("slice.tar.part*"): old.unlink()
+    for k in range(0, len(data), PART): (dest / f"slice.tar.part{k // PART}").write_bytes(data[k:k + PART])
+    print(f"packed {len(chosen)} files ({len(data) / 2 ** 20:.1f} MiB) into {dest}/slice.tar.part*"
+          + (f"; left out (restart next slice): {', '.join(str(p.relative_to(out)) for p in left_out)}" if left_out else ""))
+
+
+def unpack(src: Path, out: Path):
+    parts = sorted(src.glob("slice.tar.part*"), key=lambda p: int(p.name.rsplit("part", 1)[1]))
+    if not parts: print(f"nothing to unpack in {src}"); return
+    with tarfile.open(fileobj=io.BytesIO(b"".join(p.read_bytes() for p in parts)), mode="r") as tar:
+        tar.extractall(out, filter="data")
+    print(f"unpacked {len(parts)} archive part(s) from {src} into {out}")
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description="the book's GPU programme in resumable slices")
+    p.add_argument("out", type=Path)
+    p.add_argument("--budget-minutes", type=float, default=None, help="stop cleanly after this many minutes")
+    p.add_argument("--data-root", type=Path, default=None)
+    p.add_argument("--device", default=None)
+    p.add_argument("--carry", type=Path, default=None, help="unpack a previous slice's archive parts from here first")
+    p.add_argument("--pack", type=Path, default=None, help="write this slice's archive parts here at the end")
+    p.add_argument("--smoke", action="store_true", help="the tiny configurations on the CPU: about a minute")
+    p.add_argument("--steps", nargs="+", default=[s for s, _, _ in STEPS], choices=[s for s, _, _ in STEPS])
+    args = p.parse_args(argv)
+    if args.smoke:
+        import torch
+        torch.set_num_threads(1)
+        args.device = args.device or "cpu"
+    args.out.mkdir(parents=True, exist_ok=True)
+    if args.carry: unpack(args.carry, args.out)
+    deadline = time.time() + 60 * (args.budget_minutes if args.budget_minutes else 1e9)
+    finished = True
+    for step, name, seeds in STEPS:
+        if step not in args.steps: continue
+        if not run_step(step, name, 1 if args.smoke else seeds, args.out, args, deadline):
+            finished = False
+            break
+    if args.pack: pack(args.out, args.pack)
+    print("campaign complete" if finished else "campaign stopped at the budget: rerun (with --carry) to continue")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
