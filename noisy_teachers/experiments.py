@@ -8,8 +8,8 @@ __all__ = ['BENCHMARKS', 'VARIANTS', 'BenchmarkConfig', 'get_config', 'ArmSpec',
            'TeacherGapWarning', 'teacher_gap_ok', 'FolderBusyError', 'folder_lock', 'UnsafeFileError',
            'CorruptFileError', 'safe_load', 'save_teacher', 'load_teacher', 'Run', 'arm_groups', 'run_seed',
            'run_benchmark', 'paired_stats', 'holm', 'summarize', 'paired_gain', 'comparisons', 'quantum_note',
-           'format_table', 'format_comparisons', 'plot_sigma', 'plot_alpha', 'plot_curves', 'noise_benefit_study',
-           'study_gains', 'format_study', 'plot_study']
+           'format_table', 'format_comparisons', 'verify_run', 'plot_sigma', 'plot_alpha', 'plot_curves',
+           'noise_benefit_study', 'study_gains', 'format_study', 'plot_study']
 
 # %% ../nbs/06_experiments.ipynb #70c5d6c7
 import hashlib
@@ -168,8 +168,7 @@ _PAPER = {  # data set -> (teacher, student, the paper's alpha); Fashion-MNIST a
 
 _FAMILIES = ("teacher", "student", "l2", "kd")   # the TrainConfig of each: <family>_train
 _TRAIN = {  # ours: the teacher (clipped at 2), then one learning rate per student family (see below)
-    "digits": dict(teacher=_tc(15, 0.05, 64, 5e-4, 2.0), student=_tc(90, 0.05, 64, clip=2.0), l2=_tc(90, 0.03, 64, clip=5.0),
-                   kd=_tc(90, 0.05, 64, clip=2.0)),
+    "digits": dict(teacher=_tc(15, 0.05, 64, 5e-4, 2.0), student=_tc(90, 0.03, 64), l2=_tc(90, 0.003, 64), kd=_tc(90, 0.03, 64)),
     "mnist": dict(teacher=_tc(20, 0.05, 128, 5e-4, 2.0), student=_tc(30, 0.05, clip=2.0), l2=_tc(30, 0.02, clip=5.0),
                   kd=_tc(30, 0.05, clip=2.0)),
     "fashion-mnist": dict(teacher=_tc(30, 0.05, 128, 5e-4, 2.0), student=_tc(30, 0.05, clip=2.0), l2=_tc(30, 0.02, clip=5.0),
@@ -876,6 +875,34 @@ def format_comparisons(comps, markdown: bool = True) -> str:
     if "test" in chosen: text += "\n\nThe best noisy teacher was picked on the test set (no validation records): its gains are flattered."
     elif "validation" in chosen: text += "\n\nThe best noisy teacher was picked on the validation set; its gains are measured on the test set."
     return text
+
+# %% ../nbs/06_experiments.ipynb #f4db22e4
+def verify_run(config: BenchmarkConfig, records, seeds, out_dir) -> list:
+    """Check what must hold after `run_benchmark(config, seeds, out_dir=out_dir)` returned `records` — every
+    (seed, arm) once and in the results file, every history as long as its schedule, finite errors, nothing diverged,
+    the teacher check as recorded — and return the `summarize` rows. Raises AssertionError naming what failed."""
+    def expect(ok, what):
+        if not ok: raise AssertionError(what)
+    specs = {s.name: s for s in arm_specs(config)}
+    want = sorted(teacher_names(config, specs.values()) + list(specs))
+    for seed in seeds:
+        expect(sorted(r["arm"] for r in records if r["seed"] == seed) == want, f"seed {seed}: not every arm, or one twice")
+    expect(len(records) == len(seeds) * len(want), f"{len(records)} records for {len(seeds)} × {len(want)} (seed, arm)")
+    expect(len(unique_records(load_records(Path(out_dir) / "results.jsonl"))) >= len(records), "records missing from the file")
+    by = {(r["seed"], r["arm"]): r for r in records}
+    for r in records:
+        m, who = r["metrics"], f"seed {r['seed']}, {r['arm']}"
+        expect(math.isfinite(m["final_error"]) and 0 <= m["final_error"] <= 1, f"{who}: final error {m['final_error']}")
+        cfg = config.teacher_train if r["kind"] == "teacher" else getattr(config, f"{specs[r['arm']].train}_train")
+        expect(len(m["history"]["test_error"]) == cfg.epochs, f"{who}: {len(m['history']['test_error'])} epochs, not {cfg.epochs}")
+        if r["kind"] in ("teacher", "hard"): continue
+        expect(r["diverged"] is None, f"{who} diverged: {r['diverged']}")
+        t, h = by[(r["seed"], "teacher")]["metrics"]["final_error"], by[(r["seed"], "hard")]["metrics"]["final_error"]
+        expect((r["teacher_error"], r["student_alone_error"]) == (t, h), f"{who}: another teacher check")
+        expect(r["teacher_gap_ok"] == (h - t >= config.min_teacher_gap), f"{who}: teacher_gap_ok")
+    rows = summarize(records)
+    expect(sorted(r["arm"] for r in rows) == want and all(r["n"] == len(seeds) for r in rows), "summary rows")
+    return rows
 
 # %% ../nbs/06_experiments.ipynb #d604dfbc
 def _one_benchmark(rows) -> str:

@@ -24,7 +24,7 @@ from pathlib import Path
 import torch
 
 from noisy_teachers import models
-from noisy_teachers.data import load_dataset, save_atomic, split_off
+from noisy_teachers.data import load_dataset, save_atomic, split_off, subset
 from noisy_teachers.experiments import get_config
 from noisy_teachers.training import Arm, TrainConfig, distil, teacher_logits, train_teacher
 
@@ -61,7 +61,8 @@ def main():
         print(f"teacher: validation error {100 * h.test_error[-1]:.2f} %", flush=True)
         save_atomic(teacher.state_dict(), tpath)
     teacher.eval()
-    z = teacher_logits(teacher, fit, cache_dir=ck)
+    transfer = fit if c.transfer_size is None else subset(fit, c.transfer_size, seed=a.seed)   # as the benchmark's students
+    z = teacher_logits(teacher, transfer, cache_dir=ck)
     arms = {"hard": Arm("hard"), "kd": Arm("kd", temperature=c.temperature, kd_weight=c.kd_weight), "l2": Arm("l2")}
     for fam in a.families:
         base = c.l2_train if fam == "l2" else c.student_train
@@ -71,13 +72,13 @@ def main():
             student = models.build(c.student, fit.in_shape, fit.n_classes, generator=torch.Generator().manual_seed(a.seed))
             t0, diverged = time.perf_counter(), None
             try:
-                h = distil(student, fit, val, cfg, arms[fam], targets=z, checkpoint=ck / f"{fam}-lr{lr:g}.train.pt",
+                h = distil(student, transfer, val, cfg, arms[fam], targets=z, checkpoint=ck / f"{fam}-lr{lr:g}.train.pt",
                            progress=False).to_dict()
             except FloatingPointError as e:
                 diverged, h = str(e), dict(test_error=[1.0] * cfg.epochs, test_loss=[math.nan] * cfg.epochs)
             rec = dict(benchmark=a.benchmark, family=fam, lr=lr, seed=a.seed, epochs=cfg.epochs, batch_size=cfg.batch_size,
                        schedule=cfg.schedule, momentum=cfg.momentum, clip_grad_norm=None, clip_fraction=0.0,
-                       n_fit=len(fit), n_val=len(val), val_error=h["test_error"], val_loss=h["test_loss"],
+                       n_fit=len(fit), n_transfer=len(transfer), n_val=len(val), val_error=h["test_error"], val_loss=h["test_loss"],
                        final_val_error=h["test_error"][-1], best_val_error=min(h["test_error"]), diverged=diverged,
                        wall_s=round(time.perf_counter() - t0, 1), torch=torch.__version__)
             with open(log, "a") as f: f.write(json.dumps(rec) + "\n")
