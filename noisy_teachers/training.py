@@ -685,8 +685,14 @@ def _sgd_step(params: dict, grads: list, momentum: dict, hyper: dict, factor: fl
     for (name, p), g in zip(params.items(), grads):
         d = g if wd is None else g + _bc(wd, p) * p
         buf = momentum[name].mul_(_bc(hyper["momentum"], p)).add_(d)   # zeros at first: buf = d, as SGD's first step
-        p.sub_(_bc(lr, p) * buf)
+        p.addcmul_(_bc(lr, p), buf, value=-1)                           # p - lr * buf, without a temporary
     return clipped
+
+@torch.no_grad()
+def _unstack(params: dict, students: list):
+    "Copy the stacked weights (K, ...) back into the K student modules."
+    for k, s in enumerate(students):
+        for name, p in s.named_parameters(): p.copy_(params[name][k])
 
 def _fit_many(students, train, test, configs, arms, targets, teacher, checkpoint, progress, val) -> list[History]:
     "The batched training loop of `distil_many` (arguments already validated)."
@@ -741,9 +747,7 @@ def _fit_many(students, train, test, configs, arms, targets, teacher, checkpoint
                     sums = torch.cat([loss_sum, clipped]).tolist()                            # the one read of the epoch
                     _raise_nonfinite(first_bad, fail)
                     seconds = time.perf_counter() - t0
-                    with torch.no_grad():                                                     # the students get their weights
-                        for k, s in enumerate(students):
-                            for name, p in s.named_parameters(): p.copy_(params[name][k])
+                    _unstack(params, students)                                                # the students get their weights
                     for k, (s, h, c) in enumerate(zip(students, histories, configs)):
                         h.append(sums[k] / n, seconds=seconds, lr=c.lr * lr_factor(config.schedule, t, total),
                                  clip_fraction=sums[K + k] / steps, **_scores(s, test, val, config.eval_batch_size))
@@ -755,10 +759,7 @@ def _fit_many(students, train, test, configs, arms, targets, teacher, checkpoint
                                                     arm=[dataclasses.asdict(a) for a in arms], n_train=n), gens, device)
         finally:
             bar.close()
-    if start >= config.epochs:                                   # nothing ran: the students get the checkpoint's weights
-        with torch.no_grad():
-            for k, s in enumerate(students):
-                for name, p in s.named_parameters(): p.copy_(params[name][k])
+    if start >= config.epochs: _unstack(params, students)       # nothing ran: the students get the checkpoint's weights
     return histories
 
 def distil_many(students: list, train: ImageData, test: ImageData, config, arms, targets: Tensor | None = None,
@@ -768,8 +769,10 @@ def distil_many(students: list, train: ImageData, test: ImageData, config, arms,
     decay and gradient clip (`config`: one `TrainConfig` or a list of K that differ in nothing else). The students
     share each batch's images, the teacher's `targets` (or one online `teacher` pass per batch when `config.augment`)
     and the random streams derived from the shared `config.seed`; each has its own copy of the noise stream.
-    Models with buffers (BatchNorm) are refused. `checkpoint`: one file for the group, as in `distil`. The students
-    are trained in place; returns their `History`s, in order."""
+    Dropout gets different masks per student (`vmap(randomness="different")`), not those of its `distil` run. Models
+    with buffers (BatchNorm) are refused; `config.compile` is not used. `checkpoint`: one file for the group, hashed
+    and resumed as in `distil`. The students are trained in place; returns their `History`s, in order. Memory:
+    K times one student's weights, gradients, momentum buffers and activations."""
     students, configs, arms = _check_group(students, config, arms)
     _check_common(students[0], train, test, configs[0], checkpoint, progress, "students", val)
     targets = _resolve_targets(arms, configs[0], train, targets, teacher)
