@@ -382,15 +382,12 @@ def _nonfinite(epoch: int, step: int, steps: int, arm: Arm, config: TrainConfig,
         "Use a lower lr (or, as a safety net, TrainConfig(clip_grad_norm=...)); L2 regression on raw logits has far "
         "larger gradients than cross-entropy.")
 
-def _generators(seed: int, device: torch.device, n_noise: int | None = None) -> tuple[dict, int]:
-    """The run's random streams, all derived from `seed`: generators 'shuffle', 'noise' (a list of `n_noise` equal
-    ones when given: one per student) and 'augment' on the device (CUDA) or the CPU, and the seed of dropout."""
+def _generators(seed: int, device: torch.device) -> tuple[dict, int]:
+    """The run's random streams, all derived from `seed`: generators 'shuffle', 'noise' and 'augment' on the device
+    (CUDA) or the CPU, and the seed of dropout."""
     seeds = torch.randint(0, 2 ** 62, (4,), generator=torch.Generator().manual_seed(seed)).tolist()
     gdev = device if device.type == "cuda" else torch.device("cpu")
-    new = lambda s: torch.Generator(device=gdev).manual_seed(s)
-    gens = dict(shuffle=new(seeds[0]), noise=new(seeds[1]) if n_noise is None else [new(seeds[1]) for _ in range(n_noise)],
-                augment=new(seeds[2]))
-    return gens, seeds[3]
+    return {k: torch.Generator(device=gdev).manual_seed(s) for k, s in zip(("shuffle", "noise", "augment"), seeds)}, seeds[3]
 
 @contextlib.contextmanager
 def _dropout_rng(seed: int, device: torch.device):
@@ -403,13 +400,12 @@ def _dropout_rng(seed: int, device: torch.device):
 
 def _rng_state(gens: dict, device: torch.device) -> dict:
     cuda = device.type == "cuda"
-    return dict(generators={k: [g.get_state() for g in v] if isinstance(v, list) else v.get_state() for k, v in gens.items()},
+    return dict(generators={k: g.get_state() for k, g in gens.items()},
                 torch_rng=torch.get_rng_state(), cuda_rng=torch.cuda.get_rng_state(device) if cuda else None,
                 device_type="cuda" if cuda else "cpu")
 
 def _set_rng_state(state: dict, gens: dict, device: torch.device):
-    for k, v in gens.items():
-        for g, s in zip(v, state["generators"][k]) if isinstance(v, list) else [(v, state["generators"][k])]: g.set_state(s)
+    for k, g in gens.items(): g.set_state(state["generators"][k])
     torch.set_rng_state(state["torch_rng"])
     if device.type == "cuda" and state.get("cuda_rng") is not None: torch.cuda.set_rng_state(state["cuda_rng"], device)
 
@@ -700,8 +696,50 @@ def _sgd_step(params: dict, grads: list, momentum: dict, hyper: dict, factor: fl
     for (name, p), g in zip(params.items(), grads):
         d = g if wd is None else g + _bc(wd, p) * p
         buf = momentum[name].mul_(_bc(hyper["momentum"], p)).add_(d)   # zeros at first: buf = d, as SGD's first step
-        p.sub_(_bc(lr, p) * buf)
+        p.addcmul_(_bc(lr, p), buf, value=-1)                           # p - lr * buf, without a temporary
     return clipped
+
+_L2_FAMILY = ("l2", "noisy", "student_noise")
+
+def _loss_plan(arms: list, device: torch.device) -> dict:
+    "Which students take which batched loss, and the per-student constants of the noisy arms, for `_group_losses`."
+    by = lambda kinds: [k for k, a in enumerate(arms) if a.kind in kinds]
+    l2, hard, kd = by(_L2_FAMILY), by(("hard",)), by(("kd",))
+    col = lambda f, *shape: torch.tensor([f(arms[k]) for k in l2], dtype=torch.float32, device=device).view(-1, *shape)
+    noisy = [arms[k].kind != "l2" for k in l2]
+    return dict(l2=torch.tensor(l2, device=device), hard=torch.tensor(hard, device=device), kd=kd,
+                order=torch.argsort(torch.tensor(l2 + hard + kd, device=device)), draws=any(noisy),
+                alpha=col(lambda a: a.alpha if a.kind != "l2" else 0.0, 1), sigma=col(lambda a: a.sigma, 1, 1),
+                mu=col(lambda a: a.mu, 1, 1), on_target=col(lambda a: a.kind == "noisy", 1, 1).bool(),
+                on_student=col(lambda a: a.kind == "student_noise", 1, 1).bool())
+
+def _group_losses(plan: dict, arms: list, g: Tensor, y: Tensor, z: Tensor | None, generator) -> Tensor:
+    """The K students' losses, (K,), from their logits `g` (K, T, n): `arm_loss` of each, computed a kind at a time.
+    The noisy students all use one draw of (u, eps) per step from `generator`: every `distil` run of a noisy arm
+    draws `rand(T)` then `randn(T, n)` from a generator seeded alike, at every step, so one draw is each one's own."""
+    K, T, n = g.shape
+    parts = []
+    if len(plan["l2"]):                                   # 1/2 mean_i ||P_i - Q_i||^2, P and Q perturbed as eq. (2)
+        gl, q = g[plan["l2"]], z.expand(len(plan["l2"]), T, n)
+        if plan["draws"]:
+            u = torch.rand(T, generator=generator, device=generator.device).to(g.device)
+            eps = torch.randn(T, n, generator=generator, device=generator.device, dtype=torch.float32).to(g.device)
+            chosen = (u < plan["alpha"])[..., None]                                         # (L, T, 1)
+            xi = torch.where(chosen, plan["mu"] + plan["sigma"] * eps, torch.zeros((), device=g.device))
+            q = torch.where(chosen & plan["on_target"], q + xi * q, q)
+            gl = torch.where(chosen & plan["on_student"], gl + xi * gl, gl)
+        parts.append(0.5 * (gl - q).pow(2).sum(2).mean(1))
+    if len(plan["hard"]):
+        gh = g[plan["hard"]]
+        parts.append(F.cross_entropy(gh.reshape(-1, n), y.repeat(len(plan["hard"])), reduction="none").view(-1, T).mean(1))
+    parts += [arm_loss(arms[k], g[k], y, z).reshape(1) for k in plan["kd"]]
+    return torch.cat(parts)[plan["order"]]
+
+@torch.no_grad()
+def _unstack(params: dict, students: list):
+    "Copy the stacked weights (K, ...) back into the K student modules."
+    for k, s in enumerate(students):
+        for name, p in s.named_parameters(): p.copy_(params[name][k])
 
 def _fit_many(students, train, test, configs, arms, targets, teacher, checkpoint, progress, val, deadline=None) -> list[History]:
     "The batched training loop of `distil_many` (arguments already validated)."
@@ -720,7 +758,8 @@ def _fit_many(students, train, test, configs, arms, targets, teacher, checkpoint
                       if any(c.clip_grad_norm for c in configs) else None)
     base = copy.deepcopy(students[0]).to("meta")                 # the architecture, without weights of its own
     fwd = vmap(lambda p, x: functional_call(base, p, (x,)), in_dims=(0, None), randomness="different")
-    gens, dropout_seed = _generators(config.seed, device, n_noise=K)
+    gens, dropout_seed = _generators(config.seed, device)
+    plan = _loss_plan(arms, device)
     histories, start, t = [History(label=a.name) for a in arms], 0, 0
     path = None if checkpoint is None else Path(checkpoint)
     with _dropout_rng(dropout_seed, device):
@@ -744,7 +783,7 @@ def _fit_many(students, train, test, configs, arms, targets, teacher, checkpoint
                     for step, idx in enumerate(batches(n, bs, shuffle=True, generator=gens["shuffle"])):
                         x, y, z = _batch(train, idx.to(device, non_blocking=True), config, gens, online, targets)
                         with _autocast(amp): g = fwd(params, x).float()                       # (K, T, n)
-                        losses = torch.stack([arm_loss(a, g[k], y, z, gens["noise"][k]) for k, a in enumerate(arms)])
+                        losses = _group_losses(plan, arms, g, y, z, gens["noise"])
                         first_bad = _track_finite(losses, step, first_bad, every, fail)
                         # the sum of the students' mean losses: each student's gradient is that of its own loss
                         grads = torch.autograd.grad(losses.sum(), list(params.values()))
@@ -756,9 +795,7 @@ def _fit_many(students, train, test, configs, arms, targets, teacher, checkpoint
                     sums = torch.cat([loss_sum, clipped]).tolist()                            # the one read of the epoch
                     _raise_nonfinite(first_bad, fail)
                     seconds = time.perf_counter() - t0
-                    with torch.no_grad():                                                     # the students get their weights
-                        for k, s in enumerate(students):
-                            for name, p in s.named_parameters(): p.copy_(params[name][k])
+                    _unstack(params, students)                                                # the students get their weights
                     for k, (s, h, c) in enumerate(zip(students, histories, configs)):
                         h.append(sums[k] / n, seconds=seconds, lr=c.lr * lr_factor(config.schedule, t, total),
                                  clip_fraction=sums[K + k] / steps, **_scores(s, test, val, config.eval_batch_size))
@@ -771,10 +808,7 @@ def _fit_many(students, train, test, configs, arms, targets, teacher, checkpoint
                     _check_budget(deadline, epoch, config.epochs, path)
         finally:
             bar.close()
-    if start >= config.epochs:                                   # nothing ran: the students get the checkpoint's weights
-        with torch.no_grad():
-            for k, s in enumerate(students):
-                for name, p in s.named_parameters(): p.copy_(params[name][k])
+    if start >= config.epochs: _unstack(params, students)       # nothing ran: the students get the checkpoint's weights
     return histories
 
 def distil_many(students: list, train: ImageData, test: ImageData, config, arms, targets: Tensor | None = None,
@@ -784,9 +818,12 @@ def distil_many(students: list, train: ImageData, test: ImageData, config, arms,
     it alone with its own arm (`arms`: one `Arm` for all or a list of K) and its own learning rate, momentum, weight
     decay and gradient clip (`config`: one `TrainConfig` or a list of K that differ in nothing else). The students
     share each batch's images, the teacher's `targets` (or one online `teacher` pass per batch when `config.augment`)
-    and the random streams derived from the shared `config.seed`; each has its own copy of the noise stream.
-    Models with buffers (BatchNorm) are refused. `checkpoint`: one file for the group, and `deadline`, as in `distil`. The students
-    are trained in place; returns their `History`s, in order."""
+    and the random streams derived from the shared `config.seed`; the noise of each noisy student is the noise its
+    `distil` run would draw (see `_group_losses`).
+    Dropout gets different masks per student (`vmap(randomness="different")`), not those of its `distil` run. Models
+    with buffers (BatchNorm) are refused; `config.compile` is not used. `checkpoint`: one file for the group, hashed
+    and resumed as in `distil`; `deadline` as in `distil`. The students are trained in place; returns their `History`s, in order. Memory:
+    K times one student's weights, gradients, momentum buffers and activations."""
     students, configs, arms = _check_group(students, config, arms)
     _check_common(students[0], train, test, configs[0], checkpoint, progress, "students", val)
     targets = _resolve_targets(arms, configs[0], train, targets, teacher)

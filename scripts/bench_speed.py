@@ -12,15 +12,26 @@
     data already on the GPU, randperm batches of 128) in the same run. Synthetic images of the right shape
     stand in for a data set that is not found (the speed does not depend on the pixel values).
 
+(c) CPU, students batched with `training.distil_many` (K students of one architecture in one vmapped model) against
+    the same K students trained one after another with `distil` (same epochs, batch, data, arms and learning rates):
+    K = 8 `digits_student`s on the 8x8 digits (target: batched >= 1.7x as fast), and K = 8 MNIST MLPs
+    (`mnist_student`, FC800-FC800-FC10) for a few hundred steps on a subset of real MNIST (8x8 digits upsampled are
+    not used: without MNIST the MNIST row is skipped with a note). Part (b) also reports student-images/s of
+    `distil_many` at K = 1, 8 and 32 (K students x images per second).
+
 Every variant is timed `--repeats` times, interleaved, and the median is reported (ratios: the median over repeats
 of the ratio within a repeat, robust to a machine whose load changes between repeats). Engine timings are the training
 part of one epoch (`History.seconds`, evaluation excluded); the plain loops are timed the same way.
 The teacher logits of (a) and (b) are stand-ins of realistic scale, and every run uses SGD lr 0.001 (momentum 0.9,
 constant schedule, no clipping) so that no L2 student diverges: the cost of a step depends on neither.
 
-    python scripts/bench_speed.py                         # (a), and (b) if CUDA is there
+    python scripts/bench_speed.py                         # (a), (c), and (b) if CUDA is there
     python scripts/bench_speed.py --device cuda --repeats 5 --out results/bench_speed.json
+    python scripts/bench_speed.py --part c --threads 1 --repeats 5 --out results/speed/cpu-batched.log
     python scripts/bench_speed.py --smoke                 # a few seconds: every code path on tiny data
+
+MNIST is read from --data-root, else from $NOISY_TEACHERS_DATA (see `data.load_dataset`). --out FILE.json writes the
+results as JSON; any other --out FILE writes the printed log there and the JSON beside it (FILE with .json).
 """
 import argparse
 import json
@@ -37,7 +48,7 @@ from torch.utils.data import DataLoader, TensorDataset
 
 from noisy_teachers import models
 from noisy_teachers.data import ImageData, load_dataset, subset
-from noisy_teachers.training import Arm, TrainConfig, distil, get_device, train_teacher
+from noisy_teachers.training import Arm, TrainConfig, distil, distil_many, get_device, train_teacher
 
 BATCH = 128
 LR = 0.001   # timing only: small enough that no L2 student diverges on stand-in targets or synthetic images
@@ -92,6 +103,21 @@ def engine_epoch(name, train, test, arm, targets, device, lr=LR, amp=True, compi
     else:
         h = distil(model, train, test, cfg, arm, targets=targets, progress=False)
     return h.seconds[0]
+
+
+def batched_vs_sequential(name, train, test, arms, lrs, targets, device="cpu", epochs=1, sequential=True):
+    """Training seconds (sum of `History.seconds`, evaluation excluded) of K = len(arms) freshly initialised `name`
+    students trained together by `distil_many`, and (if `sequential`) of the same K trained one after another by
+    `distil`: same weights, data, epochs, batch, arms and learning rates."""
+    cfgs = [TrainConfig(epochs=epochs, batch_size=BATCH, lr=lr, schedule="constant", device=str(device), amp=False) for lr in lrs]
+    students = [fresh(name, train, device, seed=1 + k) for k in range(len(arms))]
+    hs = distil_many(students, train, test, cfgs, arms, targets=targets, progress=False)
+    together = sum(hs[0].seconds)
+    if not sequential:
+        return together, None
+    alone = sum(sum(distil(fresh(name, train, device, seed=1 + k), train, test, c, a, targets=targets, progress=False).seconds)
+                for k, (a, c) in enumerate(zip(arms, cfgs)))
+    return together, alone
 
 
 # ---------------------------------------------------------------------------------------------------- plain loops
@@ -215,22 +241,72 @@ def part_b(args, results, device):
             rows.append(dict(data=train.name, model=mname, role=role, variant=k, n_train=len(train),
                              median_seconds=median(v), images_per_second=len(train) / median(v), seconds=v))
             print(f"  {train.name:<18}{mname:<17}{role:<24}{k:<20}{len(train) / median(v):>12,.0f} img/s", flush=True)
+    train, test = loaded["mnist"]
+    z = stand_in_logits(train).to(device)
+    arm = Arm("noisy", sigma=0.1, alpha=0.15)
+    for K in (1, 8, 32):                                # distil_many: K students of the MNIST MLP in one vmapped model
+        f = lambda K=K: batched_vs_sequential("mnist_student", train, test, [arm] * K, [LR] * K, z, device, sequential=False)[0]
+        f()                                                                                # warm-up
+        v = [f() for _ in range(args.repeats)]
+        rows.append(dict(data=train.name, model="mnist_student", role=f"{K} students (noisy) batched", variant="distil_many fp32",
+                         n_train=len(train), K=K, median_seconds=median(v), student_images_per_second=K * len(train) / median(v),
+                         seconds=v))
+        print(f"  {train.name:<18}{'mnist_student':<17}{f'{K} students batched':<24}{'distil_many fp32':<20}"
+              f"{K * len(train) / median(v):>12,.0f} student-img/s", flush=True)
     results["cuda"] = dict(device=torch.cuda.get_device_name(device) if device.type == "cuda" else str(device),
                            repeats=args.repeats, compile=args.compile, rows=rows)
+
+
+def part_c(args, results):
+    print("\n(c) CPU: K students trained together (distil_many) vs one after another (distil), batch 128", flush=True)
+    arms = [Arm("hard"), Arm("l2"), Arm("kd"), Arm("noisy", sigma=0.1, alpha=0.15)] * 2       # 8 students, 4 arms,
+    lrs = [LR] * 4 + [2 * LR] * 4                                                              # two learning rates
+    digits = load_dataset("digits")
+    setups = {"digits_student K=8": ("digits_student", digits[0], digits[1], 1 if args.smoke else 5)}
+    mnist = None if args.smoke else load_or_none("mnist", args.data_root)
+    if mnist is not None:
+        setups["mnist_student K=8"] = ("mnist_student", subset(mnist[0], 6400, seed=0), subset(mnist[1], 1000), 4)
+    elif args.smoke:
+        setups["mnist_student K=8"] = ("mnist_student", *synthetic("mnist", 256, (1, 28, 28)), 1)
+        note("smoke: synthetic 28x28 images stand in for MNIST")
+    else:
+        note("MNIST not found: the mnist_student row is skipped (pass --data-root or set $NOISY_TEACHERS_DATA)")
+    print(f"  torch threads {torch.get_num_threads()}; {args.repeats} repeats, batched and sequential interleaved; "
+          "seconds = training time (History.seconds), evaluation excluded", flush=True)
+    warm = subset(digits[0], 256)
+    batched_vs_sequential("digits_student", warm, digits[1], arms, lrs, stand_in_logits(warm))          # warm-up
+    out = {}
+    for label, (name, train, test, epochs) in setups.items():
+        z = stand_in_logits(train)
+        steps = epochs * -(-len(train) // BATCH)
+        print(f"  {label}: {train.name}, {len(train)} images, {epochs} epochs = {steps} steps per student", flush=True)
+        together, alone = [], []
+        for r in range(args.repeats):
+            t, a = batched_vs_sequential(name, train, test, arms, lrs, z, epochs=epochs)
+            together.append(t); alone.append(a)
+            print(f"    repeat {r + 1}: batched {t:.3f}s, sequential {a:.3f}s, speed-up {a / t:.2f}x", flush=True)
+        speedup = median([a / t for a, t in zip(alone, together)])
+        print(f"  {label}: median batched {median(together):.3f}s, sequential {median(alone):.3f}s; speed-up (median of the "
+              f"per-repeat ratios) {speedup:.2f}x" + (f" (target >= 1.7x: {'met' if speedup >= 1.7 else 'NOT met'})"
+                                                       if name == "digits_student" else ""), flush=True)
+        out[label] = dict(data=train.name, n_train=len(train), epochs=epochs, steps=steps, K=len(arms),
+                          batched_seconds=together, sequential_seconds=alone, speedup=speedup)
+    results["cpu_batched"] = dict(threads=torch.get_num_threads(), repeats=args.repeats, runs=out)
 
 
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--device", default=None, help="device for part (b): 'cuda', 'cuda:1', 'cpu' (default: auto)")
     p.add_argument("--repeats", type=int, default=5, help="timed repeats of each variant; the median is reported")
-    p.add_argument("--data-root", default=os.environ.get("NOISY_TEACHERS_DATA") or "/work/shared/data/mnist",
-                   help="folder holding the MNIST IDX files (default: $NOISY_TEACHERS_DATA, else /work/shared/data/mnist)")
+    p.add_argument("--data-root", default=None,
+                   help="folder holding MNIST (default: $NOISY_TEACHERS_DATA, else the per-user cache; see data.load_dataset)")
     p.add_argument("--cifar-root", default=None, help="folder (or tarball) holding CIFAR-10 for part (b) (default: the data root)")
-    p.add_argument("--part", choices=["a", "b", "both"], default="both")
+    p.add_argument("--part", choices=["a", "b", "c", "both", "all"], default="all",
+                   help="a, b or c; 'both' = a and b; 'all' (default) = a, b and c")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
     p.add_argument("--compile", action="store_true", help="part (b): TrainConfig(compile=True) (CUDA only)")
     p.add_argument("--smoke", action="store_true", help="tiny data, runs part (b) on any device: checks the code paths")
-    p.add_argument("--out", default=None, help="write the results as JSON to this file")
+    p.add_argument("--out", default=None, help="FILE.json: the results as JSON; any other FILE: the log, and the JSON beside it")
     args = p.parse_args(argv)
     if args.repeats < 1:
         p.error("--repeats must be >= 1")
@@ -240,18 +316,52 @@ def main(argv=None):
     results = dict(command=" ".join([Path(sys.argv[0]).name] + (argv if argv is not None else sys.argv[1:])),
                    torch=torch.__version__, python=platform.python_version(), machine=platform.machine(),
                    cpu_count=os.cpu_count(), time=time.strftime("%Y-%m-%d %H:%M:%S"))
-    print(f"noisy_teachers speed benchmark: torch {torch.__version__}, {os.cpu_count()} CPUs, part (b) device {device}")
-    if args.part in ("a", "both"):
-        part_a(args, results)
-    if args.part in ("b", "both"):
-        part_b(args, results, device)
+    log = Tee() if args.out and not args.out.endswith(".json") else None
+    try:
+        print(f"noisy_teachers speed benchmark: torch {torch.__version__}, {os.cpu_count()} CPUs, part (b) device {device}")
+        print(f"command: {results['command']}")
+        if args.part in ("a", "both", "all"):
+            part_a(args, results)
+        if args.part in ("b", "both", "all"):
+            part_b(args, results, device)
+        if args.part in ("c", "all"):
+            part_c(args, results)
+    finally:
+        if log is not None:
+            sys.stdout = log.stdout
     if args.out:
-        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(args.out).with_suffix(".tmp")
-        tmp.write_text(json.dumps(results, indent=1))
-        os.replace(tmp, args.out)
-        print(f"\nwrote {args.out}")
+        out = Path(args.out)
+        json_out = out if log is None else out.with_suffix(".json")
+        write_atomic(json_out, json.dumps(results, indent=1))
+        if log is not None:
+            write_atomic(out, log.text() + f"\nwrote {out} and {json_out}\n")
+        print(f"\nwrote {out}" + ("" if log is None else f" and {json_out}"))
     return results
+
+
+class Tee:
+    "Copy everything printed to stdout into a buffer as well (the log that --out writes)."
+    def __init__(self):
+        self.stdout, self.parts = sys.stdout, []
+        sys.stdout = self
+
+    def write(self, s):
+        self.parts.append(s)
+        return self.stdout.write(s)
+
+    def flush(self):
+        self.stdout.flush()
+
+    def text(self):
+        return "".join(self.parts)
+
+
+def write_atomic(path, text):
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
 
 
 if __name__ == "__main__":
