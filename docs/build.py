@@ -143,7 +143,7 @@ def write_sources(src: Path) -> dict:
     for stem, mod in modules.items():
         (src / "api" / f"{mod}.md").write_text(
             f"# `noisy_teachers.{mod}`\n\nExported from chapter {{doc}}`{stem.split('_')[0]} · {title(nbs[stem])} "
-            f"<../{stem}>`.\n\n```{{automodule}} noisy_teachers.{mod}\n:members:\n```\n", encoding="utf-8")
+            f"<../{stem}>`.\n\n```{{eval-rst}}\n.. automodule:: noisy_teachers.{mod}\n   :members:\n```\n", encoding="utf-8")
     return {"order": order, "modules": modules}
 
 

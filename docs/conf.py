@@ -9,6 +9,7 @@ itself serves) and is copied into `_static/mathjax/`, so no page asks a CDN for 
 """
 from __future__ import annotations
 
+import re
 import shutil
 import sys
 from pathlib import Path
@@ -40,9 +41,16 @@ myst_update_mathjax = False  # myst would write a MathJax 3 config; ours is Math
 myst_heading_anchors = 3
 mathjax_path = "mathjax/MathJax.js?config=TeX-AMS-MML_HTMLorMML-full,Safe"  # relative: under _static/
 mathjax2_config = {
-    "HTML-CSS": {"availableFonts": [], "preferredFont": None, "webFont": "STIX-Web", "imageFont": None},
+    "HTML-CSS": {"availableFonts": [], "preferredFont": None, "webFont": "STIX-Web", "imageFont": None,
+                 # MathJax 2 measures fonts against a blank font at url(about:blank), which Chromium refuses with
+                 # a console error; a local() name that does not exist behaves the same, silently
+                 "styles": {"@font-face": {"font-family": "MathJax_Blank", "src": "local('MathJax_Blank_none')"}}},
     "SVG": {"font": "STIX-Web"},
     "MathMenu": {"showFontMenu": False},
+    "fast-preview": {"disabled": True},
+    # the hidden MathML copy for screen readers would ask for MathJax's TeX fonts, which the wheel does not ship
+    "AssistiveMML": {"disabled": True},
+    "menuSettings": {"assistiveMML": False},
     "messageStyle": "none",
 }
 
@@ -55,8 +63,21 @@ def _copy_mathjax(app, exception):
         shutil.copytree(src, Path(app.outdir) / "_static" / "mathjax", dirs_exist_ok=True)
 
 
+def _markdown_docstring(app, what, name, obj, options, lines):
+    "The library's docstrings are Markdown-ish: `code` becomes ``code``, a lone * a literal star (for reST)."
+    parts = re.split(r"(?<!`)(`[^`\n]+`)(?!`)", "\n".join(lines))
+    for i, p in enumerate(parts):
+        if i % 2:
+            nxt = parts[i + 1][:1] if i + 1 < len(parts) else ""
+            parts[i] = f"``{p[1:-1]}``" + ("\\ " if nxt.isalnum() else "")
+        else:
+            parts[i] = re.sub(r"(?<![*\\])\*(?!\*)", r"\*", p)
+    lines[:] = "".join(parts).split("\n")
+
+
 def setup(app):
     app.connect("build-finished", _copy_mathjax)
+    app.connect("autodoc-process-docstring", _markdown_docstring)
 
 
 # --- API pages ----------------------------------------------------------------------------------------------------
@@ -69,4 +90,6 @@ html_theme = "sphinx_book_theme"
 html_title = "Distilling Knowledge from Noisy Teachers"
 html_theme_options = {"show_toc_level": 2, "use_download_button": False, "use_fullscreen_button": False}
 html_static_path: list[str] = []
+html_context = {"default_mode": "light"}  # else the theme logs "invalid theme mode" to the console
 html_show_sourcelink = False
+html_favicon = "favicon.svg"  # also spares the browser a request for /favicon.ico (a 404)
