@@ -155,6 +155,7 @@ def main(argv=None) -> int:
     a = ap.parse_args(argv)
     t0 = time.monotonic()
     src, out = Path(a.src).resolve(), Path(a.out).resolve()
+    shutil.rmtree(out, ignore_errors=True)  # a failed build leaves no site behind, never a stale one
     plan = write_sources(src)
     print(f"prepared {len(plan['order'])} chapters + front page and {len(plan['modules'])} API pages in {src}")
     html = src.parent / "site-html"
@@ -162,7 +163,6 @@ def main(argv=None) -> int:
            "-E", "--keep-going", "-W", str(src), str(html)] + (["-q"] if a.quiet else [])
     rc = subprocess.call(cmd, cwd=REPO)
     if rc == 0:
-        shutil.rmtree(out, ignore_errors=True)
         shutil.copytree(html, out)
     print(f"site {'built' if rc == 0 else 'FAILED'} in {time.monotonic() - t0:.0f} s: open {out / 'index.html'}")
     return rc

@@ -151,7 +151,7 @@ def check_page(page, base: str, key: str, path: str, problems: list[str], shot: 
     shot.parent.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(shot))
     problems += [f"{key}: {x}" for x in p]
-    return (f"{key}: {st['mathScripts']}/{st['mathSource']} formulas typeset, {len(st['imgs'])} images ok, {st['figures']} figures, "
+    return (f"{key}: {st['mathScripts']}/{st['mathSource']} formulas typeset, {len(st['imgs']) - len(bad)}/{len(st['imgs'])} images loaded, {st['figures']} figures, "
             f"{len(console)} console errors" + ("" if not p else f" -- {len(p)} PROBLEMS"))
 
 
