@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """Offline browser test of the book's static HTML edition (built by `python docs/build.py` into `_site/`).
 
-    python tests/test_site.py [--site DIR]
+    python tests/test_site.py [--site DIR] [--all]
 
 1. Without a browser: the front page's table of contents lists the chapters of the chapter map in
    `nbs/index.ipynb`, in its order, under each notebook's own title, and covers every numbered notebook.
@@ -165,7 +165,11 @@ def check_api_page(page, base: str, problems: list[str]) -> None:
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description="offline browser test of the built site")
     ap.add_argument("--site", default=str(REPO / "_site"))
+    ap.add_argument("--all", action="store_true", help="every chapter, not just the front page and 00, 10, 20")
     a = ap.parse_args(argv)
+    pages = dict(PAGES)
+    if a.all:
+        pages.update({p.stem.split("_")[0]: p.name for p in sorted(Path(a.site).glob("[0-9][0-9]_*.html"))})
     site = Path(a.site).resolve()
     if not (site / "index.html").exists():
         print(f"SITE TEST FAILED: {site}/index.html not found (build it: python docs/build.py)", flush=True)
@@ -205,7 +209,7 @@ def main(argv=None) -> int:
                 ctx.on("requestfailed", lambda r: http_errors.append(f"{r.url} ({r.failure})")
                        if r.url.startswith(base) else None)
                 ctx.on("response", lambda r: http_errors.append(f"{r.url} (HTTP {r.status})") if r.status >= 400 else None)
-                for key, path in PAGES.items():
+                for key, path in pages.items():
                     page = ctx.new_page()
                     page.set_default_timeout(30_000)
                     try:
