@@ -70,8 +70,9 @@ def _markdown_docstring(app, what, name, obj, options, lines):
         if i % 2:
             nxt = parts[i + 1][:1] if i + 1 < len(parts) else ""
             parts[i] = f"``{p[1:-1]}``" + ("\\ " if nxt.isalnum() else "")
-        else:
-            parts[i] = re.sub(r"(?<![*\\])\*(?!\*)", r"\*", p)
+        else:  # keep *emphasis* pairs, escape every other lone star (`*args`, `a * b`)
+            bits = re.split(r"((?<![\w*])\*(?=[^\s*])[^*\n]*?(?<=[^\s*])\*(?![\w*]))", p)
+            parts[i] = "".join(b if j % 2 else re.sub(r"(?<![*\\])\*(?!\*)", r"\*", b) for j, b in enumerate(bits))
     lines[:] = "".join(parts).split("\n")
 
 
@@ -93,4 +94,5 @@ html_static_path = ["_static"]
 html_css_files = ["site.css"]
 html_context = {"default_mode": "light"}  # else the theme logs "invalid theme mode" to the console
 html_show_sourcelink = False
+html_copy_source = False  # the notebooks are in the repository; no second copy in _sources/
 html_favicon = "favicon.svg"  # also spares the browser a request for /favicon.ico (a 404)

@@ -3,7 +3,7 @@
 
     python tests/test_site.py [--site DIR] [--all]
 
-1. Without a browser: the front page's table of contents lists the chapters of the chapter map in
+1. Without a browser: `docs/build.py`'s notebook preparation on a made-up notebook, and the front page's table of contents lists the chapters of the chapter map in
    `nbs/index.ipynb`, in its order, under each notebook's own title, and covers every numbered notebook.
 2. Serves the site with `python -m http.server` on 127.0.0.1 at a free port and opens the front page and
    chapters 00, 10 and 20 in headless Chromium (Debian's `/usr/bin/chromium` driven by Playwright; never
@@ -34,7 +34,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "docs"))
-from build import chapter_order, title  # noqa: E402  (the same parser the build uses)
+from build import chapter_order, prepare_notebook, title  # noqa: E402  (the same code the build uses)
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -81,6 +81,30 @@ def check_toc(site: Path) -> list[str]:
                 plain = plain.replace(a, b)
             if stem in nbs and title(nbs[stem]) not in plain:
                 errs.append(f"toc entry {plain!r} lacks the title of {stem}: {title(nbs[stem])!r}")
+    return errs
+
+
+def check_prepare() -> list[str]:
+    "The notebook preparation on a made-up notebook: hidden cells dropped, directives stripped, map ranges expanded."
+    def code(src, outputs=()):
+        return {"cell_type": "code", "id": src[:8], "metadata": {}, "source": src, "outputs": list(outputs),
+                "execution_count": None}
+    nb = {"metadata": {"widgets": {"state": {}}}, "nbformat": 4, "nbformat_minor": 5, "cells": [
+        code("#| default_exp losses"), code("#| hide\nfrom nbdev.showdoc import *"),
+        {"cell_type": "markdown", "id": "t", "metadata": {}, "source": "# Title\n\n> summary"},
+        code("#| export\ndef f(x): return x"), code("#|slow\n#| eval: false\nrun()", [{"output_type": "stream"}])]}
+    out = prepare_notebook(nb, "API LINK")
+    got = [(c["cell_type"], c["source"]) for c in out["cells"]]
+    want = [("markdown", "# Title\n\n> summary"), ("markdown", "API LINK"), ("code", "def f(x): return x"),
+            ("code", "run()")]
+    errs = [] if got == want else [f"prepare_notebook gave {got}, want {want}"]
+    if "widgets" in out["metadata"] or len(nb["cells"]) != 5:
+        errs.append("prepare_notebook kept the widget state or changed its input")
+    index = {"cells": [{"cell_type": "markdown", "source": "## The chapters\n\n| # | notebook |\n|---|---|\n"
+                        "| 01 | `01_b.ipynb` |\n| 00 | `00_a.ipynb` |\n| 10–11 | benchmarks |\n"}]}
+    order = chapter_order(index, ["00_a", "01_b", "10_c", "11_d", "20_e"])
+    if order != ["01_b", "00_a", "10_c", "11_d"]:
+        errs.append(f"chapter_order gave {order}")
     return errs
 
 
@@ -177,7 +201,9 @@ def main(argv=None) -> int:
     if not Path(CHROMIUM).exists():
         print(f"SITE TEST FAILED: {CHROMIUM} not found (apt-get install -y chromium)", flush=True)
         return 1
-    problems = check_toc(site)
+    problems = check_prepare()
+    log(f"notebook preparation (hide, directives, widget state, chapter map): {'ok' if not problems else problems}")
+    problems += check_toc(site)
     log(f"table of contents checked against nbs/index.ipynb: {'ok' if not problems else problems}")
     port = free_port()
     base = f"http://{HOST}:{port}"
