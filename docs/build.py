@@ -4,7 +4,8 @@
 Nothing is executed: the committed notebooks are read with their saved outputs. Steps:
 
 1. copy `nbs/*.ipynb` into `build/site-src/` (git-ignored), prepared for Sphinx (`prepare_notebook`):
-   cells flagged `#| hide` are dropped, every other `#| ...` directive line is stripped, the widget state is
+   cells flagged `#| hide` are dropped, every other `#| ...` directive line is stripped (`#| echo: false` and
+   `#| output: false` become myst-nb's remove-input / remove-output tags), the widget state is
    removed (the site loads no widget JavaScript), and each chapter that exports a module gets a link to that
    module's API page under its title;
 2. write the front page's table of contents from the chapter map in `nbs/index.ipynb` (`chapter_order`), so
@@ -107,6 +108,10 @@ def prepare_notebook(nb: dict, api_link: str | None = None) -> dict:
         if cell["cell_type"] == "code":
             if "hide" in directives(cell):
                 continue
+            flags = {re.sub(r"\s+", "", l.split("|", 1)[1]) for l in _src(cell).splitlines() if DIRECTIVE.match(l)}
+            tags = [t for f, t in (("echo:false", "remove-input"), ("output:false", "remove-output")) if f in flags]
+            if tags:  # nbdev's "show only the output" / "only the code", as myst-nb cell tags
+                cell.setdefault("metadata", {}).setdefault("tags", []).extend(tags)
             lines = [l for l in _src(cell).splitlines() if not DIRECTIVE.match(l)]
             cell["source"] = "\n".join(lines).strip("\n")
             if not cell["source"].strip() and not cell.get("outputs"):
@@ -155,6 +160,9 @@ def main(argv=None) -> int:
     a = ap.parse_args(argv)
     t0 = time.monotonic()
     src, out = Path(a.src).resolve(), Path(a.out).resolve()
+    if out.exists() and any(out.iterdir()) and not (out / ".buildinfo").exists():
+        print(f"refusing to replace {out}: it is not empty and not a site this script built", file=sys.stderr)
+        return 2
     shutil.rmtree(out, ignore_errors=True)  # a failed build leaves no site behind, never a stale one
     plan = write_sources(src)
     print(f"prepared {len(plan['order'])} chapters + front page and {len(plan['modules'])} API pages in {src}")

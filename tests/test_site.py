@@ -92,13 +92,16 @@ def check_prepare() -> list[str]:
     nb = {"metadata": {"widgets": {"state": {}}}, "nbformat": 4, "nbformat_minor": 5, "cells": [
         code("#| default_exp losses"), code("#| hide\nfrom nbdev.showdoc import *"),
         {"cell_type": "markdown", "id": "t", "metadata": {}, "source": "# Title\n\n> summary"},
-        code("#| export\ndef f(x): return x"), code("#|slow\n#| eval: false\nrun()", [{"output_type": "stream"}])]}
+        code("#| export\ndef f(x): return x"), code("#|slow\n#| eval: false\nrun()", [{"output_type": "stream"}]),
+        code("#| echo: false\nshow()")]}
     out = prepare_notebook(nb, "API LINK")
     got = [(c["cell_type"], c["source"]) for c in out["cells"]]
     want = [("markdown", "# Title\n\n> summary"), ("markdown", "API LINK"), ("code", "def f(x): return x"),
-            ("code", "run()")]
+            ("code", "run()"), ("code", "show()")]
     errs = [] if got == want else [f"prepare_notebook gave {got}, want {want}"]
-    if "widgets" in out["metadata"] or len(nb["cells"]) != 5:
+    if out["cells"][-1]["metadata"].get("tags") != ["remove-input"]:
+        errs.append(f"#| echo: false gave tags {out['cells'][-1]['metadata'].get('tags')}")
+    if "widgets" in out["metadata"] or len(nb["cells"]) != 6:
         errs.append("prepare_notebook kept the widget state or changed its input")
     index = {"cells": [{"cell_type": "markdown", "source": "## The chapters\n\n| # | notebook |\n|---|---|\n"
                         "| 01 | `01_b.ipynb` |\n| 00 | `00_a.ipynb` |\n| 10–11 | benchmarks |\n"}]}
