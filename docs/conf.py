@@ -52,6 +52,10 @@ mathjax2_config = {
     "AssistiveMML": {"disabled": True},
     "menuSettings": {"assistiveMML": False},
     "messageStyle": "none",
+    # typeset only what Sphinx marked as math (span/div.math, \(…\) and \[…\]): a $ or $$ that myst did not parse
+    # stays visible, so the site test catches it, and a dollar in prose or output is never taken for TeX
+    "tex2jax": {"inlineMath": [["\\(", "\\)"]], "displayMath": [["\\[", "\\]"]], "processEscapes": False,
+                "ignoreClass": ".*", "processClass": "math"},
 }
 
 

@@ -10,7 +10,8 @@
    `playwright install`). Every request that is not to that local server is blocked and counted as a failure,
    as is every failed request or HTTP error. On each page it checks:
    (a) MathJax typeset the math: every `.math` element Sphinx wrote (`.math.notranslate`) became MathJax output, no MathJax error,
-       and no raw `$$`, `\\(` or `\\[` is left in the visible text outside code;
+       and no raw `$`, `$$`, `\\(` or `\\[` is left in the visible text outside code (MathJax only typesets
+       what Sphinx marked as math, so a formula myst did not parse shows up here);
    (b) every `<img>` loaded (naturalWidth > 0), and the chapters show their saved figures;
    (c) no console error and no uncaught page error;
    (d) no nbdev directive (`#| ...`) or hidden cell shows, and a chapter that exports a module links to its
@@ -124,7 +125,7 @@ PAGE_STATE_JS = r"""
     mathScripts: document.querySelectorAll('script[type^="math/tex"]').length,
     mathRendered: document.querySelectorAll('.MathJax, .MathJax_Display, .MathJax_SVG, .MathJax_CHTML, mjx-container').length,
     mathErrors: document.querySelectorAll('.MathJax_Error, merror, .merror, [data-mjx-error]').length,
-    rawDisplay: (text.match(/\$\$/g) || []).length,
+    rawDisplay: (text.match(/\$/g) || []).length,
     rawParen: (text.match(/\\\(|\\\[/g) || []).length,
     imgs,
     figures: document.querySelectorAll('.cell_output img').length,
@@ -161,7 +162,7 @@ def check_page(page, base: str, key: str, path: str, problems: list[str], shot: 
     if st["mathErrors"]:
         p.append(f"{st['mathErrors']} MathJax errors")
     if st["rawDisplay"] or st["rawParen"]:
-        p.append(f"raw TeX left in the text: {st['rawDisplay']} '$$', {st['rawParen']} '\\(' or '\\['")
+        p.append(f"raw TeX left in the text: {st['rawDisplay']} '$', {st['rawParen']} '\\(' or '\\['")
     bad = [i["src"] for i in st["imgs"] if not i["ok"]]
     if bad:
         p.append(f"{len(bad)} of {len(st['imgs'])} images did not load: {bad[:3]}")
