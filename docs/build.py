@@ -1,0 +1,180 @@
+#!/usr/bin/env python
+"""Build the static HTML edition of the book:  `python docs/build.py`  ->  `_site/index.html`.
+
+Nothing is executed: the committed notebooks are read with their saved outputs. Steps:
+
+1. copy `nbs/*.ipynb` into `build/site-src/` (git-ignored), prepared for Sphinx (`prepare_notebook`):
+   cells flagged `#| hide` are dropped, every other `#| ...` directive line is stripped (`#| echo: false` and
+   `#| output: false` become myst-nb's remove-input / remove-output tags), the widget state is
+   removed (the site loads no widget JavaScript), and each chapter that exports a module gets a link to that
+   module's API page under its title;
+2. write the front page's table of contents from the chapter map in `nbs/index.ipynb` (`chapter_order`), so
+   the site's order and titles cannot drift from it, and one API page per exported module (`automodule`);
+3. run `sphinx-build -b html` with `docs/conf.py` into `build/site-html/` (myst-nb writes the figures beside it,
+   in `build/jupyter_execute/`; MathJax is copied in by conf.py), then copy the finished site to `_site/`.
+
+Options: `--out DIR` (default `_site`), `--src DIR` (default `build/site-src`), `-q` for a quiet Sphinx.
+"""
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import re
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+NBS = REPO / "nbs"
+DIRECTIVE = re.compile(r"^\s*#\|\s*(\S+)")
+
+
+def _src(cell: dict) -> str:
+    s = cell.get("source", "")
+    return "".join(s) if isinstance(s, list) else s
+
+
+def directives(cell: dict) -> list[str]:
+    "The nbdev directives (`hide`, `export`, `default_exp`, ...) of a code cell, from its leading `#|` lines."
+    out = []
+    for line in _src(cell).splitlines():
+        m = DIRECTIVE.match(line)
+        if m:
+            out.append(m.group(1).rstrip(":"))
+        elif line.strip():
+            break
+    return out
+
+
+def default_exp(nb: dict) -> str | None:
+    "The module a notebook exports to (`#| default_exp NAME`), or None."
+    for cell in nb["cells"]:
+        if cell["cell_type"] == "code":
+            m = re.search(r"^\s*#\|\s*default_exp\s+(\S+)", _src(cell), re.M)
+            if m:
+                return m.group(1)
+    return None
+
+
+def title(nb: dict) -> str:
+    "A notebook's first level-1 heading."
+    for cell in nb["cells"]:
+        if cell["cell_type"] == "markdown":
+            m = re.search(r"^#\s+(.+?)\s*$", _src(cell), re.M)
+            if m:
+                return m.group(1)
+    raise ValueError("notebook has no '# title' heading")
+
+
+def chapter_order(index_nb: dict, available: list[str]) -> list[str]:
+    """Notebook stems in the order of the chapter map table in `index.ipynb` ("## The chapters").
+
+    A row names its notebook (`` `00_logit_regression.ipynb` ``) or a range of chapter numbers in its first
+    column (`10–13`), which stands for every notebook in `available` whose number lies in the range."""
+    text = next(_src(c) for c in index_nb["cells"] if c["cell_type"] == "markdown" and "## The chapters" in _src(c))
+    order = []
+    for line in text.splitlines():
+        cols = [c.strip() for c in line.strip().strip("|").split("|")]
+        if len(cols) < 2 or not re.match(r"^\d", cols[0]):
+            continue  # header, separator or prose
+        named = re.findall(r"`(\d\d_[^`]+)\.ipynb`", line)
+        if named:
+            stems = named
+        else:
+            m = re.match(r"^(\d+)\s*[–-]\s*(\d+)$", cols[0])
+            if not m:
+                raise ValueError(f"chapter map row names no notebook: {line!r}")
+            lo, hi = int(m.group(1)), int(m.group(2))
+            stems = sorted(s for s in available if re.match(r"^\d+_", s) and lo <= int(s.split("_")[0]) <= hi)
+        for s in stems:
+            if s not in available:
+                raise ValueError(f"chapter map names {s}.ipynb, which is not in nbs/")
+            if s not in order:
+                order.append(s)
+    if not order:
+        raise ValueError("no chapters found in the chapter map of index.ipynb")
+    return order
+
+
+def prepare_notebook(nb: dict, api_link: str | None = None) -> dict:
+    """A copy of `nb` for the site: `#| hide` cells dropped, directive lines stripped, code cells left empty
+    without outputs dropped, widget state removed, and (if given) `api_link` markdown put under the title."""
+    nb = copy.deepcopy(nb)
+    cells = []
+    for cell in nb["cells"]:
+        if cell["cell_type"] == "code":
+            if "hide" in directives(cell):
+                continue
+            flags = {re.sub(r"\s+", "", l.split("|", 1)[1]) for l in _src(cell).splitlines() if DIRECTIVE.match(l)}
+            tags = [t for f, t in (("echo:false", "remove-input"), ("output:false", "remove-output")) if f in flags]
+            if tags:  # nbdev's "show only the output" / "only the code", as myst-nb cell tags
+                cell.setdefault("metadata", {}).setdefault("tags", []).extend(tags)
+            lines = [l for l in _src(cell).splitlines() if not DIRECTIVE.match(l)]
+            cell["source"] = "\n".join(lines).strip("\n")
+            if not cell["source"].strip() and not cell.get("outputs"):
+                continue
+        cells.append(cell)
+    if api_link:
+        at = next((i for i, c in enumerate(cells) if c["cell_type"] == "markdown" and re.search(r"^#\s", _src(c), re.M)), -1)
+        cells.insert(at + 1, {"cell_type": "markdown", "id": "site-api-link", "metadata": {}, "source": api_link})
+    nb["cells"] = cells
+    nb.setdefault("metadata", {}).pop("widgets", None)
+    return nb
+
+
+def write_sources(src: Path) -> dict:
+    "Write the prepared notebooks, the front page's toctree and the API pages into `src`; return the plan."
+    if src.exists():
+        shutil.rmtree(src)
+    (src / "api").mkdir(parents=True)
+    nbs = {p.stem: json.loads(p.read_text(encoding="utf-8")) for p in sorted(NBS.glob("*.ipynb"))}
+    order = chapter_order(nbs["index"], [s for s in nbs if s != "index"])
+    modules = {s: default_exp(nbs[s]) for s in order if default_exp(nbs[s])}
+    for stem in order:
+        mod = modules.get(stem)
+        link = (f"> **Library API** of this chapter: {{doc}}`noisy_teachers.{mod} <api/{mod}>`" if mod else None)
+        out = prepare_notebook(nbs[stem], link)
+        (src / f"{stem}.ipynb").write_text(json.dumps(out, indent=1), encoding="utf-8")
+    toc = ["```{toctree}", ":caption: Chapters", ":maxdepth: 1", ""]
+    toc += [f"{s.split('_')[0]} · {title(nbs[s])} <{s}>" for s in order]
+    toc += ["```", "", "```{toctree}", ":caption: Library API", ":maxdepth: 1", ""]
+    toc += [f"noisy_teachers.{m} <api/{m}>" for m in modules.values()] + ["```"]
+    index = prepare_notebook(nbs["index"])
+    index["cells"].append({"cell_type": "markdown", "id": "site-toctree", "metadata": {}, "source": "\n".join(toc)})
+    (src / "index.ipynb").write_text(json.dumps(index, indent=1), encoding="utf-8")
+    for stem, mod in modules.items():
+        (src / "api" / f"{mod}.md").write_text(
+            f"# `noisy_teachers.{mod}`\n\nExported from chapter {{doc}}`{stem.split('_')[0]} · {title(nbs[stem])} "
+            f"<../{stem}>`.\n\n```{{eval-rst}}\n.. automodule:: noisy_teachers.{mod}\n   :members:\n```\n", encoding="utf-8")
+    return {"order": order, "modules": modules}
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--out", default=str(REPO / "_site"))
+    ap.add_argument("--src", default=str(REPO / "build" / "site-src"))
+    ap.add_argument("-q", "--quiet", action="store_true")
+    a = ap.parse_args(argv)
+    t0 = time.monotonic()
+    src, out = Path(a.src).resolve(), Path(a.out).resolve()
+    if out.exists() and any(out.iterdir()) and not (out / ".buildinfo").exists():
+        print(f"refusing to replace {out}: it is not empty and not a site this script built", file=sys.stderr)
+        return 2
+    shutil.rmtree(out, ignore_errors=True)  # a failed build leaves no site behind, never a stale one
+    plan = write_sources(src)
+    print(f"prepared {len(plan['order'])} chapters + front page and {len(plan['modules'])} API pages in {src}")
+    html = src.parent / "site-html"
+    cmd = [sys.executable, "-m", "sphinx", "-b", "html", "-c", str(REPO / "docs"), "-d", str(src.parent / "site-doctrees"),
+           "-E", "--keep-going", "-W", str(src), str(html)] + (["-q"] if a.quiet else [])
+    rc = subprocess.call(cmd, cwd=REPO)
+    if rc == 0:
+        shutil.copytree(html, out)
+    print(f"site {'built' if rc == 0 else 'FAILED'} in {time.monotonic() - t0:.0f} s: open {out / 'index.html'}")
+    return rc
+
+
+if __name__ == "__main__":
+    sys.exit(main())
