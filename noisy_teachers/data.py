@@ -5,8 +5,9 @@
 # %% auto #0
 __all__ = ['DATA_ENV', 'CIFAR10_CLASSES', 'FASHION_MNIST_CLASSES', 'DIGIT_CLASSES', 'DATASETS', 'user_cache_dir', 'data_root',
            'channel_stats', 'ImageData', 'DataFormatError', 'CorruptDataError', 'DataNotFoundError', 'read_idx',
-           'decode_images', 'save_atomic', 'sweep_stale_temporaries', 'load_dataset', 'batches', 'augment',
-           'expand_by_augmentation', 'subset', 'split_off', 'show_images']
+           'write_idx', 'decode_images', 'save_atomic', 'sweep_stale_temporaries', 'load_dataset', 'digits_as_idx',
+           'batches', 'augment', 'expand_by_augmentation', 'subset', 'split_off', 'show_images', 'repo_root',
+           'start_from_results']
 
 # %% ../nbs/03_data.ipynb #dd6b806d
 import gzip
@@ -163,6 +164,20 @@ def read_idx(path) -> Tensor:
                                      f"the file has {len(raw)} bytes")
     arr = np.frombuffer(raw, dtype=dt, offset=head).reshape(dims)
     return torch.from_numpy(arr.astype(dt.newbyteorder("="), copy=True))
+
+# %% ../nbs/03_data.ipynb #4f7a2c10
+_IDX_CODES = {np.dtype(t).newbyteorder("="): code for code, t in _IDX_TYPES.items()}
+
+def write_idx(path, array) -> Path:
+    "Write `array` as an IDX file (magic 00 00 <type> <ndim>, the sizes as big-endian uint32, the elements big-endian); gzipped when the name ends in `.gz`. Returns the path."
+    a = np.asarray(array)
+    code = _IDX_CODES.get(a.dtype.newbyteorder("="))
+    if code is None: raise ValueError(f"array must have an IDX element type (uint8, int8, int16, int32, float32, float64), got {a.dtype}")
+    if not 1 <= a.ndim <= 255: raise ValueError(f"array must have 1 to 255 dimensions, got {a.ndim}")
+    data = bytes([0, 0, code, a.ndim]) + struct.pack(f">{a.ndim}I", *a.shape) + a.astype(a.dtype.newbyteorder(">")).tobytes()
+    path = Path(path)
+    path.write_bytes(gzip.compress(data) if path.name.endswith(".gz") else data)
+    return path
 
 # %% ../nbs/03_data.ipynb #ff8e2e98
 CIFAR10_CLASSES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
@@ -570,6 +585,22 @@ def load_dataset(name: str, root=None, download: bool = False, device="cpu") -> 
                    for s in ("train", "test"))
     return train.to(device), test.to(device)
 
+# %% ../nbs/03_data.ipynb #6c9f4e32
+def digits_as_idx(folder, n_train: int = 600, n_test: int = 300) -> Path:
+    "A stand-in for MNIST: scikit-learn's 8×8 digits scaled to 0–255, enlarged ×3 and padded to 28×28, written as the four MNIST IDX files in `folder` (created); returns `folder`."
+    for name, v in (("n_train", n_train), ("n_test", n_test)):
+        if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1: raise ValueError(f"{name} must be an integer ≥ 1, got {v!r}")
+    from sklearn.datasets import load_digits
+    d = load_digits()
+    if n_train + n_test > len(d.target): raise ValueError(f"n_train + n_test must be at most {len(d.target)}, got {n_train + n_test}")
+    x = np.pad(np.kron(np.rint(d.images * (255 / 16)), np.ones((3, 3))), ((0, 0), (2, 2), (2, 2))).astype(np.uint8)
+    y = d.target.astype(np.uint8)
+    folder = Path(folder); folder.mkdir(parents=True, exist_ok=True)
+    for role, a in (("train_images", x[:n_train]), ("train_labels", y[:n_train]),
+                    ("test_images", x[n_train:n_train + n_test]), ("test_labels", y[n_train:n_train + n_test])):
+        write_idx(folder / _IDX_STEMS[role], a)
+    return folder
+
 # %% ../nbs/03_data.ipynb #1643e154
 def _check_int(value, name: str, low: int) -> int:
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
@@ -684,3 +715,22 @@ def show_images(images: Tensor, labels=None, classes=None, ncols: int = 10, titl
     if title: fig.suptitle(title, fontsize=9)
     fig.tight_layout(pad=0.2, rect=(0, 0, 1, 1 - top / fig.get_figheight()))
     return fig
+
+# %% ../nbs/03_data.ipynb #9fc27165
+def repo_root(start=None) -> Path:
+    "The repository root: the first folder at or above `start` (default: the working directory, which `nbdev_test` sets to the notebook's folder) that holds settings.ini."
+    here = Path(start or Path.cwd()).resolve()
+    for d in (here, *here.parents):
+        if (d / "settings.ini").is_file(): return d
+    raise FileNotFoundError(f"no settings.ini at or above {here}: run this inside a clone of the repository")
+
+def start_from_results(name: str, file: str = "results.jsonl", root=None) -> Path:
+    """The run folder `runs/<name>` of the repository at `root` (default `repo_root()`). If it lacks `file`, the book's
+    committed copy `results/<name>/<file>` is copied into it first, so that a resumable runner only reads it."""
+    if not isinstance(name, str) or not name or Path(name).name != name or name in (".", ".."):
+        raise ValueError(f"name must be a folder name such as 'mnist' (no path), got {name!r}")
+    root = repo_root() if root is None else Path(root)
+    run, kept = root / "runs" / name, root / "results" / name / file
+    if not (run / file).exists() and kept.is_file():
+        run.mkdir(parents=True, exist_ok=True); (run / file).write_bytes(kept.read_bytes())
+    return run
