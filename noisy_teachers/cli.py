@@ -153,11 +153,18 @@ def _save(fig, path: Path) -> Path:
 _PLOTS = {"sigma": "sigma.png", "alpha": "alpha.png", "curves": "curves.png"}
 
 
+def _title(records: list, seeds: int | None = None) -> str:
+    "A summary's title from its records: 'mnist (full): 3 seed(s), 20 teacher / 30 student epochs'."
+    r, c = records[0], records[0]["config"]
+    n = seeds if seeds is not None else len({x["seed"] for x in records})
+    return f"{r['benchmark']} ({r['variant']}): {n} seed(s), {c['teacher_train']['epochs']} teacher / {c['l2_train']['epochs']} student epochs"
+
+
 def _report(out: Path, records: list, title: str, plots=_PLOTS) -> str:
     "Write summary.md and the plots (`plots`: kind -> file name) of one benchmark's records into `out`; return the text tables."
     rows = summarize(records)
     comps = comparisons(records)
-    md = f"# {title}\n\n" + format_table(rows) + "\n\n## Paired comparisons (gain in percentage points, mean ± SE over seeds)\n\n" \
+    md = f"# {title}\n\n" + format_table(rows) + "\n\n## Paired comparisons (gain in percentage points, mean ± t-based 95 % interval over seeds; p Holm-corrected)\n\n" \
          + format_comparisons(comps) + "\n"
     (out / "summary.md").write_text(md)
     made = []
@@ -203,7 +210,7 @@ def _run(args, parser) -> int:
         for i, ((b, v, k), recs) in enumerate(groups.items()):
             sub = args.out if len(groups) == 1 else args.out / f"{b}-{v}-{k}"
             sub.mkdir(exist_ok=True)
-            print(_report(sub, recs, f"{b} ({v})"))
+            print(_report(sub, recs, _title(recs)))
         if st: print(_study_report(args.out, st))
         return 0
     config = get_config(args.benchmark, quick=args.quick, tiny=args.tiny, epochs=args.epochs)
@@ -217,8 +224,7 @@ def _run(args, parser) -> int:
         records = run_benchmark(config, args.seeds, data_root=args.data_root, out_dir=args.out, device=args.device,
                                 progress=_progress(args), arms=args.arms, download=args.download, batched=args.batched,
                                 budget_minutes=args.budget_minutes)
-        length = f"{config.teacher_train.epochs} teacher / {config.l2_train.epochs} student epochs"
-        print(_report(args.out, records, f"{config.label}: {args.seeds} seed(s), {length}"))
+        print(_report(args.out, records, _title(records, args.seeds)))
     else:
         alphas = args.alphas if args.alphas is not None else [config.alpha]
         records = noise_benefit_study(config, args.sizes, args.sigmas, alphas, args.seeds, data_root=args.data_root,

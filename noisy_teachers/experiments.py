@@ -854,7 +854,7 @@ def format_table(rows, markdown: bool = True) -> str:
         clip = r.get("clip_max", math.nan)
         body.append([bench, r["arm"] + ("" if r["teacher_gap_ok"] else " ⚠"), f"{r['sigma']:g}" if noisy else "",
                      f"{r['alpha']:g}" if noisy else "", _pm(r["error_mean"], r["error_std"]),
-                     _pm(r.get("val_mean", math.nan), None), "" if not math.isfinite(clip) else f"{clip:.2f}",
+                     _pm(r.get("val_mean", math.nan), None).replace("nan", "—"), "—" if not math.isfinite(clip) else f"{clip:.2f}",
                      _pm(r["best_mean"], r["best_std"]), str(r["n"]), f"{r['wall_mean']:.1f}"])
     text = _table(["benchmark", "arm", "σ", "α", "test error %", "val error %", "clipped", "best epoch %", "n", "s/run"],
                   body, markdown)
