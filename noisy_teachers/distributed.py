@@ -122,7 +122,8 @@ def _plan(S: Run, seed: int, specs, batched: bool) -> list:
 # %% ../nbs/08_ray.ipynb #7bf49840
 def _line(config, seed, what: str, recs: list, done: int, total: int) -> str:
     "One progress line for a finished task."
-    arms = ", ".join(r["arm"] for r in recs) or what
+    names = [r["arm"] for r in recs]
+    arms = (", ".join(names) if len(names) <= 3 else f"{names[0]}, {names[1]} … ({len(names)} arms)") or what
     err = "; ".join(f"{100 * r['metrics']['final_error']:.2f} %" for r in recs[:3]) + (" …" if len(recs) > 3 else "")
     wall = sum(r["wall_s"] for r in recs)
     return (f"[{done}/{total}] {config.label}, seed {seed}: {arms} " +
