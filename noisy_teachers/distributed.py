@@ -31,14 +31,18 @@ def _ray():
     return ray
 
 # %% ../nbs/08_ray.ipynb #fa3c81e2
+def _check_address(address) -> None:
+    if address is not None and not (isinstance(address, str) and address.strip()):
+        raise ValueError(f"address must be None (a local Ray instance), 'auto', 'host:port' or 'ray://host:port', got {address!r}")
+
+
 @contextmanager
 def ray_connection(address=None):
     """Connected to Ray for the duration of the `with` block; yields the `ray` module. If this process is already
     connected (`ray.init` was called), that connection is used and left open. Otherwise `address=None` starts a
     private local instance (`ray.init(address="local")`) and shuts it down at the end; "auto", "host:port" or
     "ray://host:port" joins that running cluster and disconnects at the end (the cluster keeps running)."""
-    if address is not None and not (isinstance(address, str) and address.strip()):
-        raise ValueError(f"address must be None (a local Ray instance), 'auto', 'host:port' or 'ray://host:port', got {address!r}")
+    _check_address(address)
     ray = _ray()
     started = not ray.is_initialized()
     if started: ray.init(**(dict(address="local", include_dashboard=False) if address is None else dict(address=address)))
@@ -107,17 +111,17 @@ def _students_job(config, seed: int, specs, where: dict, threads: int, *teachers
 
 # %% ../nbs/08_ray.ipynb #026fa995
 def _plan(S: Run, seed: int, specs, batched: bool) -> list:
-    """The tasks of `seed` that `S` lacks, as `run_seed` would run them: [("teacher", k, name)] for the teachers
-    needed, then ("hard", None, [spec]) if missing, then ("group", teachers needed, specs) per group of
+    """The tasks of `seed` that `S` lacks, as `run_seed` would run them: ("teacher", seed, k, name) for the teachers
+    needed, then ("hard", seed, 0, [spec]) if missing, then ("group", seed, teachers needed, specs) per group of
     `arm_groups` of the other missing arms ("teachers" groups need every teacher, the others teacher 0)."""
     names = teacher_names(S.c, specs)
     todo = [a for a in names + [s.name for s in specs] if not S.has(seed, a)]
     if not todo: return []
     left = [s for s in specs[1:] if s.name in todo]
     several = any(s.targets == "teachers" for s in left)
-    tasks = [("teacher", k, n) for k, n in enumerate(names) if k == 0 or n in todo or several]
-    if "hard" in todo: tasks.append(("hard", None, specs[:1]))
-    return tasks + [("group", len(names) if g[0].targets == "teachers" else 1, g) for g in arm_groups(S.c, left, batched)]
+    tasks = [("teacher", seed, k, n) for k, n in enumerate(names) if k == 0 or n in todo or several]
+    if "hard" in todo: tasks.append(("hard", seed, 0, specs[:1]))
+    return tasks + [("group", seed, len(names) if g[0].targets == "teachers" else 1, g) for g in arm_groups(S.c, left, batched)]
 
 # %% ../nbs/08_ray.ipynb #7bf49840
 def _line(config, seed, what: str, recs: list, done: int, total: int) -> str:
@@ -146,18 +150,16 @@ def _keep_teacher(S: Run, seed: int, name: str, out: dict) -> list:
     return [out["record"]] if out["record"] is not None else []
 
 # %% ../nbs/08_ray.ipynb #fa5e0caf
-def _drive(ray, S: Run, seeds, specs, batched, where, resources, lines) -> None:
-    "Submit every task of `seeds` (`_plan`), then write what each returns as it finishes."
-    c, threads, pending, hard, waiting = S.c, torch.get_num_threads(), {}, {}, {}
+def _drive(ray, S: Run, tasks, where, resources, lines) -> None:
+    "Submit `tasks` (`_plan`'s, of every seed) at once, then write what each returns as it finishes."
+    c, threads, pending, teachers, waiting = S.c, torch.get_num_threads(), {}, {}, {}
     teach, learn = ray.remote(_teacher_job).options(**resources), ray.remote(_students_job).options(**resources)
-    for seed in seeds:
-        teachers = {}
-        for what, k, x in _plan(S, seed, specs, batched):
-            rec = next((r for r in S.records if r["seed"] == seed and r["arm"] == x), None) if what == "teacher" else None
-            if what == "teacher": ref = teachers[k] = teach.remote(c, seed, k, x, where, threads, rec)
-            else: ref = learn.remote(c, seed, x, where, threads, *[teachers[j] for j in range(k or 0)])
-            pending[ref] = (what, seed, x)
-        hard[seed] = next((r for r in S.records if r["seed"] == seed and r["arm"] == "hard"), None)
+    done_by = lambda seed, arm: next((r for r in S.records if r["seed"] == seed and r["arm"] == arm), None)
+    for what, seed, k, x in tasks:
+        if what == "teacher": ref = teachers[seed, k] = teach.remote(c, seed, k, x, where, threads, done_by(seed, x))
+        else: ref = learn.remote(c, seed, x, where, threads, *[teachers[seed, j] for j in range(k)])
+        pending[ref] = (what, seed, x)
+    hard = {seed: done_by(seed, "hard") for _, seed, _, _ in tasks}
     total, done = len(pending), 0
     try:
         while pending:
@@ -181,17 +183,21 @@ def run_benchmark_ray(config: BenchmarkConfig, seeds, data_root=None, out_dir="r
     task per teacher (run once, its weights shared with the seed's student tasks through Ray's object store), one for
     the student alone ("hard"), one per group of `arm_groups`. Only this process (the driver) writes: it holds the
     folder's lock, saves the teacher checkpoints it receives and appends every record; the other arms' records are
-    written once "hard" and the teacher check are. A rerun skips what is in `out_dir/results.jsonl`. `progress`: a
+    written once "hard" and the teacher check are. A rerun skips what is in `out_dir/results.jsonl` (and starts no Ray
+    if nothing is left). `progress`: a
     line on stderr per finished task (False: none). `address`: see `ray_connection`. Tasks ask Ray for one GPU each
     when training on CUDA, else one CPU, and use as many torch threads as this process (`torch.get_num_threads()`)."""
     _ray()                                                    # without Ray: one line, before anything is touched
     if not isinstance(batched, bool): raise ValueError(f"batched must be True or False, got {batched!r}")
     seeds, specs = _check_seeds(seeds), select_arms(arm_specs(config), arms)
-    _task_device(device, math.inf)                            # the device's spelling, checked before Ray starts
-    with Run(config, data_root, out_dir, "cpu", progress, "results.jsonl", download) as S, ray_connection(address) as ray:
-        task_device, gpu = _task_device(device, ray.cluster_resources().get("GPU", 0))
-        root = None if data_root is None else str(Path(data_root).expanduser().resolve())   # workers start elsewhere
-        where = dict(data_root=root, out_dir=str(S.out.resolve()), device=task_device, download=download)
-        _drive(ray, S, seeds, specs, batched, where, dict(num_gpus=1) if gpu else dict(num_cpus=1), progress is not False)
+    _task_device(device, math.inf); _check_address(address)  # their spelling, checked before Ray starts
+    with Run(config, data_root, out_dir, "cpu", progress, "results.jsonl", download) as S:
+        tasks = [t for seed in seeds for t in _plan(S, seed, specs, batched)]
+        if tasks:                                             # nothing left to do: Ray is not even started
+            with ray_connection(address) as ray:
+                task_device, gpu = _task_device(device, ray.cluster_resources().get("GPU", 0))
+                root = None if data_root is None else str(Path(data_root).expanduser().resolve())  # workers start elsewhere
+                where = dict(data_root=root, out_dir=str(S.out.resolve()), device=task_device, download=download)
+                _drive(ray, S, tasks, where, dict(num_gpus=1) if gpu else dict(num_cpus=1), progress is not False)
         wanted = teacher_names(config, specs) + [s.name for s in specs]
         return [r for r in S.records if r["seed"] in seeds and r["arm"] in wanted]
