@@ -109,6 +109,9 @@ def build_parser() -> argparse.ArgumentParser:
     size.add_argument("--tiny", action="store_true", help="seconds: for tests")
     r.add_argument("--epochs", type=_positive_int, default=None, metavar="N",
                    help="train the teachers and every student for N epochs instead of the protocol's (a CPU budget)")
+    r.add_argument("--ray", nargs="?", const="", default=None, metavar="ADDRESS",
+                   help="run every (seed, group of arms) as a Ray task: alone, a local Ray instance; 'auto' or an "
+                        "address joins a running cluster (chapter 08; needs pip install \"noisy-teachers[ray]\")")
     r.add_argument("--budget-minutes", type=_positive_number, default=None, metavar="M",
                    help="stop cleanly at the end of the epoch that crosses M minutes; rerun the same command to continue")
     r.add_argument("--arms", nargs="+", default=None, metavar="ARM",
@@ -221,9 +224,13 @@ def _run(args, parser) -> int:
             bad = [a for a in args.arms if a not in names and a not in groups]
             if bad: parser.error(f"argument --arms: unknown arm or group {bad[0]!r} (choose from the groups "
                                  f"{', '.join(groups)} or the arms {', '.join(names)})")
-        records = run_benchmark(config, args.seeds, data_root=args.data_root, out_dir=args.out, device=args.device,
-                                progress=_progress(args), arms=args.arms, download=args.download, batched=args.batched,
-                                budget_minutes=args.budget_minutes)
+        kw = dict(data_root=args.data_root, out_dir=args.out, device=args.device, progress=_progress(args), arms=args.arms,
+                  download=args.download, batched=args.batched)
+        if args.ray is None: records = run_benchmark(config, args.seeds, budget_minutes=args.budget_minutes, **kw)
+        else:
+            if args.budget_minutes is not None: parser.error("argument --budget-minutes: not allowed with argument --ray")
+            from noisy_teachers.distributed import run_benchmark_ray             # imports without Ray; says how to get it
+            records = run_benchmark_ray(config, args.seeds, address=args.ray or None, **kw)
         print(_report(args.out, records, _title(records, args.seeds)))
     else:
         alphas = args.alphas if args.alphas is not None else [config.alpha]
