@@ -8,8 +8,8 @@ __all__ = ['BENCHMARKS', 'VARIANTS', 'BenchmarkConfig', 'get_config', 'ArmSpec',
            'TeacherGapWarning', 'teacher_gap_ok', 'FolderBusyError', 'folder_lock', 'UnsafeFileError',
            'CorruptFileError', 'safe_load', 'save_teacher', 'load_teacher', 'Run', 'arm_groups', 'run_seed',
            'run_benchmark', 'paired_stats', 'holm', 'summarize', 'paired_gain', 'comparisons', 'quantum_note',
-           'format_table', 'format_comparisons', 'verify_run', 'plot_sigma', 'plot_alpha', 'plot_curves',
-           'noise_benefit_study', 'study_gains', 'format_study', 'plot_study']
+           'format_table', 'format_comparisons', 'verify_run', 'plot_sigma', 'plot_alpha', 'plot_curves', 'study_specs',
+           'study_transfer', 'noise_benefit_study', 'study_gains', 'format_study', 'plot_study']
 
 # %% ../nbs/06_experiments.ipynb #70c5d6c7
 import hashlib
@@ -1008,50 +1008,83 @@ def _sizes(xs) -> list:
     return out
 
 
+def study_specs(config: BenchmarkConfig, sigmas, alphas) -> list:
+    """The arms of `noise_benefit_study`, in run order, each of group "study": the student on hard labels ("hard"),
+    σ = 0 ("l2"), then the noisy teacher at every σ > 0 of `sigmas` and every α > 0 of `alphas` (σ-major)."""
+    if not isinstance(config, BenchmarkConfig):
+        raise ValueError(f"config must be a BenchmarkConfig, got {type(config).__name__}")
+    sigmas = _numbers(sigmas, "sigmas", lambda s: check_noise_args(s, 0.0)[0])
+    alphas = _numbers(alphas, "alphas", lambda a: check_noise_args(0.0, a)[1])
+    if not sigmas or not alphas: raise ValueError("sigmas and alphas must each hold at least one value")
+    return ([ArmSpec("hard", ("study",), Arm("hard"), config.student, "labels", "student"),
+             ArmSpec("l2", ("study",), Arm("l2"), config.student, "teacher", "l2")] +
+            [ArmSpec(noisy_arm_name(s, a), ("study",), Arm("noisy", sigma=s, alpha=a, mu=config.mu), config.student,
+                     "teacher", "l2") for s in sigmas if s > 0 for a in alphas if a > 0])
+
+
+def study_transfer(config: BenchmarkConfig, train, n: int, seed: int, max_epoch_factor: int = 10, steps: int | None = None) -> tuple:
+    """(transfer set, epochs) of the study's size `n` and `seed`: the stratified `data.subset` of `n` samples of
+    `train` drawn with `seed` (all of `train` when n >= len(train)); ceil(epochs · N/n) epochs of `config.l2_train`
+    (N = len(train)), at most `max_epoch_factor` · epochs — or, with `steps`, the epochs that make at least `steps`
+    optimizer steps."""
+    n, seed = min(_int(n, "n", 1), len(train)), _int(seed, "seed", 0)
+    max_epoch_factor, steps = _int(max_epoch_factor, "max_epoch_factor", 1), _int(steps, "steps", 1, allow_none=True)
+    transfer = train if n == len(train) else subset(train, n, seed=seed)
+    E, per_epoch = config.l2_train.epochs, math.ceil(n / config.l2_train.batch_size)
+    return transfer, (math.ceil(steps / per_epoch) if steps else min(math.ceil(E * len(train) / n), E * max_epoch_factor))
+
+
+def _study_args(config, sizes, sigmas, alphas, seeds, max_epoch_factor, steps, batched) -> tuple:
+    "The study's arguments, checked: (`study_specs`, sizes, seeds, max_epoch_factor, steps)."
+    specs, sizes = study_specs(config, sigmas, alphas), _sizes(sizes)
+    if not isinstance(batched, bool): raise ValueError(f"batched must be True or False, got {batched!r}")
+    return (specs, sizes, _check_seeds(seeds), _int(max_epoch_factor, "max_epoch_factor", 1),
+            _int(steps, "steps", 1, allow_none=True))
+
+
+def _study_plan(S: Run, seed: int, specs, sizes, batched: bool) -> tuple:
+    """(the transfer-set sizes: `sizes` capped at the training set, [(n, group)]: the groups of `arm_groups` of the arms
+    of `seed` that `S` lacks at size n, in run order)."""
+    ns = sorted({min(n, len(S.data[0])) for n in sizes})
+    return ns, [(n, g) for n in ns for g in arm_groups(S.c, [s for s in specs if not S.has(seed, s.name, transfer_size=n)], batched)]
+
+
+def _study_group(S: Run, seed: int, n: int, group, teacher, teacher_error: float, transfer, epochs: int, z=None) -> list:
+    "Train one group of study arms of `seed` on the size-`n` `transfer` set (targets: the teacher's logits `z`, computed if None)."
+    z = None if group[0].targets == "labels" else teacher_logits(teacher, transfer) if z is None else z
+    return S.students(seed, group, z, teacher=teacher, transfer=transfer, epochs=epochs,
+                      transfer_size=n, study="noise_benefit", teacher_error=teacher_error)
+
+
 def noise_benefit_study(config: BenchmarkConfig, sizes, sigmas, alphas, seeds, data_root=None, out_dir="runs/study",
                         device=None, progress=True, max_epoch_factor: int = 10, download: bool = False,
                         batched: bool = True, steps: int | None = None, budget_minutes: float | None = None) -> list:
     """Transfer-set size × σ × α × seeds: for each seed, size n in `sizes` (a stratified `data.subset` of the
     configuration's training set, drawn with the seed; sizes above it are capped), σ in `sigmas` and α in `alphas`,
     train the L2-family student on the noisy teacher; σ = 0 (`l2`) and the student on hard labels (`hard`) always
-    run, as the paired baselines. One teacher per seed, trained on the whole training set (shared with
-    `run_benchmark` in the same `out_dir`). Size n trains for ceil(epochs · N/n) epochs, at most `max_epoch_factor` ·
-    epochs — or, with `steps`, for the epochs that make at least `steps` optimizer steps (the same number of steps
-    at every size, e.g. enough for L2 to overfit a small transfer set). Records go to `out_dir/study.jsonl`; a
-    rerun skips finished ones. `download`, `batched`, `budget_minutes`: as in `run_benchmark`. Returns this configuration's study records of `seeds`."""
-    if not isinstance(config, BenchmarkConfig):
-        raise ValueError(f"config must be a BenchmarkConfig, got {type(config).__name__}")
-    sizes = _sizes(sizes)
-    sigmas = _numbers(sigmas, "sigmas", lambda s: check_noise_args(s, 0.0)[0])
-    alphas = _numbers(alphas, "alphas", lambda a: check_noise_args(0.0, a)[1])
-    if not sigmas or not alphas: raise ValueError("sigmas and alphas must each hold at least one value")
-    max_epoch_factor, seeds = _int(max_epoch_factor, "max_epoch_factor", 1), _check_seeds(seeds)
-    steps = _int(steps, "steps", 1, allow_none=True)
+    run, as the paired baselines (the arms: `study_specs`). One teacher per seed, trained on the whole training set
+    (shared with `run_benchmark` in the same `out_dir`). Size n trains for ceil(epochs · N/n) epochs, at most
+    `max_epoch_factor` · epochs — or, with `steps`, for the epochs that make at least `steps` optimizer steps (the same
+    number of steps at every size, e.g. enough for L2 to overfit a small transfer set; see `study_transfer`). Records go
+    to `out_dir/study.jsonl`; a rerun skips finished ones. `download`, `batched`, `budget_minutes`: as in
+    `run_benchmark`. Returns this configuration's study records of `seeds`. On Ray: `distributed.noise_benefit_study_ray`."""
+    specs, sizes, seeds, max_epoch_factor, steps = _study_args(config, sizes, sigmas, alphas, seeds, max_epoch_factor, steps, batched)
     with Run(config, data_root, out_dir, device, progress, "study.jsonl", download, budget_minutes=budget_minutes) as S:
-        specs = [ArmSpec("hard", ("study",), Arm("hard"), config.student, "labels", "student"),
-                 ArmSpec("l2", ("study",), Arm("l2"), config.student, "teacher", "l2")]
-        specs += [ArmSpec(noisy_arm_name(s, a), ("study",), Arm("noisy", sigma=s, alpha=a, mu=config.mu), config.student,
-                          "teacher", "l2") for s in sigmas if s > 0 for a in alphas if a > 0]
         bar = None
         for seed in seeds:
-            train = S.data[0]
-            ns = sorted({min(n, len(train)) for n in sizes})
+            ns, plan = _study_plan(S, seed, specs, sizes, batched)
             if bar is None: bar = _bar(len(seeds) * len(ns) * len(specs), f"{config.label}: study", S.bars)
-            todo = [(n, s) for n in ns for s in specs if not S.has(seed, s.name, transfer_size=n)]
-            bar.update(len(ns) * len(specs) - len(todo))
-            if not todo: continue
+            bar.update(len(ns) * len(specs) - sum(len(g) for _, g in plan))
+            if not plan: continue
             teacher, t_err = S.teacher(seed)
             for n in ns:
-                mine = [s for m, s in todo if m == n]
-                if not mine: continue
-                transfer = train if n == len(train) else subset(train, n, seed=seed)
+                groups = [g for m, g in plan if m == n]
+                if not groups: continue
+                transfer, epochs = study_transfer(config, S.data[0], n, seed, max_epoch_factor, steps)
                 z = teacher_logits(teacher, transfer, cache_dir=S.cache)
-                E, per_epoch = config.l2_train.epochs, math.ceil(n / config.l2_train.batch_size)
-                epochs = math.ceil(steps / per_epoch) if steps else min(math.ceil(E * len(train) / n), E * max_epoch_factor)
-                for group in arm_groups(config, mine, batched):
+                for group in groups:
                     bar.set_postfix_str(f"seed {seed}, n = {n}: {', '.join(s.name for s in group)}")
-                    S.students(seed, group, None if group[0].targets == "labels" else z, teacher=teacher, transfer=transfer, epochs=epochs, transfer_size=n,
-                               study="noise_benefit", teacher_error=t_err)
+                    _study_group(S, seed, n, group, teacher, t_err, transfer, epochs, z)
                     bar.update(len(group))
         if bar is not None: bar.close()
         return [r for r in S.records if r["seed"] in seeds and r.get("study") == "noise_benefit"]
