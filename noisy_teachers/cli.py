@@ -135,6 +135,9 @@ def build_parser() -> argparse.ArgumentParser:
     size.add_argument("--tiny", action="store_true", help="seconds: for tests")
     s.add_argument("--epochs", type=_positive_int, default=None, metavar="N",
                    help="the teacher's and the students' epochs instead of the protocol's")
+    s.add_argument("--ray", nargs="?", const="", default=None, metavar="ADDRESS",
+                   help="run every (seed, size, group of arms) as a Ray task: alone, a local Ray instance; 'auto' or an "
+                        "address joins a running cluster (chapter 08)")
     s.add_argument("--budget-minutes", type=_positive_number, default=None, metavar="M",
                    help="stop cleanly at the end of the epoch that crosses M minutes; rerun the same command to continue")
     s.add_argument("--steps", type=_positive_int, default=None, metavar="N",
@@ -234,9 +237,14 @@ def _run(args, parser) -> int:
         print(_report(args.out, records, _title(records, args.seeds)))
     else:
         alphas = args.alphas if args.alphas is not None else [config.alpha]
-        records = noise_benefit_study(config, args.sizes, args.sigmas, alphas, args.seeds, data_root=args.data_root,
-                                      out_dir=args.out, device=args.device, progress=_progress(args), download=args.download,
-                                      batched=args.batched, steps=args.steps, budget_minutes=args.budget_minutes)
+        kw = dict(data_root=args.data_root, out_dir=args.out, device=args.device, progress=_progress(args),
+                  download=args.download, batched=args.batched, steps=args.steps)
+        if args.ray is None: records = noise_benefit_study(config, args.sizes, args.sigmas, alphas, args.seeds,
+                                                           budget_minutes=args.budget_minutes, **kw)
+        else:
+            if args.budget_minutes is not None: parser.error("argument --budget-minutes: not allowed with argument --ray")
+            from noisy_teachers.distributed import noise_benefit_study_ray
+            records = noise_benefit_study_ray(config, args.sizes, args.sigmas, alphas, args.seeds, address=args.ray or None, **kw)
         print(_study_report(args.out, records))
     print(f"done in {time.perf_counter() - t0:.0f} s; results in {args.out}")
     return 0
