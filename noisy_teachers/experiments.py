@@ -779,8 +779,8 @@ def summarize(records) -> list:
 
 def paired_gain(records, arm: str, baseline: str) -> dict:
     """How much `arm` lowers the test error below `baseline`, paired over the (benchmark, variant, transfer_size,
-    seed) both have: d = error(baseline) − error(arm); returns dict(arm, baseline, **`paired_stats`(d)): n, gain =
-    mean d, se, ci95 (t-based half-width) and p. Positive gain = `arm` is better."""
+    seed) both have: d = error(baseline) − error(arm); returns dict(arm, baseline) and the fields of
+    `paired_stats(d)`: n, gain = mean d, se, ci95 (t-based half-width) and p. Positive gain = `arm` is better."""
     by = defaultdict(dict)
     for r in unique_records(records): by[r["arm"]][(r["benchmark"], r["variant"], r.get("transfer_size"), r["seed"])] = r
     keys = sorted(set(by[arm]) & set(by[baseline]), key=str)
@@ -1094,7 +1094,7 @@ def study_gains(records) -> list:
     """For every transfer-set size of the study records: each noisy cell (σ, α) against σ = 0 (`l2`), and `l2`
     against the student on hard labels (`hard`), paired over seeds on the same transfer set: d = error(baseline) −
     error(arm); dict(benchmark, variant, transfer_size, arm, baseline, sigma, alpha, error_mean, baseline_mean,
-    **`paired_stats`(d), p_holm = Holm over all rows). Positive gain = the arm beats its baseline."""
+    the fields of `paired_stats(d)`, and p_holm = Holm over all rows). Positive gain = the arm beats its baseline."""
     records = unique_records(records)
     key = lambda r: (r["benchmark"], r["variant"], r.get("transfer_size"), r["seed"])
     err = {(key(r), r["kind"] if r["kind"] in ("l2", "hard") else r["arm"]): r["metrics"]["final_error"] for r in records}
