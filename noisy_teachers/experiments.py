@@ -304,13 +304,25 @@ def _lock_fd(fd: int, wait: bool = True) -> None:
         except OSError as e: raise BlockingIOError(str(e)) from e
 
 
+def _out_folder(out_dir, name: str = "out_dir") -> Path:
+    "`out_dir` as a folder that exists (created if missing), else a ValueError naming it (as `name`)."
+    if isinstance(out_dir, bool) or not isinstance(out_dir, (str, os.PathLike)) or str(out_dir).strip() == "":
+        raise ValueError(f"{name} must be a folder path, got {out_dir!r}")
+    out = Path(out_dir)
+    if out.exists() and not out.is_dir(): raise ValueError(f"{name} {out} is a file, not a folder")
+    try: out.mkdir(parents=True, exist_ok=True)
+    except OSError as e: raise ValueError(f"{name} {out} cannot be created: {e.strerror or e}") from None
+    if not os.access(out, os.W_OK | os.X_OK): raise ValueError(f"{name} {out} is not writable")
+    return out
+
+
 def append_record(path, record: dict) -> None:
     """Append `record` as one JSON line to `path`: a true append (`O_APPEND`) under an exclusive lock of the file,
     written in one piece and `fsync`'d before the lock is released, so concurrent writers never lose or interleave
     lines. A line left torn by a crash is closed off with a line break first (and skipped by `load_records`)."""
     if not isinstance(record, dict): raise ValueError(f"record must be a dict, got {type(record).__name__}")
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    _out_folder(path.parent, "the folder of path")          # a ValueError naming it if it cannot be a folder
     line = (json.dumps(record, default=str) + "\n").encode()
     fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o666)
     try:
@@ -420,18 +432,6 @@ def _bar(total, desc, progress):
 # %% ../nbs/06_experiments.ipynb #3def7027
 class FolderBusyError(ValueError):
     "Another run holds the output folder's lock."
-
-
-def _out_folder(out_dir) -> Path:
-    "`out_dir` as a folder that exists (created if missing), else a ValueError naming it."
-    if isinstance(out_dir, bool) or not isinstance(out_dir, (str, os.PathLike)) or str(out_dir).strip() == "":
-        raise ValueError(f"out_dir must be a folder path, got {out_dir!r}")
-    out = Path(out_dir)
-    if out.exists() and not out.is_dir(): raise ValueError(f"out_dir {out} is a file, not a folder")
-    try: out.mkdir(parents=True, exist_ok=True)
-    except OSError as e: raise ValueError(f"out_dir {out} cannot be created: {e.strerror or e}") from None
-    if not os.access(out, os.W_OK | os.X_OK): raise ValueError(f"out_dir {out} is not writable")
-    return out
 
 
 @contextmanager
