@@ -49,24 +49,24 @@ def directives(cell: dict) -> list[str]:
     return out
 
 
+def _first(nb: dict, cell_type: str, pattern: str) -> str | None:
+    "The first group of `pattern` (multi-line) in the first `cell_type` cell where it matches, or None."
+    for cell in nb["cells"]:
+        if cell["cell_type"] == cell_type and (m := re.search(pattern, _src(cell), re.M)):
+            return m.group(1)
+    return None
+
+
 def default_exp(nb: dict) -> str | None:
     "The module a notebook exports to (`#| default_exp NAME`), or None."
-    for cell in nb["cells"]:
-        if cell["cell_type"] == "code":
-            m = re.search(r"^\s*#\|\s*default_exp\s+(\S+)", _src(cell), re.M)
-            if m:
-                return m.group(1)
-    return None
+    return _first(nb, "code", r"^\s*#\|\s*default_exp\s+(\S+)")
 
 
 def title(nb: dict) -> str:
     "A notebook's first level-1 heading."
-    for cell in nb["cells"]:
-        if cell["cell_type"] == "markdown":
-            m = re.search(r"^#\s+(.+?)\s*$", _src(cell), re.M)
-            if m:
-                return m.group(1)
-    raise ValueError("notebook has no '# title' heading")
+    t = _first(nb, "markdown", r"^#\s+(.+?)\s*$")
+    if t is None: raise ValueError("notebook has no '# title' heading")
+    return t
 
 
 def chapter_order(index_nb: dict, available: list[str]) -> list[str]:
