@@ -27,7 +27,7 @@ from torch.func import functional_call, stack_module_state, vmap
 from tqdm.auto import tqdm
 
 from .data import ImageData, augment, batches, save_atomic
-from .losses import logit_regression_loss, soft_target_loss
+from .losses import hard_label_loss, logit_regression_loss, soft_target_loss
 from .noise import check_noise_args, perturb_logits
 
 # %% ../nbs/05_training.ipynb #659542f9
@@ -162,7 +162,7 @@ def arm_loss(arm: Arm, student_logits: Tensor, labels: Tensor | None = None, tea
     k = arm.kind
     if k in ("hard", "kd") and labels is None: raise ValueError(f"labels: arm kind {k!r} needs the labels, got None")
     if k != "hard" and teacher_logits is None: raise ValueError(f"teacher_logits: arm kind {k!r} needs the teacher's logits, got None")
-    if k == "hard": return F.cross_entropy(student_logits, labels)
+    if k == "hard": return hard_label_loss(student_logits, labels)
     if k == "l2": return logit_regression_loss(student_logits, teacher_logits)
     if k == "noisy":
         return logit_regression_loss(student_logits, perturb_logits(teacher_logits, arm.sigma, arm.alpha, arm.mu, generator))
