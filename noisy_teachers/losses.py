@@ -75,11 +75,14 @@ def soft_target_loss(student_logits: Tensor, teacher_logits: Tensor, temperature
     float32. For large tau and per-sample zero-mean logits, n times this loss (and its gradient)
     approaches `logit_regression_loss`."""
     _check_pair(student_logits, teacher_logits)
-    tau = _check_temperature(temperature)
-    log_q = F.log_softmax(_at_least_float32(student_logits) / tau, dim=1)
-    log_p = F.log_softmax(_at_least_float32(teacher_logits) / tau, dim=1)
-    kl = (log_p.exp() * (log_p - log_q)).sum(dim=1)
-    return tau ** 2 * kl.mean()
+    return _soft_target(student_logits, teacher_logits, _check_temperature(temperature))
+
+
+def _soft_target(g: Tensor, z: Tensor, tau: float) -> Tensor:
+    "`soft_target_loss` without its checks (for a training loop that checked its targets once)."
+    log_q = F.log_softmax(_at_least_float32(g) / tau, dim=1)
+    log_p = F.log_softmax(_at_least_float32(z) / tau, dim=1)
+    return tau ** 2 * (log_p.exp() * (log_p - log_q)).sum(dim=1).mean()
 
 
 def hard_label_loss(student_logits: Tensor, labels: Tensor) -> Tensor:

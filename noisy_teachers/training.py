@@ -27,7 +27,7 @@ from torch.func import functional_call, stack_module_state, vmap
 from tqdm.auto import tqdm
 
 from .data import ImageData, augment, batches, save_atomic
-from .losses import hard_label_loss, logit_regression_loss, soft_target_loss
+from .losses import _check_pair, _soft_target, hard_label_loss, logit_regression_loss
 from .noise import check_noise_args, perturb_logits
 
 # %% ../nbs/05_training.ipynb #659542f9
@@ -168,8 +168,14 @@ def arm_loss(arm: Arm, student_logits: Tensor, labels: Tensor | None = None, tea
         return logit_regression_loss(student_logits, perturb_logits(teacher_logits, arm.sigma, arm.alpha, arm.mu, generator))
     if k == "student_noise":
         return logit_regression_loss(perturb_logits(student_logits, arm.sigma, arm.alpha, arm.mu, generator), teacher_logits)
-    soft = soft_target_loss(student_logits, teacher_logits, arm.temperature)
-    return soft if arm.kd_weight == 1 else arm.kd_weight * soft + (1 - arm.kd_weight) * F.cross_entropy(student_logits, labels)
+    _check_pair(student_logits, teacher_logits)
+    return _kd_loss(arm, student_logits, labels, teacher_logits)
+
+
+def _kd_loss(arm: Arm, g: Tensor, y: Tensor, z: Tensor) -> Tensor:
+    "The 'kd' arm's loss, unchecked: w · (Hinton's soft term) + (1 − w) · cross-entropy with the labels."
+    soft = _soft_target(g, z, arm.temperature)
+    return soft if arm.kd_weight == 1 else arm.kd_weight * soft + (1 - arm.kd_weight) * F.cross_entropy(g, y)
 
 # %% ../nbs/05_training.ipynb #01458df9
 def _model_device(model: nn.Module) -> torch.device:
@@ -732,7 +738,7 @@ def _group_losses(plan: dict, arms: list, g: Tensor, y: Tensor, z: Tensor | None
     if len(plan["hard"]):
         gh = g[plan["hard"]]
         parts.append(F.cross_entropy(gh.reshape(-1, n), y.repeat(len(plan["hard"])), reduction="none").view(-1, T).mean(1))
-    parts += [arm_loss(arms[k], g[k], y, z).reshape(1) for k in plan["kd"]]
+    parts += [_kd_loss(arms[k], g[k], y, z).reshape(1) for k in plan["kd"]]   # no per-step check: no device sync
     return torch.cat(parts)[plan["order"]]
 
 @torch.no_grad()
