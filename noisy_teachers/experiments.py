@@ -536,9 +536,9 @@ class Run:
 
     def check_budget(self, what: str):
         "Raise `BudgetReached` if the budget is spent before starting `what` (never before this run has trained anything)."
-        self.trained = True
         if self.deadline is not None and self.trained and time.time() >= self.deadline:
             raise BudgetReached(f"stopped at the time budget before {what}")
+        self.trained = True
 
     def has(self, seed, arm, **match) -> bool:
         "Whether a record of (`seed`, `arm`) with the fields `match` is there."
