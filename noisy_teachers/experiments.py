@@ -170,8 +170,7 @@ _FAMILIES = ("teacher", "student", "l2", "kd")   # the TrainConfig of each: <fam
 _TRAIN = {  # ours: the teacher (clipped at 2), then one learning rate per student family, chosen on validation (see below)
     "digits": dict(teacher=_tc(15, 0.05, 64, 5e-4, 2.0), student=_tc(90, 0.03, 64), l2=_tc(90, 0.003, 64), kd=_tc(90, 0.03, 64)),
     "mnist": dict(teacher=_tc(20, 0.05, 128, 5e-4, 2.0), student=_tc(30, 0.1), l2=_tc(30, 0.003), kd=_tc(30, 0.03)),
-    "fashion-mnist": dict(teacher=_tc(30, 0.05, 128, 5e-4, 2.0), student=_tc(30, 0.05, clip=2.0), l2=_tc(30, 0.02, clip=5.0),
-                          kd=_tc(30, 0.05, clip=2.0)),
+    "fashion-mnist": dict(teacher=_tc(30, 0.05, 128, 5e-4, 2.0), student=_tc(30, 0.03), l2=_tc(30, 0.003), kd=_tc(30, 0.03)),
     "svhn": dict(teacher=_tc(40, 0.02, 128, 5e-4, 2.0), student=_tc(40, 0.02, 128, 5e-4, 2.0), l2=_tc(40, 0.005, clip=5.0),
                  kd=_tc(40, 0.02, 128, 5e-4, 2.0)),
     "cifar10": dict(teacher=_tc(120, 0.02, 128, 5e-4, 2.0, augment=True), student=_tc(60, 0.02, 128, 5e-4, 2.0),
