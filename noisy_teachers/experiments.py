@@ -559,7 +559,8 @@ class Run:
     @property
     def val(self):
         "The validation set held out of the training set (None without `val_size`), on the device."
-        return self.data and self._val
+        self.data                                             # loads the splits, the validation set with them
+        return self._val
 
     def transfer(self, seed):
         "The students' transfer set of `seed`: the training set, or its `transfer_size` subset; expanded if asked."
