@@ -5,9 +5,9 @@
 # %% auto #0
 __all__ = ['DATA_ENV', 'CIFAR10_CLASSES', 'FASHION_MNIST_CLASSES', 'DIGIT_CLASSES', 'DATASETS', 'user_cache_dir', 'data_root',
            'channel_stats', 'ImageData', 'DataFormatError', 'CorruptDataError', 'DataNotFoundError', 'read_idx',
-           'write_idx', 'decode_images', 'save_atomic', 'sweep_stale_temporaries', 'load_dataset', 'digits_as_idx',
-           'batches', 'augment', 'expand_by_augmentation', 'subset', 'split_off', 'show_images', 'repo_root',
-           'start_from_results']
+           'write_idx', 'decode_images', 'save_atomic', 'sweep_stale_temporaries', 'UnsafeFileError',
+           'CorruptFileError', 'safe_load', 'load_dataset', 'digits_as_idx', 'batches', 'augment',
+           'expand_by_augmentation', 'subset', 'split_off', 'show_images', 'repo_root', 'start_from_results']
 
 # %% ../nbs/03_data.ipynb #dd6b806d
 import gzip
@@ -209,9 +209,26 @@ def _load_idx(files: dict, n_classes: int) -> dict:
         out[f"{split}_images"], out[f"{split}_labels"] = x[:, None].contiguous(), y.long()
     return out
 
+_BATCH_GLOBALS = {(m, n) for m in ("numpy.core.multiarray", "numpy._core.multiarray") for n in ("_reconstruct", "scalar")}
+_BATCH_GLOBALS |= {("numpy", "ndarray"), ("numpy", "dtype"), ("numpy._core.numeric", "_frombuffer"), ("numpy.core.numeric", "_frombuffer"),
+                   ("_codecs", "encode")}                                  # bytes in protocol-2 pickles
+
+
+class _BatchUnpickler(pickle.Unpickler):
+    "A CIFAR-10 python batch holds dicts, lists, bytes and numpy arrays: any other global is refused, never imported."
+    def find_class(self, module, name):
+        if (module, name) in _BATCH_GLOBALS: return super().find_class(module, name)
+        raise pickle.UnpicklingError(f"GLOBAL {module}.{name} refused")
+
+
 def _unpickle(path: Path):
     try:
-        with open(path, "rb") as f: return pickle.load(f, encoding="bytes")
+        with open(path, "rb") as f: return _BatchUnpickler(f, encoding="bytes").load()
+    except pickle.UnpicklingError as e:
+        if "refused" in str(e):
+            raise UnsafeFileError(f"{path} asks to run code when loaded ({e}), so it was refused (nothing in it was "
+                                  "executed): replace it with the original CIFAR-10 batch") from None
+        raise CorruptDataError(path, f"is not a readable CIFAR-10 python batch ({type(e).__name__}: {e})") from e
     except Exception as e: raise CorruptDataError(path, f"is not a readable CIFAR-10 python batch ({type(e).__name__}: {e})") from e
 
 def _unpickle_cifar(path: Path) -> tuple[Tensor, Tensor]:
@@ -417,6 +434,28 @@ def sweep_stale_temporaries(folder, recursive: bool = False, max_age_s: float = 
         except OSError: pass                             # gone already, or not ours to remove
     return removed
 
+# %% ../nbs/03_data.ipynb #982f4c8a
+class UnsafeFileError(ValueError):
+    "A file that would import or call code if it were unpickled: refused, and nothing in it executed."
+
+
+class CorruptFileError(ValueError):
+    "A file that cannot be read back (truncated, damaged, or not a PyTorch file)."
+
+
+def safe_load(path):
+    """`torch.load(path, weights_only=True)` on the CPU: tensors and plain Python data only, never code.
+    Raises `UnsafeFileError` for a file that asks to import or call anything, `CorruptFileError` for one that
+    cannot be read; both name the file."""
+    try: return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as e:
+        if "GLOBAL" in str(e) or "Unsupported global" in str(e):     # it names a function or class to import
+            raise UnsafeFileError(f"{path} asks to run code when loaded, so it was refused (nothing in it was executed); "
+                                  "it was not written by noisy-teachers: delete it (a rerun rebuilds it)") from None
+        raise CorruptFileError(f"{path} is not a readable PyTorch file ({str(e).splitlines()[0][:80]})") from None
+    except (RuntimeError, EOFError, OSError, ValueError, AttributeError, IndexError, KeyError) as e:
+        raise CorruptFileError(f"{path} is not a readable PyTorch file ({type(e).__name__}: {str(e).splitlines()[0][:80]})") from None
+
 # %% ../nbs/03_data.ipynb #ee7d02d2
 def _search_dirs(key: str, R: Path, explicit: bool) -> list:
     dirs = [R / s for s in _SUBDIRS[key]]
@@ -537,8 +576,8 @@ def _load_cached(key: str, kind: str, where, base: Path) -> dict:
     fname = f"{key}-{_source_key(kind, where)}.pt"
     for d in _cache_dirs(base):
         if (d / fname).is_file():
-            try: splits = torch.load(d / fname, weights_only=True); problem = _cache_problem(splits)
-            except Exception as e: problem = f"unreadable: {type(e).__name__}"
+            try: splits = safe_load(d / fname); problem = _cache_problem(splits)
+            except (CorruptFileError, UnsafeFileError) as e: problem = f"unreadable: {type(e).__name__}"
             if problem is None: return splits
             warnings.warn(f"{d / fname} is corrupt ({problem}); rebuilding it")
     splits = _load_source(kind, where, base)

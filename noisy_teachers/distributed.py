@@ -15,7 +15,8 @@ from types import SimpleNamespace
 import torch
 
 from .experiments import (BenchmarkConfig, Run, _check_seeds, _gap, _study_args, _study_group, _study_plan, arm_groups,
-                                        arm_specs, safe_load, save_teacher, select_arms, study_transfer, teacher_names)
+                                        arm_specs, save_teacher, select_arms, study_transfer, teacher_names)
+from .data import safe_load
 from .noise import combine_teachers
 from .training import teacher_logits
 

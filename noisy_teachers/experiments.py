@@ -5,18 +5,17 @@
 # %% auto #0
 __all__ = ['BENCHMARKS', 'VARIANTS', 'BenchmarkConfig', 'get_config', 'ArmSpec', 'noisy_arm_name', 'arm_specs', 'select_arms',
            'teacher_names', 'append_record', 'load_records', 'library_versions', 'record_key', 'unique_records',
-           'TeacherGapWarning', 'teacher_gap_ok', 'FolderBusyError', 'folder_lock', 'UnsafeFileError',
-           'CorruptFileError', 'safe_load', 'save_teacher', 'load_teacher', 'Run', 'arm_groups', 'run_seed',
-           'run_benchmark', 'paired_stats', 'holm', 'summarize', 'paired_gain', 'comparisons', 'quantum_note',
-           'format_table', 'format_comparisons', 'verify_run', 'plot_sigma', 'plot_alpha', 'plot_curves', 'study_specs',
-           'study_transfer', 'noise_benefit_study', 'study_gains', 'format_study', 'plot_study']
+           'TeacherGapWarning', 'teacher_gap_ok', 'FolderBusyError', 'folder_lock', 'save_teacher', 'load_teacher',
+           'Run', 'arm_groups', 'run_seed', 'run_benchmark', 'paired_stats', 'holm', 'summarize', 'paired_gain',
+           'comparisons', 'quantum_note', 'format_table', 'format_comparisons', 'verify_run', 'plot_sigma',
+           'plot_alpha', 'plot_curves', 'study_specs', 'study_transfer', 'noise_benefit_study', 'study_gains',
+           'format_study', 'plot_study']
 
 # %% ../nbs/06_experiments.ipynb #70c5d6c7
 import hashlib
 import json
 import math
 import os
-import pickle
 import platform
 import sys
 import time
@@ -29,7 +28,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .data import expand_by_augmentation, load_dataset, save_atomic, split_off, subset, sweep_stale_temporaries
+from .data import (CorruptFileError, UnsafeFileError, expand_by_augmentation, load_dataset, safe_load,
+                                 save_atomic, split_off, subset, sweep_stale_temporaries)
 from .models import ARCHITECTURES, with_dropout
 from .models import build as build_model
 from .noise import check_noise_args, combine_teachers
@@ -447,28 +447,6 @@ def folder_lock(out_dir):
         os.ftruncate(fd, 0); os.pwrite(fd, f"pid {os.getpid()}, started {time.strftime('%Y-%m-%d %H:%M:%S')}".encode(), 0)
         yield out
     finally: os.close(fd)
-
-# %% ../nbs/06_experiments.ipynb #fb1ce86a
-class UnsafeFileError(ValueError):
-    "A file that would import or call code if it were unpickled: refused, and nothing in it executed."
-
-
-class CorruptFileError(ValueError):
-    "A file that cannot be read back (truncated, damaged, or not a PyTorch file)."
-
-
-def safe_load(path):
-    """`torch.load(path, weights_only=True)` on the CPU: tensors and plain Python data only, never code.
-    Raises `UnsafeFileError` for a file that asks to import or call anything, `CorruptFileError` for one that
-    cannot be read; both name the file."""
-    try: return torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as e:
-        if "GLOBAL" in str(e) or "Unsupported global" in str(e):     # it names a function or class to import
-            raise UnsafeFileError(f"{path} asks to run code when loaded, so it was refused (nothing in it was executed); "
-                                  "it was not written by noisy-teachers: delete it (a rerun rebuilds it)") from None
-        raise CorruptFileError(f"{path} is not a readable PyTorch file ({str(e).splitlines()[0][:80]})") from None
-    except (RuntimeError, EOFError, OSError, ValueError, AttributeError, IndexError, KeyError) as e:
-        raise CorruptFileError(f"{path} is not a readable PyTorch file ({type(e).__name__}: {str(e).splitlines()[0][:80]})") from None
 
 # %% ../nbs/06_experiments.ipynb #92fd5216
 def save_teacher(path, model, history: dict, wall_s: float, identity: dict) -> str:

@@ -26,7 +26,7 @@ from torch import Tensor, nn
 from torch.func import functional_call, stack_module_state, vmap
 from tqdm.auto import tqdm
 
-from .data import ImageData, augment, batches, save_atomic
+from .data import CorruptFileError, ImageData, UnsafeFileError, augment, batches, safe_load, save_atomic
 from .losses import _check_pair, _soft_target, hard_label_loss, logit_regression_loss
 from .noise import check_noise_args, perturb_logits
 
@@ -331,8 +331,8 @@ def fingerprint(teacher: nn.Module, data: ImageData) -> str:
 
 def _cached_logits(path: Path, fp: str, n: int, n_classes: int) -> Tensor | None:
     "The logits cached in `path` if the file is whole and right (else a warning naming the file, and None)."
-    try: saved = torch.load(path, weights_only=True)
-    except Exception as e: why = f"unreadable or truncated ({type(e).__name__})"
+    try: saved = safe_load(path)
+    except (CorruptFileError, UnsafeFileError) as e: why = f"unreadable or truncated ({type(e).__name__})"
     else:
         z = saved.get("logits") if isinstance(saved, dict) else None
         if not isinstance(saved, dict) or saved.get("format") != 2: why = "not a format-2 cache (an older bare tensor?)"
@@ -438,8 +438,8 @@ def _load_checkpoint(path: Path | None) -> dict | None:
     older format without a content hash, or failing its sha256 — in which case a warning names the file and the
     run starts afresh (a checkpoint is a resumable cache: rebuilding it is always correct)."""
     if path is None or not path.is_file(): return None
-    try: state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e: why = f"is unreadable or truncated ({type(e).__name__})"
+    try: state = safe_load(path)
+    except (CorruptFileError, UnsafeFileError) as e: why = f"is unreadable or truncated ({type(e).__name__})"
     else:
         if not isinstance(state, dict) or state.get("format") != 2 or not isinstance(state.get("sha256"), str):
             why = "is not a format-2 checkpoint with a content hash"
