@@ -24,8 +24,8 @@ from pathlib import Path
 import torch
 
 from noisy_teachers import models
-from noisy_teachers.data import load_dataset, save_atomic, split_off, subset
-from noisy_teachers.experiments import get_config
+from noisy_teachers.data import load_dataset, safe_load, save_atomic, split_off, subset
+from noisy_teachers.experiments import chosen_learning_rates, get_config
 from noisy_teachers.training import Arm, TrainConfig, distil, teacher_logits, train_teacher
 
 GRIDS = {  # each spans at least 10x; L2 on raw logits gets a lower grid (see METHOD's pitfall on its gradients)
@@ -35,22 +35,13 @@ GRIDS = {  # each spans at least 10x; L2 on raw logits gets a lower grid (see ME
 }
 
 
-def chosen(records) -> dict:
-    "Per family, the learning rate with the lowest final validation error (ties: the lower final validation loss)."
-    out = {}
-    for fam in dict.fromkeys(r["family"] for r in records):
-        rs = [r for r in records if r["family"] == fam and not r["diverged"]]
-        if rs: out[fam] = min(rs, key=lambda r: (r["final_val_error"], r["val_loss"][-1]))["lr"]
-    return out
-
-
 def report(path: Path):
     "The search as a Markdown table and a figure (validation error per epoch, one panel per family), beside `path`."
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     recs = [json.loads(l) for l in path.read_text().splitlines() if l.strip()]
-    best = chosen(recs)
+    best = chosen_learning_rates(recs)
     n_val = recs[0]["n_val"]
     lines = [f"# Learning-rate search: {recs[0]['benchmark']}", "",
              f"Seed {recs[0]['seed']}, {recs[0]['epochs']} epochs (cosine), batch {recs[0]['batch_size']}, momentum "
@@ -99,7 +90,7 @@ def main():
     done = {(r["family"], r["lr"]) for r in map(json.loads, log.read_text().splitlines())} if log.exists() else set()
     teacher = models.build(c.teacher, fit.in_shape, fit.n_classes, generator=torch.Generator().manual_seed(a.seed))
     tpath = ck / "teacher.pt"
-    if tpath.exists(): teacher.load_state_dict(torch.load(tpath, weights_only=True))
+    if tpath.exists(): teacher.load_state_dict(safe_load(tpath))
     else:
         h = train_teacher(teacher, fit, val, replace(c.teacher_train, seed=a.seed, device="cpu"),
                           checkpoint=ck / "teacher.train.pt", progress=False)
