@@ -8,8 +8,8 @@ __all__ = ['BENCHMARKS', 'VARIANTS', 'BenchmarkConfig', 'get_config', 'chosen_le
            'record_key', 'unique_records', 'TeacherGapWarning', 'teacher_gap_ok', 'FolderBusyError', 'folder_lock',
            'save_teacher', 'load_teacher', 'Run', 'arm_groups', 'run_seed', 'run_benchmark', 'paired_stats', 'holm',
            'summarize', 'paired_gain', 'comparisons', 'quantum_note', 'format_table', 'format_comparisons',
-           'verify_run', 'plot_sigma', 'plot_alpha', 'plot_curves', 'study_specs', 'study_transfer',
-           'noise_benefit_study', 'study_gains', 'format_study', 'plot_study']
+           'verify_run', 'seconds_per_image', 'protocol_hours', 'plot_sigma', 'plot_alpha', 'plot_curves',
+           'study_specs', 'study_transfer', 'noise_benefit_study', 'study_gains', 'format_study', 'plot_study']
 
 # %% ../nbs/06_experiments.ipynb #70c5d6c7
 import hashlib
@@ -74,7 +74,8 @@ class BenchmarkConfig:
     "+ dropout" students (study 4.2.1). `n_teachers`: real teachers (different seeds) averaged in the
     several-teachers arm (1 = no such arm). Our training settings (`training.TrainConfig`s; their seed and device
     are set per run), one per arm family: `teacher_train`; `student_train` for hard labels; `l2_train` for logit
-    regression, the noisy teacher, noise in the student and several teachers; `kd_train` for Hinton's KD.
+    regression, the noisy teacher, noise in the student and several teachers; `kd_train` for Hinton's KD;
+    `student_dropout_train`, `l2_dropout_train` for the two "+ dropout" students (None: their family's).
     `train_size`, `test_size`: stratified subsets (None = all); `val_size`: a stratified validation set held out of
     the training set (seed 0, the same for every arm and seed; None = none), on which every choice is made; `transfer_size`: the students learn from a stratified subset of this many training images, drawn
     with the seed (None = the teacher's whole training set); `expand_copies`: augmented copies added to the transfer
@@ -104,6 +105,8 @@ class BenchmarkConfig:
     transfer_size: int | None = None
     expand_copies: int = 0
     min_teacher_gap: float = 0.005
+    student_dropout_train: TrainConfig | None = None
+    l2_dropout_train: TrainConfig | None = None
 
     def __post_init__(self):
         put = lambda k, v: object.__setattr__(self, k, v)        # frozen: normalise once, here
@@ -113,8 +116,8 @@ class BenchmarkConfig:
             if getattr(self, k) not in ARCHITECTURES:
                 raise ValueError(f"{k} must be a key of models.ARCHITECTURES ({', '.join(ARCHITECTURES)}), "
                                  f"got {getattr(self, k)!r}")
-        for k in ("teacher_train", "student_train", "l2_train", "kd_train"):
-            if not isinstance(getattr(self, k), TrainConfig):
+        for k in ("teacher_train", "student_train", "l2_train", "kd_train", "student_dropout_train", "l2_dropout_train"):
+            if not isinstance(getattr(self, k), TrainConfig) and not (k.endswith("dropout_train") and getattr(self, k) is None):
                 raise ValueError(f"{k} must be a training.TrainConfig, got {type(getattr(self, k)).__name__}")
         _, alpha, mu = check_noise_args(0.0, self.alpha, self.mu)
         put("alpha", alpha); put("mu", mu)
@@ -144,8 +147,10 @@ class BenchmarkConfig:
 
     @property
     def key(self) -> str:
-        "A short hash of every setting: results and checkpoints of different settings never mix."
-        return hashlib.sha256(json.dumps(self.to_dict(), sort_keys=True, default=str).encode()).hexdigest()[:10]
+        """A short hash of every setting: results and checkpoints of different settings never mix. The dropout
+        students' own TrainConfigs, added later, enter it only when set (results of older configurations keep their key)."""
+        d = {k: v for k, v in self.to_dict().items() if not (k.endswith("dropout_train") and v is None)}
+        return hashlib.sha256(json.dumps(d, sort_keys=True, default=str).encode()).hexdigest()[:10]
 
     @property
     def label(self) -> str:
@@ -167,6 +172,7 @@ _PAPER = {  # data set -> (teacher, student, the paper's alpha); Fashion-MNIST a
 }
 
 _FAMILIES = ("teacher", "student", "l2", "kd")   # the TrainConfig of each: <family>_train
+_DROPOUT = {"student_dropout": "student", "l2_dropout": "l2"}   # optional: a "+ dropout" student's own rate; its family's epochs
 _TRAIN = {  # ours: the teacher (clipped at 2), then one learning rate per student family, chosen on validation (see below)
     "digits": dict(teacher=_tc(15, 0.05, 64, 5e-4, 2.0), student=_tc(90, 0.03, 64), l2=_tc(90, 0.003, 64), kd=_tc(90, 0.03, 64)),
     "mnist": dict(teacher=_tc(20, 0.05, 128, 5e-4, 2.0), student=_tc(30, 0.1), l2=_tc(30, 0.003), kd=_tc(30, 0.03)),
@@ -208,8 +214,9 @@ def get_config(name: str, quick: bool = False, tiny: bool = False, epochs: int |
     v = _variant(name, teacher, quick, tiny)
     lengths, bs = v.pop("epochs", {}), v.pop("batch_size", None)
     if epochs is not None: lengths = dict.fromkeys(_FAMILIES, _int(epochs, "epochs", 1))
-    train = {f"{f}_train": replace(_TRAIN[name][f], **({"epochs": lengths[f]} if f in lengths else {}),
-                                   **({"batch_size": bs} if bs else {})) for f in _FAMILIES}
+    fams = _FAMILIES + tuple(f for f in _DROPOUT if f in _TRAIN[name])
+    train = {f"{f}_train": replace(_TRAIN[name][f], **({"epochs": lengths[b]} if (b := _DROPOUT.get(f, f)) in lengths else {}),
+                                   **({"batch_size": bs} if bs else {})) for f in fams}
     kw = dict(name=name, teacher=teacher, student=student, alpha=alpha, expand_copies=2 if name == "cifar10" else 0, **train)
     if name == "cifar10": kw.update(alpha_study_sigma=0.2)
     if name == "digits" and not tiny: kw.update(transfer_size=300)     # few samples: where distillation matters
@@ -232,14 +239,14 @@ def chosen_learning_rates(search) -> dict:
 class ArmSpec:
     """One student arm: its `name`; the `groups` it belongs to (for selection and plots); the `training.Arm` it
     learns from; the `student` architecture (a name or spec string); where its targets come from (`targets`:
-    "labels", "teacher", or "teachers" = several teachers combined); which TrainConfig of the configuration trains it (`train`:
-    "student", "l2" or "kd", for `student_train`, `l2_train`, `kd_train`)."""
+    "labels", "teacher", or "teachers" = several teachers combined); the `training.TrainConfig` that trains it (`train`:
+    one of the configuration's, e.g. its `l2_train`; seed and device are set per run)."""
     name: str
     groups: tuple
     arm: Arm
     student: str
     targets: str
-    train: str
+    train: TrainConfig
 
 
 def noisy_arm_name(sigma, alpha, kind: str = "noisy") -> str:
@@ -256,7 +263,7 @@ def arm_specs(config: BenchmarkConfig) -> list:
     c, specs = config, {}
     dropped = with_dropout(ARCHITECTURES[c.student], p=c.dropout)
 
-    def add(name, group, arm, student=c.student, targets="teacher", train="l2"):
+    def add(name, group, arm, student=c.student, targets="teacher", train=c.l2_train):
         if name in specs:                                          # the same arm reached from another grid
             s = specs[name]
             if group not in s.groups: specs[name] = replace(s, groups=s.groups + (group,))
@@ -266,11 +273,11 @@ def arm_specs(config: BenchmarkConfig) -> list:
         if sigma == 0 or alpha == 0: add("l2", group, Arm("l2"))
         else: add(noisy_arm_name(sigma, alpha), group, Arm("noisy", sigma=sigma, alpha=alpha, mu=c.mu))
 
-    add("hard", "baseline", Arm("hard"), targets="labels", train="student")
-    add("hard_dropout", "dropout", Arm("hard"), student=dropped, targets="labels", train="student")
+    add("hard", "baseline", Arm("hard"), targets="labels", train=c.student_train)
+    add("hard_dropout", "dropout", Arm("hard"), student=dropped, targets="labels", train=c.student_dropout_train or c.student_train)
     add("l2", "baseline", Arm("l2"))
-    add("l2_dropout", "dropout", Arm("l2"), student=dropped)
-    add("kd", "baseline", Arm("kd", temperature=c.temperature, kd_weight=c.kd_weight), train="kd")
+    add("l2_dropout", "dropout", Arm("l2"), student=dropped, train=c.l2_dropout_train or c.l2_train)
+    add("kd", "baseline", Arm("kd", temperature=c.temperature, kd_weight=c.kd_weight), train=c.kd_train)
     for s in c.sigmas: noisy(s, c.alpha, "sigma")
     for a in c.alpha_grid: noisy(c.alpha_study_sigma, a, "alpha")
     for s in c.student_noise_sigmas:
@@ -618,7 +625,7 @@ class Run:
         training diverges is trained again arm by arm, so that only the diverging arm is recorded as diverged."""
         c, test = self.c, self.data[1]
         transfer = self.transfer(seed) if transfer is None else transfer
-        cfgs = [replace(getattr(c, f"{s.train}_train"), seed=seed, device=str(self.device),
+        cfgs = [replace(s.train, seed=seed, device=str(self.device),
                         **({} if epochs is None else dict(epochs=epochs))) for s in specs]
         tag = specs[0].name if len(specs) == 1 else "group-" + hashlib.sha256(" ".join(s.name for s in specs).encode()).hexdigest()[:10]
         ck = self.ckpt / f"seed{seed}" / f"{tag}_n{len(transfer)}.train.pt"
@@ -649,7 +656,7 @@ def arm_groups(config: BenchmarkConfig, specs, batched: bool = True) -> list:
     architecture, the same targets and the same schedule (their TrainConfigs may differ in learning rate, momentum,
     weight decay and clip only). Without `batched`, one group per arm. Order is kept."""
     if not batched: return [[s] for s in specs]
-    shape = lambda s: (s.student, s.targets, repr(replace(getattr(config, f"{s.train}_train"), lr=1.0, momentum=0.0,
+    shape = lambda s: (s.student, s.targets, repr(replace(s.train, lr=1.0, momentum=0.0,
                                                             weight_decay=0.0, clip_grad_norm=None)))
     groups = {}
     for s in specs: groups.setdefault(shape(s), []).append(s)
@@ -881,7 +888,7 @@ def verify_run(config: BenchmarkConfig, records, seeds, out_dir) -> list:
     for r in records:
         m, who = r["metrics"], f"seed {r['seed']}, {r['arm']}"
         expect(math.isfinite(m["final_error"]) and 0 <= m["final_error"] <= 1, f"{who}: final error {m['final_error']}")
-        cfg = config.teacher_train if r["kind"] == "teacher" else getattr(config, f"{specs[r['arm']].train}_train")
+        cfg = config.teacher_train if r["kind"] == "teacher" else specs[r['arm']].train
         expect(len(m["history"]["test_error"]) == cfg.epochs, f"{who}: {len(m['history']['test_error'])} epochs, not {cfg.epochs}")
         if r["kind"] in ("teacher", "hard"): continue
         expect(r["diverged"] is None, f"{who} diverged: {r['diverged']}")
@@ -891,6 +898,34 @@ def verify_run(config: BenchmarkConfig, records, seeds, out_dir) -> list:
     rows = summarize(records)
     expect(sorted(r["arm"] for r in rows) == want and all(r["n"] == len(seeds) for r in rows), "summary rows")
     return rows
+
+# %% ../nbs/06_experiments.ipynb #7a1e0c02
+def seconds_per_image(model, in_shape, batch_size=32, batches=2, train=True) -> float:
+    "Wall-clock seconds per image of an SGD step (train=True: forward, backward, update) or of a forward pass, here, after one warm-up batch."
+    x, y = torch.randn(batch_size, *in_shape), torch.randint(0, 10, (batch_size,))
+    opt, times = torch.optim.SGD(model.parameters(), lr=1e-3, momentum=0.9), []
+    model.train(train)
+    for _ in range(batches + 1):
+        t0 = time.perf_counter()
+        if train:
+            loss = torch.nn.functional.cross_entropy(model(x), y)
+            opt.zero_grad(); loss.backward(); opt.step()
+        else:
+            with torch.no_grad(): model(x)
+        times.append(time.perf_counter() - t0)
+    return float(np.mean(times[1:])) / batch_size
+
+
+def protocol_hours(config: BenchmarkConfig, n_train: int, n_test: int, t: dict, seeds: int = 3) -> dict:
+    """Extrapolated hours of `run_benchmark(config, seeds)` from per-image times `t` (keys teacher_step, teacher_eval,
+    student_step, student_eval): teachers' training and evaluation, their logits on the transfer set, every student arm."""
+    n_transfer = n_train * (1 + config.expand_copies)
+    tc = config.teacher_train
+    teachers = seeds * config.n_teachers * (tc.epochs * (n_train * t["teacher_step"] + n_test * t["teacher_eval"])
+                                            + n_transfer * t["teacher_eval"])
+    students = seeds * sum(s.train.epochs * (n_transfer * t["student_step"] + n_test * t["student_eval"])
+                           for s in arm_specs(config))
+    return dict(teachers=teachers / 3600, students=students / 3600, total=(teachers + students) / 3600)
 
 # %% ../nbs/06_experiments.ipynb #d604dfbc
 def _one_benchmark(rows) -> str:
@@ -1005,10 +1040,10 @@ def study_specs(config: BenchmarkConfig, sigmas, alphas) -> list:
     sigmas = _numbers(sigmas, "sigmas", lambda s: check_noise_args(s, 0.0)[0])
     alphas = _numbers(alphas, "alphas", lambda a: check_noise_args(0.0, a)[1])
     if not sigmas or not alphas: raise ValueError("sigmas and alphas must each hold at least one value")
-    return ([ArmSpec("hard", ("study",), Arm("hard"), config.student, "labels", "student"),
-             ArmSpec("l2", ("study",), Arm("l2"), config.student, "teacher", "l2")] +
+    return ([ArmSpec("hard", ("study",), Arm("hard"), config.student, "labels", config.student_train),
+             ArmSpec("l2", ("study",), Arm("l2"), config.student, "teacher", config.l2_train)] +
             [ArmSpec(noisy_arm_name(s, a), ("study",), Arm("noisy", sigma=s, alpha=a, mu=config.mu), config.student,
-                     "teacher", "l2") for s in sigmas if s > 0 for a in alphas if a > 0])
+                     "teacher", config.l2_train) for s in sigmas if s > 0 for a in alphas if a > 0])
 
 
 def study_transfer(config: BenchmarkConfig, train, n: int, seed: int, max_epoch_factor: int = 10, steps: int | None = None) -> tuple:
