@@ -142,6 +142,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="stop cleanly at the end of the epoch that crosses M minutes; rerun the same command to continue")
     s.add_argument("--steps", type=_positive_int, default=None, metavar="N",
                    help="train every transfer-set size for at least N optimizer steps (instead of epochs scaled by size)")
+    s.add_argument("--eval-every", type=_positive_int, default=None, metavar="N",
+                   help="score the students on the validation and test sets about every N steps (small transfer sets "
+                        "are repeated so that an epoch has N steps; default: after every pass)")
     _common(s)
     m = sub.add_parser("summarize", help="tables and plots from the results already in --out",
                        description="Rebuild summary.md / study.md and the plots from results.jsonl / study.jsonl.")
@@ -238,7 +241,8 @@ def _run(args, parser) -> int:
     else:
         alphas = args.alphas if args.alphas is not None else [config.alpha]
         kw = dict(data_root=args.data_root, out_dir=args.out, device=args.device, progress=_progress(args),
-                  download=args.download, batched=args.batched, steps=args.steps)
+                  download=args.download, batched=args.batched, steps=args.steps,
+                  eval_every=args.eval_every)
         if args.ray is None: records = noise_benefit_study(config, args.sizes, args.sigmas, alphas, args.seeds,
                                                            budget_minutes=args.budget_minutes, **kw)
         else:

@@ -117,11 +117,12 @@ def _students_job(config, seed: int, specs, where: dict, threads: int, *teachers
 
 def _study_job(config, seed: int, task: tuple, where: dict, threads: int, teacher: dict) -> list:
     """One group of study arms of `seed` in a worker, as `noise_benefit_study` trains it: `task` = (n, specs,
-    max_epoch_factor, steps), the transfer set and epochs from `study_transfer`; `teacher`: the seed's `_teacher_job`
-    result. Returns the records, complete: a study record carries the teacher's error, and no teacher check."""
-    n, specs, max_epoch_factor, steps = task
+    length: the run-length keywords of `study_transfer`), the transfer set and epochs from `study_transfer`; `teacher`:
+    the seed's `_teacher_job` result. Returns the records, complete: a study record carries the teacher's error, and no
+    teacher check."""
+    n, specs, length = task
     S = _worker(config, where, threads)
-    transfer, epochs = study_transfer(config, S.data[0], n, seed, max_epoch_factor, steps)
+    transfer, epochs = study_transfer(config, S.data[0], n, seed, **length)
     return _study_group(S, seed, n, specs, _teacher_model(S, teacher), teacher["error"], transfer, epochs)
 
 # %% ../nbs/08_ray.ipynb #026fa995
@@ -228,16 +229,16 @@ def run_benchmark_ray(config: BenchmarkConfig, seeds, data_root=None, out_dir="r
         return [r for r in S.records if r["seed"] in seeds and r["arm"] in wanted]
 
 # %% ../nbs/08_ray.ipynb #4feb997c
-def _study_tasks(S: Run, seed: int, specs, sizes, batched: bool, max_epoch_factor: int, steps) -> list:
+def _study_tasks(S: Run, seed: int, specs, sizes, batched: bool, length: dict) -> list:
     """The tasks of `seed`'s study that `S` lacks, for `_drive`: its teacher, then ("study", seed, 1, (n, group,
-    max_epoch_factor, steps)) per (size, group) of `_study_plan`; none when nothing is left."""
+    length)) per (size, group) of `_study_plan`; none when nothing is left."""
     plan = _study_plan(S, seed, specs, sizes, batched)[1]
-    return [("teacher", seed, 0, "teacher")] + [("study", seed, 1, (n, g, max_epoch_factor, steps)) for n, g in plan] if plan else []
+    return [("teacher", seed, 0, "teacher")] + [("study", seed, 1, (n, g, length)) for n, g in plan] if plan else []
 
 
 def noise_benefit_study_ray(config: BenchmarkConfig, sizes, sigmas, alphas, seeds, data_root=None, out_dir="runs/study",
                             device=None, progress=True, max_epoch_factor: int = 10, download: bool = False,
-                            batched: bool = True, steps: int | None = None, address=None) -> list:
+                            batched: bool = True, steps: int | None = None, address=None, eval_every: int | None = None) -> list:
     """`noise_benefit_study` with every (seed, transfer-set size, group of arms) a Ray task: the same records and the
     same return value (in the order the records were written). Per seed one teacher task (its weights shared with the
     seed's tasks through Ray's object store), then one task per size and group of `arm_groups`, with the transfer set
@@ -247,9 +248,9 @@ def noise_benefit_study_ray(config: BenchmarkConfig, sizes, sigmas, alphas, seed
     data too. `progress`: a line on stderr per finished task (False: none). `address`, `device`, threads, GPUs: as in
     `run_benchmark_ray`; the other arguments as in `noise_benefit_study`."""
     _ray()                                                    # without Ray: one line, before anything is touched
-    specs, sizes, seeds, max_epoch_factor, steps = _study_args(config, sizes, sigmas, alphas, seeds, max_epoch_factor, steps, batched)
+    specs, sizes, seeds, length = _study_args(config, sizes, sigmas, alphas, seeds, batched, max_epoch_factor, steps, eval_every)
     _task_device(device, math.inf); _check_address(address)  # their spelling, checked before Ray starts
     with Run(config, data_root, out_dir, "cpu", progress, "study.jsonl", download) as S:
-        tasks = [t for seed in seeds for t in _study_tasks(S, seed, specs, sizes, batched, max_epoch_factor, steps)]
+        tasks = [t for seed in seeds for t in _study_tasks(S, seed, specs, sizes, batched, length)]
         _run_on_ray(S, tasks, address, device, data_root, download, progress)
         return [r for r in S.records if r["seed"] in seeds and r.get("study") == "noise_benefit"]

@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .data import (CorruptFileError, UnsafeFileError, expand_by_augmentation, load_dataset, safe_load,
+from .data import (CorruptFileError, ImageData, UnsafeFileError, expand_by_augmentation, load_dataset, safe_load,
                                  save_atomic, split_off, subset, sweep_stale_temporaries)
 from .models import ARCHITECTURES, with_dropout
 from .models import build as build_model
@@ -1046,24 +1046,32 @@ def study_specs(config: BenchmarkConfig, sigmas, alphas) -> list:
                      "teacher", config.l2_train) for s in sigmas if s > 0 for a in alphas if a > 0])
 
 
-def study_transfer(config: BenchmarkConfig, train, n: int, seed: int, max_epoch_factor: int = 10, steps: int | None = None) -> tuple:
+def study_transfer(config: BenchmarkConfig, train, n: int, seed: int, max_epoch_factor: int = 10, steps: int | None = None,
+                   eval_every: int | None = None) -> tuple:
     """(transfer set, epochs) of the study's size `n` and `seed`: the stratified `data.subset` of `n` samples of
     `train` drawn with `seed` (all of `train` when n >= len(train)); ceil(epochs · N/n) epochs of `config.l2_train`
     (N = len(train)), at most `max_epoch_factor` · epochs — or, with `steps`, the epochs that make at least `steps`
-    optimizer steps."""
+    optimizer steps. `eval_every`: the subset repeated (k copies) so that one epoch, after which the student is scored
+    on the validation and test sets, has at least this many steps (at n = 250 an epoch is 2 steps: scoring 15,000 images
+    after each would cost more than the training)."""
     n, seed = min(_int(n, "n", 1), len(train)), _int(seed, "seed", 0)
     max_epoch_factor, steps = _int(max_epoch_factor, "max_epoch_factor", 1), _int(steps, "steps", 1, allow_none=True)
+    every, bs = _int(eval_every, "eval_every", 1, allow_none=True), config.l2_train.batch_size
     transfer = train if n == len(train) else subset(train, n, seed=seed)
-    E, per_epoch = config.l2_train.epochs, math.ceil(n / config.l2_train.batch_size)
-    return transfer, (math.ceil(steps / per_epoch) if steps else min(math.ceil(E * len(train) / n), E * max_epoch_factor))
+    k = 1 if every is None else math.ceil(every * bs / n)               # copies of the subset in one epoch
+    if k > 1:
+        transfer = ImageData(transfer.images.repeat(k, 1, 1, 1), transfer.labels.repeat(k), transfer.mean, transfer.std,
+                             transfer.classes, f"{transfer.name}x{k}")
+    E, per_epoch = config.l2_train.epochs, math.ceil(len(transfer) / bs)
+    return transfer, (math.ceil(steps / per_epoch) if steps else math.ceil(min(math.ceil(E * len(train) / n), E * max_epoch_factor) / k))
 
 
-def _study_args(config, sizes, sigmas, alphas, seeds, max_epoch_factor, steps, batched) -> tuple:
-    "The study's arguments, checked: (`study_specs`, sizes, seeds, max_epoch_factor, steps)."
+def _study_args(config, sizes, sigmas, alphas, seeds, batched, max_epoch_factor, steps, eval_every) -> tuple:
+    "The study's arguments, checked: (`study_specs`, sizes, seeds, the keyword arguments of `study_transfer` for the run length)."
     specs, sizes = study_specs(config, sigmas, alphas), _sizes(sizes)
     if not isinstance(batched, bool): raise ValueError(f"batched must be True or False, got {batched!r}")
-    return (specs, sizes, _check_seeds(seeds), _int(max_epoch_factor, "max_epoch_factor", 1),
-            _int(steps, "steps", 1, allow_none=True))
+    return (specs, sizes, _check_seeds(seeds), dict(max_epoch_factor=_int(max_epoch_factor, "max_epoch_factor", 1),
+            steps=_int(steps, "steps", 1, allow_none=True), eval_every=_int(eval_every, "eval_every", 1, allow_none=True)))
 
 
 def _study_plan(S: Run, seed: int, specs, sizes, batched: bool) -> tuple:
@@ -1077,12 +1085,13 @@ def _study_group(S: Run, seed: int, n: int, group, teacher, teacher_error: float
     "Train one group of study arms of `seed` on the size-`n` `transfer` set (targets: the teacher's logits `z`, computed if None)."
     z = None if group[0].targets == "labels" else teacher_logits(teacher, transfer) if z is None else z
     return S.students(seed, group, z, teacher=teacher, transfer=transfer, epochs=epochs,
-                      transfer_size=n, study="noise_benefit", teacher_error=teacher_error)
+                      transfer_size=n, study="noise_benefit", teacher_error=teacher_error, copies=len(transfer) // n)
 
 
 def noise_benefit_study(config: BenchmarkConfig, sizes, sigmas, alphas, seeds, data_root=None, out_dir="runs/study",
                         device=None, progress=True, max_epoch_factor: int = 10, download: bool = False,
-                        batched: bool = True, steps: int | None = None, budget_minutes: float | None = None) -> list:
+                        batched: bool = True, steps: int | None = None, budget_minutes: float | None = None,
+                        eval_every: int | None = None) -> list:
     """Transfer-set size × σ × α × seeds: for each seed, size n in `sizes` (a stratified `data.subset` of the
     configuration's training set, drawn with the seed; sizes above it are capped), σ in `sigmas` and α in `alphas`,
     train the L2-family student on the noisy teacher; σ = 0 (`l2`) and the student on hard labels (`hard`) always
@@ -1090,9 +1099,10 @@ def noise_benefit_study(config: BenchmarkConfig, sizes, sigmas, alphas, seeds, d
     (shared with `run_benchmark` in the same `out_dir`). Size n trains for ceil(epochs · N/n) epochs, at most
     `max_epoch_factor` · epochs — or, with `steps`, for the epochs that make at least `steps` optimizer steps (the same
     number of steps at every size, e.g. enough for L2 to overfit a small transfer set; see `study_transfer`). Records go
-    to `out_dir/study.jsonl`; a rerun skips finished ones. `download`, `batched`, `budget_minutes`: as in
+    to `out_dir/study.jsonl`; a rerun skips finished ones (a folder holds one study's settings). `eval_every`: score
+    the students about every this many steps (see `study_transfer`). `download`, `batched`, `budget_minutes`: as in
     `run_benchmark`. Returns this configuration's study records of `seeds`. On Ray: `distributed.noise_benefit_study_ray`."""
-    specs, sizes, seeds, max_epoch_factor, steps = _study_args(config, sizes, sigmas, alphas, seeds, max_epoch_factor, steps, batched)
+    specs, sizes, seeds, length = _study_args(config, sizes, sigmas, alphas, seeds, batched, max_epoch_factor, steps, eval_every)
     with Run(config, data_root, out_dir, device, progress, "study.jsonl", download, budget_minutes=budget_minutes) as S:
         bar = None
         for seed in seeds:
@@ -1104,7 +1114,7 @@ def noise_benefit_study(config: BenchmarkConfig, sizes, sigmas, alphas, seeds, d
             for n in ns:
                 groups = [g for m, g in plan if m == n]
                 if not groups: continue
-                transfer, epochs = study_transfer(config, S.data[0], n, seed, max_epoch_factor, steps)
+                transfer, epochs = study_transfer(config, S.data[0], n, seed, **length)
                 z = teacher_logits(teacher, transfer, cache_dir=S.cache)
                 for group in groups:
                     bar.set_postfix_str(f"seed {seed}, n = {n}: {', '.join(s.name for s in group)}")
