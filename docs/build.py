@@ -125,6 +125,24 @@ def prepare_notebook(nb: dict, api_link: str | None = None) -> dict:
     return nb
 
 
+RESULTS_LINK = re.compile(r"\]\(\.\./(results/[^)\s]+)\)")
+
+
+def link_results(nb: dict, src: Path) -> None:
+    """The markdown links of `nb` to the repository's `results/` files (`](../results/...)`, how chapters show a
+    committed figure): each file copied into the site's sources under `results/`, and the link made local to them."""
+    for cell in nb["cells"]:
+        if cell["cell_type"] != "markdown":
+            continue
+        text = _src(cell)
+        for rel in RESULTS_LINK.findall(text):
+            if not (REPO / rel).is_file():
+                raise FileNotFoundError(f"{rel}, linked from a chapter, does not exist")
+            (src / rel).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy(REPO / rel, src / rel)
+        cell["source"] = RESULTS_LINK.sub(r"](\1)", text)
+
+
 def write_sources(src: Path) -> dict:
     "Write the prepared notebooks, the front page's toctree and the API pages into `src`; return the plan."
     if src.exists():
@@ -137,6 +155,7 @@ def write_sources(src: Path) -> dict:
         mod = modules.get(stem)
         link = (f"> **Library API** of this chapter: {{doc}}`noisy_teachers.{mod} <api/{mod}>`" if mod else None)
         out = prepare_notebook(nbs[stem], link)
+        link_results(out, src)
         (src / f"{stem}.ipynb").write_text(json.dumps(out, indent=1), encoding="utf-8")
     toc = ["```{toctree}", ":caption: Chapters", ":maxdepth: 1", ""]
     toc += [f"{s.split('_')[0]} · {title(nbs[s])} <{s}>" for s in order]

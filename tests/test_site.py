@@ -12,7 +12,7 @@
    (a) MathJax typeset the math: every `.math` element Sphinx wrote (`.math.notranslate`) became MathJax output, no MathJax error,
        and no raw `$`, `$$`, `\\(` or `\\[` is left in the visible text outside code (MathJax only typesets
        what Sphinx marked as math, so a formula myst did not parse shows up here);
-   (b) every `<img>` loaded (naturalWidth > 0), and the chapters show their saved figures;
+   (b) every `<img>` loaded (naturalWidth > 0), and the chapters show their figures (saved outputs, and committed results figures linked from the text);
    (c) no console error and no uncaught page error;
    (d) no nbdev directive (`#| ...`) or hidden cell shows, and a chapter that exports a module links to its
        API page (which shows the module's docstrings); chapter 20's widgets show their text fallback, no
@@ -43,7 +43,7 @@ CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic"
 HOST = "127.0.0.1"
 PAGES = {"index": "index.html", "00": "00_logit_regression.html", "10": "10_mnist.html", "20": "20_explore.html"}
 API_OF = {"00": "api/losses.html", "20": "api/widgets.html"}  # chapter -> the API page it must link to
-MIN_FIGURES = {"00": 1, "10": 5, "20": 2}  # saved PNG outputs each chapter must show (it has more)
+MIN_FIGURES = {"00": 1, "10": 5, "20": 2}  # figures each chapter must show (it has more)
 
 T0 = time.monotonic()
 
@@ -128,7 +128,7 @@ PAGE_STATE_JS = r"""
     rawDisplay: (text.match(/\$/g) || []).length,
     rawParen: (text.match(/\\\(|\\\[/g) || []).length,
     imgs,
-    figures: document.querySelectorAll('.cell_output img').length,
+    figures: document.querySelectorAll('.bd-article img').length,
     directiveLines: code.filter(t => /^\s*#\|/m.test(t)).length,
     hiddenCell: code.some(t => t.includes('from nbdev.showdoc import')),
     apiLinks: [...document.querySelectorAll('a')].map(a => a.getAttribute('href') || '').filter(h => h.includes('api/')),
@@ -167,7 +167,7 @@ def check_page(page, base: str, key: str, path: str, problems: list[str], shot: 
     if bad:
         p.append(f"{len(bad)} of {len(st['imgs'])} images did not load: {bad[:3]}")
     if st["figures"] < MIN_FIGURES.get(key, 0):
-        p.append(f"only {st['figures']} saved figures shown, expected at least {MIN_FIGURES[key]}")
+        p.append(f"only {st['figures']} figures shown, expected at least {MIN_FIGURES[key]}")
     if st["directiveLines"] or st["hiddenCell"]:
         p.append(f"nbdev directives in {st['directiveLines']} code cells; hidden cell shown: {st['hiddenCell']}")
     if key in API_OF and not any(h.endswith(API_OF[key]) for h in st["apiLinks"]):
