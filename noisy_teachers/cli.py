@@ -20,11 +20,17 @@ from .experiments import (BENCHMARKS, arm_specs, comparisons, format_comparisons
                                         plot_curves, plot_sigma, plot_study, run_benchmark, study_gains, summarize)
 
 # %% ../nbs/07_cli.ipynb #151b6eea
-def _positive_int(text: str) -> int:
-    try: v = int(text)
-    except ValueError: raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {text!r}") from None
-    if v < 1: raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {text!r}")
-    return v
+def _int_from(low: int):
+    "An argparse type: an integer >= `low`."
+    def parse(text: str) -> int:
+        try: v = int(text)
+        except ValueError: raise argparse.ArgumentTypeError(f"expected an integer >= {low}, got {text!r}") from None
+        if v < low: raise argparse.ArgumentTypeError(f"expected an integer >= {low}, got {text!r}")
+        return v
+    return parse
+
+
+_positive_int, _non_negative_int = _int_from(1), _int_from(0)
 
 
 def _positive_number(text: str) -> float:
@@ -100,6 +106,8 @@ def build_parser() -> argparse.ArgumentParser:
                                    "are written as they finish, and a rerun resumes. Ends with summary.md and plots.")
     r.add_argument("benchmark", choices=BENCHMARKS, help="the benchmark")
     r.add_argument("--seeds", type=_positive_int, required=True, metavar="N", help="number of seeds (0..N-1)")
+    r.add_argument("--first-seed", type=_non_negative_int, default=0, metavar="K",
+                   help="start at seed K: seeds K..K+N-1 (to split seeds over processes or machines)")
     r.add_argument("--data-root", type=Path, default=None, metavar="DIR",
                    help="folder holding the data set (default: $NOISY_TEACHERS_DATA, else the per-user cache)")
     r.add_argument("--download", action="store_true",
@@ -128,6 +136,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--alphas", type=_number_list(0, 1), default=None, metavar="A,A,...",
                    help="fractions of samples perturbed, in [0, 1] (default: the paper's alpha)")
     s.add_argument("--seeds", type=_positive_int, required=True, metavar="N", help="number of seeds (0..N-1)")
+    s.add_argument("--first-seed", type=_non_negative_int, default=0, metavar="K",
+                   help="start at seed K: seeds K..K+N-1 (to split seeds over processes or machines)")
     s.add_argument("--data-root", type=Path, default=None, metavar="DIR", help="folder holding the data set")
     s.add_argument("--download", action="store_true", help="download a missing data set with torchvision (needs internet)")
     size = s.add_mutually_exclusive_group()
@@ -223,6 +233,7 @@ def _run(args, parser) -> int:
         if st: print(_study_report(args.out, st))
         return 0
     config = get_config(args.benchmark, quick=args.quick, tiny=args.tiny, epochs=args.epochs)
+    seeds = list(range(args.first_seed, args.first_seed + args.seeds))
     if args.command == "reproduce":
         if args.arms:
             names = [s.name for s in arm_specs(config)]
@@ -232,23 +243,23 @@ def _run(args, parser) -> int:
                                  f"{', '.join(groups)} or the arms {', '.join(names)})")
         kw = dict(data_root=args.data_root, out_dir=args.out, device=args.device, progress=_progress(args), arms=args.arms,
                   download=args.download, batched=args.batched)
-        if args.ray is None: records = run_benchmark(config, args.seeds, budget_minutes=args.budget_minutes, **kw)
+        if args.ray is None: records = run_benchmark(config, seeds, budget_minutes=args.budget_minutes, **kw)
         else:
             if args.budget_minutes is not None: parser.error("argument --budget-minutes: not allowed with argument --ray")
             from noisy_teachers.distributed import run_benchmark_ray             # imports without Ray; says how to get it
-            records = run_benchmark_ray(config, args.seeds, address=args.ray or None, **kw)
+            records = run_benchmark_ray(config, seeds, address=args.ray or None, **kw)
         print(_report(args.out, records, _title(records, args.seeds)))
     else:
         alphas = args.alphas if args.alphas is not None else [config.alpha]
         kw = dict(data_root=args.data_root, out_dir=args.out, device=args.device, progress=_progress(args),
                   download=args.download, batched=args.batched, steps=args.steps,
                   eval_every=args.eval_every)
-        if args.ray is None: records = noise_benefit_study(config, args.sizes, args.sigmas, alphas, args.seeds,
+        if args.ray is None: records = noise_benefit_study(config, args.sizes, args.sigmas, alphas, seeds,
                                                            budget_minutes=args.budget_minutes, **kw)
         else:
             if args.budget_minutes is not None: parser.error("argument --budget-minutes: not allowed with argument --ray")
             from noisy_teachers.distributed import noise_benefit_study_ray
-            records = noise_benefit_study_ray(config, args.sizes, args.sigmas, alphas, args.seeds, address=args.ray or None, **kw)
+            records = noise_benefit_study_ray(config, args.sizes, args.sigmas, alphas, seeds, address=args.ray or None, **kw)
         print(_study_report(args.out, records))
     print(f"done in {time.perf_counter() - t0:.0f} s; results in {args.out}")
     return 0
