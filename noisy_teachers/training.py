@@ -57,7 +57,7 @@ def get_device(device=None) -> torch.device:
         raise ValueError(f"device={device!r} asks for Apple's MPS, which is not available here; use None or 'cpu'")
     return dev
 
-# %% ../nbs/05_training.ipynb #c4673406
+# %% ../nbs/05_training.ipynb #585b8dab
 SCHEDULES = ("cosine", "step", "constant")
 
 def _is_int(v): return isinstance(v, int) and not isinstance(v, bool)
@@ -74,6 +74,7 @@ def lr_factor(schedule: str, step: int, total_steps: int) -> float:
     if schedule == "step": return 0.1 ** sum(t >= m for m in (total_steps / 2, 3 * total_steps / 4))
     return 1.0
 
+# %% ../nbs/05_training.ipynb #c4673406
 @dataclass
 class TrainConfig:
     """How to train: `epochs` (>= 1) of SGD with `momentum` (in [0, 1)) and `weight_decay` (>= 0) on batches of
@@ -154,6 +155,7 @@ class Arm:
         if self.kind == "kd": return f"kd τ={self.temperature:g} w={self.kd_weight:g}"
         return self.kind
 
+# %% ../nbs/05_training.ipynb #408079a6
 def arm_loss(arm: Arm, student_logits: Tensor, labels: Tensor | None = None, teacher_logits: Tensor | None = None,
              generator: torch.Generator | None = None) -> Tensor:
     """The loss of `arm` on one mini-batch: `student_logits` (T, n), integer `labels` (T,) (for 'hard' and 'kd'),
@@ -189,6 +191,13 @@ def _check_data(data, name):
     if not isinstance(data, ImageData): raise ValueError(f"{name} must be a data.ImageData, got {type(data).__name__}")
     if len(data) == 0: raise ValueError(f"{name} must hold at least 1 sample, got 0")
 
+def _check_folder(folder, name: str, what: str = "folder"):
+    "A ValueError naming `name` and the path when `folder` (or a folder above it) is an existing file."
+    for p in (Path(folder), *Path(folder).parents):
+        if p.exists() and not p.is_dir():
+            raise ValueError(f"{name} must name a {what} that can be created, but {str(p)!r} is an existing file")
+
+# %% ../nbs/05_training.ipynb #5a8a2faf
 @torch.no_grad()
 def _check_fits(model: nn.Module, data: ImageData, name: str):
     "Run `model` once (eval mode, no grad) on 2 images of `data`: a ValueError naming both shapes if they do not fit."
@@ -207,12 +216,7 @@ def _check_fits(model: nn.Module, data: ImageData, name: str):
         raise ValueError(f"{name}: the model gives {got}, but the data has {data.n_classes} classes "
                          "(it must give logits of shape (batch, n_classes))")
 
-def _check_folder(folder, name: str, what: str = "folder"):
-    "A ValueError naming `name` and the path when `folder` (or a folder above it) is an existing file."
-    for p in (Path(folder), *Path(folder).parents):
-        if p.exists() and not p.is_dir():
-            raise ValueError(f"{name} must name a {what} that can be created, but {str(p)!r} is an existing file")
-
+# %% ../nbs/05_training.ipynb #dd1e570b
 @torch.no_grad()
 def evaluate(model: nn.Module, data: ImageData, batch_size: int = 1024) -> dict:
     """Score `model` on `data` (an `ImageData`) in eval mode: dict(loss = mean cross-entropy with the labels,
@@ -235,6 +239,7 @@ def evaluate(model: nn.Module, data: ImageData, batch_size: int = 1024) -> dict:
         model.train(was_training)
     return dict(loss=loss.item() / len(data), error=wrong.item() / len(data))
 
+# %% ../nbs/05_training.ipynb #9ee546d7
 @dataclass
 class History:
     """Per-epoch record of a run: `train_loss` (the arm's objective), `test_loss`, `test_error` (in [0, 1]), `seconds`
@@ -274,6 +279,7 @@ class History:
         "Training loss and test error (%) against the epoch; returns the matplotlib figure."
         return plot_histories({self.label or "run": self}, title=title)
 
+# %% ../nbs/05_training.ipynb #57466e94
 def plot_histories(histories: dict, title: str | None = None):
     """Several runs side by side (`{label: History}`): training loss (log scale) and test error (%) against the epoch,
     with the validation error dashed where there is one; returns the figure."""
@@ -320,6 +326,7 @@ def state_sha256(state_dict) -> str:
         h.update(name.encode()); _hash_tensor(h, t)
     return h.hexdigest()
 
+# %% ../nbs/05_training.ipynb #6a4c6305
 def fingerprint(teacher: nn.Module, data: ImageData) -> str:
     "A SHA-256 hex digest of `teacher` (its printed architecture and every tensor of its state_dict) and of `data` (images, labels, mean, std)."
     _check_model(teacher, "teacher"); _check_data(data, "data")
@@ -329,6 +336,7 @@ def fingerprint(teacher: nn.Module, data: ImageData) -> str:
     for t in (data.images, data.labels, data.mean, data.std): _hash_tensor(h, t)
     return h.hexdigest()
 
+# %% ../nbs/05_training.ipynb #bee6a978
 def _cached_logits(path: Path, fp: str, n: int, n_classes: int) -> Tensor | None:
     "The logits cached in `path` if the file is whole and right (else a warning naming the file, and None)."
     try: saved = safe_load(path)
@@ -346,6 +354,7 @@ def _cached_logits(path: Path, fp: str, n: int, n_classes: int) -> Tensor | None
     warnings.warn(f"ignoring the teacher-logit cache {path}: {why}; computing the logits again")
     return None
 
+# %% ../nbs/05_training.ipynb #5a512f78
 @torch.no_grad()
 def teacher_logits(teacher: nn.Module, data: ImageData, batch_size: int = 1024, cache_dir=None) -> Tensor:
     """The `teacher`'s logits on every sample of `data`, a float32 CPU tensor (N, n_classes) whose row i belongs to
@@ -378,9 +387,6 @@ def teacher_logits(teacher: nn.Module, data: ImageData, batch_size: int = 1024, 
     return z
 
 # %% ../nbs/05_training.ipynb #d5a39481
-_RESUME_FIELDS = ("batch_size", "lr", "momentum", "weight_decay", "schedule", "clip_grad_norm", "seed", "augment",
-                  "augment_pad", "augment_flip", "amp")
-
 def _nonfinite(epoch: int, step: int, steps: int, arm: Arm, config: TrainConfig, who: str = "") -> FloatingPointError:
     return FloatingPointError(
         f"{who}the training loss became non-finite (nan or inf) at epoch {epoch + 1}, step {step + 1} of {steps} "
@@ -388,6 +394,44 @@ def _nonfinite(epoch: int, step: int, steps: int, arm: Arm, config: TrainConfig,
         "Use a lower lr (or, as a safety net, TrainConfig(clip_grad_norm=...)); L2 regression on raw logits has far "
         "larger gradients than cross-entropy.")
 
+def _track_finite(losses: Tensor, step: int, first_bad: Tensor, every: int, fail) -> Tensor:
+    """Record, per run, the first step whose loss is not finite (-1: none yet) without reading the device; every
+    `every` steps (1 on the CPU, where reading is free) read it and raise `fail(run, step)` if a run went bad."""
+    first_bad = torch.where((first_bad < 0) & ~torch.isfinite(losses.detach()), step, first_bad)
+    if every and (step + 1) % every == 0: _raise_nonfinite(first_bad, fail)
+    return first_bad
+
+def _raise_nonfinite(first_bad: Tensor, fail):
+    bad = first_bad.tolist()
+    for k, s in enumerate(bad):
+        if s >= 0: raise fail(k, s)
+
+# %% ../nbs/05_training.ipynb #07e1e990
+class _EpochTally:
+    """One epoch of K runs, added up on the device: the loss (times the batch size) and the clipped steps of each run,
+    and its first non-finite step (read every step on the CPU, every 50 on a GPU). `read` is the one read of the epoch."""
+    def __init__(self, K: int, device: torch.device, fail):
+        self.loss, self.clipped = torch.zeros(K, device=device), torch.zeros(K, device=device)
+        self.first_bad = torch.full((K,), -1, dtype=torch.long, device=device)
+        self.every, self.fail, self.t0 = (1 if device.type == "cpu" else 50), fail, time.perf_counter()
+
+    def check(self, losses: Tensor, step: int):
+        "Note a non-finite loss (K,) of `step` (raising on a step that reads)."
+        self.first_bad = _track_finite(losses, step, self.first_bad, self.every, self.fail)
+
+    def add(self, losses: Tensor, clipped: Tensor | None, batch: int):
+        "Add a step's losses and which runs' clip bound (None: no clip) on a batch of `batch` samples."
+        if clipped is not None: self.clipped += clipped
+        self.loss += losses.detach() * batch
+
+    def read(self, n: int, steps: int) -> list[dict]:
+        "Per run: the mean training loss over the `n` samples, the fraction of the `steps` clipped, and the epoch's seconds."
+        sums = torch.cat([self.loss, self.clipped]).tolist()
+        _raise_nonfinite(self.first_bad, self.fail)
+        K, seconds = len(self.loss), time.perf_counter() - self.t0
+        return [dict(train_loss=sums[k] / n, clip_fraction=sums[K + k] / steps, seconds=seconds) for k in range(K)]
+
+# %% ../nbs/05_training.ipynb #05827a18
 def _generators(seed: int, device: torch.device) -> tuple[dict, int]:
     """The run's random streams, all derived from `seed`: generators 'shuffle', 'noise' and 'augment' on the device
     (CUDA) or the CPU, and the seed of dropout."""
@@ -395,6 +439,7 @@ def _generators(seed: int, device: torch.device) -> tuple[dict, int]:
     gdev = device if device.type == "cuda" else torch.device("cpu")
     return {k: torch.Generator(device=gdev).manual_seed(s) for k, s in zip(("shuffle", "noise", "augment"), seeds)}, seeds[3]
 
+# %% ../nbs/05_training.ipynb #73a9de32
 @contextlib.contextmanager
 def _dropout_rng(seed: int, device: torch.device):
     "Fork torch's global generators (the caller's state comes back afterwards) and seed them for dropout."
@@ -404,17 +449,49 @@ def _dropout_rng(seed: int, device: torch.device):
         if cuda: torch.cuda.manual_seed(seed)                           # ... and on the GPU
         yield
 
-def _rng_state(gens: dict, device: torch.device) -> dict:
-    cuda = device.type == "cuda"
-    return dict(generators={k: g.get_state() for k, g in gens.items()},
-                torch_rng=torch.get_rng_state(), cuda_rng=torch.cuda.get_rng_state(device) if cuda else None,
-                device_type="cuda" if cuda else "cpu")
+# %% ../nbs/05_training.ipynb #995151d9
+@contextlib.contextmanager
+def _eval_mode(module: nn.Module | None):
+    "Put `module` (e.g. the online teacher; None: nothing) in eval mode, and restore its mode afterwards."
+    was_training = module is not None and module.training
+    if module is not None: module.eval()
+    try: yield
+    finally:
+        if was_training: module.train()
 
-def _set_rng_state(state: dict, gens: dict, device: torch.device):
-    for k, g in gens.items(): g.set_state(state["generators"][k])
-    torch.set_rng_state(state["torch_rng"])
-    if device.type == "cuda" and state.get("cuda_rng") is not None: torch.cuda.set_rng_state(state["cuda_rng"], device)
+# %% ../nbs/05_training.ipynb #d0997e38
+def _batch(train: ImageData, idx: Tensor, config: TrainConfig, gens: dict, teacher: nn.Module | None, targets: Tensor | None):
+    """Images, labels and teacher logits of one step: the images (augmented when `config.augment`) of sample indices
+    `idx`, and the logits of the online `teacher` on them, else `targets[idx]` (None when neither is given)."""
+    x, y = train.batch(idx)
+    if config.augment: x = augment(x, config.augment_pad, config.augment_flip, gens["augment"])
+    if teacher is not None:
+        with torch.no_grad(): return x, y, teacher(x).float()
+    return x, y, (None if targets is None else targets[idx])
 
+# %% ../nbs/05_training.ipynb #7ff65b02
+def _sgd(model: nn.Module, config: TrainConfig, total: int):
+    "`torch.optim.SGD` as `config` says, and its schedule over `total` steps (a `LambdaLR`, stepped after every step)."
+    opt = torch.optim.SGD(model.parameters(), lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay)
+    return opt, torch.optim.lr_scheduler.LambdaLR(opt, lambda t: lr_factor(config.schedule, t, total))
+
+def _clip(params: list, clip: float | None) -> Tensor | None:
+    "Clip the gradients of `params` to total norm `clip` (None: no clip); whether the clip bound (a device tensor), or None."
+    return None if clip is None else nn.utils.clip_grad_norm_(params, clip) > clip
+
+# %% ../nbs/05_training.ipynb #b7fbe0e0
+def _amp(config: TrainConfig, device: torch.device) -> bool:
+    "Whether the forward pass runs under bf16 autocast: `config.amp`, on CUDA only."
+    return config.amp and device.type == "cuda"
+
+def _autocast(amp: bool):
+    return torch.autocast("cuda", dtype=torch.bfloat16) if amp else contextlib.nullcontext()
+
+def _compiled(model: nn.Module, config: TrainConfig, device: torch.device):
+    "The model's forward pass: `torch.compile(model)` when `config.compile` on CUDA, else the model itself."
+    return torch.compile(model) if (config.compile and device.type == "cuda") else model
+
+# %% ../nbs/05_training.ipynb #bcc29509
 class BudgetReached(Exception):
     "Training stopped at its time budget after writing its checkpoint: the same call again continues it."
 
@@ -425,6 +502,21 @@ def _check_budget(deadline: float | None, epoch: int, epochs: int, path: Path | 
         raise BudgetReached(f"stopped at the time budget after epoch {epoch + 1} of {epochs}"
                             + (f"; {path} continues it" if path is not None else " (no checkpoint: the epochs are lost)"))
 
+# %% ../nbs/05_training.ipynb #74951f55
+def _rng_state(gens: dict, device: torch.device) -> dict:
+    "The states of the run's generators and of torch's global ones (dropout), for a checkpoint."
+    cuda = device.type == "cuda"
+    return dict(generators={k: g.get_state() for k, g in gens.items()},
+                torch_rng=torch.get_rng_state(), cuda_rng=torch.cuda.get_rng_state(device) if cuda else None,
+                device_type="cuda" if cuda else "cpu")
+
+def _set_rng_state(state: dict, gens: dict, device: torch.device):
+    "Put back the random states that `_rng_state` took."
+    for k, g in gens.items(): g.set_state(state["generators"][k])
+    torch.set_rng_state(state["torch_rng"])
+    if device.type == "cuda" and state.get("cuda_rng") is not None: torch.cuda.set_rng_state(state["cuda_rng"], device)
+
+# %% ../nbs/05_training.ipynb #4499e0e2
 _HASHED = ("model", "optimizer", "params", "momentum")    # the tensors of a checkpoint covered by its sha256
 
 def _save_checkpoint(path: Path, state: dict, gens: dict, device: torch.device):
@@ -449,6 +541,10 @@ def _load_checkpoint(path: Path | None) -> dict | None:
     warnings.warn(f"checkpoint {path} {why}; starting the run afresh (it will be overwritten)")
     return None
 
+# %% ../nbs/05_training.ipynb #4999aa72
+_RESUME_FIELDS = ("batch_size", "lr", "momentum", "weight_decay", "schedule", "clip_grad_norm", "seed", "augment",
+                  "augment_pad", "augment_flip", "amp")
+
 def _check_resume(state: dict, run: str, configs: list, arms: list, n: int, path: Path, device: torch.device):
     "A ValueError if the checkpoint `state` was written by a run with other settings than these `configs` and `arms`."
     if state.get("device_type", "cpu") != ("cuda" if device.type == "cuda" else "cpu"):
@@ -472,39 +568,26 @@ def _check_resume(state: dict, run: str, configs: list, arms: list, n: int, path
         warnings.warn(f"checkpoint {path} already holds {state['epoch']} epochs, more than the {configs[0].epochs} "
                       "requested; returning it unchanged")
 
-def _autocast(amp: bool):
-    return torch.autocast("cuda", dtype=torch.bfloat16) if amp else contextlib.nullcontext()
+# %% ../nbs/05_training.ipynb #82eb5ff4
+def _single_state(epoch: int, model, opt, sched, history: History, config: TrainConfig, arm: Arm, n: int) -> dict:
+    "What a single run's checkpoint holds after `epoch` (0-based); `_save_checkpoint` adds the random streams and the hash."
+    return dict(epoch=epoch + 1, model=model.state_dict(), optimizer=opt.state_dict(), scheduler=sched.state_dict(),
+                history=history.to_dict(), run="single", config=dataclasses.asdict(config), arm=dataclasses.asdict(arm),
+                n_train=n)
 
-@contextlib.contextmanager
-def _eval_mode(module: nn.Module | None):
-    "Put `module` (e.g. the online teacher; None: nothing) in eval mode, and restore its mode afterwards."
-    was_training = module is not None and module.training
-    if module is not None: module.eval()
-    try: yield
-    finally:
-        if was_training: module.train()
+def _resume(path, model, opt, sched, gens, device, config, arm, n, total) -> tuple[History, int] | None:
+    "Restore a single run from its checkpoint in `path`: (its History, the epochs done), or None to start afresh."
+    if (state := _load_checkpoint(path)) is None: return None
+    _check_resume(state, "single", [config], [arm], n, path, device)
+    model.load_state_dict(state["model"])
+    opt.load_state_dict(state["optimizer"])
+    sched.load_state_dict(state["scheduler"])
+    _set_rng_state(state, gens, device)
+    for group, base in zip(opt.param_groups, sched.base_lrs):   # the schedule of the requested run length
+        group["lr"] = base * lr_factor(config.schedule, sched.last_epoch, total)
+    return History.from_dict(state["history"]), state["epoch"]
 
-def _batch(train: ImageData, idx: Tensor, config: TrainConfig, gens: dict, teacher: nn.Module | None, targets: Tensor | None):
-    """Images, labels and teacher logits of one step: the images (augmented when `config.augment`) of sample indices
-    `idx`, and the logits of the online `teacher` on them, else `targets[idx]` (None when neither is given)."""
-    x, y = train.batch(idx)
-    if config.augment: x = augment(x, config.augment_pad, config.augment_flip, gens["augment"])
-    if teacher is not None:
-        with torch.no_grad(): return x, y, teacher(x).float()
-    return x, y, (None if targets is None else targets[idx])
-
-def _track_finite(losses: Tensor, step: int, first_bad: Tensor, every: int, fail) -> Tensor:
-    """Record, per run, the first step whose loss is not finite (-1: none yet) without reading the device; every
-    `every` steps (1 on the CPU, where reading is free) read it and raise `fail(run, step)` if a run went bad."""
-    first_bad = torch.where((first_bad < 0) & ~torch.isfinite(losses.detach()), step, first_bad)
-    if every and (step + 1) % every == 0: _raise_nonfinite(first_bad, fail)
-    return first_bad
-
-def _raise_nonfinite(first_bad: Tensor, fail):
-    bad = first_bad.tolist()
-    for k, s in enumerate(bad):
-        if s >= 0: raise fail(k, s)
-
+# %% ../nbs/05_training.ipynb #c1e143c7
 def _scores(model: nn.Module, test: ImageData, val: ImageData | None, batch_size: int) -> dict:
     "The end-of-epoch scores of `model` for `History.append`: test loss and error, and those on `val` if given."
     ev = evaluate(model, test, batch_size)
@@ -514,6 +597,15 @@ def _scores(model: nn.Module, test: ImageData, val: ImageData | None, batch_size
         out.update(val_loss=ev["loss"], val_error=ev["error"])
     return out
 
+def _record(histories: list, models: list, epoch: list, lrs: list, test: ImageData, val: ImageData | None, batch_size: int):
+    "Add the epoch to each run's History: `epoch` (from `_EpochTally.read`), the learning rate, the scores of its model."
+    for h, m, e, lr in zip(histories, models, epoch, lrs): h.append(**e, lr=lr, **_scores(m, test, val, batch_size))
+
+def _progress_bar(epochs: int, steps: int, desc: str, show: bool):
+    "A tqdm bar over the steps of the `epochs` left to run (none when a finished run is resumed); use it in a `with`."
+    return tqdm(total=max(epochs, 0) * steps, desc=desc, disable=not show, unit="step", leave=True)
+
+# %% ../nbs/05_training.ipynb #f24fa1e5
 def _setup(model, train, test, val, config, arm_or_arms, targets, teacher, name):
     "Move everything to the device and check the model fits the data: (device, train, test, val, targets, online teacher)."
     device = get_device(config.device)
@@ -526,68 +618,40 @@ def _setup(model, train, test, val, config, arm_or_arms, targets, teacher, name)
     if needs and online is None: targets = targets.to(device=device, dtype=torch.float32)
     return device, train, test, val, (targets if needs and online is None else None), online
 
+# %% ../nbs/05_training.ipynb #342feb93
 def _fit(model, train, test, config, arm, targets, teacher, checkpoint, progress, desc, val=None, name="model",
          deadline=None) -> History:
     "The training loop shared by `train_teacher` and `distil` (arguments already validated)."
     device, train, test, val, targets, online = _setup(model, train, test, val, config, [arm], targets, teacher, name)
-    n, bs = len(train), config.batch_size
-    steps = math.ceil(n / bs)
+    n, steps = len(train), math.ceil(len(train) / config.batch_size)
     total = config.epochs * steps
-    opt = torch.optim.SGD(model.parameters(), lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay)
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda t: lr_factor(config.schedule, t, total))
-    gens, dropout_seed = _generators(config.seed, device)
-    history, start = History(label=desc), 0
-    path = None if checkpoint is None else Path(checkpoint)
+    opt, sched = _sgd(model, config, total)
     params = [p for p in model.parameters() if p.requires_grad]
-    clip = config.clip_grad_norm
+    gens, dropout_seed = _generators(config.seed, device)
+    path = None if checkpoint is None else Path(checkpoint)
     with _dropout_rng(dropout_seed, device):
-        if (state := _load_checkpoint(path)) is not None:
-            _check_resume(state, "single", [config], [arm], n, path, device)
-            model.load_state_dict(state["model"])
-            opt.load_state_dict(state["optimizer"])
-            sched.load_state_dict(state["scheduler"])
-            _set_rng_state(state, gens, device)
-            history, start = History.from_dict(state["history"]), state["epoch"]
-            for group, base in zip(opt.param_groups, sched.base_lrs):   # the schedule of the requested run length
-                group["lr"] = base * lr_factor(config.schedule, sched.last_epoch, total)
-        fwd = torch.compile(model) if (config.compile and device.type == "cuda") else model
-        amp = config.amp and device.type == "cuda"
-        every = 1 if device.type == "cpu" else 50
-        bar = tqdm(total=max(config.epochs - start, 0) * steps, desc=desc, disable=not progress, unit="step", leave=True)
-        try:
-            with _eval_mode(online):
-                for epoch in range(start, config.epochs):
-                    fail = lambda k, s, epoch=epoch: _nonfinite(epoch, s, steps, arm, config)
-                    model.train()
-                    t0 = time.perf_counter()
-                    loss_sum, clipped = torch.zeros((), device=device), torch.zeros((), device=device)
-                    first_bad = torch.full((1,), -1, dtype=torch.long, device=device)
-                    for step, idx in enumerate(batches(n, bs, shuffle=True, generator=gens["shuffle"])):
-                        x, y, z = _batch(train, idx.to(device, non_blocking=True), config, gens, online, targets)
-                        with _autocast(amp): g = fwd(x)
-                        loss = arm_loss(arm, g.float(), y, z, gens["noise"])
-                        first_bad = _track_finite(loss.reshape(1), step, first_bad, every, fail)
-                        opt.zero_grad(set_to_none=True)
-                        loss.backward()
-                        if clip is not None: clipped += nn.utils.clip_grad_norm_(params, clip) > clip
-                        opt.step()
-                        sched.step()
-                        loss_sum += loss.detach() * len(idx)
-                        bar.update()
-                    train_loss, n_clipped = torch.stack([loss_sum, clipped]).tolist()   # the one read of the epoch
-                    _raise_nonfinite(first_bad, fail)
-                    seconds = time.perf_counter() - t0
-                    history.append(train_loss / n, seconds=seconds, lr=opt.param_groups[0]["lr"], clip_fraction=n_clipped / steps,
-                                   **_scores(model, test, val, config.eval_batch_size))
-                    bar.set_postfix(epoch=epoch + 1, loss=f"{history.train_loss[-1]:.4g}", test_error=f"{100 * history.test_error[-1]:.2f}%")
-                    if path is not None:
-                        _save_checkpoint(path, dict(epoch=epoch + 1, model=model.state_dict(), optimizer=opt.state_dict(),
-                                                    scheduler=sched.state_dict(), history=history.to_dict(), run="single",
-                                                    config=dataclasses.asdict(config), arm=dataclasses.asdict(arm), n_train=n),
-                                         gens, device)
-                    _check_budget(deadline, epoch, config.epochs, path)
-        finally:
-            bar.close()
+        history, start = _resume(path, model, opt, sched, gens, device, config, arm, n, total) or (History(label=desc), 0)
+        fwd, amp = _compiled(model, config, device), _amp(config, device)
+        with _progress_bar(config.epochs - start, steps, desc, progress) as bar, _eval_mode(online):
+            for epoch in range(start, config.epochs):
+                model.train()
+                tally = _EpochTally(1, device, lambda k, s, epoch=epoch: _nonfinite(epoch, s, steps, arm, config))
+                for step, idx in enumerate(batches(n, config.batch_size, shuffle=True, generator=gens["shuffle"])):
+                    x, y, z = _batch(train, idx.to(device, non_blocking=True), config, gens, online, targets)
+                    with _autocast(amp): g = fwd(x)
+                    loss = arm_loss(arm, g.float(), y, z, gens["noise"])
+                    tally.check(loss.reshape(1), step)
+                    opt.zero_grad(set_to_none=True)
+                    loss.backward()
+                    clipped = _clip(params, config.clip_grad_norm)
+                    opt.step()
+                    sched.step()
+                    tally.add(loss, clipped, len(idx))
+                    bar.update()
+                _record([history], [model], tally.read(n, steps), [opt.param_groups[0]["lr"]], test, val, config.eval_batch_size)
+                bar.set_postfix(epoch=epoch + 1, loss=f"{history.train_loss[-1]:.4g}", test_error=f"{100 * history.test_error[-1]:.2f}%")
+                if path is not None: _save_checkpoint(path, _single_state(epoch, model, opt, sched, history, config, arm, n), gens, device)
+                _check_budget(deadline, epoch, config.epochs, path)
     return history
 
 # %% ../nbs/05_training.ipynb #feb2dd46
@@ -606,6 +670,7 @@ def _check_common(model, train, test, config, checkpoint, progress, name, val=No
             raise ValueError(f"{other} must have the same image shape and classes as train: {d.in_shape}/{d.n_classes} "
                              f"vs {train.in_shape}/{train.n_classes}")
 
+# %% ../nbs/05_training.ipynb #1a3e172a
 def _resolve_targets(arms: list, config: TrainConfig, train: ImageData, targets, teacher):
     "Check `targets` and `teacher` for what `arms` need; returns the targets (computed from the teacher if need be)."
     if teacher is not None: _check_model(teacher, "teacher")
@@ -628,6 +693,7 @@ def _resolve_targets(arms: list, config: TrainConfig, train: ImageData, targets,
         targets = teacher_logits(teacher, train)
     return targets
 
+# %% ../nbs/05_training.ipynb #59d66bc8
 def train_teacher(model: nn.Module, train: ImageData, test: ImageData, config: TrainConfig, checkpoint=None,
                   progress: bool = True, val: ImageData | None = None, deadline: float | None = None) -> History:
     """Train the teacher `model` on the labels of `train` with cross-entropy, scoring it on `test` (and on the
@@ -681,6 +747,17 @@ def _check_group(students, config, arms) -> tuple[list, list, list]:
         raise ValueError(f"arms must be an Arm or a list of {K} Arms (one per student), got {arms!r}")
     return list(students), list(configs), list(arms)
 
+# %% ../nbs/05_training.ipynb #d727d271
+def _group_hyper(configs: list, device: torch.device) -> dict:
+    """The students' own SGD settings as (K,) tensors, for `_sgd_step`: 'lr', 'momentum', 'weight_decay' (None when
+    all are 0) and 'clip' (inf for a student without a clip; None when no student clips)."""
+    per = lambda f: torch.tensor([getattr(c, f) for c in configs], dtype=torch.float32, device=device)
+    return dict(lr=per("lr"), momentum=per("momentum"),
+                weight_decay=per("weight_decay") if any(c.weight_decay for c in configs) else None,
+                clip=torch.tensor([c.clip_grad_norm or math.inf for c in configs], device=device)
+                     if any(c.clip_grad_norm for c in configs) else None)
+
+# %% ../nbs/05_training.ipynb #3be93cfb
 def _bc(v: Tensor, like: Tensor) -> Tensor:
     "A (K,) tensor of one number per student, shaped to broadcast against a stacked tensor `like` of shape (K, ...)."
     return v.view(-1, *[1] * (like.ndim - 1))
@@ -705,6 +782,7 @@ def _sgd_step(params: dict, grads: list, momentum: dict, hyper: dict, factor: fl
         p.addcmul_(_bc(lr, p), buf, value=-1)                           # p - lr * buf, without a temporary
     return clipped
 
+# %% ../nbs/05_training.ipynb #e22bd543
 _L2_FAMILY = ("l2", "noisy", "student_noise")
 
 def _loss_plan(arms: list, device: torch.device) -> dict:
@@ -719,6 +797,7 @@ def _loss_plan(arms: list, device: torch.device) -> dict:
                 mu=col(lambda a: a.mu, 1, 1), on_target=col(lambda a: a.kind == "noisy", 1, 1).bool(),
                 on_student=col(lambda a: a.kind == "student_noise", 1, 1).bool())
 
+# %% ../nbs/05_training.ipynb #b7356226
 def _group_losses(plan: dict, arms: list, g: Tensor, y: Tensor, z: Tensor | None, generator) -> Tensor:
     """The K students' losses, (K,), from their logits `g` (K, T, n): `arm_loss` of each, computed a kind at a time.
     The noisy students all use one draw of (u, eps) per step from `generator`: every `distil` run of a noisy arm
@@ -741,82 +820,78 @@ def _group_losses(plan: dict, arms: list, g: Tensor, y: Tensor, z: Tensor | None
     parts += [_kd_loss(arms[k], g[k], y, z).reshape(1) for k in plan["kd"]]   # no per-step check: no device sync
     return torch.cat(parts)[plan["order"]]
 
+# %% ../nbs/05_training.ipynb #c620deab
+def _batched_forward(student: nn.Module):
+    """(base, fwd): `base`, the architecture on the meta device (no weights of its own; its train/eval mode is that
+    of the run), and `fwd(params, x)`, every student's logits (K, T, n) from stacked weights (K, ...) and one batch."""
+    base = copy.deepcopy(student).to("meta")
+    return base, vmap(lambda p, x: functional_call(base, p, (x,)), in_dims=(0, None), randomness="different")
+
 @torch.no_grad()
 def _unstack(params: dict, students: list):
     "Copy the stacked weights (K, ...) back into the K student modules."
     for k, s in enumerate(students):
         for name, p in s.named_parameters(): p.copy_(params[name][k])
 
+# %% ../nbs/05_training.ipynb #c4c8faba
+def _group_state(epoch: int, t: int, params: dict, momentum: dict, histories: list, configs: list, arms: list, n: int) -> dict:
+    "What a group's checkpoint holds after `epoch` (0-based), at step `t`; `_save_checkpoint` adds the random streams and the hash."
+    return dict(epoch=epoch + 1, step=t, params={k: p.detach() for k, p in params.items()}, momentum=momentum,
+                history=[h.to_dict() for h in histories], run="group", config=[dataclasses.asdict(c) for c in configs],
+                arm=[dataclasses.asdict(a) for a in arms], n_train=n)
+
+def _resume_group(path, params, momentum, gens, device, configs, arms, n) -> tuple[list, int, int] | None:
+    "Restore a group from its checkpoint in `path`: (the Histories, the epochs done, the steps done), or None to start afresh."
+    if (state := _load_checkpoint(path)) is None: return None
+    _check_resume(state, "group", configs, arms, n, path, device)
+    with torch.no_grad():
+        for k in params: params[k].copy_(state["params"][k]); momentum[k].copy_(state["momentum"][k])
+    _set_rng_state(state, gens, device)
+    return [History.from_dict(h) for h in state["history"]], state["epoch"], state["step"]
+
+# %% ../nbs/05_training.ipynb #9d885e0b
 def _fit_many(students, train, test, configs, arms, targets, teacher, checkpoint, progress, val, deadline=None) -> list[History]:
     "The batched training loop of `distil_many` (arguments already validated)."
     config, K = configs[0], len(students)
     device, train, test, val, targets, online = _setup(students[0], train, test, val, config, arms, targets, teacher, "students")
     for s in students: s.to(device)
-    n, bs = len(train), config.batch_size
-    steps = math.ceil(n / bs)
+    n, steps = len(train), math.ceil(len(train) / config.batch_size)
     total = config.epochs * steps
     params, _ = stack_module_state(students)                     # {name: (K, ...) leaf tensor}, copies of the weights
     momentum = {k: torch.zeros_like(p) for k, p in params.items()}
-    per = lambda f: torch.tensor([getattr(c, f) for c in configs], dtype=torch.float32, device=device)
-    hyper = dict(lr=per("lr"), momentum=per("momentum"),
-                 weight_decay=per("weight_decay") if any(c.weight_decay for c in configs) else None,
-                 clip=torch.tensor([c.clip_grad_norm or math.inf for c in configs], device=device)
-                      if any(c.clip_grad_norm for c in configs) else None)
-    base = copy.deepcopy(students[0]).to("meta")                 # the architecture, without weights of its own
-    fwd = vmap(lambda p, x: functional_call(base, p, (x,)), in_dims=(0, None), randomness="different")
+    hyper, plan, (base, fwd) = _group_hyper(configs, device), _loss_plan(arms, device), _batched_forward(students[0])
     gens, dropout_seed = _generators(config.seed, device)
-    plan = _loss_plan(arms, device)
-    histories, start, t = [History(label=a.name) for a in arms], 0, 0
     path = None if checkpoint is None else Path(checkpoint)
     with _dropout_rng(dropout_seed, device):
-        if (state := _load_checkpoint(path)) is not None:
-            _check_resume(state, "group", configs, arms, n, path, device)
-            with torch.no_grad():
-                for k in params: params[k].copy_(state["params"][k]); momentum[k].copy_(state["momentum"][k])
-            _set_rng_state(state, gens, device)
-            histories, start, t = [History.from_dict(h) for h in state["history"]], state["epoch"], state["step"]
-        amp = config.amp and device.type == "cuda"
-        every = 1 if device.type == "cpu" else 50
-        bar = tqdm(total=max(config.epochs - start, 0) * steps, desc=f"{K} students", disable=not progress, unit="step", leave=True)
-        try:
-            with _eval_mode(online):
-                for epoch in range(start, config.epochs):
-                    fail = lambda k, s, epoch=epoch: _nonfinite(epoch, s, steps, arms[k], configs[k], f"student {k}: ")
-                    base.train()
-                    t0 = time.perf_counter()
-                    loss_sum, clipped = torch.zeros(K, device=device), torch.zeros(K, device=device)
-                    first_bad = torch.full((K,), -1, dtype=torch.long, device=device)
-                    for step, idx in enumerate(batches(n, bs, shuffle=True, generator=gens["shuffle"])):
-                        x, y, z = _batch(train, idx.to(device, non_blocking=True), config, gens, online, targets)
-                        with _autocast(amp): g = fwd(params, x).float()                       # (K, T, n)
-                        losses = _group_losses(plan, arms, g, y, z, gens["noise"])
-                        first_bad = _track_finite(losses, step, first_bad, every, fail)
-                        # the sum of the students' mean losses: each student's gradient is that of its own loss
-                        grads = torch.autograd.grad(losses.sum(), list(params.values()))
-                        c = _sgd_step(params, grads, momentum, hyper, lr_factor(config.schedule, t, total))
-                        if c is not None: clipped += c
-                        t += 1
-                        loss_sum += losses.detach() * len(idx)
-                        bar.update()
-                    sums = torch.cat([loss_sum, clipped]).tolist()                            # the one read of the epoch
-                    _raise_nonfinite(first_bad, fail)
-                    seconds = time.perf_counter() - t0
-                    _unstack(params, students)                                                # the students get their weights
-                    for k, (s, h, c) in enumerate(zip(students, histories, configs)):
-                        h.append(sums[k] / n, seconds=seconds, lr=c.lr * lr_factor(config.schedule, t, total),
-                                 clip_fraction=sums[K + k] / steps, **_scores(s, test, val, config.eval_batch_size))
-                    bar.set_postfix(epoch=epoch + 1, test_error=" ".join(f"{100 * h.test_error[-1]:.1f}%" for h in histories))
-                    if path is not None:
-                        _save_checkpoint(path, dict(epoch=epoch + 1, step=t, params={k: p.detach() for k, p in params.items()},
-                                                    momentum=momentum, history=[h.to_dict() for h in histories], run="group",
-                                                    config=[dataclasses.asdict(c) for c in configs],
-                                                    arm=[dataclasses.asdict(a) for a in arms], n_train=n), gens, device)
-                    _check_budget(deadline, epoch, config.epochs, path)
-        finally:
-            bar.close()
+        histories, start, t = (_resume_group(path, params, momentum, gens, device, configs, arms, n)
+                               or ([History(label=a.name) for a in arms], 0, 0))
+        amp = _amp(config, device)
+        with _progress_bar(config.epochs - start, steps, f"{K} students", progress) as bar, _eval_mode(online):
+            for epoch in range(start, config.epochs):
+                base.train()
+                tally = _EpochTally(K, device, lambda k, s, epoch=epoch: _nonfinite(epoch, s, steps, arms[k], configs[k], f"student {k}: "))
+                for step, idx in enumerate(batches(n, config.batch_size, shuffle=True, generator=gens["shuffle"])):
+                    x, y, z = _batch(train, idx.to(device, non_blocking=True), config, gens, online, targets)
+                    with _autocast(amp): g = fwd(params, x).float()                       # (K, T, n)
+                    losses = _group_losses(plan, arms, g, y, z, gens["noise"])
+                    tally.check(losses, step)
+                    # the sum of the students' mean losses: each student's gradient is that of its own loss
+                    grads = torch.autograd.grad(losses.sum(), list(params.values()))
+                    clipped = _sgd_step(params, grads, momentum, hyper, lr_factor(config.schedule, t, total))
+                    t += 1
+                    tally.add(losses, clipped, len(idx))
+                    bar.update()
+                epoch_sums = tally.read(n, steps)
+                _unstack(params, students)                                                # the students get their weights
+                _record(histories, students, epoch_sums, [c.lr * lr_factor(config.schedule, t, total) for c in configs], test, val,
+                        config.eval_batch_size)
+                bar.set_postfix(epoch=epoch + 1, test_error=" ".join(f"{100 * h.test_error[-1]:.1f}%" for h in histories))
+                if path is not None: _save_checkpoint(path, _group_state(epoch, t, params, momentum, histories, configs, arms, n), gens, device)
+                _check_budget(deadline, epoch, config.epochs, path)
     if start >= config.epochs: _unstack(params, students)       # nothing ran: the students get the checkpoint's weights
     return histories
 
+# %% ../nbs/05_training.ipynb #5b56123e
 def distil_many(students: list, train: ImageData, test: ImageData, config, arms, targets: Tensor | None = None,
                 teacher: nn.Module | None = None, checkpoint=None, progress: bool = True, val: ImageData | None = None,
                 deadline: float | None = None) -> list[History]:
