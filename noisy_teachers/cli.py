@@ -13,10 +13,10 @@ import time
 import warnings
 from pathlib import Path
 
-from .data import DataNotFoundError
+from .data import DATASETS, DataNotFoundError
 from .training import BudgetReached
-from .experiments import (BENCHMARKS, arm_specs, comparisons, format_comparisons, format_study,
-                                        format_table, get_config, load_records, noise_benefit_study, plot_alpha,
+from .experiments import (arm_specs, comparisons, format_comparisons, format_study, format_table,
+                                        get_config, load_records, noise_benefit_study, plot_alpha,
                                         plot_curves, plot_sigma, plot_study, run_benchmark, study_gains, summarize)
 
 # %% ../nbs/07_cli.ipynb #151b6eea
@@ -104,7 +104,7 @@ def build_parser() -> argparse.ArgumentParser:
     r = sub.add_parser("reproduce", help="the full protocol of one benchmark, resumable",
                        description="Every arm of the protocol (chapter 06) on one benchmark for N seeds; results "
                                    "are written as they finish, and a rerun resumes. Ends with summary.md and plots.")
-    r.add_argument("benchmark", choices=BENCHMARKS, help="the benchmark")
+    r.add_argument("benchmark", choices=DATASETS, help="the benchmark")
     r.add_argument("--seeds", type=_positive_int, required=True, metavar="N", help="number of seeds (0..N-1)")
     r.add_argument("--first-seed", type=_non_negative_int, default=0, metavar="K",
                    help="start at seed K: seeds K..K+N-1 (to split seeds over processes or machines)")
@@ -129,7 +129,7 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("study", help="when does the noisy teacher help: transfer-set size x sigma x alpha",
                        description="For each transfer-set size, sigma and alpha, the noisy teacher's gain over "
                                    "sigma = 0, paired over seeds; writes study.md and the heat map study.png.")
-    s.add_argument("--benchmark", choices=BENCHMARKS, required=True, help="the benchmark")
+    s.add_argument("--benchmark", choices=DATASETS, required=True, help="the benchmark")
     s.add_argument("--sizes", type=_size_list, required=True, metavar="N,N,...", help="transfer-set sizes")
     s.add_argument("--sigmas", type=_number_list(0, math.inf), default=[0.0, 0.1, 0.2, 0.4, 0.8], metavar="S,S,...",
                    help="noise standard deviations (default: 0,0.1,0.2,0.4,0.8)")
