@@ -6,67 +6,40 @@
 __all__ = ['logit_regression_loss', 'soft_target_loss', 'hard_label_loss']
 
 # %% ../nbs/00_logit_regression.ipynb #bb064ea1
-import math
-
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-# %% ../nbs/00_logit_regression.ipynb #86b9fa37
-def _check_logits(logits, name: str = "logits") -> Tensor:
-    """Raise ValueError unless `logits` is a 2-D floating-point tensor (batch ≥ 1, classes) of finite values; return it.
-    Finiteness is not checked on a tensor that requires grad (a student's output in a training step): the training loop
-    detects a diverged run from its loss, with a diagnosis, and without stopping the device at every step."""
-    if not isinstance(logits, Tensor):
-        raise ValueError(f"{name} must be a torch.Tensor of shape (batch, classes), got {type(logits).__name__}")
-    if logits.ndim != 2:
-        raise ValueError(f"{name} must be 2-D (batch, classes), got shape {tuple(logits.shape)}")
-    if not logits.is_floating_point():
-        raise ValueError(f"{name} must have a floating-point dtype, got {logits.dtype}")
-    if logits.shape[0] < 1:
-        raise ValueError(f"{name} must hold at least 1 sample (batch ≥ 1), got shape {tuple(logits.shape)}")
-    if not logits.requires_grad and not bool(torch.isfinite(logits).all()):   # one reduction; nan or inf would poison the loss
-        raise ValueError(f"{name} must be finite (holds nan or inf)")
-    return logits
+from .checks import check_logits, check_number, check_tensor
 
+# %% ../nbs/00_logit_regression.ipynb #c7a1e2b0
+_check_logits = check_logits          # private names that `training` and `widgets` import from here
 
 def _check_pair(student_logits, teacher_logits) -> None:
-    "Raise ValueError unless both are finite 2-D floating-point tensors of one shape (batch ≥ 1, classes)."
-    _check_logits(student_logits, "student_logits")
-    _check_logits(teacher_logits, "teacher_logits")
-    if student_logits.shape != teacher_logits.shape:
-        raise ValueError(f"student_logits and teacher_logits must have the same shape (batch, classes), got "
-                         f"{tuple(student_logits.shape)} and {tuple(teacher_logits.shape)}")
+    check_logits(student_logits, "student_logits", teacher_logits=teacher_logits)
 
-
+# %% ../nbs/00_logit_regression.ipynb #86b9fa37
 def logit_regression_loss(student_logits: Tensor, teacher_logits: Tensor) -> Tensor:
     """Eq. (1): `1/(2T) * sum_i ||g_i - z_i||^2` for student logits g and teacher logits z, shape (T, n).
 
     A sum over the n classes and a mean over the T samples of the batch (note: this is n/2 times
     `F.mse_loss`, which averages over all T*n entries). Returns a scalar tensor; the gradient with
     respect to the student logits is (g - z)/T. Both arguments must be 2-D floating point, same shape."""
-    _check_pair(student_logits, teacher_logits)
+    check_logits(student_logits, "student_logits", teacher_logits=teacher_logits)
     return 0.5 * (student_logits - teacher_logits).pow(2).sum(dim=1).mean()
 
 # %% ../nbs/00_logit_regression.ipynb #8e784026
-def _check_temperature(temperature) -> float:
-    "`temperature` as a float, or ValueError unless it is a finite number > 0."
-    if isinstance(temperature, Tensor):
-        if temperature.numel() != 1:
-            raise ValueError(f"temperature must be a single number > 0, got a tensor of shape {tuple(temperature.shape)}")
-        temperature = temperature.item()
-    if isinstance(temperature, bool) or not isinstance(temperature, (int, float)):
-        raise ValueError(f"temperature must be a finite number > 0, got {temperature!r}")
-    temperature = float(temperature)
-    if not (math.isfinite(temperature) and temperature > 0):
-        raise ValueError(f"temperature must be a finite number > 0, got {temperature!r}")
-    return temperature
-
-
 def _at_least_float32(t: Tensor) -> Tensor:
     return t.float() if t.dtype in (torch.float16, torch.bfloat16) else t
 
+# %% ../nbs/00_logit_regression.ipynb #5c0f3a12
+def _soft_target(g: Tensor, z: Tensor, tau: float) -> Tensor:
+    "`soft_target_loss` without its checks (for a training loop that checked its targets once)."
+    log_q = F.log_softmax(_at_least_float32(g) / tau, dim=1)
+    log_p = F.log_softmax(_at_least_float32(z) / tau, dim=1)
+    return tau ** 2 * (log_p.exp() * (log_p - log_q)).sum(dim=1).mean()
 
+# %% ../nbs/00_logit_regression.ipynb #5c0f3a15
 def soft_target_loss(student_logits: Tensor, teacher_logits: Tensor, temperature) -> Tensor:
     """Hinton et al.'s distillation loss: `tau**2 * mean_i KL(softmax(z_i/tau) || softmax(g_i/tau))`.
 
@@ -74,33 +47,15 @@ def soft_target_loss(student_logits: Tensor, teacher_logits: Tensor, temperature
     `temperature`, a finite number > 0. Mean over the T samples of the batch; computed in at least
     float32. For large tau and per-sample zero-mean logits, n times this loss (and its gradient)
     approaches `logit_regression_loss`."""
-    _check_pair(student_logits, teacher_logits)
-    return _soft_target(student_logits, teacher_logits, _check_temperature(temperature))
+    check_logits(student_logits, "student_logits", teacher_logits=teacher_logits)
+    return _soft_target(student_logits, teacher_logits, check_number(temperature, "temperature", 0, lo_open=True))
 
-
-def _soft_target(g: Tensor, z: Tensor, tau: float) -> Tensor:
-    "`soft_target_loss` without its checks (for a training loop that checked its targets once)."
-    log_q = F.log_softmax(_at_least_float32(g) / tau, dim=1)
-    log_p = F.log_softmax(_at_least_float32(z) / tau, dim=1)
-    return tau ** 2 * (log_p.exp() * (log_p - log_q)).sum(dim=1).mean()
-
-
+# %% ../nbs/00_logit_regression.ipynb #5c0f3a17
 def hard_label_loss(student_logits: Tensor, labels: Tensor) -> Tensor:
     """Cross-entropy of the student's logits (T, n) with integer class `labels` (T,), mean over the batch.
 
     A thin wrapper of `F.cross_entropy`, here for symmetry with the soft losses (the "hard" arm).
     Label values are range-checked when `labels` is on the CPU (elsewhere `F.cross_entropy` checks)."""
-    if not isinstance(student_logits, Tensor) or student_logits.ndim != 2 or not student_logits.is_floating_point():
-        raise ValueError("student_logits must be a 2-D floating-point tensor (batch, classes), got "
-                         + (f"shape {tuple(student_logits.shape)}, dtype {student_logits.dtype}"
-                            if isinstance(student_logits, Tensor) else type(student_logits).__name__))
-    _check_logits(student_logits, "student_logits")          # finite, at least 1 sample
-    T, n = student_logits.shape
-    if not isinstance(labels, Tensor) or labels.shape != (T,) or labels.is_floating_point() or labels.dtype == torch.bool:
-        raise ValueError(f"labels must be an integer tensor of shape ({T},) matching student_logits, got "
-                         + (f"shape {tuple(labels.shape)}, dtype {labels.dtype}" if isinstance(labels, Tensor)
-                            else type(labels).__name__))
-    if labels.device.type == "cpu" and T and (labels.min() < 0 or labels.max() >= n):
-        raise ValueError(f"labels must be class indices in [0, {n - 1}], got values in "
-                         f"[{labels.min().item()}, {labels.max().item()}]")
+    T, n = check_logits(student_logits, "student_logits").shape
+    check_tensor(labels, "labels", (T,), dtype="integer", lo=0, hi=n - 1)
     return F.cross_entropy(_at_least_float32(student_logits), labels.long())

@@ -6,29 +6,14 @@
 __all__ = ['check_noise_args', 'draw_noise', 'perturb_logits', 'combine_teachers']
 
 # %% ../nbs/01_noisy_teacher.ipynb #6b93eb7a
-import math
 from collections.abc import Sequence
 
 import torch
 from torch import Tensor
 
-from .losses import _check_logits
+from .checks import check_logits, check_number, check_numbers
 
 # %% ../nbs/01_noisy_teacher.ipynb #cb2d1e3f
-def _as_float(value, name: str) -> float:
-    "`value` as a Python float, or a ValueError naming `name`."
-    if isinstance(value, Tensor):
-        if value.numel() != 1:
-            raise ValueError(f"{name} must be a single number, got a tensor of shape {tuple(value.shape)}")
-        value = value.item()
-    if isinstance(value, bool):
-        raise ValueError(f"{name} must be a number, got a bool ({value!r})")
-    try:
-        return float(value)
-    except (TypeError, ValueError):
-        raise ValueError(f"{name} must be a number, got {value!r}") from None
-
-
 def check_noise_args(sigma, alpha, mu=0.0) -> tuple[float, float, float]:
     """Check the noisy-teacher hyper-parameters and return them as floats `(sigma, alpha, mu)`.
 
@@ -36,15 +21,15 @@ def check_noise_args(sigma, alpha, mu=0.0) -> tuple[float, float, float]:
     words it as a variance, the library does not); `alpha` is the probability that a sample is
     chosen for perturbation (in [0, 1]); `mu` is the mean of the noise (finite).
     Raises ValueError naming the argument and the accepted range."""
-    sigma, alpha, mu = _as_float(sigma, "sigma"), _as_float(alpha, "alpha"), _as_float(mu, "mu")
-    if not (math.isfinite(sigma) and sigma >= 0):
-        raise ValueError(f"sigma (a standard deviation) must be finite and >= 0, got {sigma!r}")
-    if not (0.0 <= alpha <= 1.0):  # also False for nan
-        raise ValueError(f"alpha (a probability) must be in [0, 1], got {alpha!r}")
-    if not math.isfinite(mu):
-        raise ValueError(f"mu (the noise mean) must be finite, got {mu!r}")
-    return sigma, alpha, mu
+    return (check_number(sigma, "sigma (a standard deviation)", 0), check_number(alpha, "alpha (a probability)", 0, 1),
+            check_number(mu, "mu (the noise mean)"))
 
+# %% ../nbs/01_noisy_teacher.ipynb #d7a3c001
+def _draw_device(generator: torch.Generator | None) -> torch.device:
+    "The device the noise is drawn on: the generator's, or the CPU for torch's global generator (None)."
+    if generator is not None and not isinstance(generator, torch.Generator):
+        raise ValueError(f"generator must be a torch.Generator or None, got {type(generator).__name__}")
+    return torch.device("cpu") if generator is None else generator.device
 
 # %% ../nbs/01_noisy_teacher.ipynb #3b63cf4a
 def draw_noise(logits: Tensor, sigma, alpha, mu=0.0, generator: torch.Generator | None = None
@@ -57,11 +42,8 @@ def draw_noise(logits: Tensor, sigma, alpha, mu=0.0, generator: torch.Generator 
     The draw uses `generator` (None: torch's global generator) on the generator's device, in
     float32, then is moved to the device and dtype of `logits`."""
     sigma, alpha, mu = check_noise_args(sigma, alpha, mu)
-    _check_logits(logits)
-    if generator is not None and not isinstance(generator, torch.Generator):
-        raise ValueError(f"generator must be a torch.Generator or None, got {type(generator).__name__}")
-    B, n = logits.shape
-    dev = generator.device if generator is not None else torch.device("cpu")
+    B, n = check_logits(logits).shape
+    dev = _draw_device(generator)
     chosen = torch.rand(B, generator=generator, device=dev) < alpha
     eps = torch.randn(B, n, generator=generator, device=dev, dtype=torch.float32)
     xi = torch.where(chosen[:, None], mu + sigma * eps, torch.zeros((), device=dev))
@@ -79,6 +61,14 @@ def perturb_logits(logits: Tensor, sigma, alpha, mu=0.0, generator: torch.Genera
     xi, chosen = draw_noise(logits, sigma, alpha, mu, generator)
     return torch.where(chosen[:, None], logits + xi * logits, logits)
 
+# %% ../nbs/01_noisy_teacher.ipynb #d7a3c003
+def _teacher_weights(weights, K: int) -> Tensor:
+    "The normalised weights w_k / sum_k w_k (float64) of K teachers: one finite weight >= 0 each, with a positive sum."
+    w = torch.tensor(check_numbers(weights, "weights", 0), dtype=torch.float64)
+    if len(w) != K: raise ValueError(f"weights must hold one weight per teacher ({K}), got {len(w)}")
+    if w.sum() <= 0: raise ValueError(f"weights must have a positive sum, got {w.tolist()}")
+    return w / w.sum()
+
 # %% ../nbs/01_noisy_teacher.ipynb #f1340282
 def combine_teachers(logits_list: Sequence[Tensor], weights=None) -> Tensor:
     """Weighted mean of several teachers' logits: `sum_k w_k z_k / sum_k w_k`, shape (batch, classes).
@@ -86,30 +76,9 @@ def combine_teachers(logits_list: Sequence[Tensor], weights=None) -> Tensor:
     `logits_list` is a non-empty sequence of 2-D floating-point tensors of one shape, on one device
     (the teachers' logits for the same samples, in the same order). `weights` (default: equal) is
     a sequence or 1-D tensor with one finite, non-negative weight per teacher and a positive sum."""
-    if isinstance(logits_list, Tensor) or not isinstance(logits_list, Sequence) or len(logits_list) == 0:
-        raise ValueError("logits_list must be a non-empty list or tuple of (batch, classes) tensors")
-    for k, t in enumerate(logits_list):
-        _check_logits(t, f"logits_list[{k}]")
-    shape, device = logits_list[0].shape, logits_list[0].device
-    for k, t in enumerate(logits_list):
-        if t.shape != shape:
-            raise ValueError(f"logits_list[{k}] has shape {tuple(t.shape)}, but logits_list[0] has {tuple(shape)}: "
-                             "all teachers' logits must have the same shape")
-        if t.device != device:
-            raise ValueError(f"logits_list[{k}] is on {t.device}, but logits_list[0] is on {device}")
-    K = len(logits_list)
+    check_logits(logits_list, "logits_list", many=True)
     stacked = torch.stack(list(logits_list))   # (K, B, n); mixed dtypes are promoted
     if weights is None:
         return stacked.mean(0)
-    try:
-        w = torch.as_tensor(weights, dtype=torch.float64).cpu()
-    except (TypeError, ValueError, RuntimeError):
-        raise ValueError(f"weights must be a sequence of numbers, got {weights!r}") from None
-    if w.ndim != 1 or w.numel() != K:
-        raise ValueError(f"weights must be 1-D with one weight per teacher ({K}), got shape {tuple(w.shape)}")
-    if not torch.isfinite(w).all() or (w < 0).any():
-        raise ValueError(f"weights must be finite and >= 0, got {w.tolist()}")
-    if w.sum() <= 0:
-        raise ValueError(f"weights must have a positive sum, got {w.tolist()}")
-    w = (w / w.sum()).to(device=device, dtype=stacked.dtype)
+    w = _teacher_weights(weights, len(logits_list)).to(device=stacked.device, dtype=stacked.dtype)
     return torch.einsum("k,kbn->bn", w, stacked)
