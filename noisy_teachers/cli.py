@@ -15,8 +15,8 @@ from pathlib import Path
 
 from .data import DATASETS, DataNotFoundError
 from .training import BudgetReached
-from .experiments import (arm_specs, comparisons, format_comparisons, format_study, format_table,
-                                        get_config, load_records, noise_benefit_study, plot_alpha,
+from .experiments import (arm_specs, comparisons, format_comparisons, format_study,
+                                        format_table, get_config, load_records, noise_benefit_study, plot_alpha,
                                         plot_curves, plot_sigma, plot_study, run_benchmark, study_gains, summarize)
 
 # %% ../nbs/07_cli.ipynb #151b6eea
@@ -39,7 +39,7 @@ def _positive_number(text: str) -> float:
     if not (math.isfinite(v) and v > 0): raise argparse.ArgumentTypeError(f"expected a number > 0, got {text!r}")
     return v
 
-
+# %% ../nbs/07_cli.ipynb #7b22299c
 def _number_list(lo: float, hi: float):
     "An argparse type: comma-separated numbers, each in [lo, hi]."
     def parse(text: str) -> list:
@@ -57,16 +57,13 @@ def _number_list(lo: float, hi: float):
 def _size_list(text: str) -> list:
     return [_positive_int(p) for p in text.split(",")]
 
-
+# %% ../nbs/07_cli.ipynb #8842eff0
 def _folder(text: str) -> Path:
     "An argparse type: a folder path, not empty (`Path('')` would silently mean the current folder)."
     if not text.strip(): raise argparse.ArgumentTypeError(f"expected a folder path, got {text!r}")
     return Path(text)
 
 # %% ../nbs/07_cli.ipynb #34da1c26
-_DEMO_ARMS = ("hard", "l2", "sigma")     # the student alone, L2, the noisy teacher over the sigma grid
-
-
 def _common(p: argparse.ArgumentParser, out_default=None, threads=None):
     p.add_argument("--no-batched", dest="batched", action="store_false",
                    help="train each student on its own instead of the arms of a group together (training.distil_many)")
@@ -82,25 +79,23 @@ def _common(p: argparse.ArgumentParser, out_default=None, threads=None):
                    help="no progress output at all (by default: bars in a terminal; one line per finished arm when "
                         "the output goes to a file or a pipe)")
 
-
+# %% ../nbs/07_cli.ipynb #06098ba1
 class _OneLineParser(argparse.ArgumentParser):
     "argparse, but a usage error is one line (the usage itself is in --help)."
     def error(self, message):
         self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
-
-def build_parser() -> argparse.ArgumentParser:
-    "The argument parser of the `noisy-teachers` command."
-    p = _OneLineParser(
-        prog="noisy-teachers",
-        description="Distilling knowledge from noisy teachers (Sau & Balasubramanian, 2016): demo, "
-                    "reproduction of the paper's benchmarks, and the when-does-it-help study.")
-    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+# %% ../nbs/07_cli.ipynb #c86f437f
+def _add_demo(sub) -> argparse.ArgumentParser:
     d = sub.add_parser("demo", help="the method end to end on the bundled 8x8 digits, offline, in about a minute",
                        description="Teacher, student alone, L2 student and noisy students (sigma grid) on "
                                    "scikit-learn's 8x8 digits; prints the table and saves demo.png.")
     d.add_argument("--seeds", type=_positive_int, default=3, metavar="N", help="number of seeds (default: 3)")
     _common(d, out_default=Path("noisy-teachers-demo"), threads=1)
+    return d
+
+# %% ../nbs/07_cli.ipynb #663486d7
+def _add_reproduce(sub) -> argparse.ArgumentParser:
     r = sub.add_parser("reproduce", help="the full protocol of one benchmark, resumable",
                        description="Every arm of the protocol (chapter 06) on one benchmark for N seeds; results "
                                    "are written as they finish, and a rerun resumes. Ends with summary.md and plots.")
@@ -126,6 +121,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="only these arms or groups (baseline, dropout, sigma, alpha, student_noise, ensemble, or "
                         "arm names such as l2, kd, noisy_sigma0.2_alpha0.15); 'hard' always runs")
     _common(r)
+    return r
+
+# %% ../nbs/07_cli.ipynb #bf570ad0
+def _add_study(sub) -> argparse.ArgumentParser:
     s = sub.add_parser("study", help="when does the noisy teacher help: transfer-set size x sigma x alpha",
                        description="For each transfer-set size, sigma and alpha, the noisy teacher's gain over "
                                    "sigma = 0, paired over seeds; writes study.md and the heat map study.png.")
@@ -156,9 +155,24 @@ def build_parser() -> argparse.ArgumentParser:
                    help="score the students on the validation and test sets about every N steps (small transfer sets "
                         "are repeated so that an epoch has N steps; default: after every pass)")
     _common(s)
+    return s
+
+# %% ../nbs/07_cli.ipynb #09bbfe6c
+def _add_summarize(sub) -> argparse.ArgumentParser:
     m = sub.add_parser("summarize", help="tables and plots from the results already in --out",
                        description="Rebuild summary.md / study.md and the plots from results.jsonl / study.jsonl.")
     m.add_argument("--out", type=_folder, required=True, metavar="DIR", help="the output folder of a run")
+    return m
+
+# %% ../nbs/07_cli.ipynb #baa2d7c7
+def build_parser() -> argparse.ArgumentParser:
+    "The argument parser of the `noisy-teachers` command."
+    p = _OneLineParser(
+        prog="noisy-teachers",
+        description="Distilling knowledge from noisy teachers (Sau & Balasubramanian, 2016): demo, "
+                    "reproduction of the paper's benchmarks, and the when-does-it-help study.")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for add in (_add_demo, _add_reproduce, _add_study, _add_summarize): add(sub)
     return p
 
 # %% ../nbs/07_cli.ipynb #4e92bc1a
@@ -168,7 +182,7 @@ def _save(fig, path: Path) -> Path:
     plt.close(fig)
     return path
 
-
+# %% ../nbs/07_cli.ipynb #d86d9d80
 _PLOTS = {"sigma": "sigma.png", "alpha": "alpha.png", "curves": "curves.png"}
 
 
@@ -178,7 +192,7 @@ def _title(records: list, seeds: int | None = None) -> str:
     n = seeds if seeds is not None else len({x["seed"] for x in records})
     return f"{r['benchmark']} ({r['variant']}): {n} seed(s), {c['teacher_train']['epochs']} teacher / {c['l2_train']['epochs']} student epochs"
 
-
+# %% ../nbs/07_cli.ipynb #84f07667
 def _report(out: Path, records: list, title: str, plots=_PLOTS) -> str:
     "Write summary.md and the plots (`plots`: kind -> file name) of one benchmark's records into `out`; return the text tables."
     rows = summarize(records)
@@ -194,7 +208,7 @@ def _report(out: Path, records: list, title: str, plots=_PLOTS) -> str:
     text = format_table(rows, markdown=False) + "\n\n" + format_comparisons(comps, markdown=False)
     return text + "\n\nwrote " + ", ".join(str(p) for p in [out / "summary.md"] + made)
 
-
+# %% ../nbs/07_cli.ipynb #c1707995
 def _study_report(out: Path, records: list) -> str:
     gains = study_gains(records)
     if not gains: return "no finished (sigma = 0, sigma > 0) pairs yet"
@@ -202,69 +216,13 @@ def _study_report(out: Path, records: list) -> str:
     _save(plot_study(gains), out / "study.png")
     return format_study(gains, markdown=False) + f"\n\nwrote {out / 'study.md'}, {out / 'study.png'}"
 
-
+# %% ../nbs/07_cli.ipynb #8e349cf5
 def _by_benchmark(records):
     groups = {}
     for r in records: groups.setdefault((r["benchmark"], r["variant"], r["config_key"]), []).append(r)
     return groups
 
-# %% ../nbs/07_cli.ipynb #c8ee32c9
-def _run(args, parser) -> int:
-    import torch
-    if getattr(args, "threads", None): torch.set_num_threads(args.threads)
-    t0 = time.perf_counter()
-    if args.command == "demo":
-        config = get_config("digits")
-        records = run_benchmark(config, args.seeds, out_dir=args.out, device=args.device, progress=_progress(args),
-                                arms=list(_DEMO_ARMS), batched=args.batched)
-        print(_report(args.out, records, "noisy-teachers demo: digits (8x8), teacher / student alone / L2 / noisy teacher",
-                      plots={"sigma": "demo.png"}))
-        print(f"{len(records)} records in {time.perf_counter() - t0:.0f} s")
-        return 0
-    if args.command == "summarize":
-        if not args.out.is_dir(): parser.error(f"argument --out: no such folder: {args.out}")
-        res, st = load_records(args.out / "results.jsonl"), load_records(args.out / "study.jsonl")
-        if not res and not st: parser.error(f"argument --out: {args.out} holds no results.jsonl or study.jsonl records")
-        groups = _by_benchmark(res)
-        for i, ((b, v, k), recs) in enumerate(groups.items()):
-            sub = args.out if len(groups) == 1 else args.out / f"{b}-{v}-{k}"
-            sub.mkdir(exist_ok=True)
-            print(_report(sub, recs, _title(recs)))
-        if st: print(_study_report(args.out, st))
-        return 0
-    config = get_config(args.benchmark, quick=args.quick, tiny=args.tiny, epochs=args.epochs)
-    seeds = list(range(args.first_seed, args.first_seed + args.seeds))
-    if args.command == "reproduce":
-        if args.arms:
-            names = [s.name for s in arm_specs(config)]
-            groups = sorted({g for s in arm_specs(config) for g in s.groups})
-            bad = [a for a in args.arms if a not in names and a not in groups]
-            if bad: parser.error(f"argument --arms: unknown arm or group {bad[0]!r} (choose from the groups "
-                                 f"{', '.join(groups)} or the arms {', '.join(names)})")
-        kw = dict(data_root=args.data_root, out_dir=args.out, device=args.device, progress=_progress(args), arms=args.arms,
-                  download=args.download, batched=args.batched)
-        if args.ray is None: records = run_benchmark(config, seeds, budget_minutes=args.budget_minutes, **kw)
-        else:
-            if args.budget_minutes is not None: parser.error("argument --budget-minutes: not allowed with argument --ray")
-            from noisy_teachers.distributed import run_benchmark_ray             # imports without Ray; says how to get it
-            records = run_benchmark_ray(config, seeds, address=args.ray or None, **kw)
-        print(_report(args.out, records, _title(records, args.seeds)))
-    else:
-        alphas = args.alphas if args.alphas is not None else [config.alpha]
-        kw = dict(data_root=args.data_root, out_dir=args.out, device=args.device, progress=_progress(args),
-                  download=args.download, batched=args.batched, steps=args.steps,
-                  eval_every=args.eval_every)
-        if args.ray is None: records = noise_benefit_study(config, args.sizes, args.sigmas, alphas, seeds,
-                                                           budget_minutes=args.budget_minutes, **kw)
-        else:
-            if args.budget_minutes is not None: parser.error("argument --budget-minutes: not allowed with argument --ray")
-            from noisy_teachers.distributed import noise_benefit_study_ray
-            records = noise_benefit_study_ray(config, args.sizes, args.sigmas, alphas, seeds, address=args.ray or None, **kw)
-        print(_study_report(args.out, records))
-    print(f"done in {time.perf_counter() - t0:.0f} s; results in {args.out}")
-    return 0
-
-
+# %% ../nbs/07_cli.ipynb #a0c011c7
 def _progress(args):
     "Bars in a terminal; one line per finished arm when stderr goes to a file or a pipe; nothing with --no-progress."
     if not getattr(args, "progress", False): return False
@@ -274,7 +232,104 @@ def _progress(args):
 def _one_line_warning(message, category, filename, lineno, file=None, line=None) -> str:
     return f"noisy-teachers: warning: {message}\n"
 
+# %% ../nbs/07_cli.ipynb #d6795c91
+_DEMO_ARMS = ("hard", "l2", "sigma")     # the student alone, L2, the noisy teacher over the sigma grid
 
+
+def _run_demo(args, t0: float, config=None) -> int:
+    "`demo`: the student alone, L2 and the noisy teacher over sigma on the digits (`config`: `get_config('digits')` if None)."
+    config = get_config("digits") if config is None else config
+    records = run_benchmark(config, args.seeds, out_dir=args.out, device=args.device, progress=_progress(args),
+                            arms=list(_DEMO_ARMS), batched=args.batched)
+    print(_report(args.out, records, "noisy-teachers demo: digits (8x8), teacher / student alone / L2 / noisy teacher",
+                  plots={"sigma": "demo.png"}))
+    print(f"{len(records)} records in {time.perf_counter() - t0:.0f} s")
+    return 0
+
+# %% ../nbs/07_cli.ipynb #a5178fa1
+def _run_summarize(args, parser) -> int:
+    "`summarize`: the tables and plots of the records in --out (one sub-folder per benchmark when it holds several)."
+    if not args.out.is_dir(): parser.error(f"argument --out: no such folder: {args.out}")
+    res, st = load_records(args.out / "results.jsonl"), load_records(args.out / "study.jsonl")
+    if not res and not st: parser.error(f"argument --out: {args.out} holds no results.jsonl or study.jsonl records")
+    groups = _by_benchmark(res)
+    for (b, v, k), recs in groups.items():
+        sub = args.out if len(groups) == 1 else args.out / f"{b}-{v}-{k}"
+        sub.mkdir(exist_ok=True)
+        print(_report(sub, recs, _title(recs)))
+    if st: print(_study_report(args.out, st))
+    return 0
+
+# %% ../nbs/07_cli.ipynb #9940e326
+def _check_arms(config, arms: list, parser):
+    "An argparse error naming --arms for an arm or group the benchmark does not have, before anything trains."
+    names = [s.name for s in arm_specs(config)]
+    groups = sorted({g for s in arm_specs(config) for g in s.groups})
+    bad = [a for a in arms if a not in names and a not in groups]
+    if bad: parser.error(f"argument --arms: unknown arm or group {bad[0]!r} (choose from the groups "
+                         f"{', '.join(groups)} or the arms {', '.join(names)})")
+
+# %% ../nbs/07_cli.ipynb #d0c1c73c
+def _run_reproduce(args, parser, config):
+    "`reproduce`: the protocol's arms (all, or those of --arms) on one benchmark, here or on Ray; then the report."
+    if args.arms: _check_arms(config, args.arms, parser)
+    kw = dict(data_root=args.data_root, out_dir=args.out, device=args.device, progress=_progress(args), arms=args.arms,
+              download=args.download, batched=args.batched)
+    seeds = list(range(args.first_seed, args.first_seed + args.seeds))
+    if args.ray is None: records = run_benchmark(config, seeds, budget_minutes=args.budget_minutes, **kw)
+    else:
+        if args.budget_minutes is not None: parser.error("argument --budget-minutes: not allowed with argument --ray")
+        from noisy_teachers.distributed import run_benchmark_ray             # imports without Ray; says how to get it
+        records = run_benchmark_ray(config, seeds, address=args.ray or None, **kw)
+    print(_report(args.out, records, _title(records, args.seeds)))
+
+# %% ../nbs/07_cli.ipynb #a93c4637
+def _run_study(args, parser, config):
+    "`study`: the noisy teacher's gain over sigma = 0 per transfer-set size, sigma and alpha, here or on Ray; then the report."
+    alphas = args.alphas if args.alphas is not None else [config.alpha]
+    kw = dict(data_root=args.data_root, out_dir=args.out, device=args.device, progress=_progress(args),
+              download=args.download, batched=args.batched, steps=args.steps,
+              eval_every=args.eval_every)
+    seeds = list(range(args.first_seed, args.first_seed + args.seeds))
+    if args.ray is None: records = noise_benefit_study(config, args.sizes, args.sigmas, alphas, seeds,
+                                                       budget_minutes=args.budget_minutes, **kw)
+    else:
+        if args.budget_minutes is not None: parser.error("argument --budget-minutes: not allowed with argument --ray")
+        from noisy_teachers.distributed import noise_benefit_study_ray
+        records = noise_benefit_study_ray(config, args.sizes, args.sigmas, alphas, seeds, address=args.ray or None, **kw)
+    print(_study_report(args.out, records))
+
+# %% ../nbs/07_cli.ipynb #49666f75
+def _run(args, parser) -> int:
+    "Run the parsed command and return 0; the errors a user can fix are raised, for `main` to report."
+    import torch
+    if getattr(args, "threads", None): torch.set_num_threads(args.threads)
+    t0 = time.perf_counter()
+    if args.command == "demo": return _run_demo(args, t0)
+    if args.command == "summarize": return _run_summarize(args, parser)
+    config = get_config(args.benchmark, quick=args.quick, tiny=args.tiny, epochs=args.epochs)
+    (_run_reproduce if args.command == "reproduce" else _run_study)(args, parser, config)
+    print(f"done in {time.perf_counter() - t0:.0f} s; results in {args.out}")
+    return 0
+
+# %% ../nbs/07_cli.ipynb #fdc23c75
+def _user_error(e: BaseException, args) -> int:
+    "Say on stderr, without a traceback, what stopped the command (bad settings, unusable folders, unreadable files, ...); return the exit code."
+    if isinstance(e, KeyboardInterrupt):
+        print(f"\nnoisy-teachers: interrupted; finished arms are in {args.out}. Rerun the same command to resume.",
+              file=sys.stderr)
+        return 130
+    if isinstance(e, BudgetReached):
+        print(f"noisy-teachers: {e}: stopped at --budget-minutes {args.budget_minutes:g}; finished arms are in "
+              f"{args.out}, and rerunning the same command continues where this one stopped.", file=sys.stderr)
+        return 0
+    hint = ""
+    if isinstance(e, DataNotFoundError) and not getattr(args, "download", True):
+        hint = "\nFrom the command line: add --download to fetch it into --data-root (on a machine that is online)."
+    print(f"noisy-teachers: error: {e}{hint}", file=sys.stderr)
+    return 1 if isinstance(e, FloatingPointError) else 2       # a teacher diverged (student arms record it and go on)
+
+# %% ../nbs/07_cli.ipynb #c8ee32c9
 def main(argv=None) -> int:
     """The `noisy-teachers` command: `main(["demo", "--out", "d"])` as from a shell. Returns the exit code: 0 done,
     2 for missing or unreadable data, an invalid setting or an unusable folder (one line on stderr, no traceback),
@@ -290,25 +345,8 @@ def main(argv=None) -> int:
         with warnings.catch_warnings():
             warnings.simplefilter("always")                 # every warning of this command, each on one line
             return _run(args, parser)
-    except DataNotFoundError as e:
-        hint = "" if getattr(args, "download", True) else \
-            "\nFrom the command line: add --download to fetch it into --data-root (on a machine that is online)."
-        print(f"noisy-teachers: error: {e}{hint}", file=sys.stderr)
-        return 2
-    except (ValueError, OSError) as e:                      # bad settings, unusable folders, unreadable files
-        print(f"noisy-teachers: error: {e}", file=sys.stderr)
-        return 2
-    except BudgetReached as e:
-        print(f"noisy-teachers: {e}: stopped at --budget-minutes {args.budget_minutes:g}; finished arms are in "
-              f"{args.out}, and rerunning the same command continues where this one stopped.", file=sys.stderr)
-        return 0
-    except FloatingPointError as e:                        # a teacher diverged (student arms record it and go on)
-        print(f"noisy-teachers: error: {e}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        print(f"\nnoisy-teachers: interrupted; finished arms are in {args.out}. Rerun the same command to resume.",
-              file=sys.stderr)
-        return 130
+    except (ValueError, OSError, BudgetReached, FloatingPointError, KeyboardInterrupt) as e:   # what a user can fix
+        return _user_error(e, args)
     finally: warnings.formatwarning = fmt
 
 # %% ../nbs/07_cli.ipynb #0cfb11f0

@@ -12,12 +12,6 @@ from torch import Tensor
 
 from .checks import check_logits, check_number, check_tensor
 
-# %% ../nbs/00_logit_regression.ipynb #c7a1e2b0
-_check_logits = check_logits          # private names that `training` and `widgets` import from here
-
-def _check_pair(student_logits, teacher_logits) -> None:
-    check_logits(student_logits, "student_logits", teacher_logits=teacher_logits)
-
 # %% ../nbs/00_logit_regression.ipynb #86b9fa37
 def logit_regression_loss(student_logits: Tensor, teacher_logits: Tensor) -> Tensor:
     """Eq. (1): `1/(2T) * sum_i ||g_i - z_i||^2` for student logits g and teacher logits z, shape (T, n).

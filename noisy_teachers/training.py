@@ -27,7 +27,8 @@ from torch.func import functional_call, stack_module_state, vmap
 from tqdm.auto import tqdm
 
 from .data import CorruptFileError, ImageData, UnsafeFileError, augment, batches, safe_load, save_atomic
-from .losses import _check_pair, _soft_target, hard_label_loss, logit_regression_loss
+from .checks import check_logits
+from .losses import _soft_target, hard_label_loss, logit_regression_loss
 from .noise import check_noise_args, perturb_logits
 
 # %% ../nbs/05_training.ipynb #659542f9
@@ -170,7 +171,7 @@ def arm_loss(arm: Arm, student_logits: Tensor, labels: Tensor | None = None, tea
         return logit_regression_loss(student_logits, perturb_logits(teacher_logits, arm.sigma, arm.alpha, arm.mu, generator))
     if k == "student_noise":
         return logit_regression_loss(perturb_logits(student_logits, arm.sigma, arm.alpha, arm.mu, generator), teacher_logits)
-    _check_pair(student_logits, teacher_logits)
+    check_logits(student_logits, "student_logits", teacher_logits=teacher_logits)
     return _kd_loss(arm, student_logits, labels, teacher_logits)
 
 

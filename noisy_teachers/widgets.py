@@ -24,7 +24,9 @@ from matplotlib.patches import Rectangle
 from torch import Tensor
 
 from .data import load_dataset
-from .losses import _check_logits, logit_regression_loss
+from .checks import check_logits
+from .experiments import patch
+from .losses import logit_regression_loss
 from .models import build
 from .noise import check_noise_args, draw_noise, perturb_logits
 from .regularizer import expected_regularizer, noise_regularizer, sample_regularizer
@@ -48,7 +50,7 @@ def _check_in(name: str, value, lo: float, hi: float, integer: bool = False):
         raise ValueError(f"{name} must be {kind} in [{lo}, {hi}], got {value!r}")
     return int(v) if integer else v
 
-
+# %% ../nbs/20_explore.ipynb #bdc38194
 @contextlib.contextmanager
 def torch_threads(n: int | None):
     """Run the block with `torch.set_num_threads(n)` (None: leave it), restoring the old value afterwards.
@@ -63,7 +65,7 @@ def torch_threads(n: int | None):
     finally:
         torch.set_num_threads(old)
 
-
+# %% ../nbs/20_explore.ipynb #cc5f0d31
 def digits_setup(seed: int = 0) -> dict:
     """Train (once per Python process, then cached) the small `digits_teacher` on scikit-learn's 8x8 digits.
 
@@ -89,7 +91,7 @@ def digits_setup(seed: int = 0) -> dict:
                            test_error=float(history.test_error[-1]), history=history, seconds=seconds)
     return _CACHE[key]
 
-
+# %% ../nbs/20_explore.ipynb #e93e66d8
 def digits_teacher_logits(n: int = 32, seed: int = 0) -> tuple[Tensor, Tensor]:
     """The first `n` rows of the digits teacher's logits on its training split, and their labels: `(logits, labels)`."""
     if isinstance(n, bool) or not isinstance(n, numbers.Integral) or not 1 <= n <= 1000:
@@ -97,7 +99,7 @@ def digits_teacher_logits(n: int = 32, seed: int = 0) -> tuple[Tensor, Tensor]:
     s = digits_setup(seed)
     return s["train_logits"][: int(n)].clone(), s["train"].labels[: int(n)].cpu().clone()
 
-# %% ../nbs/20_explore.ipynb #b12b466b
+# %% ../nbs/20_explore.ipynb #3b52d519
 def _as_logits(logits, name: str) -> Tensor:
     if not isinstance(logits, Tensor) or logits.ndim != 2 or not logits.is_floating_point():
         shape = tuple(logits.shape) if isinstance(logits, Tensor) else type(logits).__name__
@@ -106,10 +108,10 @@ def _as_logits(logits, name: str) -> Tensor:
         raise ValueError(f"{name} must have >= 1 sample and >= 2 classes, got shape {tuple(logits.shape)}")
     if logits.requires_grad:
         logits = logits.detach()
-    _check_logits(logits, name)  # and finite: a nan would draw as a blank cell and turn every number into nan
+    check_logits(logits, name)  # and finite: a nan would draw as a blank cell and turn every number into nan
     return logits.float().cpu()  # the same tensor object when it is already float32 on the CPU
 
-
+# %% ../nbs/20_explore.ipynb #eee7fba7
 def default_student_logits(teacher_logits: Tensor, offset: float = 0.5, seed: int = 12345) -> Tensor:
     "A stand-in student close to the teacher: `teacher_logits + offset * eps`, eps ~ N(0, 1) from `seed`."
     z = _as_logits(teacher_logits, "teacher_logits")
@@ -117,7 +119,34 @@ def default_student_logits(teacher_logits: Tensor, offset: float = 0.5, seed: in
     eps = torch.randn(z.shape, generator=torch.Generator().manual_seed(int(seed)))
     return z + offset * eps
 
+# %% ../nbs/20_explore.ipynb #b4c5fd61
+def _shown_sample(sample, flipped: Tensor, chosen: Tensor) -> int:
+    "`sample` if given (checked), else the first chosen row that flipped, else the first chosen row, else 0."
+    if sample is None:
+        first = torch.nonzero(flipped).flatten().tolist() + torch.nonzero(chosen).flatten().tolist() + [0]
+        sample = first[0]
+    return _check_in("sample", sample, 0, len(chosen) - 1, integer=True)
 
+# %% ../nbs/20_explore.ipynb #be966233
+def _regularizer_numbers(g: Tensor, z: Tensor, xi: Tensor, chosen: Tensor, sigma, alpha, mu, seed: int, n_draws: int) -> dict:
+    "E_R of this draw, its expected values (over xi for the chosen rows; over the choice too), and its mean and standard error over `n_draws` fresh draws."
+    draws = sample_regularizer(g, z, sigma, alpha, mu, n_draws=n_draws,
+                               generator=torch.Generator().manual_seed(seed + 1_000_003)).double()
+    return dict(E_R=float(noise_regularizer(g, z, xi, chosen)),
+                expected_given_chosen=float(expected_regularizer(g, z, sigma, alpha, mu, chosen=chosen)),
+                expected=float(expected_regularizer(g, z, sigma, alpha, mu)),
+                E_R_mean=float(draws.mean()), E_R_se=float(draws.std() / math.sqrt(n_draws)), n_draws=n_draws)
+
+# %% ../nbs/20_explore.ipynb #9d13cd01
+def _label_errors(labels, pred_before: Tensor, pred_after: Tensor) -> dict:
+    "The labels, and the error rates of the predictions before and after the noise."
+    labels = torch.as_tensor(labels).cpu()
+    if labels.shape != pred_before.shape:
+        raise ValueError(f"labels must have shape ({len(pred_before)},), got {tuple(labels.shape)}")
+    return dict(labels=labels.numpy(), error_before=float((pred_before != labels).float().mean()),
+                error_after=float((pred_after != labels).float().mean()))
+
+# %% ../nbs/20_explore.ipynb #b12b466b
 def noise_view(teacher_logits: Tensor, sigma, alpha, mu=0.0, seed: int = 0, student_logits: Tensor | None = None,
                labels: Tensor | None = None, sample: int | None = None, n_draws: int = 200) -> dict:
     """Everything the noise explorer shows for one setting, as numbers and NumPy arrays.
@@ -142,32 +171,20 @@ def noise_view(teacher_logits: Tensor, sigma, alpha, mu=0.0, seed: int = 0, stud
     zp = perturb_logits(z, sigma, alpha, mu, generator=torch.Generator().manual_seed(seed))
     pred0, pred1 = z.argmax(1), zp.argmax(1)
     flipped = chosen & (pred0 != pred1)
-    if sample is None:
-        first = torch.nonzero(flipped).flatten().tolist() + torch.nonzero(chosen).flatten().tolist() + [0]
-        sample = first[0]
-    sample = _check_in("sample", sample, 0, B - 1, integer=True)
-    draws = sample_regularizer(g, z, sigma, alpha, mu, n_draws=n_draws,
-                               generator=torch.Generator().manual_seed(seed + 1_000_003)).double()
+    sample = _shown_sample(sample, flipped, chosen)
     out = dict(
         sigma=sigma, alpha=alpha, mu=mu, seed=seed, batch=B, classes=n,
         logits=z.numpy(), perturbed=zp.numpy(), xi=xi.numpy(), student=g.numpy(),
         chosen=chosen.numpy(), n_chosen=int(chosen.sum()), chosen_fraction=float(chosen.float().mean()),
         pred_before=pred0.numpy(), pred_after=pred1.numpy(), flipped=flipped.numpy(), n_flipped=int(flipped.sum()),
         sample=sample, probs_before=torch.softmax(z[sample], 0).numpy(), probs_after=torch.softmax(zp[sample], 0).numpy(),
-        E_R=float(noise_regularizer(g, z, xi, chosen)),
-        expected_given_chosen=float(expected_regularizer(g, z, sigma, alpha, mu, chosen=chosen)),
-        expected=float(expected_regularizer(g, z, sigma, alpha, mu)),
-        E_R_mean=float(draws.mean()), E_R_se=float(draws.std() / math.sqrt(n_draws)), n_draws=n_draws,
+        **_regularizer_numbers(g, z, xi, chosen, sigma, alpha, mu, seed, n_draws),
         loss_clean=float(logit_regression_loss(g, z)), loss_noisy=float(logit_regression_loss(g, zp)))
     if labels is not None:
-        labels = torch.as_tensor(labels).cpu()
-        if labels.shape != (B,):
-            raise ValueError(f"labels must have shape ({B},), got {tuple(labels.shape)}")
-        out.update(labels=labels.numpy(), error_before=float((pred0 != labels).float().mean()),
-                   error_after=float((pred1 != labels).float().mean()))
+        out.update(_label_errors(labels, pred0, pred1))
     return out
 
-
+# %% ../nbs/20_explore.ipynb #b12a9a02
 def readout_text(state: dict) -> str:
     "The one-line summary the explorer prints under its sliders (parsed by the browser test)."
     s = state
@@ -177,15 +194,12 @@ def readout_text(state: dict) -> str:
             f"{s['expected']:.3f} over the choice; mean of {s['n_draws']} draws "
             f"{s['E_R_mean']:.3f} ± {s['E_R_se']:.3f})")
 
-# %% ../nbs/20_explore.ipynb #421937b6
-def noise_figure(state: dict, figsize=(9, 3.4), dpi: int = 80) -> Figure:
-    "Heat maps of the teacher's logits and the noisy targets, and one sample's softmax before/after (returns the figure)."
-    z, zp, ch, fl = state["logits"], state["perturbed"], state["chosen"], state["flipped"]
-    B, n = z.shape
-    i = state["sample"]
+# %% ../nbs/20_explore.ipynb #c322b987
+def _heat_maps(fig: Figure, ax0, ax1, state: dict):
+    "The teacher's logits (`ax0`) and the noisy targets (`ax1`) on one colour scale, with the marks and a colour bar."
+    z, zp, i = state["logits"], state["perturbed"], state["sample"]
+    n = z.shape[1]
     v = float(np.abs(z).max()) or 1.0
-    fig = Figure(figsize=figsize, dpi=dpi, layout="constrained")
-    ax0, ax1, ax2 = fig.subplots(1, 3, width_ratios=[1, 1, 1.3])
     kw = dict(cmap="RdBu_r", vmin=-v, vmax=v, aspect="auto", interpolation="nearest")
     ax0.imshow(z, **kw)
     im = ax1.imshow(zp, **kw)
@@ -194,32 +208,44 @@ def noise_figure(state: dict, figsize=(9, 3.4), dpi: int = 80) -> Figure:
         ax.set_xticks(range(n))
         ax.tick_params(labelsize=7)
         ax.set_xlabel("class")
-    rows = np.flatnonzero(ch)
+    rows = np.flatnonzero(state["chosen"])
     ax1.scatter(np.full(len(rows), -1.1), rows, marker=">", s=14, c="k", clip_on=False)
-    rows = np.flatnonzero(fl)
+    rows = np.flatnonzero(state["flipped"])
     ax1.scatter(state["pred_after"][rows], rows, marker="X", s=40, c="lime", edgecolors="k", linewidths=0.5)
     ax0.set(title="teacher logits z", ylabel="sample in the batch")
     ax1.set_title("noisy targets z' = (1+ξ)⊙z")
     fig.colorbar(im, ax=[ax0, ax1], shrink=0.85, label="logit (colour clipped at ±max|z|)")
-    x = np.arange(n)
-    ax2.bar(x - 0.2, state["probs_before"], 0.4, label="softmax(z)", color="tab:blue")
-    ax2.bar(x + 0.2, state["probs_after"], 0.4, label="softmax(z')", color="tab:orange")
-    tag = "flipped" if fl[i] else ("chosen" if ch[i] else "not chosen")
-    ax2.set(title=f"sample {i} ({tag})", xlabel="class", ylabel="probability", ylim=(0, 1.05), xticks=x)
-    ax2.tick_params(labelsize=7)
-    ax2.legend(fontsize=8, loc="upper right")
+
+# %% ../nbs/20_explore.ipynb #64e900db
+def _softmax_panel(ax, state: dict):
+    "One sample's softmax before and after the noise, class by class; the legend outside the panel, on its right."
+    i, x = state["sample"], np.arange(state["classes"])
+    ax.bar(x - 0.2, state["probs_before"], 0.4, label="softmax(z)", color="tab:blue")
+    ax.bar(x + 0.2, state["probs_after"], 0.4, label="softmax(z')", color="tab:orange")
+    tag = "flipped" if state["flipped"][i] else ("chosen" if state["chosen"][i] else "not chosen")
+    ax.set(title=f"sample {i} ({tag})", xlabel="class", ylabel="probability", ylim=(0, 1.05), xticks=x)
+    ax.tick_params(labelsize=7)
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0)
+
+# %% ../nbs/20_explore.ipynb #9d74599c
+def noise_figure(state: dict, figsize=(9, 3.4), dpi: int = 100) -> Figure:
+    "Heat maps of the teacher's logits and the noisy targets, and one sample's softmax before/after (returns the figure)."
+    fig = Figure(figsize=figsize, dpi=dpi, layout="constrained")
+    ax0, ax1, ax2 = fig.subplots(1, 3, width_ratios=[1, 1, 1.3])
+    _heat_maps(fig, ax0, ax1, state)
+    _softmax_panel(ax2, state)
     fig.suptitle(f"σ = {state['sigma']:.2f}, α = {state['alpha']:.2f}, μ = {state['mu']:+.2f}, seed {state['seed']}: "
-                 f"chosen {state['n_chosen']}/{B}, flipped {state['n_flipped']}, E_R = {state['E_R']:.2f} "
+                 f"chosen {state['n_chosen']}/{state['batch']}, flipped {state['n_flipped']}, E_R = {state['E_R']:.2f} "
                  f"(expected {state['expected_given_chosen']:.2f} for these rows)", fontsize=10)
     return fig
 
-
-def _png(fig: Figure, dpi: int = 80) -> bytes:
+# %% ../nbs/20_explore.ipynb #130c259b
+def _png(fig: Figure, dpi: int = 100) -> bytes:
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=dpi)
     return buf.getvalue()
 
-
+# %% ../nbs/20_explore.ipynb #58a03dcf
 class _ShownBox(W.VBox):
     "A VBox that calls `on_show()` the first time it is displayed (rich repr asked for)."
     def __init__(self, children, on_show):
@@ -246,7 +272,13 @@ def _slider(cls, name: str, description: str, value, lo, hi, step=1, fmt=None, w
     w.add_class(f"nt-{name}")
     return w
 
+# %% ../nbs/20_explore.ipynb #2362156f
+def _check_settings(**values) -> dict:
+    "The settings given (sigma, alpha, mu, seed; None: not given), each checked against its slider's bounds."
+    ranges = dict(sigma=SIGMA_RANGE, alpha=ALPHA_RANGE, mu=MU_RANGE, seed=SEED_RANGE)
+    return {k: _check_in(k, v, *ranges[k], integer=(k == "seed")) for k, v in values.items() if v is not None}
 
+# %% ../nbs/20_explore.ipynb #cd1e1b32
 def _close_widgets(image, box):
     "Empty `image` and close `box`, its children and theirs (a widget object's `close`)."
     image.value = b""
@@ -256,7 +288,23 @@ def _close_widgets(image, box):
         w.close()
     box.close()
 
+# %% ../nbs/20_explore.ipynb #0421634c
+def _explorer_widgets(v: dict, on_show) -> dict:
+    "The explorer's sliders (at the settings `v`), readout, image, and the `widget` box that shows them (`on_show`: see `_ShownBox`)."
+    w = dict(sigma=_slider(W.FloatSlider, "sigma", "σ (noise std)", v["sigma"], *SIGMA_RANGE, SIGMA_STEP, ".2f"),
+             alpha=_slider(W.FloatSlider, "alpha", "α (P chosen)", v["alpha"], *ALPHA_RANGE, ALPHA_STEP, ".2f"),
+             mu=_slider(W.FloatSlider, "mu", "μ (noise mean)", v["mu"], *MU_RANGE, MU_STEP, "+.2f"),
+             seed=_slider(W.IntSlider, "seed", "seed", v["seed"], *SEED_RANGE),
+             readout=W.HTML(layout=W.Layout(width="900px")),
+             image=W.Image(format="png", layout=W.Layout(width="900px")))
+    w["readout"].add_class("nt-explore-readout")
+    w["image"].add_class("nt-explore-image")
+    w["widget"] = _ShownBox([W.HBox([w["sigma"], w["alpha"]]), W.HBox([w["mu"], w["seed"]]), w["readout"], w["image"]],
+                            on_show=on_show)
+    w["widget"].add_class("nt-explore")
+    return w
 
+# %% ../nbs/20_explore.ipynb #703714fa
 class NoiseExplorer:
     """Sliders for sigma, alpha, mu and the seed over a batch of teacher logits, redrawn live.
 
@@ -269,43 +317,16 @@ class NoiseExplorer:
                  sigma=0.3, alpha=0.15, mu=0.0, seed=0, sample: int | None = None):
         self.teacher_logits = _as_logits(teacher_logits, "teacher_logits")
         self.labels, self.student_logits, self.sample = labels, student_logits, sample
-        v = self._checked(sigma=sigma, alpha=alpha, mu=mu, seed=seed)
-        self.sigma = _slider(W.FloatSlider, "sigma", "σ (noise std)", v["sigma"], *SIGMA_RANGE, SIGMA_STEP, ".2f")
-        self.alpha = _slider(W.FloatSlider, "alpha", "α (P chosen)", v["alpha"], *ALPHA_RANGE, ALPHA_STEP, ".2f")
-        self.mu = _slider(W.FloatSlider, "mu", "μ (noise mean)", v["mu"], *MU_RANGE, MU_STEP, "+.2f")
-        self.seed = _slider(W.IntSlider, "seed", "seed", v["seed"], *SEED_RANGE)
-        self.readout = W.HTML(layout=W.Layout(width="900px"))
-        self.readout.add_class("nt-explore-readout")
-        self.image = W.Image(format="png", layout=W.Layout(width="720px"))
-        self.image.add_class("nt-explore-image")
-        self.widget = _ShownBox([W.HBox([self.sigma, self.alpha]), W.HBox([self.mu, self.seed]), self.readout,
-                                 self.image], on_show=self._show)
-        self.widget.add_class("nt-explore")
+        v = _check_settings(sigma=sigma, alpha=alpha, mu=mu, seed=seed)
+        vars(self).update(_explorer_widgets(v, on_show=lambda: self._show()))   # sigma, alpha, mu, seed, readout, image, widget
         self.state, self.figure, self.n_updates, self._hold, self.shown = None, None, 0, False, False
         self.update()
         for w in self.sliders:
-            w.observe(self._on_change, names="value")
+            w.observe(lambda change: self._on_change(change), names="value")
 
     @property
     def sliders(self) -> tuple:
         return (self.sigma, self.alpha, self.mu, self.seed)
-
-    @staticmethod
-    def _checked(**values) -> dict:
-        ranges = dict(sigma=SIGMA_RANGE, alpha=ALPHA_RANGE, mu=MU_RANGE, seed=SEED_RANGE)
-        return {k: _check_in(k, v, *ranges[k], integer=(k == "seed")) for k, v in values.items() if v is not None}
-
-    def set(self, sigma=None, alpha=None, mu=None, seed=None) -> "NoiseExplorer":
-        "Set any of the sliders (checked against their bounds first: ValueError) and redraw once."
-        values = self._checked(sigma=sigma, alpha=alpha, mu=mu, seed=seed)
-        self._hold = True
-        try:
-            for k, v in values.items():
-                getattr(self, k).value = v
-        finally:
-            self._hold = False
-        self.update()
-        return self
 
     def update(self) -> dict:
         "Recompute the view from the sliders' values, redraw the image and the readout; returns the new state."
@@ -319,37 +340,61 @@ class NoiseExplorer:
         self.n_updates += 1
         return state
 
-    def _show(self):
-        if not self.shown:
-            self.shown = True
-            self.image.value = _png(self.figure)
+# %% ../nbs/20_explore.ipynb #e4447ea2
+@patch
+def _show(self: NoiseExplorer):
+    "Encode the picture, the first time the explorer is displayed."
+    if not self.shown:
+        self.shown = True
+        self.image.value = _png(self.figure)
 
-    def _on_change(self, change):
-        if self._hold:
-            return
+
+@patch
+def close(self: NoiseExplorer):
+    "Drop the picture and close every widget of this object (its front-end views disappear)."
+    _close_widgets(self.image, self.widget)
+
+
+@patch
+def _repr_mimebundle_(self: NoiseExplorer, **kwargs):
+    bundle = self.widget._repr_mimebundle_(**kwargs)
+    s = self.state
+    bundle["text/plain"] = (f"NoiseExplorer(sigma={s['sigma']:.2f}, alpha={s['alpha']:.2f}, mu={s['mu']:+.2f}, "
+                            f"seed={s['seed']}): a live widget; run the notebook to move its sliders")
+    return bundle
+
+# %% ../nbs/20_explore.ipynb #43883950
+@patch
+def _on_change(self: NoiseExplorer, change):
+    "A slider moved: redraw. A setting the view refuses (a nan) puts the sliders back and says why in the readout."
+    if self._hold:
+        return
+    try:
+        self.update()
+    except Exception as e:  # shown to the reader; a slider callback has nowhere else to report
+        self._hold = True   # refused: the sliders go back to the setting the picture shows
         try:
-            self.update()
-        except Exception as e:  # shown to the reader; a slider callback has nowhere else to report
-            self._hold = True   # refused: the sliders go back to the setting the picture shows
-            try:
-                for k in ("sigma", "alpha", "mu", "seed"):
-                    getattr(self, k).value = self.state[k]
-            finally:
-                self._hold = False
-            self.readout.value = f"<span style='color:#b00'>error: {type(e).__name__}: {e}</span>"
+            for k in ("sigma", "alpha", "mu", "seed"):
+                getattr(self, k).value = self.state[k]
+        finally:
+            self._hold = False
+        self.readout.value = f"<span style='color:#b00'>error: {type(e).__name__}: {e}</span>"
 
-    def close(self):
-        "Drop the picture and close every widget of this object (its front-end views disappear)."
-        _close_widgets(self.image, self.widget)
+# %% ../nbs/20_explore.ipynb #134f54ad
+@patch
+def set(self: NoiseExplorer, sigma=None, alpha=None, mu=None, seed=None) -> NoiseExplorer:
+    "Set any of the sliders (checked against their bounds first: ValueError) and redraw once."
+    values = _check_settings(sigma=sigma, alpha=alpha, mu=mu, seed=seed)
+    self._hold = True
+    try:
+        for k, v in values.items():
+            getattr(self, k).value = v
+    finally:
+        self._hold = False
+    self.update()
+    return self
 
-    def _repr_mimebundle_(self, **kwargs):
-        bundle = self.widget._repr_mimebundle_(**kwargs)
-        s = self.state
-        bundle["text/plain"] = (f"NoiseExplorer(sigma={s['sigma']:.2f}, alpha={s['alpha']:.2f}, mu={s['mu']:+.2f}, "
-                                f"seed={s['seed']}): a live widget; run the notebook to move its sliders")
-        return bundle
-
-
+# %% ../nbs/20_explore.ipynb #28f85648
 def noise_explorer(teacher_logits: Tensor | None = None, labels: Tensor | None = None,
                    student_logits: Tensor | None = None, n: int = 32, **settings) -> NoiseExplorer:
     """A `NoiseExplorer` over `teacher_logits` (B, n), by default the first `n` logits of the digits teacher
@@ -359,39 +404,94 @@ def noise_explorer(teacher_logits: Tensor | None = None, labels: Tensor | None =
         labels = default_labels if labels is None else labels
     return NoiseExplorer(teacher_logits, labels=labels, student_logits=student_logits, **settings)
 
-# %% ../nbs/20_explore.ipynb #b2bfc41c
-def student_figure(results: list, baseline: dict | None, last=None, figsize=(9, 3.4), dpi: int = 80) -> Figure:
+# %% ../nbs/20_explore.ipynb #dc6323dc
+def _error_curves(ax, results: list, baseline: dict | None, last=None):
+    "Test error per epoch of the sigma = 0 baseline and of the last run (`History` objects)."
+    if baseline is not None:
+        h = baseline["history"]
+        ax.plot(range(1, len(h.test_error) + 1), 100 * np.asarray(h.test_error), "k--", label="baseline σ = 0")
+    if last is not None and results:
+        r = results[-1]
+        ax.plot(range(1, len(last.test_error) + 1), 100 * np.asarray(last.test_error), "o-", c="tab:orange",
+                label=f"σ = {r['sigma']:.2f}, α = {r['alpha']:.2f}")
+    ax.set(xlabel="epoch", ylabel="test error (%)", title="student test error")
+    if ax.lines:
+        ax.legend(fontsize=8)
+
+# %% ../nbs/20_explore.ipynb #6aee7e12
+def _gain_map(fig: Figure, ax, results: list):
+    "Every (sigma, alpha) tried, coloured by the gain over the baseline in percentage points and labelled by its test error."
+    ax.set(xlabel="σ (noise std)", ylabel="α (fraction chosen)", xlim=(-0.05, SIGMA_RANGE[1] + 0.05),
+           ylim=(-0.05, 1.12), title="every run (label: test error %)")     # room for the labels of the alpha = 1 row
+    if not results:
+        return
+    gains = 100 * np.array([r["gain"] for r in results])
+    m = max(0.5, float(np.abs(gains).max()))
+    sc = ax.scatter([r["sigma"] for r in results], [r["alpha"] for r in results], c=gains, cmap="RdBu",
+                    vmin=-m, vmax=m, s=90, edgecolors="k")
+    for r in results:
+        ax.annotate(f"{100 * r['error']:.1f}", (r["sigma"], r["alpha"]), textcoords="offset points",
+                    xytext=(0, 7), ha="center", fontsize=7)
+    fig.colorbar(sc, ax=ax, label="gain (percentage points; blue: better)")
+
+# %% ../nbs/20_explore.ipynb #ca12e6c2
+def student_figure(results: list, baseline: dict | None, last=None, figsize=(9, 3.4), dpi: int = 100) -> Figure:
     """Left: test error per epoch of the sigma = 0 baseline and of the last run (`History` objects).
     Right: every (sigma, alpha) tried, coloured by the gain over the baseline in percentage points."""
     fig = Figure(figsize=figsize, dpi=dpi, layout="constrained")
     ax0, ax1 = fig.subplots(1, 2)
-    if baseline is not None:
-        h = baseline["history"]
-        ax0.plot(range(1, len(h.test_error) + 1), 100 * np.asarray(h.test_error), "k--", label="baseline σ = 0")
-    if last is not None and results:
-        r = results[-1]
-        ax0.plot(range(1, len(last.test_error) + 1), 100 * np.asarray(last.test_error), "o-", c="tab:orange",
-                 label=f"σ = {r['sigma']:.2f}, α = {r['alpha']:.2f}")
-    ax0.set(xlabel="epoch", ylabel="test error (%)", title="student test error")
-    if ax0.lines:
-        ax0.legend(fontsize=8)
-    ax1.set(xlabel="σ (noise std)", ylabel="α (fraction chosen)", xlim=(-0.05, SIGMA_RANGE[1] + 0.05),
-            ylim=(-0.05, 1.05), title="every run (label: test error %)")
-    if results:
-        gains = 100 * np.array([r["gain"] for r in results])
-        m = max(0.5, float(np.abs(gains).max()))
-        sc = ax1.scatter([r["sigma"] for r in results], [r["alpha"] for r in results], c=gains, cmap="RdBu",
-                         vmin=-m, vmax=m, s=90, edgecolors="k")
-        for r in results:
-            ax1.annotate(f"{100 * r['error']:.1f}", (r["sigma"], r["alpha"]), textcoords="offset points",
-                         xytext=(0, 7), ha="center", fontsize=7)
-        fig.colorbar(sc, ax=ax1, label="gain (percentage points; blue: better)")
+    _error_curves(ax0, results, baseline, last)
+    _gain_map(fig, ax1, results)
     return fig
 
-
+# %% ../nbs/20_explore.ipynb #f127725d
 DIGITS_STUDENT_CONFIG = dict(epochs=8, batch_size=64, lr=0.01, momentum=0.9, schedule="cosine", clip_grad_norm=5.0)
 
 
+def _student_data(train=None, test=None, targets: Tensor | None = None, teacher=None) -> tuple:
+    "`(train, test, targets)`: the digits and their teacher's logits (`digits_setup`), or yours, checked."
+    if (train is None) != (test is None):
+        raise ValueError("train and test must be given together (or neither, for the digits data)")
+    if train is None:
+        setup = digits_setup()
+        train, test = setup["train"], setup["test"]
+        targets = setup["train_logits"] if targets is None else targets
+    if targets is None:
+        if teacher is None:
+            raise ValueError("with your own train/test data, give targets (the teacher's logits on train) or teacher")
+        targets = teacher_logits(teacher, train)
+    targets = _as_logits(targets, "targets")
+    if targets.shape != (len(train), train.n_classes):
+        raise ValueError(f"targets must have shape ({len(train)}, {train.n_classes}) (one row per training sample), "
+                         f"got {tuple(targets.shape)}")
+    return train, test, targets
+
+# %% ../nbs/20_explore.ipynb #3a9b7335
+def _student_widgets(v: dict, on_show) -> dict:
+    "The live student's sliders (at the settings `v`), Train button, progress bar, `log` (the tqdm bars), readout, image and `widget` box."
+    w = dict(sigma=_slider(W.FloatSlider, "student-sigma", "σ (noise std)", v["sigma"], *SIGMA_RANGE, SIGMA_STEP, ".2f"),
+             alpha=_slider(W.FloatSlider, "student-alpha", "α (P chosen)", v["alpha"], *ALPHA_RANGE, ALPHA_STEP, ".2f"),
+             button=W.Button(description="Train a student", button_style="primary", icon="play"),
+             progress=W.IntProgress(value=0, min=0, max=2, description="idle", layout=W.Layout(width="330px")),
+             readout=W.HTML("Pick σ and α, then press <i>Train a student</i>."),
+             image=W.Image(format="png", layout=W.Layout(width="900px")), log=W.Output())
+    w["button"].add_class("nt-train")
+    w["readout"].add_class("nt-student-readout")
+    w["widget"] = _ShownBox([W.HBox([w["sigma"], w["alpha"]]), W.HBox([w["button"], w["progress"]]),
+                             w["log"], w["readout"], w["image"]], on_show=on_show)
+    w["widget"].add_class("nt-student")
+    return w
+
+# %% ../nbs/20_explore.ipynb #3601f5b9
+def _student_readout(result: dict, n_test: int, n_runs: int) -> str:
+    "The line after a run: its test error, the baseline's, the gain, and one binomial standard error of the baseline's error."
+    r, e0 = result, result["baseline"]
+    se = math.sqrt(max(e0 * (1 - e0), 1e-12) / n_test)
+    return (f"σ = {r['sigma']:.2f} · α = {r['alpha']:.2f} · test error {100 * r['error']:.2f} % · "
+            f"baseline (σ = 0) {100 * r['baseline']:.2f} % · gain {100 * r['gain']:+.2f} points "
+            f"(one standard error ≈ {100 * se:.2f}) · {r['seconds']:.1f} s · runs so far {n_runs}")
+
+# %% ../nbs/20_explore.ipynb #cce4a014
 class LiveStudent:
     """Train a small student from cached teacher logits with the noise you pick, and map every try.
 
@@ -406,140 +506,27 @@ class LiveStudent:
     def __init__(self, train=None, test=None, targets: Tensor | None = None, teacher=None,
                  student: str = "digits_student", config: TrainConfig | None = None, sigma=0.5, alpha=0.5,
                  seed: int = 0, threads: int | None = 1):
-        if (train is None) != (test is None):
-            raise ValueError("train and test must be given together (or neither, for the digits data)")
-        if train is None:
-            setup = digits_setup()
-            train, test = setup["train"], setup["test"]
-            targets = setup["train_logits"] if targets is None else targets
-        if targets is None:
-            if teacher is None:
-                raise ValueError("with your own train/test data, give targets (the teacher's logits on train) or teacher")
-            targets = teacher_logits(teacher, train)
-        targets = _as_logits(targets, "targets")
-        if targets.shape != (len(train), train.n_classes):
-            raise ValueError(f"targets must have shape ({len(train)}, {train.n_classes}) (one row per training sample), "
-                             f"got {tuple(targets.shape)}")
+        train, test, targets = _student_data(train, test, targets, teacher)
         self.seed = _check_in("seed", seed, 0, 2**31 - 1, integer=True)
         self.threads = None if threads is None else _check_in("threads", threads, 1, 1024, integer=True)
         if config is None:
             config = TrainConfig(**{**DIGITS_STUDENT_CONFIG, "seed": self.seed})
         self.train, self.test, self.targets, self.student, self.config = train, test, targets, student, config
-        v = NoiseExplorer._checked(sigma=sigma, alpha=alpha)
-        self.sigma = _slider(W.FloatSlider, "student-sigma", "σ (noise std)", v["sigma"], *SIGMA_RANGE, SIGMA_STEP, ".2f")
-        self.alpha = _slider(W.FloatSlider, "student-alpha", "α (P chosen)", v["alpha"], *ALPHA_RANGE, ALPHA_STEP, ".2f")
-        self.button = W.Button(description="Train a student", button_style="primary", icon="play")
-        self.button.add_class("nt-train")
-        self.progress = W.IntProgress(value=0, min=0, max=2, description="idle", layout=W.Layout(width="330px"))
-        self.readout = W.HTML("Pick σ and α, then press <i>Train a student</i>.")
-        self.readout.add_class("nt-student-readout")
-        self.image = W.Image(format="png", layout=W.Layout(width="720px"))
-        self.log = W.Output()
-        self.widget = _ShownBox([W.HBox([self.sigma, self.alpha]), W.HBox([self.button, self.progress]),
-                                 self.log, self.readout, self.image], on_show=self._show)
-        self.widget.add_class("nt-student")
+        v = _check_settings(sigma=sigma, alpha=alpha)
+        vars(self).update(_student_widgets(v, on_show=lambda: self._show()))   # sliders, button, progress, ..., widget
         self.results, self.baseline, self.last_history, self.figure, self.shown = [], None, None, None, False
         self.n_trained = 0  # students trained by this object, baselines included
-        self.button.on_click(self._on_click)
+        self.button.on_click(lambda button: self._on_click(button))
         self._redraw()
-
-    def _fit(self, arm: Arm, progress: bool = False):
-        model = build(self.student, self.train.in_shape, self.train.n_classes,
-                      generator=torch.Generator().manual_seed(self.seed))
-        with torch_threads(self.threads):
-            history = distil(model, self.train, self.test, self.config, arm, targets=self.targets, progress=progress)
-        self.n_trained += 1
-        return history
-
-    def _baseline(self, progress: bool = False) -> dict:
-        key = ("baseline", id(self.train), id(self.test), id(self.targets), str(self.student), repr(self.config))
-        hit = _CACHE.get(key)
-        if hit is None or hit["data"][0] is not self.train or hit["data"][2] is not self.targets:
-            history = self._fit(Arm("noisy", sigma=0.0, alpha=0.0), progress)
-            hit = _CACHE[key] = dict(error=float(history.test_error[-1]), history=history,
-                                     data=(self.train, self.test, self.targets))
-        return hit
-
-    def _step(self, description: str):
-        self.progress.description = description
-        self.progress.value = min(self.progress.value + 1, self.progress.max)
-
-    def train_once(self, sigma=None, alpha=None, progress: bool = False) -> dict:
-        """Train one student with `Arm("noisy", sigma, alpha)` (default: the sliders' values), synchronously.
-
-        The button is disabled meanwhile and re-enabled afterwards, even on error; `progress` shows the training's
-        tqdm bar too (the button does). Returns the run's dict (also appended to `results`): sigma, alpha, error,
-        baseline, gain (= baseline - error), seconds."""
-        self.button.disabled = True
-        self.progress.value, self.progress.bar_style = 0, "info"
-        try:
-            sigma = _check_in("sigma", self.sigma.value if sigma is None else sigma, *SIGMA_RANGE)
-            alpha = _check_in("alpha", self.alpha.value if alpha is None else alpha, *ALPHA_RANGE)
-            self.sigma.value, self.alpha.value = sigma, alpha
-            cached = self.baseline is not None
-            self.progress.max = 2
-            self.readout.value = "training the σ = 0 baseline (once) …" if not cached else "training …"
-            self.baseline = self._baseline(progress)
-            self._step("baseline ✓")
-            self.readout.value = f"training a student with σ = {sigma:.2f}, α = {alpha:.2f} …"
-            t0 = time.perf_counter()
-            history = self._fit(Arm("noisy", sigma=sigma, alpha=alpha), progress)
-            err = float(history.test_error[-1])
-            result = dict(sigma=sigma, alpha=alpha, error=err, baseline=self.baseline["error"],
-                          gain=self.baseline["error"] - err, seconds=time.perf_counter() - t0)
-            self.results.append(result)
-            self.last_history = history
-            self._step("done ✓")
-            self.progress.bar_style = "success"
-            self._redraw()
-            return result
-        except Exception as e:
-            self.progress.bar_style, self.progress.description = "danger", "failed"
-            self.readout.value = f"<span style='color:#b00'>error: {type(e).__name__}: {e}</span>"
-            raise
-        finally:
-            self.button.disabled = False
-
-    def _on_click(self, button):
-        self.log.clear_output()
-        with self.log:  # the tqdm bars of this run appear inside the widget
-            try:
-                self.train_once(progress=True)
-            except Exception:  # already shown in the readout; a button callback has nowhere else to report
-                pass
 
     def _redraw(self):
         self.figure = student_figure(self.results, self.baseline, self.last_history)
         if self.shown:
             self.image.value = _png(self.figure)
         if self.results:
-            r, se = self.results[-1], math.sqrt(max(self.baseline["error"] * (1 - self.baseline["error"]), 1e-12) / len(self.test))
-            self.readout.value = (f"σ = {r['sigma']:.2f} · α = {r['alpha']:.2f} · test error {100 * r['error']:.2f} % · "
-                                  f"baseline (σ = 0) {100 * r['baseline']:.2f} % · gain {100 * r['gain']:+.2f} points "
-                                  f"(one standard error ≈ {100 * se:.2f}) · {r['seconds']:.1f} s · runs so far {len(self.results)}")
+            self.readout.value = _student_readout(self.results[-1], len(self.test), len(self.results))
 
-    @property
-    def state(self) -> dict:
-        "The runs so far and the baseline's error, as plain numbers."
-        return dict(results=list(self.results), baseline_error=None if self.baseline is None else self.baseline["error"],
-                    n_trained=self.n_trained)
-
-    def _show(self):
-        if not self.shown:
-            self.shown = True
-            self.image.value = _png(self.figure)
-
-    def close(self):
-        "Drop the picture and close every widget of this object (its front-end views disappear)."
-        _close_widgets(self.image, self.widget)
-
-    def _repr_mimebundle_(self, **kwargs):
-        bundle = self.widget._repr_mimebundle_(**kwargs)
-        bundle["text/plain"] = (f"LiveStudent({len(self.results)} runs so far): a live widget; run the notebook "
-                                "to train students with it")
-        return bundle
-
-
+# %% ../nbs/20_explore.ipynb #6fcc208f
 def live_student(train=None, test=None, targets: Tensor | None = None, teacher=None, epochs: int | None = None,
                  **kwargs) -> LiveStudent:
     """A `LiveStudent` on the digits data (default) or on `train`/`test` with `targets` or `teacher`.
@@ -550,3 +537,110 @@ def live_student(train=None, test=None, targets: Tensor | None = None, teacher=N
     if "config" not in kwargs:
         kwargs["config"] = TrainConfig(**{**DIGITS_STUDENT_CONFIG, "epochs": epochs, "seed": kwargs.get("seed", 0)})
     return LiveStudent(train, test, targets, teacher, **kwargs)
+
+# %% ../nbs/20_explore.ipynb #5b6a13d6
+@patch
+def _fit(self: LiveStudent, arm: Arm, progress: bool = False):
+    "Train one student with `arm` from the object's initial weights; returns its `History`."
+    model = build(self.student, self.train.in_shape, self.train.n_classes,
+                  generator=torch.Generator().manual_seed(self.seed))
+    with torch_threads(self.threads):
+        history = distil(model, self.train, self.test, self.config, arm, targets=self.targets, progress=progress)
+    self.n_trained += 1
+    return history
+
+
+@patch
+def _baseline(self: LiveStudent, progress: bool = False) -> dict:
+    "The sigma = 0 run (error, history) for this data and configuration, trained once per process."
+    key = ("baseline", id(self.train), id(self.test), id(self.targets), str(self.student), repr(self.config))
+    hit = _CACHE.get(key)
+    if hit is None or hit["data"][0] is not self.train or hit["data"][2] is not self.targets:
+        history = self._fit(Arm("noisy", sigma=0.0, alpha=0.0), progress)
+        hit = _CACHE[key] = dict(error=float(history.test_error[-1]), history=history,
+                                 data=(self.train, self.test, self.targets))
+    return hit
+
+# %% ../nbs/20_explore.ipynb #e3f73bdc
+@patch
+def _step(self: LiveStudent, description: str):
+    self.progress.description = description
+    self.progress.value = min(self.progress.value + 1, self.progress.max)
+
+
+@patch
+def train_once(self: LiveStudent, sigma=None, alpha=None, progress: bool = False) -> dict:
+    """Train one student with `Arm("noisy", sigma, alpha)` (default: the sliders' values), synchronously.
+
+    The button is disabled meanwhile and re-enabled afterwards, even on error; `progress` shows the training's
+    tqdm bar too (the button does). Returns the run's dict (also appended to `results`): sigma, alpha, error,
+    baseline, gain (= baseline - error), seconds."""
+    self.button.disabled = True
+    self.progress.value, self.progress.bar_style = 0, "info"
+    try:
+        sigma = _check_in("sigma", self.sigma.value if sigma is None else sigma, *SIGMA_RANGE)
+        alpha = _check_in("alpha", self.alpha.value if alpha is None else alpha, *ALPHA_RANGE)
+        self.sigma.value, self.alpha.value = sigma, alpha
+        cached = self.baseline is not None
+        self.progress.max = 2
+        self.readout.value = "training the σ = 0 baseline (once) …" if not cached else "training …"
+        self.baseline = self._baseline(progress)
+        self._step("baseline ✓")
+        self.readout.value = f"training a student with σ = {sigma:.2f}, α = {alpha:.2f} …"
+        t0 = time.perf_counter()
+        history = self._fit(Arm("noisy", sigma=sigma, alpha=alpha), progress)
+        err = float(history.test_error[-1])
+        result = dict(sigma=sigma, alpha=alpha, error=err, baseline=self.baseline["error"],
+                      gain=self.baseline["error"] - err, seconds=time.perf_counter() - t0)
+        self.results.append(result)
+        self.last_history = history
+        self._step("done ✓")
+        self.progress.bar_style = "success"
+        self._redraw()
+        return result
+    except Exception as e:
+        self.progress.bar_style, self.progress.description = "danger", "failed"
+        self.readout.value = f"<span style='color:#b00'>error: {type(e).__name__}: {e}</span>"
+        raise
+    finally:
+        self.button.disabled = False
+
+# %% ../nbs/20_explore.ipynb #c7e0ade2
+@patch
+def _on_click(self: LiveStudent, button):
+    "The Train button: one run with the sliders' values; its tqdm bars appear inside the widget, an error in the readout."
+    self.log.clear_output()
+    with self.log:  # the tqdm bars of this run appear inside the widget
+        try:
+            self.train_once(progress=True)
+        except Exception:  # already shown in the readout; a button callback has nowhere else to report
+            pass
+
+# %% ../nbs/20_explore.ipynb #7b36b1b9
+@patch(as_prop=True)
+def state(self: LiveStudent) -> dict:
+    "The runs so far and the baseline's error, as plain numbers."
+    return dict(results=list(self.results), baseline_error=None if self.baseline is None else self.baseline["error"],
+                n_trained=self.n_trained)
+
+
+@patch
+def _show(self: LiveStudent):
+    "Encode the picture, the first time the widget is displayed."
+    if not self.shown:
+        self.shown = True
+        self.image.value = _png(self.figure)
+
+
+@patch
+def close(self: LiveStudent):
+    "Drop the picture and close every widget of this object (its front-end views disappear)."
+    _close_widgets(self.image, self.widget)
+
+
+@patch
+def _repr_mimebundle_(self: LiveStudent, **kwargs):
+    bundle = self.widget._repr_mimebundle_(**kwargs)
+    bundle["text/plain"] = (f"LiveStudent({len(self.results)} runs so far): a live widget; run the notebook "
+                            "to train students with it")
+    return bundle
