@@ -12,7 +12,7 @@ import operator
 import re
 import difflib
 from collections import OrderedDict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import Decimal
 
 import torch
@@ -32,117 +32,140 @@ class Layer:
     width_span: tuple = (0, 0)      # where that number is written in the spec
     p: float = 0.0                  # dropout probability
 
-
+# %% ../nbs/04_models.ipynb #0bc08881
 def _spec_error(spec: str, pos: int, msg: str) -> ValueError:
     "A ValueError that shows `spec` with a caret under character `pos`, like a compiler."
     return ValueError(f"spec: {msg} (position {pos})\n    {spec}\n    {' ' * pos}^")
 
+# %% ../nbs/04_models.ipynb #97560610
+@dataclass
+class _Cursor:
+    "The parser's state: the spec `s`, the position `i` reached in it, and the layers read so far."
+    s: str
+    i: int = 0
+    layers: list = field(default_factory=list)
 
-_KINDS = ("FC", "MP", "AP", "C", "D")        # two-letter names first
-_INT = re.compile(r"\d+")
-_FLOAT = re.compile(r"\d+(?:\.\d*)?|\.\d+")
+    def err(self, msg: str, pos: int | None = None) -> ValueError: return _spec_error(self.s, self.i if pos is None else pos, msg)
 
-
-class _Parser:
-    "Recursive descent over the grammar above; `self.i` is the current position in `self.s`."
-    def __init__(self, spec): self.s, self.i, self.layers = spec, 0, []
-    def err(self, msg, pos=None): return _spec_error(self.s, self.i if pos is None else pos, msg)
-
-    def peek(self):
+    def peek(self) -> str:
+        "The next character that is not a space ('' at the end), after moving past the spaces."
         while self.i < len(self.s) and self.s[self.i].isspace(): self.i += 1
         return self.s[self.i] if self.i < len(self.s) else ""
 
-    def parse(self):
-        if self.peek() == "": raise self.err("the spec is empty; expected a layer such as FC10")
-        self.sequence(0)
-        return self.layers
+# %% ../nbs/04_models.ipynb #5f9700c1
+_INT = re.compile(r"\d+")
 
-    def sequence(self, depth):
-        while True:
-            self.item()
-            c = self.peek()
-            if c == "-": self.i += 1
-            elif c == "": return
-            elif c == "]":
-                if depth == 0: raise self.err("unbalanced ']': no '[' opens it")
-                return
-            else: raise self.err(f"expected '-' between layers, got {c!r}")
+def _integer(c: _Cursor, what: str, minimum: int) -> tuple[int, tuple]:
+    "The integer at the cursor, at least `minimum`, and where it is written (start, end); the cursor moves past it."
+    m = _INT.match(c.s, c.i)
+    if m is None: raise c.err(f"expected {what} (an integer)")
+    v = int(m.group())
+    if v < minimum: raise c.err(f"{what} must be >= {minimum}, got {v}")
+    c.i = m.end()
+    return v, (m.start(), m.end())
 
-    def item(self):
-        c = self.peek()
-        if c == "": raise self.err("expected a layer, got the end of the spec")
-        if c != "[": return self.layer()
-        opened = self.i
-        self.i += 1
-        if self.peek() == "]": raise self.err("empty brackets: expected a layer")
-        self.sequence(1)
-        if self.peek() != "]": raise self.err("unbalanced '[': no ']' closes it", opened)
-        self.i += 1
+# %% ../nbs/04_models.ipynb #604c48d1
+def _options(c: _Cursor) -> dict:
+    "An optional `(S<stride>P<padding>)` group at the cursor, as a dict of the letters found ({} when there is none)."
+    opts = {}
+    if c.i >= len(c.s) or c.s[c.i] != "(": return opts
+    c.i += 1
+    while True:
+        ch = c.s[c.i] if c.i < len(c.s) else ""
+        if ch == ")" and opts:
+            c.i += 1
+            return opts
+        if ch not in ("S", "P"): raise c.err("expected S<stride> or P<padding>" + (" or ')'" if opts else ""))
+        if ch in opts: raise c.err(f"{ch} given twice")
+        c.i += 1
+        opts[ch] = _integer(c, "the stride" if ch == "S" else "the padding", 1 if ch == "S" else 0)[0]
 
-    def integer(self, what, minimum):
-        m = _INT.match(self.s, self.i)
-        if m is None: raise self.err(f"expected {what} (an integer)")
-        v = int(m.group())
-        if v < minimum: raise self.err(f"{what} must be >= {minimum}, got {v}")
-        self.i = m.end()
-        return v, (m.start(), m.end())
+# %% ../nbs/04_models.ipynb #e1c5c8d6
+_FLOAT = re.compile(r"\d+(?:\.\d*)?|\.\d+")
 
-    def options(self):
-        "An optional `(S<stride>P<padding>)` group, as a dict with the letters found."
-        opts = {}
-        if self.i >= len(self.s) or self.s[self.i] != "(": return opts
-        self.i += 1
-        while True:
-            c = self.s[self.i] if self.i < len(self.s) else ""
-            if c == ")" and opts:
-                self.i += 1
-                return opts
-            if c not in ("S", "P"): raise self.err("expected S<stride> or P<padding>" + (" or ')'" if opts else ""))
-            if c in opts: raise self.err(f"{c} given twice")
-            self.i += 1
-            opts[c] = self.integer("the stride" if c == "S" else "the padding", 1 if c == "S" else 0)[0]
+def _dropout_args(c: _Cursor) -> dict:
+    "The probability of a dropout layer `D<p>`, with the cursor after the `D`: p in [0, 1)."
+    m = _FLOAT.match(c.s, c.i)
+    if m is None: raise c.err("expected the dropout probability (a number such as 0.5)")
+    p = float(m.group())
+    if not p < 1: raise c.err(f"dropout probability must be in [0, 1), got {m.group()}")
+    c.i = m.end()
+    return dict(p=p)
 
-    def layer(self):
-        start, s = self.i, self.s
-        kind = next((k for k in _KINDS if s.startswith(k, start)), None)
-        if kind is None: raise self.err("unknown layer: expected C, MP, AP, D, FC or '['")
-        self.i += len(kind)
-        if kind == "D":
-            m = _FLOAT.match(s, self.i)
-            if m is None: raise self.err("expected the dropout probability (a number such as 0.5)")
-            p = float(m.group())
-            if not p < 1: raise self.err(f"dropout probability must be in [0, 1), got {m.group()}")
-            self.i, kw = m.end(), dict(p=p)
-        elif kind == "FC":
-            width, span = self.integer("the number of units", 1)
-            kw = dict(width=width, width_span=span)
-        else:
-            kpos = self.i
-            k = self.integer("the kernel size", 1)[0]
-            opts = self.options()
-            kw = dict(kernel=k, stride=opts.get("S", 1 if kind == "C" else k), padding=opts.get("P", 0))
-            if kind == "C":
-                if self.i >= len(s) or s[self.i] != "@": raise self.err("expected '@' and the number of filters")
-                self.i += 1
-                width, span = self.integer("the number of filters", 1)
-                kw.update(width=width, width_span=span)
-            elif 2 * kw["padding"] > k:   # PyTorch's pooling layers require it
-                raise self.err(f"pooling padding must be at most half the window ({k}), got P{kw['padding']}", kpos)
-        self.layers.append(Layer(kind, s[start:self.i], start, **kw))
+# %% ../nbs/04_models.ipynb #b7493de9
+def _window_args(c: _Cursor, kind: str) -> dict:
+    "Window, stride and padding of a convolution (`C`, then `@` and the filters) or pooling layer (`MP`, `AP`), with the cursor after its letters."
+    kpos = c.i
+    k = _integer(c, "the kernel size", 1)[0]
+    opts = _options(c)
+    kw = dict(kernel=k, stride=opts.get("S", 1 if kind == "C" else k), padding=opts.get("P", 0))
+    if kind == "C":
+        if c.i >= len(c.s) or c.s[c.i] != "@": raise c.err("expected '@' and the number of filters")
+        c.i += 1
+        width, span = _integer(c, "the number of filters", 1)
+        kw.update(width=width, width_span=span)
+    elif 2 * kw["padding"] > k:   # PyTorch's pooling layers require it
+        raise c.err(f"pooling padding must be at most half the window ({k}), got P{kw['padding']}", kpos)
+    return kw
 
+# %% ../nbs/04_models.ipynb #ee5eeb7f
+_KINDS = ("FC", "MP", "AP", "C", "D")        # two-letter names first
 
+def _layer(c: _Cursor) -> None:
+    "Read one layer at the cursor and append its `Layer`."
+    start, s = c.i, c.s
+    kind = next((k for k in _KINDS if s.startswith(k, start)), None)
+    if kind is None: raise c.err("unknown layer: expected C, MP, AP, D, FC or '['")
+    c.i += len(kind)
+    if kind == "D": kw = _dropout_args(c)
+    elif kind == "FC":
+        width, span = _integer(c, "the number of units", 1)
+        kw = dict(width=width, width_span=span)
+    else: kw = _window_args(c, kind)
+    c.layers.append(Layer(kind, s[start:c.i], start, **kw))
+
+# %% ../nbs/04_models.ipynb #9573e68a
+def _item(c: _Cursor) -> None:
+    "Read one item at the cursor: a layer, or a bracketed sequence `[...]` (the brackets only group)."
+    ch = c.peek()
+    if ch == "": raise c.err("expected a layer, got the end of the spec")
+    if ch != "[": return _layer(c)
+    opened = c.i
+    c.i += 1
+    if c.peek() == "]": raise c.err("empty brackets: expected a layer")
+    _sequence(c, 1)
+    if c.peek() != "]": raise c.err("unbalanced '[': no ']' closes it", opened)
+    c.i += 1
+
+# %% ../nbs/04_models.ipynb #87055246
+def _sequence(c: _Cursor, depth: int) -> None:
+    "Read items joined by '-' up to the end of the spec (`depth` 0) or to the ']' that closes the current bracket."
+    while True:
+        _item(c)
+        ch = c.peek()
+        if ch == "-": c.i += 1
+        elif ch == "": return
+        elif ch == "]":
+            if depth == 0: raise c.err("unbalanced ']': no '[' opens it")
+            return
+        else: raise c.err(f"expected '-' between layers, got {ch!r}")
+
+# %% ../nbs/04_models.ipynb #592f4565
 def parse_spec(spec: str) -> list[Layer]:
     "Parse the paper's notation into a flat list of `Layer`s (brackets only group); ValueError with a caret if malformed."
     if not isinstance(spec, str):
         raise ValueError(f"spec must be a string such as 'FC800-FC10', got {type(spec).__name__}")
-    return _Parser(spec).parse()
+    c = _Cursor(spec)
+    if c.peek() == "": raise c.err("the spec is empty; expected a layer such as FC10")
+    _sequence(c, 0)
+    return c.layers
 
 # %% ../nbs/04_models.ipynb #945e30f4
 def _conv_out(n: int, k: int, s: int, p: int) -> int:
     "Output length of a convolution (rounds down)."
     return (n + 2 * p - k) // s + 1
 
-
+# %% ../nbs/04_models.ipynb #0363cff3
 def _pool_out(n: int, k: int, s: int, p: int) -> int:
     "Output length of a pooling layer, rounding up like Caffe (PyTorch `ceil_mode=True`)."
     out = -(-(n + 2 * p - k) // s) + 1                 # ceil((n + 2p - k) / s) + 1
@@ -151,6 +174,7 @@ def _pool_out(n: int, k: int, s: int, p: int) -> int:
 
 # %% ../nbs/04_models.ipynb #3e6637fc
 def _check_in_shape(in_shape) -> tuple:
+    "`in_shape` as a tuple of ints: (channels, height, width) or (features,), all positive."
     msg = f"in_shape must be (channels, height, width) or (features,) of positive integers, got {in_shape!r}"
     if not isinstance(in_shape, (tuple, list, torch.Size)) or len(in_shape) not in (1, 3): raise ValueError(msg)
     try: shape = tuple(operator.index(n) for n in in_shape if not isinstance(n, bool))   # ints, numpy ints
@@ -158,7 +182,7 @@ def _check_in_shape(in_shape) -> tuple:
     if len(shape) != len(in_shape) or min(shape) < 1: raise ValueError(msg)
     return shape
 
-
+# %% ../nbs/04_models.ipynb #e9b60056
 def _init_weights(model: nn.Sequential, generator) -> None:
     "He-normal weights before a ReLU, LeCun-normal for the last layer (the logits), zero biases."
     weighted = [m for m in model if isinstance(m, (nn.Conv2d, nn.Linear))]
@@ -168,43 +192,48 @@ def _init_weights(model: nn.Sequential, generator) -> None:
             m.weight.normal_(0.0, gain / math.sqrt(m.weight[0].numel()), generator=generator)
             m.bias.zero_()
 
+# %% ../nbs/04_models.ipynb #82d1813c
+def _layer_module(spec: str, l: Layer, shape: tuple) -> tuple:
+    "`(module, name prefix, output shape)` of layer `l` on inputs of `shape` (flat for FC); weights on the meta device, uninitialised."
+    if l.kind in ("C", "MP", "AP") and len(shape) != 3:
+        raise _spec_error(spec, l.pos, f"{l.text} needs an image input (channels, height, width), but gets {shape[0]} features")
+    if l.kind == "C":
+        new = (l.width,) + tuple(_conv_out(n, l.kernel, l.stride, l.padding) for n in shape[1:])
+        module, prefix = nn.Conv2d(shape[0], l.width, l.kernel, l.stride, l.padding, device="meta"), "conv"
+    elif l.kind in ("MP", "AP"):
+        new = shape[:1] + tuple(_pool_out(n, l.kernel, l.stride, l.padding) for n in shape[1:])
+        pool, prefix = (nn.MaxPool2d, "maxpool") if l.kind == "MP" else (nn.AvgPool2d, "avgpool")
+        module = pool(l.kernel, l.stride, l.padding, ceil_mode=True)
+    elif l.kind == "D": new, module, prefix = shape, nn.Dropout(l.p), "dropout"
+    else: new, module, prefix = (l.width,), nn.Linear(shape[0], l.width, device="meta"), "fc"
+    if min(new) < 1: raise _spec_error(spec, l.pos, f"{l.text} turns its input of shape {shape} into an empty output {new}")
+    return module, prefix, new
 
+# %% ../nbs/04_models.ipynb #b4fbd0e9
+def _numbered(mods: list) -> OrderedDict:
+    "Names for `(prefix, module)` pairs, numbered per prefix in order — conv1, relu1, conv2, ... — except 'flatten'."
+    out, count = OrderedDict(), {}
+    for prefix, module in mods:
+        count[prefix] = count.get(prefix, 0) + 1
+        out[prefix if prefix == "flatten" else f"{prefix}{count[prefix]}"] = module
+    return out
+
+# %% ../nbs/04_models.ipynb #a1fdcbf7
 def from_spec(spec: str, in_shape, *, generator: torch.Generator | None = None, device=None) -> nn.Sequential:
     "Build an `nn.Sequential` from the paper's notation, for inputs of shape `in_shape` (C, H, W) or (features,)."
     layers, shape = parse_spec(spec), _check_in_shape(in_shape)
     if generator is not None and (not isinstance(generator, torch.Generator) or generator.device.type != "cpu"):
         raise ValueError("generator must be a CPU torch.Generator or None (weights are drawn on the CPU, then moved to device)")
     last = max((j for j, l in enumerate(layers) if l.kind in ("C", "FC")), default=-1)
-    mods, count = OrderedDict(), {}
-
-    def add(prefix, module):
-        count[prefix] = count.get(prefix, 0) + 1
-        mods[prefix if prefix == "flatten" else f"{prefix}{count[prefix]}"] = module
-
+    mods = []
     for j, l in enumerate(layers):
-        if l.kind in ("C", "MP", "AP") and len(shape) != 3:
-            raise _spec_error(spec, l.pos, f"{l.text} needs an image input (channels, height, width), but gets {shape[0]} features")
-        if l.kind == "C":
-            new = (l.width,) + tuple(_conv_out(n, l.kernel, l.stride, l.padding) for n in shape[1:])
-            module, prefix = nn.Conv2d(shape[0], l.width, l.kernel, l.stride, l.padding, device="meta"), "conv"
-        elif l.kind in ("MP", "AP"):
-            new = shape[:1] + tuple(_pool_out(n, l.kernel, l.stride, l.padding) for n in shape[1:])
-            pool, prefix = (nn.MaxPool2d, "maxpool") if l.kind == "MP" else (nn.AvgPool2d, "avgpool")
-            module = pool(l.kernel, l.stride, l.padding, ceil_mode=True)
-        elif l.kind == "D":
-            new, module, prefix = shape, nn.Dropout(l.p), "dropout"
-        else:
-            if len(shape) == 3:
-                add("flatten", nn.Flatten())
-                shape = (math.prod(shape),)
-            new, module, prefix = (l.width,), nn.Linear(shape[0], l.width, device="meta"), "fc"
-        if min(new) < 1:
-            raise _spec_error(spec, l.pos, f"{l.text} turns its input of shape {shape} into an empty output {new}")
-        add(prefix, module)
-        if j != last and l.kind in ("C", "FC"): add("relu", nn.ReLU())
-        shape = new
-    if len(shape) == 3: add("flatten", nn.Flatten())
-    model = nn.Sequential(mods).to_empty(device="cpu")
+        if l.kind == "FC" and len(shape) == 3:                  # an FC layer on an image: flatten it first
+            mods.append(("flatten", nn.Flatten())); shape = (math.prod(shape),)
+        module, prefix, shape = _layer_module(spec, l, shape)
+        mods.append((prefix, module))
+        if j != last and l.kind in ("C", "FC"): mods.append(("relu", nn.ReLU()))
+    if len(shape) == 3: mods.append(("flatten", nn.Flatten()))
+    model = nn.Sequential(_numbered(mods)).to_empty(device="cpu")
     _init_weights(model, generator)
     model.spec, model.in_shape, model.out_features = spec, _check_in_shape(in_shape), math.prod(shape)
     return model if device is None else model.to(device)
@@ -231,7 +260,7 @@ PAIRS = {   # data set -> the teacher and student paired on it, and the input sh
     "cifar10": dict(teacher="nin", student="cifar10_student", in_shape=(3, 32, 32)),
 }
 
-
+# %% ../nbs/04_models.ipynb #246b5df1
 def _resolve(name_or_spec) -> str:
     "The spec for a name in ARCHITECTURES; any other string is taken as a spec (lower-case words as a misspelled name)."
     if not isinstance(name_or_spec, str):
@@ -243,26 +272,30 @@ def _resolve(name_or_spec) -> str:
                          + f"; known names: {', '.join(ARCHITECTURES)}; or give a spec such as 'FC800-FC10'")
     return name_or_spec
 
+# %% ../nbs/04_models.ipynb #3a82154f
+def _with_n_classes(spec: str, n_classes) -> str:
+    "`spec` with the width of its last convolution or FC layer set to `n_classes` (a positive integer)."
+    if not isinstance(n_classes, int) or isinstance(n_classes, bool) or n_classes < 1:
+        raise ValueError(f"n_classes must be a positive integer or None, got {n_classes!r}")
+    weighted = [l for l in parse_spec(spec) if l.kind in ("C", "FC")]
+    if not weighted:
+        raise ValueError(f"n_classes: the spec {spec!r} has no convolution or FC layer whose width it could set")
+    a, b = weighted[-1].width_span
+    return spec[:a] + str(n_classes) + spec[b:]
 
+# %% ../nbs/04_models.ipynb #344b0e15
 def build(name_or_spec: str, in_shape, n_classes: int | None = None, *,
           generator: torch.Generator | None = None, device=None) -> nn.Sequential:
     "Build a named architecture (a key of `ARCHITECTURES`) or a spec; `n_classes` replaces the last layer's width."
     spec = _resolve(name_or_spec)
-    if n_classes is not None:
-        if not isinstance(n_classes, int) or isinstance(n_classes, bool) or n_classes < 1:
-            raise ValueError(f"n_classes must be a positive integer or None, got {n_classes!r}")
-        weighted = [l for l in parse_spec(spec) if l.kind in ("C", "FC")]
-        if not weighted:
-            raise ValueError(f"n_classes: the spec {spec!r} has no convolution or FC layer whose width it could set")
-        a, b = weighted[-1].width_span
-        spec = spec[:a] + str(n_classes) + spec[b:]
+    if n_classes is not None: spec = _with_n_classes(spec, n_classes)
     model = from_spec(spec, in_shape, generator=generator, device=device)
     if n_classes is not None and model.out_features != n_classes:
         raise ValueError(f"n_classes: the spec {spec!r} gives {model.out_features} outputs per input, not "
                          f"n_classes={n_classes} (its last weighted layer's output is not 1×1 in space)")
     return model
 
-
+# %% ../nbs/04_models.ipynb #4c76a6c4
 def count_parameters(model: nn.Module) -> int:
     "Number of parameters (weights and biases) of `model`."
     if not isinstance(model, nn.Module):
@@ -281,27 +314,17 @@ def _describe(m: nn.Module) -> str:
     if isinstance(m, nn.Flatten): return "flatten"
     return type(m).__name__
 
+# %% ../nbs/04_models.ipynb #b14b16d8
+def _macs(m: nn.Module, out: torch.Tensor) -> int:
+    "Multiply-adds of layer `m` for one input, from its output `out` on a batch of one: convolutions and FC layers only."
+    if isinstance(m, nn.Conv2d): return out[0].numel() * (m.in_channels // m.groups) * math.prod(m.kernel_size)
+    if isinstance(m, nn.Linear): return out[0].numel() * m.in_features
+    return 0
 
-def summary_rows(model: nn.Module, in_shape) -> list[dict]:
-    "One dict per layer (a ReLU is folded into the layer before it): name, layer, output_shape, parameters, macs."
-    count_parameters(model)          # validates `model`
-    in_shape = _check_in_shape(in_shape)
-    p0 = next(model.parameters(), None)
-    x = torch.zeros(1, *in_shape, device=p0.device if p0 is not None else "cpu",
-                    dtype=p0.dtype if p0 is not None else torch.float32)
-    names = {m: n for n, m in model.named_modules()}
-    rows, hooks, modes = [], [], {m: m.training for m in model.modules()}
-
-    def hook(m, inputs, out):
-        if isinstance(m, nn.ReLU) and rows:
-            rows[-1]["layer"] += " + ReLU"
-            return
-        macs = 0
-        if isinstance(m, nn.Conv2d): macs = out[0].numel() * (m.in_channels // m.groups) * math.prod(m.kernel_size)
-        elif isinstance(m, nn.Linear): macs = out[0].numel() * m.in_features
-        rows.append(dict(name=names[m], layer=_describe(m), output_shape=tuple(out.shape[1:]),
-                         parameters=sum(q.numel() for q in m.parameters()), macs=macs))
-
+# %% ../nbs/04_models.ipynb #83e2807e
+def _run_hooked(model: nn.Module, x: torch.Tensor, hook) -> None:
+    "One forward pass of `x` in evaluation mode without gradients, with the forward `hook` on every leaf module; hooks removed and modes restored after."
+    hooks, modes = [], {m: m.training for m in model.modules()}
     for m in model.modules():
         if not list(m.children()): hooks.append(m.register_forward_hook(hook))
     try:
@@ -310,14 +333,31 @@ def summary_rows(model: nn.Module, in_shape) -> list[dict]:
     finally:
         for h in hooks: h.remove()
         for m, mode in modes.items(): m.training = mode
+
+# %% ../nbs/04_models.ipynb #ee1245c3
+def summary_rows(model: nn.Module, in_shape) -> list[dict]:
+    "One dict per layer (a ReLU is folded into the layer before it): name, layer, output_shape, parameters, macs."
+    count_parameters(model)          # validates `model`
+    in_shape = _check_in_shape(in_shape)
+    p0 = next(model.parameters(), None)
+    x = torch.zeros(1, *in_shape, device=p0.device if p0 is not None else "cpu",
+                    dtype=p0.dtype if p0 is not None else torch.float32)
+    names, rows = {m: n for n, m in model.named_modules()}, []
+
+    def hook(m, inputs, out):
+        if isinstance(m, nn.ReLU) and rows: rows[-1]["layer"] += " + ReLU"
+        else: rows.append(dict(name=names[m], layer=_describe(m), output_shape=tuple(out.shape[1:]),
+                               parameters=sum(q.numel() for q in m.parameters()), macs=_macs(m, out)))
+
+    _run_hooked(model, x, hook)
     return rows
 
-
+# %% ../nbs/04_models.ipynb #14552216
 def flops(model: nn.Module, in_shape) -> int:
     "Multiply-adds (MACs) of the convolutions and FC layers for one input of shape `in_shape` (×2 for FLOPs)."
     return sum(r["macs"] for r in summary_rows(model, in_shape))
 
-
+# %% ../nbs/04_models.ipynb #81d9be72
 def summary(model: nn.Module, in_shape) -> str:
     "A table of the layers of `model`: notation, output shape, parameters and multiply-adds, with totals."
     rows = summary_rows(model, in_shape)
