@@ -198,7 +198,8 @@ _DROPOUT = {"student_dropout": "student", "l2_dropout": "l2"}   # optional: a "+
 # %% ../nbs/06_experiments.ipynb #fd7e6f09
 _TRAIN = {  # ours: the teacher (clipped at 2), then one learning rate per student family, chosen on validation (see below)
     "digits": dict(teacher=_tc(15, 0.05, 64, 5e-4, 2.0), student=_tc(90, 0.03, 64), l2=_tc(90, 0.003, 64), kd=_tc(90, 0.03, 64)),
-    "mnist": dict(teacher=_tc(20, 0.05, 128, 5e-4, 2.0), student=_tc(30, 0.1), l2=_tc(30, 0.003), kd=_tc(30, 0.03)),
+    "mnist": dict(teacher=_tc(20, 0.05, 128, 5e-4, 2.0), student=_tc(30, 0.1), l2=_tc(30, 0.003), kd=_tc(30, 0.03),
+                  student_dropout=_tc(30, 0.03), l2_dropout=_tc(30, 0.003)),
     "fashion-mnist": dict(teacher=_tc(30, 0.05, 128, 5e-4, 2.0), student=_tc(30, 0.03), l2=_tc(30, 0.003), kd=_tc(30, 0.03)),
     "svhn": dict(teacher=_tc(40, 0.02, 128, 5e-4, 2.0), student=_tc(40, 0.02, 128, 5e-4, 2.0), l2=_tc(40, 0.005, clip=5.0),
                  kd=_tc(40, 0.02, 128, 5e-4, 2.0)),
