@@ -33,7 +33,7 @@ def check_number(x, name: str, lo=-math.inf, hi=math.inf, *, integer=False, lo_o
     ok = isinstance(v, Integral if integer else Real) and not isinstance(v, bool)
     ok = ok and (integer or math.isfinite(v)) and (v > lo if lo_open else v >= lo) and (v < hi if hi_open else v <= hi)
     if not ok:
-        kind = "an int" if integer else "a number" if math.isfinite(lo) and math.isfinite(hi) else "a finite number"
+        kind = "an integer" if integer else "a number" if math.isfinite(lo) and math.isfinite(hi) else "a finite number"
         rng = _range_words(lo, hi, lo_open, hi_open)
         got = (f"a tensor of shape {tuple(x.shape)}" if isinstance(x, Tensor) and x.numel() != 1
                else f"a bool ({v!r})" if isinstance(v, bool) else repr(v))
