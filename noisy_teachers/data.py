@@ -32,6 +32,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from .checks import check_number, check_tensor
+
 # %% ../nbs/03_data.ipynb #a4cdd81c
 def _describe(x) -> str:
     "What `x` is, for error messages: its type, dtype and shape."
@@ -61,8 +63,8 @@ def _checked_stats(x, y, mean, std, classes) -> tuple[Tensor, Tensor]:
     if y.device != x.device: raise ValueError(f"labels must be on the images' device {x.device}, got {y.device}")
     mean, std = (torch.as_tensor(v, dtype=torch.float32).to(x.device) for v in (mean, std))
     C = x.shape[1]
-    if tuple(mean.shape) != (C,) or tuple(std.shape) != (C,):
-        raise ValueError(f"mean and std must have shape ({C},), got {tuple(mean.shape)} and {tuple(std.shape)}")
+    check_tensor(mean, "mean", (C,))
+    check_tensor(std, "std", (C,))
     if not bool((std > 0).all()): raise ValueError(f"std must be > 0, got {std.tolist()}")
     if len(y) and not (0 <= int(y.min()) and int(y.max()) < len(classes)):
         raise ValueError(f"labels must lie in [0, {len(classes)}) (one per class in classes)")
@@ -111,18 +113,12 @@ class ImageData:
         if not isinstance(idx, slice): idx = torch.as_tensor(idx, device=self.images.device)
         return self.normalize(self.images[idx]), self.labels[idx]
 
-# %% ../nbs/03_data.ipynb #1643e154
-def _check_int(value, name: str, low: int) -> int:
-    "`value` as an int when it is an integer (not a bool) ≥ `low`; otherwise a ValueError naming it."
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
-        raise ValueError(f"{name} must be an integer ≥ {low}, got {value!r}")
-    return int(value)
-
 # %% ../nbs/03_data.ipynb #ca3d78c9
 def batches(n: int, batch_size: int, shuffle: bool = True, generator: torch.Generator | None = None,
             drop_last: bool = False):
     "Iterator of int64 index tensors covering range(n) in blocks of `batch_size`, in `torch.randperm` order when `shuffle`."
-    n, batch_size = _check_int(n, "n", 0), _check_int(batch_size, "batch_size", 1)
+    n = check_number(n, "n", 0, integer=True)
+    batch_size = check_number(batch_size, "batch_size", 1, integer=True)
     if generator is not None and not isinstance(generator, torch.Generator):
         raise ValueError(f"generator must be a torch.Generator or None, got {type(generator).__name__}")
     if shuffle: order = torch.randperm(n, generator=generator, device=generator.device if generator is not None else "cpu")
@@ -742,8 +738,8 @@ def load_dataset(name: str, root=None, download: bool = False, device="cpu") -> 
 # %% ../nbs/03_data.ipynb #6c9f4e32
 def digits_as_idx(folder, n_train: int = 600, n_test: int = 300) -> Path:
     "A stand-in for MNIST: scikit-learn's 8×8 digits scaled to 0–255, enlarged ×3 and padded to 28×28, written as the four MNIST IDX files in `folder` (created); returns `folder`."
-    for name, v in (("n_train", n_train), ("n_test", n_test)):
-        if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1: raise ValueError(f"{name} must be an integer ≥ 1, got {v!r}")
+    n_train = check_number(n_train, "n_train", 1, integer=True)
+    n_test = check_number(n_test, "n_test", 1, integer=True)
     from sklearn.datasets import load_digits
     d = load_digits()
     if n_train + n_test > len(d.target): raise ValueError(f"n_train + n_test must be at most {len(d.target)}, got {n_train + n_test}")
@@ -777,8 +773,8 @@ def _crop_flip(x: Tensor, pad: int, flip: bool, generator, fill: Tensor | None =
 # %% ../nbs/03_data.ipynb #59833021
 def augment(x: Tensor, pad: int = 4, flip: bool = True, generator: torch.Generator | None = None) -> Tensor:
     "Random crop of each image of `x` (B, C, H, W) from its zero-padded version (offsets uniform in 0..2·pad), then a left-right flip with probability 1/2; vectorised, on x's device."
-    if not (isinstance(x, Tensor) and x.ndim == 4): raise ValueError(f"x must be a tensor (B, C, H, W), got {_describe(x)}")
-    pad = _check_int(pad, "pad", 0)
+    check_tensor(x, "x", ("B", "C", "H", "W"))
+    pad = check_number(pad, "pad", 0, integer=True)
     if not isinstance(flip, bool): raise ValueError(f"flip must be True or False, got {flip!r}")
     if generator is not None and not isinstance(generator, torch.Generator):
         raise ValueError(f"generator must be a torch.Generator or None, got {type(generator).__name__}")
@@ -792,9 +788,11 @@ def _check_data(data, name="data") -> None:
 # %% ../nbs/03_data.ipynb #5503fc76
 def expand_by_augmentation(data: ImageData, copies: int, pad: int = 4, flip: bool = True, seed: int = 0) -> ImageData:
     "The originals followed by `copies` randomly cropped (padding = mean colour) and flipped versions of each: N·(1+copies) images, labels repeated, same statistics."
-    _check_data(data); copies, pad = _check_int(copies, "copies", 0), _check_int(pad, "pad", 0)
+    _check_data(data)
+    copies = check_number(copies, "copies", 0, integer=True)
+    pad = check_number(pad, "pad", 0, integer=True)
     if not isinstance(flip, bool): raise ValueError(f"flip must be True or False, got {flip!r}")
-    g = torch.Generator().manual_seed(_check_int(seed, "seed", 0))
+    g = torch.Generator().manual_seed(check_number(seed, "seed", 0, integer=True))
     fill = (data.mean * 255).round().to(torch.uint8)
     parts = [data.images]
     for _ in range(copies):
@@ -806,9 +804,8 @@ def expand_by_augmentation(data: ImageData, copies: int, pad: int = 4, flip: boo
 def _stratified(data: ImageData, n: int, seed: int, most: int) -> Tensor:
     "Sorted CPU indices of `n` samples drawn per class in proportion (largest remainders rounded up); `n` in [1, most]."
     _check_data(data)
-    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or not 1 <= n <= most:
-        raise ValueError(f"n must be an integer in [1, {most}], got {n!r}")
-    g = torch.Generator().manual_seed(_check_int(seed, "seed", 0))
+    n = check_number(n, "n", 1, most, integer=True)
+    g = torch.Generator().manual_seed(check_number(seed, "seed", 0, integer=True))
     y = data.labels.cpu()
     counts = torch.bincount(y, minlength=data.n_classes)
     share = counts.double() * n / len(data)
@@ -843,9 +840,9 @@ def split_off(data: ImageData, n: int, seed: int = 0) -> tuple[ImageData, ImageD
 def show_images(images: Tensor, labels=None, classes=None, ncols: int = 10, title: str | None = None, scale: float = 0.9):
     "A grid of `images` (N, C, H, W), uint8 or float in [0, 1], captioned with `classes[labels]`; returns the matplotlib figure."
     import matplotlib.pyplot as plt
-    if not (isinstance(images, Tensor) and images.ndim == 4 and images.shape[1] in (1, 3) and len(images)):
-        raise ValueError(f"images must be a non-empty tensor (N, 1 or 3, H, W), got {_describe(images)}")
-    ncols = min(_check_int(ncols, "ncols", 1), len(images)); nrows = math.ceil(len(images) / ncols)
+    check_tensor(images, "images", ("N", 1, "H", "W"), ("N", 3, "H", "W"))
+    if not len(images): raise ValueError("images must hold at least 1 image, got none")
+    ncols = min(check_number(ncols, "ncols", 1, integer=True), len(images)); nrows = math.ceil(len(images) / ncols)
     top = 0.35 if title else 0.0                                         # inches kept free for the title
     fig, axes = plt.subplots(nrows, ncols, figsize=(scale * ncols, scale * nrows + top), squeeze=False)
     imgs = images.detach().cpu()

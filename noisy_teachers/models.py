@@ -8,7 +8,6 @@ __all__ = ['ARCHITECTURES', 'PAIRS', 'Layer', 'parse_spec', 'from_spec', 'build'
 
 # %% ../nbs/04_models.ipynb #c96a7998
 import math
-import operator
 import re
 import difflib
 from collections import OrderedDict
@@ -17,6 +16,8 @@ from decimal import Decimal
 
 import torch
 from torch import nn
+
+from .checks import check_number, check_numbers
 
 # %% ../nbs/04_models.ipynb #2ed7fd7e
 @dataclass(frozen=True)
@@ -175,11 +176,9 @@ def _pool_out(n: int, k: int, s: int, p: int) -> int:
 # %% ../nbs/04_models.ipynb #3e6637fc
 def _check_in_shape(in_shape) -> tuple:
     "`in_shape` as a tuple of ints: (channels, height, width) or (features,), all positive."
-    msg = f"in_shape must be (channels, height, width) or (features,) of positive integers, got {in_shape!r}"
-    if not isinstance(in_shape, (tuple, list, torch.Size)) or len(in_shape) not in (1, 3): raise ValueError(msg)
-    try: shape = tuple(operator.index(n) for n in in_shape if not isinstance(n, bool))   # ints, numpy ints
-    except TypeError: raise ValueError(msg) from None
-    if len(shape) != len(in_shape) or min(shape) < 1: raise ValueError(msg)
+    shape = tuple(check_numbers(in_shape, "in_shape", 1, integer=True))
+    if len(shape) not in (1, 3):
+        raise ValueError(f"in_shape must be (channels, height, width) or (features,) of positive integers, got {in_shape!r}")
     return shape
 
 # %% ../nbs/04_models.ipynb #e9b60056
@@ -275,8 +274,6 @@ def _resolve(name_or_spec) -> str:
 # %% ../nbs/04_models.ipynb #3a82154f
 def _with_n_classes(spec: str, n_classes) -> str:
     "`spec` with the width of its last convolution or FC layer set to `n_classes` (a positive integer)."
-    if not isinstance(n_classes, int) or isinstance(n_classes, bool) or n_classes < 1:
-        raise ValueError(f"n_classes must be a positive integer or None, got {n_classes!r}")
     weighted = [l for l in parse_spec(spec) if l.kind in ("C", "FC")]
     if not weighted:
         raise ValueError(f"n_classes: the spec {spec!r} has no convolution or FC layer whose width it could set")
@@ -288,6 +285,7 @@ def build(name_or_spec: str, in_shape, n_classes: int | None = None, *,
           generator: torch.Generator | None = None, device=None) -> nn.Sequential:
     "Build a named architecture (a key of `ARCHITECTURES`) or a spec; `n_classes` replaces the last layer's width."
     spec = _resolve(name_or_spec)
+    n_classes = check_number(n_classes, "n_classes", 1, integer=True, allow_none=True)
     if n_classes is not None: spec = _with_n_classes(spec, n_classes)
     model = from_spec(spec, in_shape, generator=generator, device=device)
     if n_classes is not None and model.out_features != n_classes:
@@ -370,8 +368,7 @@ def summary(model: nn.Module, in_shape) -> str:
 # %% ../nbs/04_models.ipynb #af8f227b
 def with_dropout(spec: str, p: float = 0.5) -> str:
     "`spec` (or a name in ARCHITECTURES) with `D{p}` after every hidden FC layer, i.e. before each FC that follows an FC."
-    if not isinstance(p, (int, float)) or isinstance(p, bool) or not 0 < p < 1:
-        raise ValueError(f"p must be a dropout probability in (0, 1), got {p!r}")
+    p = check_number(p, "p (a dropout probability)", 0, 1, lo_open=True, hi_open=True)
     spec = _resolve(spec)
     layers = parse_spec(spec)
     pairs = [(a, b) for a, b in zip(layers, layers[1:]) if a.kind == "FC" and b.kind == "FC"]

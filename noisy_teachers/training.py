@@ -27,7 +27,7 @@ from torch.func import functional_call, stack_module_state, vmap
 from tqdm.auto import tqdm
 
 from .data import CorruptFileError, ImageData, UnsafeFileError, augment, batches, safe_load, save_atomic
-from .checks import check_logits
+from .checks import check_logits, check_number, check_tensor
 from .losses import _soft_target, hard_label_loss, logit_regression_loss
 from .noise import check_noise_args, perturb_logits
 
@@ -61,15 +61,11 @@ def get_device(device=None) -> torch.device:
 # %% ../nbs/05_training.ipynb #585b8dab
 SCHEDULES = ("cosine", "step", "constant")
 
-def _is_int(v): return isinstance(v, int) and not isinstance(v, bool)
-
-def _is_num(v): return isinstance(v, (int, float)) and not isinstance(v, bool)
-
 def lr_factor(schedule: str, step: int, total_steps: int) -> float:
     """The factor $\\gamma_t/\\gamma_0$ of `schedule` ('cosine', 'step' or 'constant') after `step` of `total_steps` steps."""
     if schedule not in SCHEDULES: raise _bad("schedule", f"one of {SCHEDULES}", schedule)
-    if not (_is_int(total_steps) and total_steps >= 1): raise _bad("total_steps", "an integer >= 1", total_steps)
-    if not (_is_int(step) and step >= 0): raise _bad("step", "an integer >= 0", step)
+    total_steps = check_number(total_steps, "total_steps", 1, integer=True)
+    step = check_number(step, "step", 0, integer=True)
     t = min(step, total_steps)
     if schedule == "cosine": return 0.5 * (1.0 + math.cos(math.pi * t / total_steps))
     if schedule == "step": return 0.1 ** sum(t >= m for m in (total_steps / 2, 3 * total_steps / 4))
@@ -102,23 +98,20 @@ class TrainConfig:
     eval_batch_size: int = 1024
 
     def __post_init__(self):
-        if not (_is_int(self.epochs) and self.epochs >= 1): raise _bad("epochs", "an integer >= 1", self.epochs)
-        if not (_is_int(self.batch_size) and self.batch_size >= 1): raise _bad("batch_size", "an integer >= 1", self.batch_size)
-        if not (_is_num(self.lr) and math.isfinite(self.lr) and self.lr > 0): raise _bad("lr", "a finite number > 0", self.lr)
-        if not (_is_num(self.momentum) and 0 <= self.momentum < 1): raise _bad("momentum", "a number in [0, 1)", self.momentum)
-        if not (_is_num(self.weight_decay) and math.isfinite(self.weight_decay) and self.weight_decay >= 0):
-            raise _bad("weight_decay", "a finite number >= 0", self.weight_decay)
+        # integers are stored as Python ints; other numbers as given (lr=1 stays 1: a config's JSON does not change)
+        self.epochs = check_number(self.epochs, "epochs", 1, integer=True)
+        self.batch_size = check_number(self.batch_size, "batch_size", 1, integer=True)
+        check_number(self.lr, "lr", 0, lo_open=True)
+        check_number(self.momentum, "momentum", 0, 1, hi_open=True)
+        check_number(self.weight_decay, "weight_decay", 0)
         if self.schedule not in SCHEDULES: raise _bad("schedule", f"one of {SCHEDULES}", self.schedule)
-        c = self.clip_grad_norm
-        if c is not None and not (_is_num(c) and math.isfinite(c) and c > 0):
-            raise _bad("clip_grad_norm", "None or a finite number > 0", c)
-        if not (_is_int(self.seed) and self.seed >= 0): raise _bad("seed", "an integer >= 0", self.seed)
-        if not (_is_int(self.augment_pad) and self.augment_pad >= 0): raise _bad("augment_pad", "an integer >= 0", self.augment_pad)
+        check_number(self.clip_grad_norm, "clip_grad_norm", 0, lo_open=True, allow_none=True)
+        self.seed = check_number(self.seed, "seed", 0, integer=True)
+        self.augment_pad = check_number(self.augment_pad, "augment_pad", 0, integer=True)
         for name in ("augment", "augment_flip", "amp", "compile"):
             if not isinstance(getattr(self, name), bool): raise _bad(name, "True or False", getattr(self, name))
         if self.device is not None: get_device(self.device)           # raises ValueError naming the device
-        if not (_is_int(self.eval_batch_size) and self.eval_batch_size >= 1):
-            raise _bad("eval_batch_size", "an integer >= 1", self.eval_batch_size)
+        self.eval_batch_size = check_number(self.eval_batch_size, "eval_batch_size", 1, integer=True)
 
 # %% ../nbs/05_training.ipynb #cec0b331
 ARM_KINDS = ("hard", "l2", "kd", "noisy", "student_noise")
@@ -139,9 +132,8 @@ class Arm:
     def __post_init__(self):
         if self.kind not in ARM_KINDS: raise _bad("kind", f"one of {ARM_KINDS}", self.kind)
         self.sigma, self.alpha, self.mu = check_noise_args(self.sigma, self.alpha, self.mu)
-        t = self.temperature
-        if not (_is_num(t) and math.isfinite(t) and t > 0): raise _bad("temperature", "a finite number > 0", t)
-        if not (_is_num(self.kd_weight) and 0 <= self.kd_weight <= 1): raise _bad("kd_weight", "a number in [0, 1]", self.kd_weight)
+        check_number(self.temperature, "temperature", 0, lo_open=True)
+        check_number(self.kd_weight, "kd_weight", 0, 1)
 
     @property
     def needs_teacher(self) -> bool:
@@ -223,7 +215,7 @@ def evaluate(model: nn.Module, data: ImageData, batch_size: int = 1024) -> dict:
     """Score `model` on `data` (an `ImageData`) in eval mode: dict(loss = mean cross-entropy with the labels,
     error = fraction misclassified, in [0, 1]). Runs on the model's device; the model's train/eval mode is restored."""
     _check_model(model); _check_data(data, "data")
-    if not (_is_int(batch_size) and batch_size >= 1): raise _bad("batch_size", "an integer >= 1", batch_size)
+    batch_size = check_number(batch_size, "batch_size", 1, integer=True)
     device = _model_device(model)
     data = data.to(device)
     was_training = model.training
@@ -365,7 +357,7 @@ def teacher_logits(teacher: nn.Module, data: ImageData, batch_size: int = 1024, 
     calls; a cache that is truncated, of the wrong shape or dtype, not finite or fails its hash is recomputed, with a
     warning naming the file."""
     _check_model(teacher, "teacher"); _check_data(data, "data")
-    if not (_is_int(batch_size) and batch_size >= 1): raise _bad("batch_size", "an integer >= 1", batch_size)
+    batch_size = check_number(batch_size, "batch_size", 1, integer=True)
     path = None
     if cache_dir is not None:
         if isinstance(cache_dir, bool) or not isinstance(cache_dir, (str, os.PathLike)):
@@ -676,10 +668,7 @@ def _resolve_targets(arms: list, config: TrainConfig, train: ImageData, targets,
     "Check `targets` and `teacher` for what `arms` need; returns the targets (computed from the teacher if need be)."
     if teacher is not None: _check_model(teacher, "teacher")
     if targets is not None:
-        want = (len(train), train.n_classes)
-        if not isinstance(targets, Tensor) or tuple(targets.shape) != want or not targets.is_floating_point():
-            raise ValueError(f"targets must be a float tensor of shape (len(train), n_classes) = {want}, got "
-                             + (f"{targets.dtype} {tuple(targets.shape)}" if isinstance(targets, Tensor) else type(targets).__name__))
+        check_tensor(targets, "targets", (len(train), train.n_classes), dtype="floating")   # (len(train), n_classes)
         if not bool(torch.isfinite(targets).all()): raise ValueError("targets must be finite (the teacher's logits hold nan or inf)")
     kinds = sorted({a.kind for a in arms if a.needs_teacher})
     if not kinds: return targets
