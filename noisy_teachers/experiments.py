@@ -23,16 +23,18 @@ import warnings
 from collections import defaultdict
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, fields, replace
+from numbers import Integral
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from .checks import check_number, check_numbers
 from .data import (DATASETS, CorruptFileError, ImageData, UnsafeFileError, expand_by_augmentation, load_dataset,
                                  safe_load, save_atomic, split_off, subset, sweep_stale_temporaries)
 from .models import ARCHITECTURES, PAIRS, with_dropout
 from .models import build as build_model
-from .noise import check_noise_args, combine_teachers
+from .noise import combine_teachers
 from .training import (Arm, BudgetReached, History, TrainConfig, distil, distil_many, get_device, state_sha256, teacher_logits,
                                      train_teacher)
 
@@ -45,29 +47,6 @@ def patch(f=None, *, as_prop: bool = False):
     f.__qualname__ = f"{cls.__name__}.{f.__name__}"
     setattr(cls, f.__name__, property(f) if as_prop else f)
     return f
-
-# %% ../nbs/06_experiments.ipynb #ef83c1c9
-def _number(x, name, lo=-math.inf, hi=math.inf, lo_open=False) -> float:
-    "`x` as a finite float in [lo, hi] (or (lo, hi]), else a ValueError naming `name`."
-    ok = isinstance(x, (int, float, np.integer, np.floating)) and not isinstance(x, bool)
-    if ok: x = float(x)
-    if not ok or not math.isfinite(x) or x < lo or x > hi or (lo_open and x == lo):
-        raise ValueError(f"{name} must be a finite number in {'(' if lo_open else '['}{lo:g}, {hi:g}], got {x!r}")
-    return x
-
-
-def _int(x, name, lo=0, allow_none=False):
-    if allow_none and x is None: return None
-    if isinstance(x, bool) or not isinstance(x, (int, np.integer)) or x < lo:
-        raise ValueError(f"{name} must be an integer >= {lo}" + (" or None" if allow_none else "") + f", got {x!r}")
-    return int(x)
-
-
-def _numbers(xs, name, check) -> tuple:
-    "A sequence of numbers, each passed through `check`, duplicates dropped (order kept)."
-    if isinstance(xs, (str, bytes)) or not hasattr(xs, "__iter__"):
-        raise ValueError(f"{name} must be a sequence of numbers, got {xs!r}")
-    return tuple(dict.fromkeys(check(x) for x in xs))
 
 # %% ../nbs/06_experiments.ipynb #5a7f7e00
 @dataclass(frozen=True)
@@ -137,25 +116,24 @@ def _normalise_numbers(c: BenchmarkConfig) -> None:
     """The numbers of `c` checked and normalised in place (floats; tuples without duplicates; ints): a ValueError
     naming the first wrong one."""
     put = lambda k, v: object.__setattr__(c, k, v)          # frozen: normalised once, here
-    _, alpha, mu = check_noise_args(0.0, c.alpha, c.mu)
-    put("alpha", alpha); put("mu", mu)
-    put("sigmas", _numbers(c.sigmas, "sigmas", lambda s: check_noise_args(s, 0.0)[0]))
+    grid = lambda k, hi=math.inf: tuple(dict.fromkeys(check_numbers(getattr(c, k), k, 0, hi)))   # order kept, no duplicates
+    put("alpha", check_number(c.alpha, "alpha", 0, 1))
+    put("mu", check_number(c.mu, "mu"))
+    put("sigmas", grid("sigmas"))
     if not c.sigmas: raise ValueError("sigmas must hold at least one sigma >= 0, got ()")
-    put("alpha_grid", _numbers(c.alpha_grid, "alpha_grid", lambda a: check_noise_args(0.0, a)[1]))
-    put("student_noise_sigmas", _numbers(c.student_noise_sigmas, "student_noise_sigmas",
-                                         lambda s: check_noise_args(s, 0.0)[0]))
-    put("alpha_study_sigma", check_noise_args(c.alpha_study_sigma, 0.0)[0])
-    put("temperature", _number(c.temperature, "temperature", 0, math.inf, lo_open=True))
-    put("kd_weight", _number(c.kd_weight, "kd_weight", 0, 1))
-    put("dropout", _number(c.dropout, "dropout", 0, 1, lo_open=True))
-    if c.dropout == 1: raise ValueError("dropout must be a probability in (0, 1), got 1.0")
-    put("min_teacher_gap", _number(c.min_teacher_gap, "min_teacher_gap", -1, 1))
-    put("n_teachers", _int(c.n_teachers, "n_teachers", 1))
-    put("expand_copies", _int(c.expand_copies, "expand_copies", 0))
-    put("train_size", _int(c.train_size, "train_size", 1, allow_none=True))
-    put("test_size", _int(c.test_size, "test_size", 1, allow_none=True))
-    put("val_size", _int(c.val_size, "val_size", 1, allow_none=True))
-    put("transfer_size", _int(c.transfer_size, "transfer_size", 1, allow_none=True))
+    put("alpha_grid", grid("alpha_grid", 1))
+    put("student_noise_sigmas", grid("student_noise_sigmas"))
+    put("alpha_study_sigma", check_number(c.alpha_study_sigma, "alpha_study_sigma", 0))
+    put("temperature", check_number(c.temperature, "temperature", 0, lo_open=True))
+    put("kd_weight", check_number(c.kd_weight, "kd_weight", 0, 1))
+    put("dropout", check_number(c.dropout, "dropout", 0, 1, lo_open=True, hi_open=True))
+    put("min_teacher_gap", check_number(c.min_teacher_gap, "min_teacher_gap", -1, 1))
+    put("n_teachers", check_number(c.n_teachers, "n_teachers", 1, integer=True))
+    put("expand_copies", check_number(c.expand_copies, "expand_copies", 0, integer=True))
+    put("train_size", check_number(c.train_size, "train_size", 1, integer=True, allow_none=True))
+    put("test_size", check_number(c.test_size, "test_size", 1, integer=True, allow_none=True))
+    put("val_size", check_number(c.val_size, "val_size", 1, integer=True, allow_none=True))
+    put("transfer_size", check_number(c.transfer_size, "transfer_size", 1, integer=True, allow_none=True))
     if c.transfer_size is not None and c.train_size is not None and c.transfer_size > c.train_size:
         raise ValueError(f"transfer_size must be at most train_size ({c.train_size}), got {c.transfer_size}")
 
@@ -239,7 +217,7 @@ def get_config(name: str, quick: bool = False, tiny: bool = False, epochs: int |
     teacher, student, alpha = _paper(name)
     v = _variant(name, teacher, quick, tiny)
     lengths, bs = v.pop("epochs", {}), v.pop("batch_size", None)
-    if epochs is not None: lengths = dict.fromkeys(_FAMILIES, _int(epochs, "epochs", 1))
+    if epochs is not None: lengths = dict.fromkeys(_FAMILIES, check_number(epochs, "epochs", 1, integer=True))
     fams = _FAMILIES + tuple(f for f in _DROPOUT if f in _TRAIN[name])
     train = {f"{f}_train": replace(_TRAIN[name][f], **({"epochs": lengths[b]} if (b := _DROPOUT.get(f, f)) in lengths else {}),
                                    **({"batch_size": bs} if bs else {})) for f in fams}
@@ -428,9 +406,10 @@ class TeacherGapWarning(UserWarning):
 def teacher_gap_ok(teacher_error: float, student_error: float, min_gap: float = 0.005) -> bool:
     """True when the teacher's test error is at least `min_gap` (absolute, errors in [0, 1]) below that of the
     student trained alone; otherwise warn loudly (`TeacherGapWarning` and a banner on stderr) and return False."""
-    teacher_error, student_error = _number(teacher_error, "teacher_error", 0, 1), _number(student_error, "student_error", 0, 1)
+    teacher_error = check_number(teacher_error, "teacher_error", 0, 1)
+    student_error = check_number(student_error, "student_error", 0, 1)
     gap = student_error - teacher_error
-    if gap >= _number(min_gap, "min_gap", -1, 1): return True
+    if gap >= check_number(min_gap, "min_gap", -1, 1): return True
     msg = (f"the teacher (test error {teacher_error:.2%}) is not clearly better than the student trained alone "
            f"({student_error:.2%}; gap {gap:+.2%} < {min_gap:.2%}): distillation cannot help. Train the teacher "
            "longer or check its settings before reading the sweeps.")
@@ -508,14 +487,11 @@ class Record:
 
 # %% ../nbs/06_experiments.ipynb #60fa0b12
 def _check_seeds(seeds) -> list:
-    "An int n -> [0, ..., n-1]; a list of distinct ints >= 0 -> itself; else ValueError."
-    if isinstance(seeds, (int, np.integer)) and not isinstance(seeds, bool):
-        if seeds >= 1: return list(range(int(seeds)))
-    elif not isinstance(seeds, (str, bytes, bool)) and hasattr(seeds, "__iter__"):
-        s = list(seeds)
-        if s and len(set(s)) == len(s) and all(isinstance(x, (int, np.integer)) and not isinstance(x, bool) and x >= 0 for x in s):
-            return [int(x) for x in s]
-    raise ValueError(f"seeds must be an int >= 1 (seeds 0..n-1) or a non-empty list of distinct ints >= 0, got {seeds!r}")
+    "An int n -> [0, ..., n-1]; a non-empty list (any collection) of distinct ints >= 0 -> those ints, as a list; else ValueError."
+    if isinstance(seeds, Integral) and not isinstance(seeds, bool): return list(range(check_number(seeds, "seeds", 1, integer=True)))
+    if isinstance(seeds, (str, bytes, bool)) or not hasattr(seeds, "__iter__") or not (s := list(seeds)) or len(set(s)) < len(s):
+        raise ValueError(f"seeds must be an integer >= 1 (seeds 0..n-1) or a non-empty list of distinct integers >= 0, got {seeds!r}")
+    return check_numbers(s, "seeds", 0, integer=True)
 
 # %% ../nbs/06_experiments.ipynb #cfebbe47
 def _bar(total, desc, progress):
@@ -592,7 +568,7 @@ class Run:
         self.cache = self.out / "cache"
         self.versions, self._data, self._val, self._transfer = library_versions(), None, None, None
         self.records, self._lock, self.trained = [], None, False
-        self.deadline = None if budget_minutes is None else time.time() + 60 * _number(budget_minutes, "budget_minutes", 0, math.inf, lo_open=True)
+        self.deadline = None if budget_minutes is None else time.time() + 60 * check_number(budget_minutes, "budget_minutes", 0, lo_open=True)
 
 # %% ../nbs/06_experiments.ipynb #1ebcff40
 @patch
@@ -1127,7 +1103,7 @@ def plot_curves(records, arms=None):
 
 # %% ../nbs/06_experiments.ipynb #b991630f
 def _sizes(xs) -> list:
-    out = sorted(set(_numbers(xs, "sizes", lambda n: _int(n, "sizes (each)", 1))))
+    out = sorted(set(check_numbers(xs, "sizes", 1, integer=True)))
     if not out: raise ValueError("sizes must hold at least one transfer-set size")
     return out
 
@@ -1137,8 +1113,8 @@ def study_specs(config: BenchmarkConfig, sigmas, alphas) -> list:
     σ = 0 ("l2"), then the noisy teacher at every σ > 0 of `sigmas` and every α > 0 of `alphas` (σ-major)."""
     if not isinstance(config, BenchmarkConfig):
         raise ValueError(f"config must be a BenchmarkConfig, got {type(config).__name__}")
-    sigmas = _numbers(sigmas, "sigmas", lambda s: check_noise_args(s, 0.0)[0])
-    alphas = _numbers(alphas, "alphas", lambda a: check_noise_args(0.0, a)[1])
+    sigmas = tuple(dict.fromkeys(check_numbers(sigmas, "sigmas", 0)))                 # order kept, no duplicates
+    alphas = tuple(dict.fromkeys(check_numbers(alphas, "alphas", 0, 1)))
     if not sigmas or not alphas: raise ValueError("sigmas and alphas must each hold at least one value")
     return ([ArmSpec("hard", ("study",), Arm("hard"), config.student, "labels", config.student_train),
              ArmSpec("l2", ("study",), Arm("l2"), config.student, "teacher", config.l2_train)] +
@@ -1154,9 +1130,11 @@ def study_transfer(config: BenchmarkConfig, train, n: int, seed: int, max_epoch_
     optimizer steps. `eval_every`: the subset repeated (k copies) so that one epoch, after which the student is scored
     on the validation and test sets, has at least this many steps (at n = 250 an epoch is 2 steps: scoring 15,000 images
     after each would cost more than the training)."""
-    n, seed = min(_int(n, "n", 1), len(train)), _int(seed, "seed", 0)
-    max_epoch_factor, steps = _int(max_epoch_factor, "max_epoch_factor", 1), _int(steps, "steps", 1, allow_none=True)
-    every, bs = _int(eval_every, "eval_every", 1, allow_none=True), config.l2_train.batch_size
+    n = min(check_number(n, "n", 1, integer=True), len(train))
+    seed = check_number(seed, "seed", 0, integer=True)
+    max_epoch_factor = check_number(max_epoch_factor, "max_epoch_factor", 1, integer=True)
+    steps = check_number(steps, "steps", 1, integer=True, allow_none=True)
+    every, bs = check_number(eval_every, "eval_every", 1, integer=True, allow_none=True), config.l2_train.batch_size
     transfer = train if n == len(train) else subset(train, n, seed=seed)
     k = 1 if every is None else math.ceil(every * bs / n)               # copies of the subset in one epoch
     if k > 1:
@@ -1170,8 +1148,10 @@ def _study_args(config, sizes, sigmas, alphas, seeds, batched, max_epoch_factor,
     "The study's arguments, checked: (`study_specs`, sizes, seeds, the keyword arguments of `study_transfer` for the run length)."
     specs, sizes = study_specs(config, sigmas, alphas), _sizes(sizes)
     if not isinstance(batched, bool): raise ValueError(f"batched must be True or False, got {batched!r}")
-    return (specs, sizes, _check_seeds(seeds), dict(max_epoch_factor=_int(max_epoch_factor, "max_epoch_factor", 1),
-            steps=_int(steps, "steps", 1, allow_none=True), eval_every=_int(eval_every, "eval_every", 1, allow_none=True)))
+    return (specs, sizes, _check_seeds(seeds), dict(
+        max_epoch_factor=check_number(max_epoch_factor, "max_epoch_factor", 1, integer=True),
+        steps=check_number(steps, "steps", 1, integer=True, allow_none=True),
+        eval_every=check_number(eval_every, "eval_every", 1, integer=True, allow_none=True)))
 
 # %% ../nbs/06_experiments.ipynb #5beb4995
 def _study_plan(S: Run, seed: int, specs, sizes, batched: bool) -> tuple:

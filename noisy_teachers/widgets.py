@@ -24,7 +24,7 @@ from matplotlib.patches import Rectangle
 from torch import Tensor
 
 from .data import load_dataset
-from .checks import check_logits
+from .checks import check_logits, check_number
 from .experiments import patch
 from .losses import logit_regression_loss
 from .models import build
@@ -38,17 +38,11 @@ _CACHE: dict = {}  # in-process cache: the digits teacher and the students' sigm
 DIGITS_TEACHER_CONFIG = dict(epochs=4, batch_size=64, lr=0.05, momentum=0.9, schedule="cosine", seed=0)
 
 
-def _check_in(name: str, value, lo: float, hi: float, integer: bool = False):
-    "`value` as a float (or int) inside [lo, hi], else a ValueError naming `name` and the range."
-    if isinstance(value, Tensor) and value.numel() == 1:
-        value = value.item()
-    kind = "an integer" if integer else "a number"
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise ValueError(f"{name} must be {kind} in [{lo}, {hi}], got {value!r}")
-    v = float(value)
-    if not (lo <= v <= hi) or (integer and not v.is_integer()):  # `not (lo <= nan)` is True
-        raise ValueError(f"{name} must be {kind} in [{lo}, {hi}], got {value!r}")
-    return int(v) if integer else v
+def _whole(x):
+    "A whole float (`3.0`, or a one-element tensor holding one) as the int it spells; anything else as it is, for `check_number`."
+    v = x.item() if isinstance(x, Tensor) and x.numel() == 1 else x
+    whole = isinstance(v, numbers.Real) and not isinstance(v, numbers.Integral) and math.isfinite(v) and v == int(v)
+    return int(v) if whole else x
 
 # %% ../nbs/20_explore.ipynb #bdc38194
 @contextlib.contextmanager
@@ -59,7 +53,7 @@ def torch_threads(n: int | None):
     each other on a busy 2-core machine were 17x slower per step in our measurement)."""
     old = torch.get_num_threads()
     if n is not None:
-        torch.set_num_threads(_check_in("threads", n, 1, 1024, integer=True))
+        torch.set_num_threads(check_number(_whole(n), "threads", 1, 1024, integer=True))
     try:
         yield
     finally:
@@ -73,14 +67,12 @@ def digits_setup(seed: int = 0) -> dict:
     `train_logits` (the teacher's logits on the training split, (N, 10), CPU float32: the transfer set's
     targets), `test_error` (the teacher's test error in [0, 1]), `history` and `seconds` (training time). Trains on one
     CPU thread (see `torch_threads`)."""
-    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or seed < 0:
-        raise ValueError(f"seed must be an integer >= 0, got {seed!r}")
-    key = ("digits_teacher", int(seed))
+    key = ("digits_teacher", check_number(seed, "seed", 0, integer=True))
     if key not in _CACHE:
         train, test = load_dataset("digits")
         teacher = build("digits_teacher", train.in_shape, train.n_classes,
-                        generator=torch.Generator().manual_seed(int(seed)))
-        config = TrainConfig(**{**DIGITS_TEACHER_CONFIG, "seed": int(seed)})
+                        generator=torch.Generator().manual_seed(key[1]))
+        config = TrainConfig(**{**DIGITS_TEACHER_CONFIG, "seed": key[1]})
         t0 = time.perf_counter()
         with torch_threads(1):
             history = train_teacher(teacher, train, test, config, progress=False)
@@ -94,10 +86,8 @@ def digits_setup(seed: int = 0) -> dict:
 # %% ../nbs/20_explore.ipynb #e93e66d8
 def digits_teacher_logits(n: int = 32, seed: int = 0) -> tuple[Tensor, Tensor]:
     """The first `n` rows of the digits teacher's logits on its training split, and their labels: `(logits, labels)`."""
-    if isinstance(n, bool) or not isinstance(n, numbers.Integral) or not 1 <= n <= 1000:
-        raise ValueError(f"n must be an integer in [1, 1000], got {n!r}")
-    s = digits_setup(seed)
-    return s["train_logits"][: int(n)].clone(), s["train"].labels[: int(n)].cpu().clone()
+    n, s = check_number(n, "n", 1, 1000, integer=True), digits_setup(seed)
+    return s["train_logits"][:n].clone(), s["train"].labels[:n].cpu().clone()
 
 # %% ../nbs/20_explore.ipynb #3b52d519
 def _as_logits(logits, name: str) -> Tensor:
@@ -115,7 +105,7 @@ def _as_logits(logits, name: str) -> Tensor:
 def default_student_logits(teacher_logits: Tensor, offset: float = 0.5, seed: int = 12345) -> Tensor:
     "A stand-in student close to the teacher: `teacher_logits + offset * eps`, eps ~ N(0, 1) from `seed`."
     z = _as_logits(teacher_logits, "teacher_logits")
-    offset = _check_in("offset", offset, 0.0, math.inf)
+    offset = check_number(offset, "offset", 0)
     eps = torch.randn(z.shape, generator=torch.Generator().manual_seed(int(seed)))
     return z + offset * eps
 
@@ -125,7 +115,7 @@ def _shown_sample(sample, flipped: Tensor, chosen: Tensor) -> int:
     if sample is None:
         first = torch.nonzero(flipped).flatten().tolist() + torch.nonzero(chosen).flatten().tolist() + [0]
         sample = first[0]
-    return _check_in("sample", sample, 0, len(chosen) - 1, integer=True)
+    return check_number(_whole(sample), "sample", 0, len(chosen) - 1, integer=True)
 
 # %% ../nbs/20_explore.ipynb #be966233
 def _regularizer_numbers(g: Tensor, z: Tensor, xi: Tensor, chosen: Tensor, sigma, alpha, mu, seed: int, n_draws: int) -> dict:
@@ -161,8 +151,8 @@ def noise_view(teacher_logits: Tensor, sigma, alpha, mu=0.0, seed: int = 0, stud
     `student_logits`, default `default_student_logits`); with `labels`, `error_before`, `error_after`."""
     z = _as_logits(teacher_logits, "teacher_logits")
     sigma, alpha, mu = check_noise_args(sigma, alpha, mu)
-    seed = _check_in("seed", seed, 0, 2**63 - 1, integer=True)
-    n_draws = _check_in("n_draws", n_draws, 2, 100_000, integer=True)
+    seed = check_number(_whole(seed), "seed", 0, 2**63 - 1, integer=True)
+    n_draws = check_number(_whole(n_draws), "n_draws", 2, 100_000, integer=True)
     B, n = z.shape
     g = default_student_logits(z) if student_logits is None else _as_logits(student_logits, "student_logits")
     if g.shape != z.shape:
@@ -276,7 +266,8 @@ def _slider(cls, name: str, description: str, value, lo, hi, step=1, fmt=None, w
 def _check_settings(**values) -> dict:
     "The settings given (sigma, alpha, mu, seed; None: not given), each checked against its slider's bounds."
     ranges = dict(sigma=SIGMA_RANGE, alpha=ALPHA_RANGE, mu=MU_RANGE, seed=SEED_RANGE)
-    return {k: _check_in(k, v, *ranges[k], integer=(k == "seed")) for k, v in values.items() if v is not None}
+    return {k: check_number(_whole(v) if k == "seed" else v, k, *ranges[k], integer=(k == "seed"))
+            for k, v in values.items() if v is not None}
 
 # %% ../nbs/20_explore.ipynb #cd1e1b32
 def _close_widgets(image, box):
@@ -507,8 +498,8 @@ class LiveStudent:
                  student: str = "digits_student", config: TrainConfig | None = None, sigma=0.5, alpha=0.5,
                  seed: int = 0, threads: int | None = 1):
         train, test, targets = _student_data(train, test, targets, teacher)
-        self.seed = _check_in("seed", seed, 0, 2**31 - 1, integer=True)
-        self.threads = None if threads is None else _check_in("threads", threads, 1, 1024, integer=True)
+        self.seed = check_number(_whole(seed), "seed", 0, 2**31 - 1, integer=True)
+        self.threads = check_number(_whole(threads), "threads", 1, 1024, integer=True, allow_none=True)
         if config is None:
             config = TrainConfig(**{**DIGITS_STUDENT_CONFIG, "seed": self.seed})
         self.train, self.test, self.targets, self.student, self.config = train, test, targets, student, config
@@ -533,7 +524,7 @@ def live_student(train=None, test=None, targets: Tensor | None = None, teacher=N
     `epochs` overrides the default configuration's epochs (default 8; 4 when the IN_TEST environment variable is set)."""
     if epochs is None:
         epochs = 4 if os.environ.get("IN_TEST") else DIGITS_STUDENT_CONFIG["epochs"]
-    epochs = _check_in("epochs", epochs, 1, 1000, integer=True)
+    epochs = check_number(_whole(epochs), "epochs", 1, 1000, integer=True)
     if "config" not in kwargs:
         kwargs["config"] = TrainConfig(**{**DIGITS_STUDENT_CONFIG, "epochs": epochs, "seed": kwargs.get("seed", 0)})
     return LiveStudent(train, test, targets, teacher, **kwargs)
@@ -578,8 +569,8 @@ def train_once(self: LiveStudent, sigma=None, alpha=None, progress: bool = False
     self.button.disabled = True
     self.progress.value, self.progress.bar_style = 0, "info"
     try:
-        sigma = _check_in("sigma", self.sigma.value if sigma is None else sigma, *SIGMA_RANGE)
-        alpha = _check_in("alpha", self.alpha.value if alpha is None else alpha, *ALPHA_RANGE)
+        sigma = check_number(self.sigma.value if sigma is None else sigma, "sigma", *SIGMA_RANGE)
+        alpha = check_number(self.alpha.value if alpha is None else alpha, "alpha", *ALPHA_RANGE)
         self.sigma.value, self.alpha.value = sigma, alpha
         cached = self.baseline is not None
         self.progress.max = 2
