@@ -334,7 +334,7 @@ class NoiseExplorer:
 # %% ../nbs/20_explore.ipynb #e4447ea2
 @patch
 def _show(self: NoiseExplorer):
-    "Encode the picture, the first time the explorer is displayed."
+    "Encode the picture, the first time the widget is displayed."
     if not self.shown:
         self.shown = True
         self.image.value = _png(self.figure)
@@ -615,18 +615,7 @@ def state(self: LiveStudent) -> dict:
                 n_trained=self.n_trained)
 
 
-@patch
-def _show(self: LiveStudent):
-    "Encode the picture, the first time the widget is displayed."
-    if not self.shown:
-        self.shown = True
-        self.image.value = _png(self.figure)
-
-
-@patch
-def close(self: LiveStudent):
-    "Drop the picture and close every widget of this object (its front-end views disappear)."
-    _close_widgets(self.image, self.widget)
+LiveStudent._show, LiveStudent.close = NoiseExplorer._show, NoiseExplorer.close   # the same picture-and-box plumbing
 
 
 @patch
