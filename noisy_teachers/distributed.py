@@ -15,9 +15,8 @@ from types import SimpleNamespace
 import torch
 
 from .experiments import (BenchmarkConfig, Run, _check_seeds, _gap, _study_args, _study_group, _study_plan, arm_groups,
-                                        arm_specs, save_teacher, select_arms, study_transfer, teacher_names)
+                                        arm_specs, save_teacher, select_arms, study_transfer, teacher_names, Targets)
 from .data import safe_load
-from .noise import combine_teachers
 from .training import teacher_logits
 
 # %% ../nbs/08_ray.ipynb #1aafc812
@@ -110,9 +109,8 @@ def _students_job(config, seed: int, specs, where: dict, threads: int, *teachers
     if not teachers: return S.students(seed, specs, None)
     models = [_teacher_model(S, t) for t in teachers]
     kind, transfer = specs[0].targets, S.transfer(seed)
-    zs = [] if kind == "labels" else [teacher_logits(m, transfer) for m in models]
-    targets = None if not zs else zs[0] if kind == "teacher" else combine_teachers(zs)
-    return S.students(seed, specs, targets, teacher=models[0], **_gap(config, teachers[0]["error"], _NO_HARD))
+    zs = [] if kind is Targets.LABELS else [teacher_logits(m, transfer) for m in models]
+    return S.students(seed, specs, kind.pick(zs), teacher=models[0], **_gap(config, teachers[0]["error"], _NO_HARD))
 
 
 def _study_job(config, seed: int, task: tuple, where: dict, threads: int, teacher: dict) -> list:
@@ -134,10 +132,10 @@ def _plan(S: Run, seed: int, specs, batched: bool) -> list:
     todo = [a for a in names + [s.name for s in specs] if not S.has(seed, a)]
     if not todo: return []
     left = [s for s in specs[1:] if s.name in todo]
-    several = any(s.targets == "teachers" for s in left)
+    several = any(s.targets is Targets.TEACHERS for s in left)
     tasks = [("teacher", seed, k, n) for k, n in enumerate(names) if k == 0 or n in todo or several]
     if "hard" in todo: tasks.append(("hard", seed, 0, specs[:1]))
-    return tasks + [("group", seed, len(names) if g[0].targets == "teachers" else 1, g) for g in arm_groups(S.c, left, batched)]
+    return tasks + [("group", seed, len(names) if g[0].targets is Targets.TEACHERS else 1, g) for g in arm_groups(S.c, left, batched)]
 
 # %% ../nbs/08_ray.ipynb #7bf49840
 def _line(config, seed, what: str, recs: list, done: int, total: int) -> str:
