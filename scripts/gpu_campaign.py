@@ -7,7 +7,8 @@ Steps, each resumable (finished arms are skipped, an interrupted arm continues f
   1. cifar10-check  the CIFAR-10 teacher check: the paper's NiN and the augmented LeNet student alone, both for a
                     few epochs; prints whether the teacher is on track to beat the student (see chapter 12).
   2. cifar10        the CIFAR-10 protocol, 3 seeds (the JPEG copy of CIFAR-10, or the original if present).
-  3. mnist          MNIST at the protocol's schedule, every arm, 5 seeds (validation split, per-family learning rates).
+  3. mnist          MNIST at the protocol's schedule, every arm, 5 seeds (validation split, per-family learning rates);
+                    it starts from the book's records (results/mnist-converged), so only the missing seeds and arms run.
   4. fashion-mnist  Fashion-MNIST, the same.
   5. svhn           SVHN, 3 seeds, when its files are in the data root (skipped with a note otherwise).
 Records go to OUT/<step>/results.jsonl, in the layout of `results/`.
@@ -40,6 +41,20 @@ def config_of(step, name, smoke):
     return get_config(name)
 
 
+BOOK = {"mnist": "mnist-converged"}   # steps that start from the book's committed records: only what is missing runs
+
+
+def start_from_book(step, out, smoke):
+    "Copy results/<BOOK[step]>/results.jsonl into OUT/<step>/ when that folder has no records yet (not with --smoke)."
+    src = Path(__file__).resolve().parent.parent / "results" / BOOK.get(step, "-") / "results.jsonl"
+    dst = out / step / "results.jsonl"
+    if smoke or not src.is_file() or dst.exists(): return
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    dst.write_bytes(src.read_bytes())
+    print(f"[{step}] starting from the book's records in results/{src.parent.name}: only the missing seeds and arms run",
+          flush=True)
+
+
 def run_step(step, name, seeds, out, args, deadline):
     "Run one step; True if it finished, False if it stopped at the budget."
     from noisy_teachers.data import DataNotFoundError
@@ -49,6 +64,7 @@ def run_step(step, name, seeds, out, args, deadline):
     if left <= 0: return False
     config = config_of(step, name, args.smoke)
     arms = ["hard"] if step == "cifar10-check" else None
+    start_from_book(step, out, args.smoke)
     try:
         records = run_benchmark(config, seeds, data_root=args.data_root, out_dir=out / step, device=args.device,
                                 progress="lines", arms=arms, budget_minutes=left)
