@@ -257,8 +257,8 @@ class Targets(Enum):
 class ArmSpec:
     """One student arm: its `name`; the `groups` it belongs to (for selection and plots); the `training.Arm` it
     learns from; the `student` architecture (a name or spec string); where its `targets` come from (a `Targets`);
-    the `training.TrainConfig` that trains it (`train`:
-    one of the configuration's, e.g. its `l2_train`; seed and device are set per run)."""
+    the `training.TrainConfig` that trains it (`train`: one of the configuration's, e.g. its `l2_train`; seed and
+    device are set per run)."""
     name: str
     groups: tuple
     arm: Arm
