@@ -867,13 +867,14 @@ def repo_root(start=None) -> Path:
     raise FileNotFoundError(f"no settings.ini at or above {here}: run this inside a clone of the repository")
 
 # %% ../nbs/03_data.ipynb #814e03ad
-def start_from_results(name: str, file: str = "results.jsonl", root=None) -> Path:
-    """The run folder `runs/<name>` of the repository at `root` (default `repo_root()`). If it lacks `file`, the book's
-    committed copy `results/<name>/<file>` is copied into it first, so that a resumable runner only reads it."""
+def start_from_results(name: str, file: str = "results.jsonl", root=None, run=None) -> Path:
+    """The run folder `run` (default `runs/<name>` of the repository at `root`, default `repo_root()`). If it lacks
+    `file`, the book's committed copy `results/<name>/<file>` is copied into it first, so that a resumable runner
+    only reads it and trains what is missing."""
     if not isinstance(name, str) or not name or Path(name).name != name or name in (".", ".."):
         raise ValueError(f"name must be a folder name such as 'mnist' (no path), got {name!r}")
     root = repo_root() if root is None else Path(root)
-    run, kept = root / "runs" / name, root / "results" / name / file
+    run, kept = root / "runs" / name if run is None else Path(run), root / "results" / name / file
     if not (run / file).exists() and kept.is_file():
         run.mkdir(parents=True, exist_ok=True); (run / file).write_bytes(kept.read_bytes())
     return run

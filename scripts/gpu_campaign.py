@@ -44,17 +44,6 @@ def config_of(step, name, smoke):
 BOOK = {"mnist": "mnist-converged"}   # steps that start from the book's committed records: only what is missing runs
 
 
-def start_from_book(step, out, smoke):
-    "Copy results/<BOOK[step]>/results.jsonl into OUT/<step>/ when that folder has no records yet (not with --smoke)."
-    src = Path(__file__).resolve().parent.parent / "results" / BOOK.get(step, "-") / "results.jsonl"
-    dst = out / step / "results.jsonl"
-    if smoke or not src.is_file() or dst.exists(): return
-    dst.parent.mkdir(parents=True, exist_ok=True)
-    dst.write_bytes(src.read_bytes())
-    print(f"[{step}] starting from the book's records in results/{src.parent.name}: only the missing seeds and arms run",
-          flush=True)
-
-
 def run_step(step, name, seeds, out, args, deadline):
     "Run one step; True if it finished, False if it stopped at the budget."
     from noisy_teachers.data import DataNotFoundError
@@ -64,7 +53,10 @@ def run_step(step, name, seeds, out, args, deadline):
     if left <= 0: return False
     config = config_of(step, name, args.smoke)
     arms = ["hard"] if step == "cifar10-check" else None
-    start_from_book(step, out, args.smoke)
+    if step in BOOK and not args.smoke and not (out / step / "results.jsonl").exists():
+        from noisy_teachers.data import start_from_results
+        start_from_results(BOOK[step], root=Path(__file__).resolve().parent.parent, run=out / step)
+        print(f"[{step}] starting from the book's records in results/{BOOK[step]}: only what is missing runs", flush=True)
     try:
         records = run_benchmark(config, seeds, data_root=args.data_root, out_dir=out / step, device=args.device,
                                 progress="lines", arms=arms, budget_minutes=left)
