@@ -9,7 +9,7 @@ Steps, each resumable (finished arms are skipped, an interrupted arm continues f
   2. cifar10        the CIFAR-10 protocol, 3 seeds (the JPEG copy of CIFAR-10, or the original if present).
   3. mnist          MNIST at the protocol's schedule, every arm, 5 seeds (validation split, per-family learning rates);
                     it starts from the book's records (results/mnist-converged), so only the missing seeds and arms run.
-  4. fashion-mnist  Fashion-MNIST, the same.
+  4. fashion-mnist  Fashion-MNIST, the same (from results/fashion-mnist-converged).
   5. svhn           SVHN, 3 seeds, when its files are in the data root (skipped with a note otherwise).
 Records go to OUT/<step>/results.jsonl, in the layout of `results/`.
 
@@ -41,7 +41,7 @@ def config_of(step, name, smoke):
     return get_config(name)
 
 
-BOOK = {"mnist": "mnist-converged"}   # steps that start from the book's committed records: only what is missing runs
+BOOK = {"mnist": "mnist-converged", "fashion-mnist": "fashion-mnist-converged"}   # steps that start from the book's committed records: only what is missing runs
 
 
 def run_step(step, name, seeds, out, args, deadline):
