@@ -6,11 +6,15 @@
 Steps, each resumable (finished arms are skipped, an interrupted arm continues from its checkpoint):
   1. cifar10-check  the CIFAR-10 teacher check: the paper's NiN and the augmented LeNet student alone, both for a
                     few epochs; prints whether the teacher is on track to beat the student (see chapter 12).
-  2. cifar10        the CIFAR-10 protocol, 3 seeds (the JPEG copy of CIFAR-10, or the original if present).
-  3. mnist          MNIST at the protocol's schedule, every arm, 5 seeds (validation split, per-family learning rates);
+  2. cifar10-lr     the learning rate of each student family (hard, KD, L2) chosen on CIFAR-10's validation split,
+                    no clip, at the full schedule (scripts/lr_search.py; records in OUT/cifar10-lr/cifar10.jsonl,
+                    .md and .png). The protocol below still runs at the book's rates: put the chosen ones into
+                    `_TRAIN["cifar10"]` (chapter 06) before trusting its comparisons between families.
+  3. cifar10        the CIFAR-10 protocol, 3 seeds (the JPEG copy of CIFAR-10, or the original if present).
+  4. mnist          MNIST at the protocol's schedule, every arm, 5 seeds (validation split, per-family learning rates);
                     it starts from the book's records (results/mnist-converged), so only the missing seeds and arms run.
-  4. fashion-mnist  Fashion-MNIST, the same (from results/fashion-mnist-converged).
-  5. svhn           SVHN, 3 seeds, when its files are in the data root (skipped with a note otherwise).
+  5. fashion-mnist  Fashion-MNIST, the same (from results/fashion-mnist-converged).
+  6. svhn           SVHN, 3 seeds, when its files are in the data root (skipped with a note otherwise).
 Records go to OUT/<step>/results.jsonl, in the layout of `results/`.
 
 Slices. `--budget-minutes M` stops cleanly at the end of the epoch that crosses M minutes (checkpoints and records
@@ -28,7 +32,7 @@ import tarfile
 import time
 from pathlib import Path
 
-STEPS = (("cifar10-check", "cifar10", 1), ("cifar10", "cifar10", 3), ("mnist", "mnist", 5),
+STEPS = (("cifar10-check", "cifar10", 1), ("cifar10-lr", "cifar10", 1), ("cifar10", "cifar10", 3), ("mnist", "mnist", 5),
          ("fashion-mnist", "fashion-mnist", 5), ("svhn", "svhn", 3))
 PART = 15 * 2 ** 20          # bytes per archive part (the machine returns files of at most 16 MiB)
 MAX_PARTS = 4                # and at most 64 MiB in all: leave room for the log
@@ -51,6 +55,7 @@ def run_step(step, name, seeds, out, args, deadline):
     from noisy_teachers.training import BudgetReached
     left = (deadline - time.time()) / 60
     if left <= 0: return False
+    if step == "cifar10-lr": return lr_step(name, out / step, args, deadline)
     config = config_of(step, name, args.smoke)
     arms = ["hard"] if step == "cifar10-check" else None
     if step in BOOK and not args.smoke and not (out / step / "results.jsonl").exists():
@@ -73,6 +78,24 @@ def run_step(step, name, seeds, out, args, deadline):
         verdict = "on track" if t + config.min_teacher_gap <= s else "NOT on track: see chapter 12 before the full protocol"
         print(f"[{step}] teacher {100 * t:.2f} % vs student alone {100 * s:.2f} % after "
               f"{config.teacher_train.epochs} epochs each: {verdict}", flush=True)
+    return True
+
+
+def lr_step(name, out, args, deadline):
+    "The learning-rate search on `name`'s validation split (scripts/lr_search.py); True if it finished."
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    import lr_search
+    from noisy_teachers.data import DataNotFoundError
+    from noisy_teachers.training import BudgetReached
+    try:
+        log = lr_search.search(name, out, args.data_root, args.device or "auto", tiny=args.smoke, deadline=deadline)
+    except BudgetReached:
+        print(f"[{name} lr] stopped at the budget; rerun to continue", flush=True)
+        return False
+    except DataNotFoundError as e:
+        print(f"[{name} lr] skipped: {str(e).splitlines()[0]}", flush=True)
+        return True
+    lr_search.report(log)
     return True
 
 

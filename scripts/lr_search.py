@@ -8,6 +8,11 @@ of `--val` images (fixed seed, the same for every run), and scored on that hold-
 is not touched. The teacher is trained once on the same reduced training split.
 
     python scripts/lr_search.py mnist --data-root DIR --out results/lr-search        # ~1 h on one CPU thread
+    python scripts/lr_search.py cifar10 --data-root DIR --out runs/lr-search --device cuda --budget-minutes 60
+
+Every benchmark of the book: digits, mnist, fashion-mnist (searched, in results/lr-search/), svhn and cifar10 (a GPU
+job at their full schedules; `--budget-minutes` stops cleanly and the same command continues). `--tiny` runs the
+benchmark's tiny configuration in seconds (CI's smoke test).
 
 Records (one JSON line per (family, lr)) go to OUT/<benchmark>.jsonl; a rerun skips finished ones and resumes an
 interrupted one from its checkpoint in OUT/<benchmark>-checkpoints/. A run whose loss becomes non-finite is recorded
@@ -24,9 +29,9 @@ from pathlib import Path
 import torch
 
 from noisy_teachers import models
-from noisy_teachers.data import load_dataset, safe_load, save_atomic, split_off, subset
-from noisy_teachers.experiments import chosen_learning_rates, get_config
-from noisy_teachers.training import Arm, TrainConfig, distil, teacher_logits, train_teacher
+from noisy_teachers.data import DATASETS, DataNotFoundError, safe_load, save_atomic
+from noisy_teachers.experiments import Run, append_record, chosen_learning_rates, get_config
+from noisy_teachers.training import Arm, BudgetReached, distil, teacher_logits, train_teacher
 
 GRIDS = {  # each spans at least 10x; L2 on raw logits gets a lower grid (see METHOD's pitfall on its gradients)
     "hard": (0.01, 0.03, 0.1, 0.3),
@@ -37,12 +42,23 @@ GRIDS = {  # each spans at least 10x; L2 on raw logits gets a lower grid (see ME
 }
 
 
+def read_search(path: Path) -> list:
+    "The search's records in `path` ([] if none); a line torn by a killed run is skipped."
+    if not path.exists(): return []
+    recs = []
+    for line in path.read_text().splitlines():
+        try: recs.append(json.loads(line))
+        except json.JSONDecodeError: pass
+    return [r for r in recs if isinstance(r, dict) and "family" in r]
+
+
 def report(path: Path):
     "The search as a Markdown table and a figure (validation error per epoch, one panel per family), beside `path`."
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    recs = [json.loads(l) for l in path.read_text().splitlines() if l.strip()]
+    recs = read_search(path)
+    if not recs: raise SystemExit(f"no search records in {path}: run the search first")
     best = chosen_learning_rates(recs)
     n_val = recs[0]["n_val"]
     lines = [f"# Learning-rate search: {recs[0]['benchmark']}", "",
@@ -71,59 +87,82 @@ def report(path: Path):
     print("\n".join(lines))
 
 
-def main():
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("benchmark", choices=("digits", "mnist", "fashion-mnist"))
-    p.add_argument("--data-root", default=None, help="folder holding the data set (default: $NOISY_TEACHERS_DATA)")
-    p.add_argument("--out", type=Path, required=True)
-    p.add_argument("--val", type=int, default=5000, help="validation images held out of the training split")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--families", nargs="+", default=list(GRIDS), choices=list(GRIDS))
-    p.add_argument("--threads", type=int, default=1)
-    p.add_argument("--report", action="store_true", help="only write OUT/<benchmark>.md and .png from the records")
-    a = p.parse_args()
-    if a.report: return report(a.out / f"{a.benchmark}.jsonl")
-    torch.set_num_threads(a.threads)
-    c = get_config(a.benchmark)
-    train, test = load_dataset(a.benchmark, root=a.data_root)
-    fit, val = split_off(train, a.val, seed=0)          # the hold-out every benchmark run uses
-    a.out.mkdir(parents=True, exist_ok=True)
-    log, ck = a.out / f"{a.benchmark}.jsonl", a.out / f"{a.benchmark}-checkpoints"
-    done = {(r["family"], r["lr"]) for r in map(json.loads, log.read_text().splitlines())} if log.exists() else set()
-    teacher = models.build(c.teacher, fit.in_shape, fit.n_classes, generator=torch.Generator().manual_seed(a.seed))
+def families_of(c) -> list:
+    "The families a configuration trains: hard, KD, L2, and the dropout students where it has their own rates."
+    return ["hard", "kd", "l2"] + [f for f, k in (("hard_dropout", "student_dropout_train"), ("l2_dropout", "l2_dropout_train"))
+                                   if getattr(c, k) is not None]
+
+
+def search(benchmark, out: Path, data_root=None, device="cpu", seed=0, families=None, tiny=False, deadline=None):
+    """Train every (family, lr) of `families` (default `families_of`) on the benchmark's own splits (its `Run`: the
+    same validation hold-out and transfer set as its students). Resumable; raises `BudgetReached` past `deadline`."""
+    c = get_config(benchmark, tiny=tiny)
+    run = Run(c, data_root=data_root, out_dir=out, device=device, progress=False, write=False)
+    fit, val = run.data[0], run.val
+    out.mkdir(parents=True, exist_ok=True)
+    log, ck = out / f"{benchmark}.jsonl", out / f"{benchmark}-checkpoints"
+    done = {(r["family"], r["lr"]) for r in read_search(log)}
+    teacher = run.build(c.teacher, seed)
     tpath = ck / "teacher.pt"
     if tpath.exists(): teacher.load_state_dict(safe_load(tpath))
     else:
-        h = train_teacher(teacher, fit, val, replace(c.teacher_train, seed=a.seed, device="cpu"),
-                          checkpoint=ck / "teacher.train.pt", progress=False)
+        h = train_teacher(teacher, fit, val, replace(c.teacher_train, seed=seed, device=run.device),
+                          checkpoint=ck / "teacher.train.pt", progress=False, deadline=deadline)
         print(f"teacher: validation error {100 * h.test_error[-1]:.2f} %", flush=True)
         save_atomic(teacher.state_dict(), tpath)
     teacher.eval()
-    transfer = fit if c.transfer_size is None else subset(fit, c.transfer_size, seed=a.seed)   # as the benchmark's students
+    transfer = run.transfer(seed)                                    # as the benchmark's students (subset, augmented copies)
     z = teacher_logits(teacher, transfer, cache_dir=ck)
     arms = {"hard": Arm("hard"), "kd": Arm("kd", temperature=c.temperature, kd_weight=c.kd_weight), "l2": Arm("l2"),
             "hard_dropout": Arm("hard"), "l2_dropout": Arm("l2")}
-    for fam in a.families:
+    for fam in families or families_of(c):
         base = c.l2_train if fam.startswith("l2") else c.student_train
         arch = models.with_dropout(c.student, p=c.dropout) if fam.endswith("_dropout") else c.student
         for lr in GRIDS[fam]:
             if (fam, lr) in done: continue
-            cfg = replace(base, lr=lr, clip_grad_norm=None, seed=a.seed, device="cpu")
-            student = models.build(arch, fit.in_shape, fit.n_classes, generator=torch.Generator().manual_seed(a.seed))
+            cfg = replace(base, lr=lr, clip_grad_norm=None, seed=seed, device=run.device)
+            student = run.build(arch, seed)
             t0, diverged = time.perf_counter(), None
             try:
                 h = distil(student, transfer, val, cfg, arms[fam], targets=z, checkpoint=ck / f"{fam}-lr{lr:g}.train.pt",
-                           progress=False).to_dict()
+                           progress=False, deadline=deadline).to_dict()
             except FloatingPointError as e:
                 diverged, h = str(e), dict(test_error=[1.0] * cfg.epochs, test_loss=[math.nan] * cfg.epochs)
-            rec = dict(benchmark=a.benchmark, family=fam, lr=lr, seed=a.seed, epochs=cfg.epochs, batch_size=cfg.batch_size,
+            rec = dict(benchmark=benchmark, family=fam, lr=lr, seed=seed, epochs=cfg.epochs, batch_size=cfg.batch_size,
                        schedule=cfg.schedule, momentum=cfg.momentum, clip_grad_norm=None, clip_fraction=0.0,
                        n_fit=len(fit), n_transfer=len(transfer), n_val=len(val), val_error=h["test_error"], val_loss=h["test_loss"],
                        final_val_error=h["test_error"][-1], best_val_error=min(h["test_error"]), diverged=diverged,
-                       wall_s=round(time.perf_counter() - t0, 1), torch=torch.__version__)
-            with open(log, "a") as f: f.write(json.dumps(rec) + "\n")
+                       wall_s=round(time.perf_counter() - t0, 1), torch=torch.__version__, device=str(run.device),
+                       **({"variant": c.variant} if tiny else {}))
+            append_record(log, rec)
             print(f"{fam} lr={lr:g}: final validation error {100 * rec['final_val_error']:.2f} %"
                   + (" (diverged)" if diverged else ""), flush=True)
+    return log
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("benchmark", choices=DATASETS)
+    p.add_argument("--data-root", default=None, help="folder holding the data set (default: $NOISY_TEACHERS_DATA)")
+    p.add_argument("--out", type=Path, required=True)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--families", nargs="+", default=None, choices=list(GRIDS),
+                   help="default: hard, kd, l2 and the dropout students where the benchmark has their own rates")
+    p.add_argument("--device", default="cpu", help="cpu, cuda, mps or auto")
+    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--budget-minutes", type=float, default=None, help="stop cleanly after this many minutes (rerun to continue)")
+    p.add_argument("--tiny", action="store_true", help="the benchmark's tiny configuration (seconds; a smoke test)")
+    p.add_argument("--report", action="store_true", help="only write OUT/<benchmark>.md and .png from the records")
+    a = p.parse_args(argv)
+    if a.report: return report(a.out / f"{a.benchmark}.jsonl")
+    torch.set_num_threads(a.threads)
+    deadline = None if a.budget_minutes is None else time.time() + 60 * a.budget_minutes
+    try:
+        search(a.benchmark, a.out, a.data_root, a.device, a.seed, a.families, a.tiny, deadline)
+    except BudgetReached as e:
+        print(f"{e}; rerun the same command to continue", flush=True)
+    except DataNotFoundError as e:
+        p.error(str(e))
 
 
 if __name__ == "__main__":
