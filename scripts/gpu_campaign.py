@@ -48,11 +48,32 @@ def config_of(step, name, smoke):
 BOOK = {"mnist": "mnist-converged", "fashion-mnist": "fashion-mnist-converged"}   # steps that start from the book's committed records: only what is missing runs
 
 
+def guarded(step, work):
+    "`work()` as (finished, its value): (False, None) if it stopped at the budget, (True, None) if its data are missing."
+    from noisy_teachers.data import DataNotFoundError
+    from noisy_teachers.training import BudgetReached
+    try: return True, work()
+    except BudgetReached:
+        print(f"[{step}] stopped at the budget; rerun to continue", flush=True)
+        return False, None
+    except DataNotFoundError as e:
+        print(f"[{step}] skipped: {str(e).splitlines()[0]}", flush=True)
+        return True, None
+
+
+def lr_step(name, out, args, deadline):
+    "The learning-rate search on `name`'s validation split (scripts/lr_search.py); True if it finished."
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    import lr_search
+    finished, log = guarded(f"{name}-lr", lambda: lr_search.search(name, out, args.data_root, args.device or "auto",
+                                                                  tiny=args.smoke, deadline=deadline))
+    if log is not None: lr_search.report(log)
+    return finished
+
+
 def run_step(step, name, seeds, out, args, deadline):
     "Run one step; True if it finished, False if it stopped at the budget."
-    from noisy_teachers.data import DataNotFoundError
     from noisy_teachers.experiments import run_benchmark, summarize, format_table
-    from noisy_teachers.training import BudgetReached
     left = (deadline - time.time()) / 60
     if left <= 0: return False
     if step == "cifar10-lr": return lr_step(name, out / step, args, deadline)
@@ -62,15 +83,9 @@ def run_step(step, name, seeds, out, args, deadline):
         from noisy_teachers.data import start_from_results
         start_from_results(BOOK[step], root=Path(__file__).resolve().parent.parent, run=out / step)
         print(f"[{step}] starting from the book's records in results/{BOOK[step]}: only what is missing runs", flush=True)
-    try:
-        records = run_benchmark(config, seeds, data_root=args.data_root, out_dir=out / step, device=args.device,
-                                progress="lines", arms=arms, budget_minutes=left)
-    except BudgetReached:
-        print(f"[{step}] stopped at the budget; rerun to continue", flush=True)
-        return False
-    except DataNotFoundError as e:
-        print(f"[{step}] skipped: {str(e).splitlines()[0]}", flush=True)
-        return True
+    finished, records = guarded(step, lambda: run_benchmark(config, seeds, data_root=args.data_root, out_dir=out / step,
+                                                            device=args.device, progress="lines", arms=arms, budget_minutes=left))
+    if records is None: return finished
     print(f"[{step}] done: {len(records)} records\n{format_table(summarize(records), markdown=False)}", flush=True)
     if step == "cifar10-check":
         t = next(r for r in records if r["arm"] == "teacher")["metrics"]["final_error"]
@@ -78,24 +93,6 @@ def run_step(step, name, seeds, out, args, deadline):
         verdict = "on track" if t + config.min_teacher_gap <= s else "NOT on track: see chapter 12 before the full protocol"
         print(f"[{step}] teacher {100 * t:.2f} % vs student alone {100 * s:.2f} % after "
               f"{config.teacher_train.epochs} epochs each: {verdict}", flush=True)
-    return True
-
-
-def lr_step(name, out, args, deadline):
-    "The learning-rate search on `name`'s validation split (scripts/lr_search.py); True if it finished."
-    sys.path.insert(0, str(Path(__file__).resolve().parent))
-    import lr_search
-    from noisy_teachers.data import DataNotFoundError
-    from noisy_teachers.training import BudgetReached
-    try:
-        log = lr_search.search(name, out, args.data_root, args.device or "auto", tiny=args.smoke, deadline=deadline)
-    except BudgetReached:
-        print(f"[{name} lr] stopped at the budget; rerun to continue", flush=True)
-        return False
-    except DataNotFoundError as e:
-        print(f"[{name} lr] skipped: {str(e).splitlines()[0]}", flush=True)
-        return True
-    lr_search.report(log)
     return True
 
 
