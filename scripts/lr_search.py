@@ -3,9 +3,10 @@
 
 The three families train differently: cross-entropy on the labels ("hard"), Hinton's KD ("kd": T = 4, weight 0.9),
 and L2 regression on raw logits ("l2", the family of the noisy teacher). Each is trained at every learning rate of
-its grid with NO gradient clip (so no clip can bind), on the training split minus a stratified validation hold-out
-of `--val` images (fixed seed, the same for every run), and scored on that hold-out after every epoch. The test set
-is not touched. The teacher is trained once on the same reduced training split.
+its grid with NO gradient clip (so no clip can bind), on the benchmark's own transfer set (the training split minus
+its stratified validation hold-out of `val_size` images, fixed seed: the same split every run of the benchmark uses),
+and scored on that hold-out after every epoch. The test set is not touched. The teacher is trained once on the same
+reduced training split.
 
     python scripts/lr_search.py mnist --data-root DIR --out results/lr-search        # ~1 h on one CPU thread
     python scripts/lr_search.py cifar10 --data-root DIR --out runs/lr-search --device cuda --budget-minutes 60
