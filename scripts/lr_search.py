@@ -22,7 +22,6 @@ as diverged (validation error 1.0 at every later epoch).
 import argparse
 import json
 import math
-import os
 import time
 from dataclasses import replace
 from pathlib import Path
