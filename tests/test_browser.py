@@ -37,6 +37,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -108,6 +109,15 @@ def http_json(url: str, method: str = "GET", timeout: float = 5.0):
     with urllib.request.urlopen(req, timeout=timeout) as r:  # noqa: S310 (loopback only)
         body = r.read()
         return json.loads(body) if body else None
+
+
+def kernels(base: str, token: str) -> list:
+    "The server's kernels; [] while it answers 5xx (seen while a slow kernel is still starting): poll again."
+    try:
+        return http_json(f"{base}/api/kernels?token={token}") or []
+    except urllib.error.HTTPError as e:
+        if e.code >= 500: return []
+        raise
 
 
 def descendants(pid: int) -> list[int]:
@@ -236,8 +246,7 @@ def drive_notebook(page, base: str, token: str, snap) -> str:
     page.goto(url, wait_until="domcontentloaded", timeout=60_000)
     page.wait_for_selector(".jp-Notebook .jp-Cell", timeout=60_000)
     # the kernel must be up before Run All, else the run is queued behind a "select kernel" state
-    wait_until(lambda: any(k.get("execution_state") == "idle"
-                           for k in http_json(f"{base}/api/kernels?token={token}") or []),
+    wait_until(lambda: any(k.get("execution_state") == "idle" for k in kernels(base, token)),
                min(60, remaining() - 60), "the kernel to start")
     n_code = page.locator(".jp-Notebook .jp-CodeCell").count()
     log(f"notebook open, kernel idle, {n_code} code cells; Run > Run All Cells")
