@@ -29,9 +29,7 @@ def _int_from(low: int):
         return v
     return parse
 
-
 _positive_int, _non_negative_int = _int_from(1), _int_from(0)
-
 
 def _positive_number(text: str) -> float:
     try: v = float(text)
@@ -52,7 +50,6 @@ def _number_list(lo: float, hi: float):
             out.append(v)
         return out
     return parse
-
 
 def _size_list(text: str) -> list:
     return [_positive_int(p) for p in text.split(",")]
@@ -94,29 +91,34 @@ def _add_demo(sub) -> argparse.ArgumentParser:
     _common(d, out_default=Path("noisy-teachers-demo"), threads=1)
     return d
 
+# %% ../nbs/07_cli.ipynb #5e0a7c31
+def _protocol_options(p: argparse.ArgumentParser, tasks: str, quick: str):
+    "The options of `reproduce` and `study`: seeds, data, the protocol's size, Ray (`tasks`: what a task runs), budget."
+    p.add_argument("--seeds", type=_positive_int, required=True, metavar="N", help="number of seeds (0..N-1)")
+    p.add_argument("--first-seed", type=_non_negative_int, default=0, metavar="K",
+                   help="start at seed K: seeds K..K+N-1 (to split seeds over processes or machines)")
+    p.add_argument("--data-root", type=Path, default=None, metavar="DIR",
+                   help="folder holding the data set (default: $NOISY_TEACHERS_DATA, else the per-user cache)")
+    p.add_argument("--download", action="store_true",
+                   help="if the data set is not in the data root, download it there with torchvision (needs internet)")
+    size = p.add_mutually_exclusive_group()
+    size.add_argument("--quick", action="store_true", help=quick)
+    size.add_argument("--tiny", action="store_true", help="seconds: for tests")
+    p.add_argument("--epochs", type=_positive_int, default=None, metavar="N",
+                   help="train the teachers and every student for N epochs instead of the protocol's (a CPU budget)")
+    p.add_argument("--ray", nargs="?", const="", default=None, metavar="ADDRESS",
+                   help=f"run every {tasks} as a Ray task: alone, a local Ray instance; 'auto' or an address joins a "
+                        "running cluster (chapter 08; needs pip install \"noisy-teachers[ray]\")")
+    p.add_argument("--budget-minutes", type=_positive_number, default=None, metavar="M",
+                   help="stop cleanly at the end of the epoch that crosses M minutes; rerun the same command to continue")
+
 # %% ../nbs/07_cli.ipynb #663486d7
 def _add_reproduce(sub) -> argparse.ArgumentParser:
     r = sub.add_parser("reproduce", help="the full protocol of one benchmark, resumable",
                        description="Every arm of the protocol (chapter 06) on one benchmark for N seeds; results "
                                    "are written as they finish, and a rerun resumes. Ends with summary.md and plots.")
     r.add_argument("benchmark", choices=DATASETS, help="the benchmark")
-    r.add_argument("--seeds", type=_positive_int, required=True, metavar="N", help="number of seeds (0..N-1)")
-    r.add_argument("--first-seed", type=_non_negative_int, default=0, metavar="K",
-                   help="start at seed K: seeds K..K+N-1 (to split seeds over processes or machines)")
-    r.add_argument("--data-root", type=Path, default=None, metavar="DIR",
-                   help="folder holding the data set (default: $NOISY_TEACHERS_DATA, else the per-user cache)")
-    r.add_argument("--download", action="store_true",
-                   help="if the data set is not in the data root, download it there with torchvision (needs internet)")
-    size = r.add_mutually_exclusive_group()
-    size.add_argument("--quick", action="store_true", help="a few epochs on a subset: the protocol in minutes")
-    size.add_argument("--tiny", action="store_true", help="seconds: for tests")
-    r.add_argument("--epochs", type=_positive_int, default=None, metavar="N",
-                   help="train the teachers and every student for N epochs instead of the protocol's (a CPU budget)")
-    r.add_argument("--ray", nargs="?", const="", default=None, metavar="ADDRESS",
-                   help="run every (seed, group of arms) as a Ray task: alone, a local Ray instance; 'auto' or an "
-                        "address joins a running cluster (chapter 08; needs pip install \"noisy-teachers[ray]\")")
-    r.add_argument("--budget-minutes", type=_positive_number, default=None, metavar="M",
-                   help="stop cleanly at the end of the epoch that crosses M minutes; rerun the same command to continue")
+    _protocol_options(r, "(seed, group of arms)", quick="a few epochs on a subset: the protocol in minutes")
     r.add_argument("--arms", nargs="+", default=None, metavar="ARM",
                    help="only these arms or groups (baseline, dropout, sigma, alpha, student_noise, ensemble, or "
                         "arm names such as l2, kd, noisy_sigma0.2_alpha0.15); 'hard' always runs")
@@ -134,21 +136,7 @@ def _add_study(sub) -> argparse.ArgumentParser:
                    help="noise standard deviations (default: 0,0.1,0.2,0.4,0.8)")
     s.add_argument("--alphas", type=_number_list(0, 1), default=None, metavar="A,A,...",
                    help="fractions of samples perturbed, in [0, 1] (default: the paper's alpha)")
-    s.add_argument("--seeds", type=_positive_int, required=True, metavar="N", help="number of seeds (0..N-1)")
-    s.add_argument("--first-seed", type=_non_negative_int, default=0, metavar="K",
-                   help="start at seed K: seeds K..K+N-1 (to split seeds over processes or machines)")
-    s.add_argument("--data-root", type=Path, default=None, metavar="DIR", help="folder holding the data set")
-    s.add_argument("--download", action="store_true", help="download a missing data set with torchvision (needs internet)")
-    size = s.add_mutually_exclusive_group()
-    size.add_argument("--quick", action="store_true", help="fewer epochs, a 5,000-image training set")
-    size.add_argument("--tiny", action="store_true", help="seconds: for tests")
-    s.add_argument("--epochs", type=_positive_int, default=None, metavar="N",
-                   help="the teacher's and the students' epochs instead of the protocol's")
-    s.add_argument("--ray", nargs="?", const="", default=None, metavar="ADDRESS",
-                   help="run every (seed, size, group of arms) as a Ray task: alone, a local Ray instance; 'auto' or an "
-                        "address joins a running cluster (chapter 08)")
-    s.add_argument("--budget-minutes", type=_positive_number, default=None, metavar="M",
-                   help="stop cleanly at the end of the epoch that crosses M minutes; rerun the same command to continue")
+    _protocol_options(s, "(seed, size, group of arms)", quick="fewer epochs, a 5,000-image training set")
     s.add_argument("--steps", type=_positive_int, default=None, metavar="N",
                    help="train every transfer-set size for at least N optimizer steps (instead of epochs scaled by size)")
     s.add_argument("--eval-every", type=_positive_int, default=None, metavar="N",
@@ -185,7 +173,6 @@ def _save(fig, path: Path) -> Path:
 # %% ../nbs/07_cli.ipynb #d86d9d80
 _PLOTS = {"sigma": "sigma.png", "alpha": "alpha.png", "curves": "curves.png"}
 
-
 def _title(records: list, seeds: int | None = None) -> str:
     "A summary's title from its records: 'mnist (full): 3 seed(s), 20 teacher / 30 student epochs'."
     r, c = records[0], records[0]["config"]
@@ -195,8 +182,7 @@ def _title(records: list, seeds: int | None = None) -> str:
 # %% ../nbs/07_cli.ipynb #84f07667
 def _report(out: Path, records: list, title: str, plots=_PLOTS) -> str:
     "Write summary.md and the plots (`plots`: kind -> file name) of one benchmark's records into `out`; return the text tables."
-    rows = summarize(records)
-    comps = comparisons(records)
+    rows, comps = summarize(records), comparisons(records)
     md = f"# {title}\n\n" + format_table(rows) + "\n\n## Paired comparisons (gain in percentage points, mean ± t-based 95 % interval over seeds; p Holm-corrected)\n\n" \
          + format_comparisons(comps) + "\n"
     (out / "summary.md").write_text(md)
@@ -228,13 +214,11 @@ def _progress(args):
     if not getattr(args, "progress", False): return False
     return True if sys.stderr.isatty() else "lines"
 
-
 def _one_line_warning(message, category, filename, lineno, file=None, line=None) -> str:
     return f"noisy-teachers: warning: {message}\n"
 
 # %% ../nbs/07_cli.ipynb #d6795c91
 _DEMO_ARMS = ("hard", "l2", "sigma")     # the student alone, L2, the noisy teacher over the sigma grid
-
 
 def _run_demo(args, t0: float, config=None) -> int:
     "`demo`: the student alone, L2 and the noisy teacher over sigma on the digits (`config`: `get_config('digits')` if None)."
@@ -269,34 +253,30 @@ def _check_arms(config, arms: list, parser):
     if bad: parser.error(f"argument --arms: unknown arm or group {bad[0]!r} (choose from the groups "
                          f"{', '.join(groups)} or the arms {', '.join(names)})")
 
+# %% ../nbs/07_cli.ipynb #9c4d2e18
+def _runner(args, parser, here, on_ray: str) -> tuple:
+    "`here`, or with --ray the `distributed` function named `on_ray`, and the keywords every run takes from `args`."
+    kw = dict(seeds=list(range(args.first_seed, args.first_seed + args.seeds)), data_root=args.data_root, out_dir=args.out,
+              device=args.device, progress=_progress(args), download=args.download, batched=args.batched)
+    if args.ray is None: return here, dict(kw, budget_minutes=args.budget_minutes)
+    if args.budget_minutes is not None: parser.error("argument --budget-minutes: not allowed with argument --ray")
+    from noisy_teachers import distributed                                   # imports without Ray; says how to get it
+    return getattr(distributed, on_ray), dict(kw, address=args.ray or None)
+
 # %% ../nbs/07_cli.ipynb #d0c1c73c
 def _run_reproduce(args, parser, config):
     "`reproduce`: the protocol's arms (all, or those of --arms) on one benchmark, here or on Ray; then the report."
     if args.arms: _check_arms(config, args.arms, parser)
-    kw = dict(data_root=args.data_root, out_dir=args.out, device=args.device, progress=_progress(args), arms=args.arms,
-              download=args.download, batched=args.batched)
-    seeds = list(range(args.first_seed, args.first_seed + args.seeds))
-    if args.ray is None: records = run_benchmark(config, seeds, budget_minutes=args.budget_minutes, **kw)
-    else:
-        if args.budget_minutes is not None: parser.error("argument --budget-minutes: not allowed with argument --ray")
-        from noisy_teachers.distributed import run_benchmark_ray             # imports without Ray; says how to get it
-        records = run_benchmark_ray(config, seeds, address=args.ray or None, **kw)
+    run, kw = _runner(args, parser, run_benchmark, "run_benchmark_ray")
+    records = run(config, arms=args.arms, **kw)
     print(_report(args.out, records, _title(records, args.seeds)))
 
 # %% ../nbs/07_cli.ipynb #a93c4637
 def _run_study(args, parser, config):
     "`study`: the noisy teacher's gain over sigma = 0 per transfer-set size, sigma and alpha, here or on Ray; then the report."
     alphas = args.alphas if args.alphas is not None else [config.alpha]
-    kw = dict(data_root=args.data_root, out_dir=args.out, device=args.device, progress=_progress(args),
-              download=args.download, batched=args.batched, steps=args.steps,
-              eval_every=args.eval_every)
-    seeds = list(range(args.first_seed, args.first_seed + args.seeds))
-    if args.ray is None: records = noise_benefit_study(config, args.sizes, args.sigmas, alphas, seeds,
-                                                       budget_minutes=args.budget_minutes, **kw)
-    else:
-        if args.budget_minutes is not None: parser.error("argument --budget-minutes: not allowed with argument --ray")
-        from noisy_teachers.distributed import noise_benefit_study_ray
-        records = noise_benefit_study_ray(config, args.sizes, args.sigmas, alphas, seeds, address=args.ray or None, **kw)
+    run, kw = _runner(args, parser, noise_benefit_study, "noise_benefit_study_ray")
+    records = run(config, args.sizes, args.sigmas, alphas, steps=args.steps, eval_every=args.eval_every, **kw)
     print(_study_report(args.out, records))
 
 # %% ../nbs/07_cli.ipynb #49666f75

@@ -23,7 +23,6 @@ from .training import teacher_logits
 class RayMissingError(ImportError, ValueError):
     "Ray is not installed: the `*_ray` functions need the optional extra `ray` (an ImportError, and a ValueError for one-line reporting)."
 
-
 def _ray():
     "The `ray` module, imported only when a `*_ray` function runs; `RayMissingError` (one line) when it is not installed."
     try: import ray
@@ -35,13 +34,11 @@ def _check_address(address) -> None:
     if address is not None and not (isinstance(address, str) and address.strip()):
         raise ValueError(f"address must be None (a local Ray instance), 'auto', 'host:port' or 'ray://host:port', got {address!r}")
 
-
 @contextmanager
 def ray_connection(address=None):
-    """Connected to Ray for the duration of the `with` block; yields the `ray` module. If this process is already
-    connected (`ray.init` was called), that connection is used and left open. Otherwise `address=None` starts a
-    private local instance (`ray.init(address="local")`) and shuts it down at the end; "auto", "host:port" or
-    "ray://host:port" joins that running cluster and disconnects at the end (the cluster keeps running)."""
+    """Connected to Ray for the `with` block; yields the `ray` module. A connection this process already has is used
+    and left open. Otherwise `address=None` starts a private local instance and shuts it down at the end; "auto",
+    "host:port" or "ray://host:port" joins that running cluster and disconnects at the end (the cluster runs on)."""
     _check_address(address)
     ray = _ray()
     started = not ray.is_initialized()
@@ -53,11 +50,8 @@ def ray_connection(address=None):
 # %% ../nbs/08_ray.ipynb #36673087
 _DEVICES = "None, 'auto', 'cpu', 'cuda', 'cuda:<i>' or 'mps'"
 
-
 def _task_device(device, gpus: float):
-    """(the device a worker trains on, whether its tasks ask Ray for a GPU) for the caller's `device` on a cluster with
-    `gpus` GPUs: CUDA when asked, or for None/'auto' when the cluster has one. A GPU task sees only the GPU Ray gives
-    it, so 'cuda:<i>' becomes 'cuda'."""
+    "(the device a worker trains on, whether its tasks ask Ray for a GPU) for `device` on a cluster with `gpus` GPUs."
     try: kind = None if device is None or device == "auto" else torch.device(device).type
     except (RuntimeError, TypeError, ValueError): kind = "?"
     if kind not in (None, "cpu", "cuda", "mps"): raise ValueError(f"device must be {_DEVICES}, got {device!r}")
@@ -68,7 +62,6 @@ def _task_device(device, gpus: float):
 # %% ../nbs/08_ray.ipynb #26e3ac4b
 _RUNS = {}   # this worker process's Run (data loaded once), by configuration and place
 
-
 def _worker(config, where: dict, threads: int) -> Run:
     "This process's `Run(config, write=False, **where)` with no records, torch on `threads` threads (the caller's)."
     torch.set_num_threads(threads)
@@ -78,11 +71,8 @@ def _worker(config, where: dict, threads: int) -> Run:
     S.records = []
     return S
 
-
 def _teacher_job(config, seed: int, k: int, name: str, where: dict, threads: int, record) -> dict:
-    """Teacher `k` of `seed` in a worker, by `Run.teacher` (its checkpoint when there is one, else trained resumably;
-    `record`: its record if the driver has it, to check the weights against). Returns its checkpoint's contents
-    (`saved`: state_dict, history, wall_s, identity), its test `error` and its new `record` (None if it had one)."""
+    "Teacher `k` of `seed` by `Run.teacher` (`record`: the driver's, if any): its `saved` checkpoint, `error`, new `record`."
     S = _worker(config, where, threads)
     S.records = [record] if record else []
     _, error = S.teacher(seed, k)
@@ -92,19 +82,14 @@ def _teacher_job(config, seed: int, k: int, name: str, where: dict, threads: int
 # %% ../nbs/08_ray.ipynb #0d87263f
 _NO_HARD = dict(metrics=dict(final_error=math.nan))   # the teacher check's fields, to be filled in by the driver
 
-
 def _teacher_model(S: Run, t: dict):
     "The teacher of the `_teacher_job` result `t`, rebuilt in this worker from its weights, in eval mode."
     m = S.build(S.c.teacher, t["saved"]["identity"]["teacher_seed"])
     m.load_state_dict(t["saved"]["state_dict"])
     return m.eval()
 
-
 def _students_job(config, seed: int, specs, where: dict, threads: int, *teachers) -> list:
-    """One group of arms of `seed` in a worker, as `run_seed` trains it: without `teachers`, the student alone
-    ("hard"); else with teacher 0 (`teachers`: `_teacher_job` results), its logits as targets, or the logits of
-    all `teachers` combined for the several-teachers arm. Returns the records; their teacher check is a placeholder
-    the driver fills in once "hard" is known. Logits are not cached here (only the driver writes in `out_dir`)."""
+    "One group of arms of `seed` as `run_seed` trains it (no `teachers`: the student alone); the driver adds the check."
     S = _worker(config, where, threads)
     if not teachers: return S.students(seed, specs, None)
     models = [_teacher_model(S, t) for t in teachers]
@@ -112,12 +97,8 @@ def _students_job(config, seed: int, specs, where: dict, threads: int, *teachers
     zs = [] if kind is Targets.LABELS else [teacher_logits(m, transfer) for m in models]
     return S.students(seed, specs, kind.pick(zs), teacher=models[0], **_gap(config, teachers[0]["error"], _NO_HARD))
 
-
 def _study_job(config, seed: int, task: tuple, where: dict, threads: int, teacher: dict) -> list:
-    """One group of study arms of `seed` in a worker, as `noise_benefit_study` trains it: `task` = (n, specs,
-    length: the run-length keywords of `study_transfer`), the transfer set and epochs from `study_transfer`; `teacher`:
-    the seed's `_teacher_job` result. Returns the records, complete: a study record carries the teacher's error, and no
-    teacher check."""
+    "The records of one group of study arms of `seed`: `task` = (n, specs, `study_transfer`'s length keywords)."
     n, specs, length = task
     S = _worker(config, where, threads)
     transfer, epochs = study_transfer(config, S.data[0], n, seed, **length)
@@ -125,9 +106,7 @@ def _study_job(config, seed: int, task: tuple, where: dict, threads: int, teache
 
 # %% ../nbs/08_ray.ipynb #026fa995
 def _plan(S: Run, seed: int, specs, batched: bool) -> list:
-    """The tasks of `seed` that `S` lacks, as `run_seed` would run them: ("teacher", seed, k, name) for the teachers
-    needed, then ("hard", seed, 0, [spec]) if missing, then ("group", seed, teachers needed, specs) per group of
-    `arm_groups` of the other missing arms ("teachers" groups need every teacher, the others teacher 0)."""
+    "The tasks (what, seed, k or teachers needed, name or specs) of `seed` that `S` lacks, as `run_seed` runs them."
     names = teacher_names(S.c, specs)
     todo = [a for a in names + [s.name for s in specs] if not S.has(seed, a)]
     if not todo: return []
@@ -147,13 +126,11 @@ def _line(config, seed, what: str, recs: list, done: int, total: int) -> str:
     return (f"[{done}/{total}] {config.label}, seed {seed}: {arms} " +
             (f"finished in {wall:.0f} s, test error {err}" if recs else "loaded from its checkpoint"))
 
-
 def _get(ray, ref):
     "`ray.get(ref)`, a task's own exception re-raised as itself (a one-line message, not Ray's wrapper with a traceback)."
     try: return ray.get(ref)
     except ray.exceptions.RayTaskError as e:
         raise (e.cause if isinstance(e.cause, Exception) else e) from None
-
 
 def _keep_teacher(S: Run, seed: int, name: str, out: dict) -> list:
     "Save the teacher a task returned into this run's checkpoints (for any later run, with Ray or not), write its record if new."
@@ -165,8 +142,7 @@ def _keep_teacher(S: Run, seed: int, name: str, out: dict) -> list:
 
 # %% ../nbs/08_ray.ipynb #fa5e0caf
 def _drive(ray, S: Run, tasks, where, resources, lines) -> None:
-    """Submit `tasks` (`_plan`'s or `_study_tasks`', of every seed) at once, then write what each returns as it finishes:
-    a teacher with `_keep_teacher`; "hard" and a study group at once; any other group once its seed's "hard" is there."""
+    "Submit `tasks` (of every seed) at once; write what each returns as it finishes (a group once its seed's hard is)."
     c, threads, pending, teachers, waiting = S.c, torch.get_num_threads(), {}, {}, {}
     jobs = dict(teacher=_teacher_job, hard=_students_job, group=_students_job, study=_study_job)
     jobs = {what: ray.remote(job).options(**resources) for what, job in jobs.items()}
@@ -195,10 +171,8 @@ def _drive(ray, S: Run, tasks, where, resources, lines) -> None:
     finally:
         for ref in pending: ray.cancel(ref, force=True)          # a failure or an interrupt: stop what is left
 
-
 def _run_on_ray(S: Run, tasks, address, device, data_root, download: bool, progress) -> None:
-    """`_drive` the `tasks` for the driver `S` on Ray (`ray_connection(address)`): each trains on the device
-    `_task_device` picks for `device` and asks for one GPU (CUDA) or one CPU. No tasks: Ray is not even started."""
+    "`_drive` the `tasks` on Ray, each asking for one GPU (training on CUDA) or one CPU; no tasks: no Ray started."
     if not tasks: return
     with ray_connection(address) as ray:
         task_device, gpu = _task_device(device, ray.cluster_resources().get("GPU", 0))
@@ -209,14 +183,10 @@ def _run_on_ray(S: Run, tasks, address, device, data_root, download: bool, progr
 # %% ../nbs/08_ray.ipynb #ee57b81d
 def run_benchmark_ray(config: BenchmarkConfig, seeds, data_root=None, out_dir="runs", device=None, progress=True,
                       arms=None, download: bool = False, batched: bool = True, address=None) -> list:
-    """`run_benchmark` with every (seed, group of arms) a Ray task: the same records, the same return value. Per seed one
-    task per teacher (run once, its weights shared with the seed's student tasks through Ray's object store), one for
-    the student alone ("hard"), one per group of `arm_groups`. Only this process (the driver) writes: it holds the
-    folder's lock, saves the teacher checkpoints it receives and appends every record; the other arms' records are
-    written once "hard" and the teacher check are. A rerun skips what is in `out_dir/results.jsonl` (and starts no Ray
-    if nothing is left). `progress`: a
-    line on stderr per finished task (False: none). `address`: see `ray_connection`. Tasks ask Ray for one GPU each
-    when training on CUDA, else one CPU, and use as many torch threads as this process (`torch.get_num_threads()`)."""
+    """`run_benchmark` with every teacher, student alone ("hard") and group of `arm_groups` of each seed a Ray task:
+    the same records, the same return value. Only this process writes (checkpoints, records); a rerun skips what is
+    in `out_dir/results.jsonl`. `progress`: a line on stderr per finished task (False: none); `address`: see
+    `ray_connection`. A task asks for one GPU (on CUDA) or one CPU and uses this process's number of torch threads."""
     _ray()                                                    # without Ray: one line, before anything is touched
     if not isinstance(batched, bool): raise ValueError(f"batched must be True or False, got {batched!r}")
     seeds, specs = _check_seeds(seeds), select_arms(arm_specs(config), arms)
@@ -228,23 +198,17 @@ def run_benchmark_ray(config: BenchmarkConfig, seeds, data_root=None, out_dir="r
 
 # %% ../nbs/08_ray.ipynb #4feb997c
 def _study_tasks(S: Run, seed: int, specs, sizes, batched: bool, length: dict) -> list:
-    """The tasks of `seed`'s study that `S` lacks, for `_drive`: its teacher, then ("study", seed, 1, (n, group,
-    length)) per (size, group) of `_study_plan`; none when nothing is left."""
+    "The tasks of `seed`'s study that `S` lacks: its teacher, then one per (size, group of arms) of `_study_plan`."
     plan = _study_plan(S, seed, specs, sizes, batched)[1]
     return [("teacher", seed, 0, "teacher")] + [("study", seed, 1, (n, g, length)) for n, g in plan] if plan else []
-
 
 def noise_benefit_study_ray(config: BenchmarkConfig, sizes, sigmas, alphas, seeds, data_root=None, out_dir="runs/study",
                             device=None, progress=True, max_epoch_factor: int = 10, download: bool = False,
                             batched: bool = True, steps: int | None = None, address=None, eval_every: int | None = None) -> list:
-    """`noise_benefit_study` with every (seed, transfer-set size, group of arms) a Ray task: the same records and the
-    same return value (in the order the records were written). Per seed one teacher task (its weights shared with the
-    seed's tasks through Ray's object store), then one task per size and group of `arm_groups`, with the transfer set
-    and epochs of `study_transfer`. Only this process (the driver) writes: it holds the folder's lock, saves the teacher
-    checkpoints it receives and appends every record to `out_dir/study.jsonl` as its task finishes. A rerun skips what
-    is there (and starts no Ray if nothing is left). The driver loads the training set (to cap `sizes`), so it needs the
-    data too. `progress`: a line on stderr per finished task (False: none). `address`, `device`, threads, GPUs: as in
-    `run_benchmark_ray`; the other arguments as in `noise_benefit_study`."""
+    """`noise_benefit_study` with every teacher and (seed, transfer-set size, group of arms) a Ray task: the same
+    records, in the order they were written to `out_dir/study.jsonl` (by this process only; a rerun skips what is
+    there). This process loads the training set (to cap `sizes`), so it needs the data too. `progress`, `address`,
+    `device`: as in `run_benchmark_ray`; the other arguments as in `noise_benefit_study`."""
     _ray()                                                    # without Ray: one line, before anything is touched
     specs, sizes, seeds, length = _study_args(config, sizes, sigmas, alphas, seeds, batched, max_epoch_factor, steps, eval_every)
     _task_device(device, math.inf); _check_address(address)  # their spelling, checked before Ray starts

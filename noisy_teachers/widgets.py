@@ -34,9 +34,7 @@ from .training import Arm, TrainConfig, distil, teacher_logits, train_teacher
 
 # %% ../nbs/20_explore.ipynb #22077f7f
 _CACHE: dict = {}  # in-process cache: the digits teacher and the students' sigma = 0 baselines
-
 DIGITS_TEACHER_CONFIG = dict(epochs=4, batch_size=64, lr=0.05, momentum=0.9, schedule="cosine", seed=0)
-
 
 def _whole(x):
     "A whole float (`3.0`, or a one-element tensor holding one) as the int it spells; anything else as it is, for `check_number`."
@@ -47,10 +45,8 @@ def _whole(x):
 # %% ../nbs/20_explore.ipynb #bdc38194
 @contextlib.contextmanager
 def torch_threads(n: int | None):
-    """Run the block with `torch.set_num_threads(n)` (None: leave it), restoring the old value afterwards.
-
-    The digits models are tiny: on a small shared CPU one thread trains them fastest (two threads that wait for
-    each other on a busy 2-core machine were 17x slower per step in our measurement)."""
+    """Run the block with `torch.set_num_threads(n)` (None: leave it), then restore the old value. One thread trains
+    the tiny digits models fastest on a small shared CPU (two threads were 17x slower per step on a busy 2-core one)."""
     old = torch.get_num_threads()
     if n is not None:
         torch.set_num_threads(check_number(_whole(n), "threads", 1, 1024, integer=True))
@@ -61,31 +57,26 @@ def torch_threads(n: int | None):
 
 # %% ../nbs/20_explore.ipynb #cc5f0d31
 def digits_setup(seed: int = 0) -> dict:
-    """Train (once per Python process, then cached) the small `digits_teacher` on scikit-learn's 8x8 digits.
-
-    Returns a dict: `train`, `test` (`ImageData`), `teacher` (the trained model, in eval mode),
-    `train_logits` (the teacher's logits on the training split, (N, 10), CPU float32: the transfer set's
-    targets), `test_error` (the teacher's test error in [0, 1]), `history` and `seconds` (training time). Trains on one
-    CPU thread (see `torch_threads`)."""
+    """The small `digits_teacher` trained on scikit-learn's 8x8 digits, on one CPU thread, once per process (cached).
+    Returns a dict: `train`, `test` (`ImageData`), `teacher` (in eval mode), `train_logits` (its logits on the
+    training split, (N, 10), CPU float32: the transfer set's targets), `test_error` (in [0, 1]), `history`, `seconds`."""
     key = ("digits_teacher", check_number(seed, "seed", 0, integer=True))
     if key not in _CACHE:
         train, test = load_dataset("digits")
         teacher = build("digits_teacher", train.in_shape, train.n_classes,
                         generator=torch.Generator().manual_seed(key[1]))
-        config = TrainConfig(**{**DIGITS_TEACHER_CONFIG, "seed": key[1]})
         t0 = time.perf_counter()
         with torch_threads(1):
-            history = train_teacher(teacher, train, test, config, progress=False)
-            teacher.eval()
-            logits = teacher_logits(teacher, train).detach().float().cpu()
-        seconds = time.perf_counter() - t0
-        _CACHE[key] = dict(train=train, test=test, teacher=teacher, train_logits=logits,
-                           test_error=float(history.test_error[-1]), history=history, seconds=seconds)
+            history = train_teacher(teacher, train, test, TrainConfig(**{**DIGITS_TEACHER_CONFIG, "seed": key[1]}),
+                                    progress=False)
+            logits = teacher_logits(teacher.eval(), train)     # float32, on the CPU, no grad
+        _CACHE[key] = dict(train=train, test=test, teacher=teacher, train_logits=logits, history=history,
+                           test_error=float(history.test_error[-1]), seconds=time.perf_counter() - t0)
     return _CACHE[key]
 
 # %% ../nbs/20_explore.ipynb #e93e66d8
 def digits_teacher_logits(n: int = 32, seed: int = 0) -> tuple[Tensor, Tensor]:
-    """The first `n` rows of the digits teacher's logits on its training split, and their labels: `(logits, labels)`."""
+    "The first `n` rows of the digits teacher's logits on its training split, and their labels: `(logits, labels)`."
     n, s = check_number(n, "n", 1, 1000, integer=True), digits_setup(seed)
     return s["train_logits"][:n].clone(), s["train"].labels[:n].cpu().clone()
 
@@ -96,25 +87,22 @@ def _as_logits(logits, name: str) -> Tensor:
         raise ValueError(f"{name} must be a 2-D float tensor (batch, classes), got {shape}")
     if logits.shape[0] < 1 or logits.shape[1] < 2:
         raise ValueError(f"{name} must have >= 1 sample and >= 2 classes, got shape {tuple(logits.shape)}")
-    if logits.requires_grad:
-        logits = logits.detach()
-    check_logits(logits, name)  # and finite: a nan would draw as a blank cell and turn every number into nan
+    logits = logits.detach() if logits.requires_grad else logits
+    check_logits(logits, name)  # finite: a nan would draw as a blank cell and turn every number into nan
     return logits.float().cpu()  # the same tensor object when it is already float32 on the CPU
 
 # %% ../nbs/20_explore.ipynb #eee7fba7
 def default_student_logits(teacher_logits: Tensor, offset: float = 0.5, seed: int = 12345) -> Tensor:
     "A stand-in student close to the teacher: `teacher_logits + offset * eps`, eps ~ N(0, 1) from `seed`."
     z = _as_logits(teacher_logits, "teacher_logits")
-    offset = check_number(offset, "offset", 0)
     eps = torch.randn(z.shape, generator=torch.Generator().manual_seed(int(seed)))
-    return z + offset * eps
+    return z + check_number(offset, "offset", 0) * eps
 
 # %% ../nbs/20_explore.ipynb #b4c5fd61
 def _shown_sample(sample, flipped: Tensor, chosen: Tensor) -> int:
     "`sample` if given (checked), else the first chosen row that flipped, else the first chosen row, else 0."
     if sample is None:
-        first = torch.nonzero(flipped).flatten().tolist() + torch.nonzero(chosen).flatten().tolist() + [0]
-        sample = first[0]
+        sample = (torch.nonzero(flipped).flatten().tolist() + torch.nonzero(chosen).flatten().tolist() + [0])[0]
     return check_number(_whole(sample), "sample", 0, len(chosen) - 1, integer=True)
 
 # %% ../nbs/20_explore.ipynb #be966233
@@ -139,21 +127,15 @@ def _label_errors(labels, pred_before: Tensor, pred_after: Tensor) -> dict:
 # %% ../nbs/20_explore.ipynb #b12b466b
 def noise_view(teacher_logits: Tensor, sigma, alpha, mu=0.0, seed: int = 0, student_logits: Tensor | None = None,
                labels: Tensor | None = None, sample: int | None = None, n_draws: int = 200) -> dict:
-    """Everything the noise explorer shows for one setting, as numbers and NumPy arrays.
-
-    Perturbs `teacher_logits` (B, n) with eq. (2) (`sigma` the noise's standard deviation, `alpha` the
-    probability a sample is chosen, `mu` its mean) using `torch.Generator().manual_seed(seed)`. Returns a dict:
-    the settings; `logits`, `perturbed`, `xi` (B, n); `chosen`, `flipped` (bool, (B,)), `n_chosen`,
-    `chosen_fraction`, `n_flipped`; `pred_before`, `pred_after`; `sample` (the row shown: the given one, else
-    the first chosen row that flipped, else the first chosen row, else 0) with `probs_before`, `probs_after`;
-    `E_R` (this draw), `expected_given_chosen`, `expected` (also over the choice), `E_R_mean`, `E_R_se`
-    (mean and standard error over `n_draws` fresh draws), `loss_clean`, `loss_noisy` (eq. 1 with the student
-    `student_logits`, default `default_student_logits`); with `labels`, `error_before`, `error_after`."""
+    """Everything the explorer shows for `teacher_logits` (B, n) perturbed by eq. (2) (`sigma` the noise's std, `alpha`
+    the probability a row is chosen, `mu` its mean; drawn from `seed`), as numbers and NumPy arrays: the settings,
+    `logits`, `perturbed`, `xi`, `chosen`, `flipped`, their counts, predictions, the `sample` row shown and its softmax
+    before/after, `E_R` with its expectations and its mean ± se over `n_draws` draws, eq. (1)'s `loss_clean` and
+    `loss_noisy` for `student_logits` (default `default_student_logits`), and with `labels` the error rates."""
     z = _as_logits(teacher_logits, "teacher_logits")
     sigma, alpha, mu = check_noise_args(sigma, alpha, mu)
     seed = check_number(_whole(seed), "seed", 0, 2**63 - 1, integer=True)
     n_draws = check_number(_whole(n_draws), "n_draws", 2, 100_000, integer=True)
-    B, n = z.shape
     g = default_student_logits(z) if student_logits is None else _as_logits(student_logits, "student_logits")
     if g.shape != z.shape:
         raise ValueError(f"student_logits must have the teacher's shape {tuple(z.shape)}, got {tuple(g.shape)}")
@@ -163,16 +145,14 @@ def noise_view(teacher_logits: Tensor, sigma, alpha, mu=0.0, seed: int = 0, stud
     flipped = chosen & (pred0 != pred1)
     sample = _shown_sample(sample, flipped, chosen)
     out = dict(
-        sigma=sigma, alpha=alpha, mu=mu, seed=seed, batch=B, classes=n,
+        sigma=sigma, alpha=alpha, mu=mu, seed=seed, batch=len(z), classes=z.shape[1],
         logits=z.numpy(), perturbed=zp.numpy(), xi=xi.numpy(), student=g.numpy(),
         chosen=chosen.numpy(), n_chosen=int(chosen.sum()), chosen_fraction=float(chosen.float().mean()),
         pred_before=pred0.numpy(), pred_after=pred1.numpy(), flipped=flipped.numpy(), n_flipped=int(flipped.sum()),
         sample=sample, probs_before=torch.softmax(z[sample], 0).numpy(), probs_after=torch.softmax(zp[sample], 0).numpy(),
         **_regularizer_numbers(g, z, xi, chosen, sigma, alpha, mu, seed, n_draws),
         loss_clean=float(logit_regression_loss(g, z)), loss_noisy=float(logit_regression_loss(g, zp)))
-    if labels is not None:
-        out.update(_label_errors(labels, pred0, pred1))
-    return out
+    return out if labels is None else {**out, **_label_errors(labels, pred0, pred1)}
 
 # %% ../nbs/20_explore.ipynb #b12a9a02
 def readout_text(state: dict) -> str:
@@ -241,7 +221,6 @@ class _ShownBox(W.VBox):
     def __init__(self, children, on_show):
         super().__init__(children)
         self._on_show = on_show
-
     def _repr_mimebundle_(self, **kwargs):
         self._on_show()
         return super()._repr_mimebundle_(**kwargs)
@@ -252,15 +231,11 @@ ALPHA_RANGE, ALPHA_STEP = (0.0, 1.0), 0.05
 MU_RANGE, MU_STEP = (-1.0, 1.0), 0.05
 SEED_RANGE = (0, 999)
 
-
-def _slider(cls, name: str, description: str, value, lo, hi, step=1, fmt=None, width="330px"):
-    kw = dict(value=value, min=lo, max=hi, step=step, description=description, continuous_update=False,
-              style={"description_width": "110px"}, layout=W.Layout(width=width))
-    if fmt:
-        kw["readout_format"] = fmt
-    w = cls(**kw)
-    w.add_class(f"nt-{name}")
-    return w
+def _slider(cls, name: str, description: str, value, lo, hi, step=1, fmt="d"):
+    "A slider that updates on release, with the CSS class `nt-<name>` (the browser test finds it by that)."
+    return cls(value=value, min=lo, max=hi, step=step, description=description, continuous_update=False,
+               readout_format=fmt, style={"description_width": "110px"},
+               layout=W.Layout(width="330px")).add_class(f"nt-{name}")
 
 # %% ../nbs/20_explore.ipynb #2362156f
 def _check_settings(**values) -> dict:
@@ -286,24 +261,18 @@ def _explorer_widgets(v: dict, on_show) -> dict:
              alpha=_slider(W.FloatSlider, "alpha", "α (P chosen)", v["alpha"], *ALPHA_RANGE, ALPHA_STEP, ".2f"),
              mu=_slider(W.FloatSlider, "mu", "μ (noise mean)", v["mu"], *MU_RANGE, MU_STEP, "+.2f"),
              seed=_slider(W.IntSlider, "seed", "seed", v["seed"], *SEED_RANGE),
-             readout=W.HTML(layout=W.Layout(width="900px")),
-             image=W.Image(format="png", layout=W.Layout(width="900px")))
-    w["readout"].add_class("nt-explore-readout")
-    w["image"].add_class("nt-explore-image")
+             readout=W.HTML(layout=W.Layout(width="900px")).add_class("nt-explore-readout"),
+             image=W.Image(format="png", layout=W.Layout(width="900px")).add_class("nt-explore-image"))
     w["widget"] = _ShownBox([W.HBox([w["sigma"], w["alpha"]]), W.HBox([w["mu"], w["seed"]]), w["readout"], w["image"]],
-                            on_show=on_show)
-    w["widget"].add_class("nt-explore")
+                            on_show=on_show).add_class("nt-explore")
     return w
 
 # %% ../nbs/20_explore.ipynb #703714fa
 class NoiseExplorer:
-    """Sliders for sigma, alpha, mu and the seed over a batch of teacher logits, redrawn live.
-
-    Attributes: `sigma`, `alpha`, `mu`, `seed` (the sliders), `readout` (an HTML line), `image` (the figure as a
-    PNG), `widget` (the whole box; displaying the explorer displays it), `state` (the last `noise_view` dict),
-    `figure` (the last `noise_figure`), `n_updates` (how many times it was redrawn). The PNG is encoded only once the
-    widget has been displayed (`shown`): code that never shows it does not pay for it."""
-
+    """Sliders for sigma, alpha, mu and the seed over a batch of teacher logits, redrawn live. Attributes: the
+    sliders, `readout` (an HTML line), `image` (the figure as a PNG, encoded only once the widget has been `shown`),
+    `widget` (the whole box, what displaying the explorer displays), `state` (the last `noise_view` dict), `figure`
+    (the last `noise_figure`), `n_updates` (how many times it was redrawn)."""
     def __init__(self, teacher_logits: Tensor, labels: Tensor | None = None, student_logits: Tensor | None = None,
                  sigma=0.3, alpha=0.15, mu=0.0, seed=0, sample: int | None = None):
         self.teacher_logits = _as_logits(teacher_logits, "teacher_logits")
@@ -323,11 +292,10 @@ class NoiseExplorer:
         "Recompute the view from the sliders' values, redraw the image and the readout; returns the new state."
         state = noise_view(self.teacher_logits, self.sigma.value, self.alpha.value, self.mu.value, self.seed.value,
                            student_logits=self.student_logits, labels=self.labels, sample=self.sample)
-        fig = noise_figure(state)
+        self.state, self.figure = state, noise_figure(state)
         if self.shown:
-            self.image.value = _png(fig)
+            self.image.value = _png(self.figure)
         self.readout.value = readout_text(state)
-        self.state, self.figure = state, fig
         self.n_updates += 1
         return state
 
@@ -339,22 +307,29 @@ def _show(self: NoiseExplorer):
         self.shown = True
         self.image.value = _png(self.figure)
 
-
 @patch
 def close(self: NoiseExplorer):
     "Drop the picture and close every widget of this object (its front-end views disappear)."
     _close_widgets(self.image, self.widget)
 
-
 @patch
 def _repr_mimebundle_(self: NoiseExplorer, **kwargs):
-    bundle = self.widget._repr_mimebundle_(**kwargs)
     s = self.state
-    bundle["text/plain"] = (f"NoiseExplorer(sigma={s['sigma']:.2f}, alpha={s['alpha']:.2f}, mu={s['mu']:+.2f}, "
-                            f"seed={s['seed']}): a live widget; run the notebook to move its sliders")
-    return bundle
+    return {**self.widget._repr_mimebundle_(**kwargs),
+            "text/plain": f"NoiseExplorer(sigma={s['sigma']:.2f}, alpha={s['alpha']:.2f}, mu={s['mu']:+.2f}, "
+                          f"seed={s['seed']}): a live widget; run the notebook to move its sliders"}
 
 # %% ../nbs/20_explore.ipynb #43883950
+@patch
+def _set_quietly(self: NoiseExplorer, values: dict):
+    "Move the sliders to `values` (name: value) without redrawing once per slider."
+    self._hold = True
+    try:
+        for k, v in values.items():
+            getattr(self, k).value = v
+    finally:
+        self._hold = False
+
 @patch
 def _on_change(self: NoiseExplorer, change):
     "A slider moved: redraw. A setting the view refuses (a nan) puts the sliders back and says why in the readout."
@@ -363,25 +338,14 @@ def _on_change(self: NoiseExplorer, change):
     try:
         self.update()
     except Exception as e:  # shown to the reader; a slider callback has nowhere else to report
-        self._hold = True   # refused: the sliders go back to the setting the picture shows
-        try:
-            for k in ("sigma", "alpha", "mu", "seed"):
-                getattr(self, k).value = self.state[k]
-        finally:
-            self._hold = False
+        self._set_quietly({k: self.state[k] for k in ("sigma", "alpha", "mu", "seed")})   # the picture's setting
         self.readout.value = f"<span style='color:#b00'>error: {type(e).__name__}: {e}</span>"
 
 # %% ../nbs/20_explore.ipynb #134f54ad
 @patch
 def set(self: NoiseExplorer, sigma=None, alpha=None, mu=None, seed=None) -> NoiseExplorer:
     "Set any of the sliders (checked against their bounds first: ValueError) and redraw once."
-    values = _check_settings(sigma=sigma, alpha=alpha, mu=mu, seed=seed)
-    self._hold = True
-    try:
-        for k, v in values.items():
-            getattr(self, k).value = v
-    finally:
-        self._hold = False
+    self._set_quietly(_check_settings(sigma=sigma, alpha=alpha, mu=mu, seed=seed))
     self.update()
     return self
 
@@ -398,13 +362,11 @@ def noise_explorer(teacher_logits: Tensor | None = None, labels: Tensor | None =
 # %% ../nbs/20_explore.ipynb #dc6323dc
 def _error_curves(ax, results: list, baseline: dict | None, last=None):
     "Test error per epoch of the sigma = 0 baseline and of the last run (`History` objects)."
+    curve = lambda h, *a, **kw: ax.plot(np.arange(len(h.test_error)) + 1, 100 * np.asarray(h.test_error), *a, **kw)
     if baseline is not None:
-        h = baseline["history"]
-        ax.plot(range(1, len(h.test_error) + 1), 100 * np.asarray(h.test_error), "k--", label="baseline σ = 0")
+        curve(baseline["history"], "k--", label="baseline σ = 0")
     if last is not None and results:
-        r = results[-1]
-        ax.plot(range(1, len(last.test_error) + 1), 100 * np.asarray(last.test_error), "o-", c="tab:orange",
-                label=f"σ = {r['sigma']:.2f}, α = {r['alpha']:.2f}")
+        curve(last, "o-", c="tab:orange", label=f"σ = {results[-1]['sigma']:.2f}, α = {results[-1]['alpha']:.2f}")
     ax.set(xlabel="epoch", ylabel="test error (%)", title="student test error")
     if ax.lines:
         ax.legend(fontsize=8)
@@ -438,7 +400,6 @@ def student_figure(results: list, baseline: dict | None, last=None, figsize=(9, 
 # %% ../nbs/20_explore.ipynb #f127725d
 DIGITS_STUDENT_CONFIG = dict(epochs=8, batch_size=64, lr=0.01, momentum=0.9, schedule="cosine", clip_grad_norm=5.0)
 
-
 def _student_data(train=None, test=None, targets: Tensor | None = None, teacher=None) -> tuple:
     "`(train, test, targets)`: the digits and their teacher's logits (`digits_setup`), or yours, checked."
     if (train is None) != (test is None):
@@ -462,15 +423,12 @@ def _student_widgets(v: dict, on_show) -> dict:
     "The live student's sliders (at the settings `v`), Train button, progress bar, `log` (the tqdm bars), readout, image and `widget` box."
     w = dict(sigma=_slider(W.FloatSlider, "student-sigma", "σ (noise std)", v["sigma"], *SIGMA_RANGE, SIGMA_STEP, ".2f"),
              alpha=_slider(W.FloatSlider, "student-alpha", "α (P chosen)", v["alpha"], *ALPHA_RANGE, ALPHA_STEP, ".2f"),
-             button=W.Button(description="Train a student", button_style="primary", icon="play"),
+             button=W.Button(description="Train a student", button_style="primary", icon="play").add_class("nt-train"),
              progress=W.IntProgress(value=0, min=0, max=2, description="idle", layout=W.Layout(width="330px")),
-             readout=W.HTML("Pick σ and α, then press <i>Train a student</i>."),
+             readout=W.HTML("Pick σ and α, then press <i>Train a student</i>.").add_class("nt-student-readout"),
              image=W.Image(format="png", layout=W.Layout(width="900px")), log=W.Output())
-    w["button"].add_class("nt-train")
-    w["readout"].add_class("nt-student-readout")
     w["widget"] = _ShownBox([W.HBox([w["sigma"], w["alpha"]]), W.HBox([w["button"], w["progress"]]),
-                             w["log"], w["readout"], w["image"]], on_show=on_show)
-    w["widget"].add_class("nt-student")
+                             w["log"], w["readout"], w["image"]], on_show=on_show).add_class("nt-student")
     return w
 
 # %% ../nbs/20_explore.ipynb #3601f5b9
@@ -484,27 +442,19 @@ def _student_readout(result: dict, n_test: int, n_runs: int) -> str:
 
 # %% ../nbs/20_explore.ipynb #cce4a014
 class LiveStudent:
-    """Train a small student from cached teacher logits with the noise you pick, and map every try.
-
-    `train`, `test`: `ImageData` (default: the digits data of `digits_setup`); `targets`: the teacher's logits
-    on `train` (default: the digits teacher's, or computed from `teacher`); `student`: a name or spec for
-    `models.build`; `config`: a `TrainConfig` (default `DIGITS_STUDENT_CONFIG`, fewer epochs under IN_TEST when
-    `epochs` is None); `threads`: torch CPU threads while training (None: leave torch's setting).
-    Attributes: `sigma`, `alpha` (sliders), `button`, `progress`, `log` (the tqdm bars), `readout`, `image`, `widget`,
-    `results` (one dict per run: sigma, alpha, error, baseline, gain, seconds), `baseline` (dict: error, history),
-    `last_history`, `figure`, `state`; as for `NoiseExplorer`, the PNG is encoded once the widget is `shown`."""
-
+    """Train a small student from cached teacher logits with the noise you pick, and map every try. `train`, `test`:
+    `ImageData` (default: `digits_setup`'s); `targets`: the teacher's logits on `train` (or from `teacher`); `student`:
+    a `models.build` name or spec; `config`: a `TrainConfig` (default `DIGITS_STUDENT_CONFIG`); `threads`: torch threads
+    while training (None: torch's). `results`: one dict per run (sigma, alpha, error, baseline, gain, seconds)."""
     def __init__(self, train=None, test=None, targets: Tensor | None = None, teacher=None,
                  student: str = "digits_student", config: TrainConfig | None = None, sigma=0.5, alpha=0.5,
                  seed: int = 0, threads: int | None = 1):
-        train, test, targets = _student_data(train, test, targets, teacher)
+        self.train, self.test, self.targets = _student_data(train, test, targets, teacher)
         self.seed = check_number(_whole(seed), "seed", 0, 2**31 - 1, integer=True)
         self.threads = check_number(_whole(threads), "threads", 1, 1024, integer=True, allow_none=True)
-        if config is None:
-            config = TrainConfig(**{**DIGITS_STUDENT_CONFIG, "seed": self.seed})
-        self.train, self.test, self.targets, self.student, self.config = train, test, targets, student, config
-        v = _check_settings(sigma=sigma, alpha=alpha)
-        vars(self).update(_student_widgets(v, on_show=lambda: self._show()))   # sliders, button, progress, ..., widget
+        self.student = student
+        self.config = TrainConfig(**{**DIGITS_STUDENT_CONFIG, "seed": self.seed}) if config is None else config
+        vars(self).update(_student_widgets(_check_settings(sigma=sigma, alpha=alpha), on_show=lambda: self._show()))
         self.results, self.baseline, self.last_history, self.figure, self.shown = [], None, None, None, False
         self.n_trained = 0  # students trained by this object, baselines included
         self.button.on_click(lambda button: self._on_click(button))
@@ -540,7 +490,6 @@ def _fit(self: LiveStudent, arm: Arm, progress: bool = False):
     self.n_trained += 1
     return history
 
-
 @patch
 def _baseline(self: LiveStudent, progress: bool = False) -> dict:
     "The sigma = 0 run (error, history) for this data and configuration, trained once per process."
@@ -554,29 +503,19 @@ def _baseline(self: LiveStudent, progress: bool = False) -> dict:
 
 # %% ../nbs/20_explore.ipynb #e3f73bdc
 @patch
-def _step(self: LiveStudent, description: str):
-    self.progress.description = description
-    self.progress.value = min(self.progress.value + 1, self.progress.max)
-
-
-@patch
 def train_once(self: LiveStudent, sigma=None, alpha=None, progress: bool = False) -> dict:
-    """Train one student with `Arm("noisy", sigma, alpha)` (default: the sliders' values), synchronously.
-
-    The button is disabled meanwhile and re-enabled afterwards, even on error; `progress` shows the training's
-    tqdm bar too (the button does). Returns the run's dict (also appended to `results`): sigma, alpha, error,
-    baseline, gain (= baseline - error), seconds."""
+    """Train one student with `Arm("noisy", sigma, alpha)` (default: the sliders' values), synchronously, the button
+    disabled meanwhile (re-enabled even on error); `progress`: show the training's tqdm bar too (the button does).
+    Returns the run's dict (also in `results`): sigma, alpha, error, baseline, gain (= baseline - error), seconds."""
     self.button.disabled = True
-    self.progress.value, self.progress.bar_style = 0, "info"
+    self.progress.value, self.progress.max, self.progress.bar_style = 0, 2, "info"
     try:
         sigma = check_number(self.sigma.value if sigma is None else sigma, "sigma", *SIGMA_RANGE)
         alpha = check_number(self.alpha.value if alpha is None else alpha, "alpha", *ALPHA_RANGE)
         self.sigma.value, self.alpha.value = sigma, alpha
-        cached = self.baseline is not None
-        self.progress.max = 2
-        self.readout.value = "training the σ = 0 baseline (once) …" if not cached else "training …"
+        self.readout.value = "training …" if self.baseline is not None else "training the σ = 0 baseline (once) …"
         self.baseline = self._baseline(progress)
-        self._step("baseline ✓")
+        self.progress.value, self.progress.description = 1, "baseline ✓"
         self.readout.value = f"training a student with σ = {sigma:.2f}, α = {alpha:.2f} …"
         t0 = time.perf_counter()
         history = self._fit(Arm("noisy", sigma=sigma, alpha=alpha), progress)
@@ -585,8 +524,7 @@ def train_once(self: LiveStudent, sigma=None, alpha=None, progress: bool = False
                       gain=self.baseline["error"] - err, seconds=time.perf_counter() - t0)
         self.results.append(result)
         self.last_history = history
-        self._step("done ✓")
-        self.progress.bar_style = "success"
+        self.progress.value, self.progress.description, self.progress.bar_style = 2, "done ✓", "success"
         self._redraw()
         return result
     except Exception as e:
@@ -601,11 +539,8 @@ def train_once(self: LiveStudent, sigma=None, alpha=None, progress: bool = False
 def _on_click(self: LiveStudent, button):
     "The Train button: one run with the sliders' values; its tqdm bars appear inside the widget, an error in the readout."
     self.log.clear_output()
-    with self.log:  # the tqdm bars of this run appear inside the widget
-        try:
-            self.train_once(progress=True)
-        except Exception:  # already shown in the readout; a button callback has nowhere else to report
-            pass
+    with self.log, contextlib.suppress(Exception):   # an error is in the readout: a callback has nowhere else to report
+        self.train_once(progress=True)
 
 # %% ../nbs/20_explore.ipynb #7b36b1b9
 @patch(as_prop=True)
@@ -614,13 +549,10 @@ def state(self: LiveStudent) -> dict:
     return dict(results=list(self.results), baseline_error=None if self.baseline is None else self.baseline["error"],
                 n_trained=self.n_trained)
 
-
 LiveStudent._show, LiveStudent.close = NoiseExplorer._show, NoiseExplorer.close   # the same picture-and-box plumbing
-
 
 @patch
 def _repr_mimebundle_(self: LiveStudent, **kwargs):
-    bundle = self.widget._repr_mimebundle_(**kwargs)
-    bundle["text/plain"] = (f"LiveStudent({len(self.results)} runs so far): a live widget; run the notebook "
-                            "to train students with it")
-    return bundle
+    return {**self.widget._repr_mimebundle_(**kwargs),
+            "text/plain": f"LiveStudent({len(self.results)} runs so far): a live widget; run the notebook to train "
+                          "students with it"}
