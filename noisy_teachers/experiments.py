@@ -12,32 +12,22 @@ __all__ = ['VARIANTS', 'patch', 'BenchmarkConfig', 'get_config', 'chosen_learnin
            'study_specs', 'study_transfer', 'noise_benefit_study', 'study_gains', 'format_study', 'plot_study']
 
 # %% ../nbs/06_experiments.ipynb #70c5d6c7
-import hashlib
-import json
-import math
-import os
-import platform
-import sys
-import time
-import warnings
+import hashlib, json, math, os, platform, sys, time, warnings
 from collections import defaultdict
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, fields, replace
 from enum import Enum
 from numbers import Integral
 from pathlib import Path
-
 import numpy as np
 import torch
-
 from .checks import check_number, check_numbers
-from .data import (DATASETS, CorruptFileError, ImageData, UnsafeFileError, expand_by_augmentation, load_dataset,
-                                 safe_load, save_atomic, split_off, subset, sweep_stale_temporaries)
-from .models import ARCHITECTURES, PAIRS, with_dropout
-from .models import build as build_model
+from .data import (DATASETS, CorruptFileError, ImageData, expand_by_augmentation, load_dataset, safe_load,
+                                 save_atomic, split_off, subset, sweep_stale_temporaries)
+from .models import ARCHITECTURES, PAIRS, with_dropout, build as build_model
 from .noise import combine_teachers
-from .training import (Arm, BudgetReached, History, TrainConfig, distil, distil_many, get_device, state_sha256, teacher_logits,
-                                     train_teacher)
+from .training import (Arm, BudgetReached, TrainConfig, distil, distil_many, get_device, state_sha256,
+                                     teacher_logits, train_teacher)
 
 # %% ../nbs/06_experiments.ipynb #p0000002
 def patch(f=None, *, as_prop: bool = False):
@@ -52,46 +42,34 @@ def patch(f=None, *, as_prop: bool = False):
 # %% ../nbs/06_experiments.ipynb #5a7f7e00
 @dataclass(frozen=True)
 class BenchmarkConfig:
-    """One benchmark of the protocol. `name`: the data set (a `data.load_dataset` name); `variant`: "full",
-    "quick" or "tiny". `teacher`, `student`: keys of `models.ARCHITECTURES`. The paper's noise settings: `alpha`
-    (probability a sample is perturbed), `mu`; `sigmas`: the σ grid (standard deviations) at `alpha`;
-    `alpha_grid`: study 4.1, α varied at σ = `alpha_study_sigma`; `student_noise_sigmas`: study 4.2, the same noise
-    on the student's logits at `alpha`. Hinton's KD: `temperature`, `kd_weight`. `dropout`: p of the
-    "+ dropout" students (study 4.2.1). `n_teachers`: real teachers (different seeds) averaged in the
-    several-teachers arm (1 = no such arm). Our training settings (`training.TrainConfig`s; their seed and device
-    are set per run), one per arm family: `teacher_train`; `student_train` for hard labels; `l2_train` for logit
-    regression, the noisy teacher, noise in the student and several teachers; `kd_train` for Hinton's KD;
-    `student_dropout_train`, `l2_dropout_train` for the two "+ dropout" students (None: their family's).
-    `train_size`, `test_size`: stratified subsets (None = all); `val_size`: a stratified validation set held out of
-    the training set (seed 0, the same for every arm and seed; None = none), on which every choice is made; `transfer_size`: the students learn from a stratified subset of this many training images, drawn
-    with the seed (None = the teacher's whole training set); `expand_copies`: augmented copies added to the transfer
-    set (`data.expand_by_augmentation`).
-    `min_teacher_gap`: how far (absolute test error) the teacher must be below the student trained alone."""
-    name: str
-    variant: str
-    teacher: str
+    """One benchmark of the protocol: the data set, the paper's architectures and noise settings, the grids of its
+    studies, and our `training.TrainConfig`s, one per arm family (their seed and device are set per run). Checked and
+    normalised when made (a ValueError names the first wrong setting); each field is explained where it is declared."""
+    name: str                       # the data set, one of `data.DATASETS`
+    variant: str                    # "full", "quick" or "tiny"
+    teacher: str                    # keys of `models.ARCHITECTURES`
     student: str
-    alpha: float
+    alpha: float                    # the paper's noise: probability a sample is perturbed (mean `mu`)
     teacher_train: TrainConfig
-    student_train: TrainConfig
-    l2_train: TrainConfig
-    kd_train: TrainConfig
+    student_train: TrainConfig      # the student on hard labels
+    l2_train: TrainConfig           # logit regression, the noisy teacher, noise in the student, several teachers
+    kd_train: TrainConfig           # Hinton's KD
     mu: float = 0.0
-    sigmas: tuple = (0.0, 0.1, 0.2, 0.4, 0.8)
-    alpha_grid: tuple = (0.15, 0.3, 0.5, 1.0)
+    sigmas: tuple = (0.0, 0.1, 0.2, 0.4, 0.8)   # the σ grid (standard deviations of the noise) at `alpha`
+    alpha_grid: tuple = (0.15, 0.3, 0.5, 1.0)   # study 4.1: α varied at σ = `alpha_study_sigma`
     alpha_study_sigma: float = 0.4
-    student_noise_sigmas: tuple = (0.1, 0.4)
-    temperature: float = 4.0
+    student_noise_sigmas: tuple = (0.1, 0.4)    # study 4.2: the same noise on the student's logits, at `alpha`
+    temperature: float = 4.0                    # Hinton's KD: temperature and weight of the soft targets
     kd_weight: float = 0.9
-    dropout: float = 0.5
-    n_teachers: int = 3
-    train_size: int | None = None
+    dropout: float = 0.5                        # p of the "+ dropout" students (study 4.2.1)
+    n_teachers: int = 3                         # real teachers (seeds) averaged in the several-teachers arm; 1 = none
+    train_size: int | None = None               # stratified subsets (None = all)
     test_size: int | None = None
-    val_size: int | None = None
-    transfer_size: int | None = None
-    expand_copies: int = 0
-    min_teacher_gap: float = 0.005
-    student_dropout_train: TrainConfig | None = None
+    val_size: int | None = None                 # held out of the training set (seed 0) for every choice; None = none
+    transfer_size: int | None = None            # the students' stratified subset, drawn with the seed (None = all)
+    expand_copies: int = 0                      # augmented copies added to it (`data.expand_by_augmentation`)
+    min_teacher_gap: float = 0.005              # how far (absolute test error) the teacher must beat the student alone
+    student_dropout_train: TrainConfig | None = None   # the "+ dropout" students' own (None: their family's)
     l2_dropout_train: TrainConfig | None = None
 
     def __post_init__(self): _check_choices(self); _normalise_numbers(self)   # below; frozen: normalised once, there
@@ -99,42 +77,37 @@ class BenchmarkConfig:
 # %% ../nbs/06_experiments.ipynb #82812961
 VARIANTS = ("full", "quick", "tiny")
 
-
 def _check_choices(c: BenchmarkConfig) -> None:
-    "The names of `c` — data set, variant, architectures — and its TrainConfigs checked: a ValueError naming the first wrong one."
+    "The names of `c` (data set, variant, architectures) and its TrainConfigs checked: a ValueError names a wrong one."
     if c.name not in DATASETS: raise ValueError(f"name must be one of {DATASETS}, got {c.name!r}")
     if c.variant not in VARIANTS: raise ValueError(f"variant must be one of {VARIANTS}, got {c.variant!r}")
     for k in ("teacher", "student"):
-        if getattr(c, k) not in ARCHITECTURES:
-            raise ValueError(f"{k} must be a key of models.ARCHITECTURES ({', '.join(ARCHITECTURES)}), "
-                             f"got {getattr(c, k)!r}")
+        if (v := getattr(c, k)) not in ARCHITECTURES:
+            raise ValueError(f"{k} must be a key of models.ARCHITECTURES ({', '.join(ARCHITECTURES)}), got {v!r}")
     for k in ("teacher_train", "student_train", "l2_train", "kd_train", "student_dropout_train", "l2_dropout_train"):
-        if not isinstance(getattr(c, k), TrainConfig) and not (k.endswith("dropout_train") and getattr(c, k) is None):
-            raise ValueError(f"{k} must be a training.TrainConfig, got {type(getattr(c, k)).__name__}")
+        if not isinstance(v := getattr(c, k), TrainConfig) and not (k.endswith("dropout_train") and v is None):
+            raise ValueError(f"{k} must be a training.TrainConfig, got {type(v).__name__}")
 
 # %% ../nbs/06_experiments.ipynb #147c84ed
 def _normalise_numbers(c: BenchmarkConfig) -> None:
-    """The numbers of `c` checked and normalised in place (floats; tuples without duplicates; ints): a ValueError
-    naming the first wrong one."""
-    put = lambda k, v: object.__setattr__(c, k, v)          # frozen: normalised once, here
-    grid = lambda k, hi=math.inf: tuple(dict.fromkeys(check_numbers(getattr(c, k), k, 0, hi)))   # order kept, no duplicates
-    put("alpha", check_number(c.alpha, "alpha", 0, 1))
-    put("mu", check_number(c.mu, "mu"))
-    put("sigmas", grid("sigmas"))
+    "The numbers of `c` checked and normalised in place (floats, ints, grids as tuples without duplicates)."
+    def put(k, *rng, grid=False, **rule):                    # frozen: normalised once, here
+        v = (check_numbers if grid else check_number)(getattr(c, k), k, *rng, **rule)
+        object.__setattr__(c, k, tuple(dict.fromkeys(v)) if grid else v)     # a grid: order kept, no duplicates
+    put("alpha", 0, 1)
+    put("mu")
+    put("sigmas", 0, grid=True)
     if not c.sigmas: raise ValueError("sigmas must hold at least one sigma >= 0, got ()")
-    put("alpha_grid", grid("alpha_grid", 1))
-    put("student_noise_sigmas", grid("student_noise_sigmas"))
-    put("alpha_study_sigma", check_number(c.alpha_study_sigma, "alpha_study_sigma", 0))
-    put("temperature", check_number(c.temperature, "temperature", 0, lo_open=True))
-    put("kd_weight", check_number(c.kd_weight, "kd_weight", 0, 1))
-    put("dropout", check_number(c.dropout, "dropout", 0, 1, lo_open=True, hi_open=True))
-    put("min_teacher_gap", check_number(c.min_teacher_gap, "min_teacher_gap", -1, 1))
-    put("n_teachers", check_number(c.n_teachers, "n_teachers", 1, integer=True))
-    put("expand_copies", check_number(c.expand_copies, "expand_copies", 0, integer=True))
-    put("train_size", check_number(c.train_size, "train_size", 1, integer=True, allow_none=True))
-    put("test_size", check_number(c.test_size, "test_size", 1, integer=True, allow_none=True))
-    put("val_size", check_number(c.val_size, "val_size", 1, integer=True, allow_none=True))
-    put("transfer_size", check_number(c.transfer_size, "transfer_size", 1, integer=True, allow_none=True))
+    put("alpha_grid", 0, 1, grid=True)
+    put("student_noise_sigmas", 0, grid=True)
+    put("alpha_study_sigma", 0)
+    put("temperature", 0, lo_open=True)
+    put("kd_weight", 0, 1)
+    put("dropout", 0, 1, lo_open=True, hi_open=True)
+    put("min_teacher_gap", -1, 1)
+    put("n_teachers", 1, integer=True)
+    put("expand_copies", 0, integer=True)
+    for k in ("train_size", "test_size", "val_size", "transfer_size"): put(k, 1, integer=True, allow_none=True)
     if c.transfer_size is not None and c.train_size is not None and c.transfer_size > c.train_size:
         raise ValueError(f"transfer_size must be at most train_size ({c.train_size}), got {c.transfer_size}")
 
@@ -144,14 +117,12 @@ def to_dict(self: BenchmarkConfig) -> dict:
     "Every setting as a JSON-ready dict (the TrainConfigs as dicts)."
     return asdict(self)
 
-
 @patch(as_prop=True)
 def key(self: BenchmarkConfig) -> str:
-    """A short hash of every setting: results and checkpoints of different settings never mix. The dropout
-    students' own TrainConfigs, added later, enter it only when set (results of older configurations keep their key)."""
+    """A short hash of every setting: results and checkpoints of different settings never mix. The dropout students'
+    own TrainConfigs, added later, enter it only when set (older configurations keep their key)."""
     d = {k: v for k, v in self.to_dict().items() if not (k.endswith("dropout_train") and v is None)}
     return hashlib.sha256(json.dumps(d, sort_keys=True, default=str).encode()).hexdigest()[:10]
-
 
 @patch(as_prop=True)
 def label(self: BenchmarkConfig) -> str:
@@ -160,8 +131,7 @@ def label(self: BenchmarkConfig) -> str:
 
 # %% ../nbs/06_experiments.ipynb #3b21cbde
 def _paper(name: str) -> tuple:
-    """What the paper fixes for the data set `name`: (teacher, student, α). The architectures are its pair in
-    `models.PAIRS` (Fashion-MNIST, ours, is MNIST-like and takes MNIST's); α is 0.5 on CIFAR-10, 0.15 elsewhere."""
+    "The paper's (teacher, student, α) of `name`: its `models.PAIRS` pair (Fashion-MNIST: MNIST's), α 0.5 on cifar10."
     pair = PAIRS["mnist" if name == "fashion-mnist" else name]
     return pair["teacher"], pair["student"], 0.5 if name == "cifar10" else 0.15
 
@@ -169,7 +139,6 @@ def _paper(name: str) -> tuple:
 def _tc(epochs, lr, batch_size=128, weight_decay=0.0, clip=None, augment=False) -> TrainConfig:
     return TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, momentum=0.9, weight_decay=weight_decay,
                        schedule="cosine", clip_grad_norm=clip, seed=0, augment=augment)
-
 
 _FAMILIES = ("teacher", "student", "l2", "kd")   # the TrainConfig of each: <family>_train
 _DROPOUT = {"student_dropout": "student", "l2_dropout": "l2"}   # optional: a "+ dropout" student's own rate; its family's epochs
@@ -188,9 +157,6 @@ _TRAIN = {  # ours: the teacher (clipped at 2), then one learning rate per stude
 }
 
 # %% ../nbs/06_experiments.ipynb #7ef6ce5e
-_VAL = {"full": 5000, "quick": 500, "tiny": 64}   # validation images held out; digits: its share of MNIST's 5,000 / 60,000
-
-
 def _variant(name, teacher, quick, tiny) -> dict:
     "What `quick` or `tiny` change: epochs per family, sizes, smaller grids."
     if tiny:
@@ -198,20 +164,19 @@ def _variant(name, teacher, quick, tiny) -> dict:
         return dict(variant="tiny", epochs=dict(teacher=1, student=2, l2=2, kd=2) if nin else dict(teacher=5, student=3, l2=3, kd=3),
                     batch_size=32, sigmas=(0.0, 0.4), alpha_grid=(_paper(name)[2], 1.0), student_noise_sigmas=(0.4,),
                     n_teachers=2, train_size=64 if nin else 512, test_size=32 if nin else 256, val_size=16 if nin else 64)
-    if quick:
-        n, m = (10, 40) if name == "digits" else (4, 4)
-        big = name != "digits"
-        return dict(variant="quick", epochs=dict(teacher=n, student=m, l2=m, kd=m), train_size=5000 if big else None,
-                    test_size=5000 if big else None, val_size=_VAL["quick"] if big else 112)
-    return dict(variant="full", val_size=_VAL["full"] if name != "digits" else 112)
+    digits = name == "digits"
+    val = 112 if digits else 500 if quick else 5000     # validation images; digits: its share of MNIST's 5,000 / 60,000
+    if not quick: return dict(variant="full", val_size=val)
+    n, m = (10, 40) if digits else (4, 4)
+    return dict(variant="quick", epochs=dict(teacher=n, student=m, l2=m, kd=m), train_size=None if digits else 5000,
+                test_size=None if digits else 5000, val_size=val)
 
 # %% ../nbs/06_experiments.ipynb #e32dedc8
 def get_config(name: str, quick: bool = False, tiny: bool = False, epochs: int | None = None) -> BenchmarkConfig:
-    """The protocol's `BenchmarkConfig` for `name` (one of `data.DATASETS`). `quick=True`: a few epochs on a
-    5,000-image subset (the whole protocol in minutes); `tiny=True`: seconds, for tests (for the NiN benchmarks, svhn
-    and cifar10: 64 training images, a 1-epoch teacher, 2-epoch students, tens of seconds). Raises ValueError for an
-    unknown name or for both flags at once. `epochs`: train the teacher(s) and every student for this many epochs instead
-    (for a budget, e.g. the full protocol on a CPU; the results record it and never mix with other settings)."""
+    """The protocol's `BenchmarkConfig` for `name` (one of `data.DATASETS`). `quick=True`: a few epochs on a 5,000-image
+    subset (the whole protocol in minutes); `tiny=True`: seconds, for tests (tens of seconds on svhn and cifar10's NiN).
+    `epochs`: train the teacher(s) and every student this many epochs instead (a budget: a CPU; records never mix with
+    other settings). Raises ValueError for an unknown name or for both flags at once."""
     if name not in DATASETS: raise ValueError(f"name must be one of {DATASETS}, got {name!r}")
     if not isinstance(quick, bool) or not isinstance(tiny, bool):
         raise ValueError(f"quick and tiny must be True or False, got quick={quick!r}, tiny={tiny!r}")
@@ -247,7 +212,6 @@ class Targets(Enum):
     LABELS = "labels"
     TEACHER = "teacher"
     TEACHERS = "teachers"
-
     def pick(self, zs: list):
         "The targets from `zs`, the teachers' logits on the transfer set (teacher 0 first): None, zs[0] or all combined."
         return None if self is Targets.LABELS else zs[0] if self is Targets.TEACHER else combine_teachers(zs)
@@ -255,16 +219,13 @@ class Targets(Enum):
 # %% ../nbs/06_experiments.ipynb #d43e83b0
 @dataclass(frozen=True)
 class ArmSpec:
-    """One student arm: its `name`; the `groups` it belongs to (for selection and plots); the `training.Arm` it
-    learns from; the `student` architecture (a name or spec string); where its `targets` come from (a `Targets`);
-    the `training.TrainConfig` that trains it (`train`: one of the configuration's, e.g. its `l2_train`; seed and
-    device are set per run)."""
+    "One student arm: what it learns from, which student, trained how."
     name: str
-    groups: tuple
-    arm: Arm
-    student: str
-    targets: Targets
-    train: TrainConfig
+    groups: tuple               # the groups it belongs to (for selection and plots)
+    arm: Arm                    # the `training.Arm` it learns from
+    student: str                # the student's architecture: a name or spec string
+    targets: Targets            # where its targets come from
+    train: TrainConfig          # one of the configuration's, e.g. its `l2_train` (seed and device are set per run)
 
 # %% ../nbs/06_experiments.ipynb #f1aca01e
 def noisy_arm_name(sigma, alpha, kind: str = "noisy") -> str:
@@ -280,13 +241,10 @@ def arm_specs(config: BenchmarkConfig) -> list:
         raise ValueError(f"config must be a BenchmarkConfig, got {type(config).__name__}")
     c, specs = config, {}
     dropped = with_dropout(ARCHITECTURES[c.student], p=c.dropout)
-
     def add(name, group, arm, student=c.student, targets=Targets.TEACHER, train=c.l2_train):
-        if name in specs:                                          # the same arm reached from another grid
-            s = specs[name]
-            if group not in s.groups: specs[name] = replace(s, groups=s.groups + (group,))
-        else: specs[name] = ArmSpec(name, (group,), arm, student, targets, train)
-
+        if name not in specs: specs[name] = ArmSpec(name, (group,), arm, student, targets, train)
+        elif group not in specs[name].groups:                      # the same arm reached from another grid
+            specs[name] = replace(specs[name], groups=specs[name].groups + (group,))
     def noisy(sigma, alpha, group):
         if sigma == 0 or alpha == 0: add("l2", group, Arm("l2"))
         else: add(noisy_arm_name(sigma, alpha), group, Arm("noisy", sigma=sigma, alpha=alpha, mu=c.mu))
@@ -329,9 +287,8 @@ def teacher_names(config: BenchmarkConfig, specs) -> list:
 try: import fcntl                                   # POSIX (Linux, macOS)
 except ImportError: fcntl = None                    # Windows: msvcrt below
 
-
 def _lock_fd(fd: int, wait: bool = True) -> None:
-    "Take an exclusive lock on the open file `fd` (released when it is closed); BlockingIOError if `wait` is False and it is held."
+    "Lock the open file `fd` exclusively (released when it is closed); BlockingIOError if not `wait` and it is held."
     if fcntl is not None: fcntl.flock(fd, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
     else:
         import msvcrt
@@ -362,8 +319,7 @@ def append_record(path, record: dict) -> None:
     fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o666)
     try:
         _lock_fd(fd)
-        size = os.fstat(fd).st_size
-        if size and os.pread(fd, 1, size - 1) != b"\n": line = b"\n" + line
+        if (size := os.fstat(fd).st_size) and os.pread(fd, 1, size - 1) != b"\n": line = b"\n" + line
         view = memoryview(line)
         while view: view = view[os.write(fd, view):]
         os.fsync(fd)
@@ -371,7 +327,6 @@ def append_record(path, record: dict) -> None:
 
 # %% ../nbs/06_experiments.ipynb #1f4bdd4f
 _RECORD_KEYS = {"benchmark": str, "variant": str, "seed": int, "arm": str, "kind": str, "metrics": dict}
-
 
 def _record_problem(r) -> str | None:
     "Why `r` is not a result record (None if it is one)."
@@ -394,8 +349,7 @@ def load_records(path) -> list:
         if not line.strip(): continue
         try: r = json.loads(line)
         except json.JSONDecodeError: warnings.warn(f"{path}:{i} is not a JSON record; skipped"); continue
-        problem = _record_problem(r)
-        if problem: warnings.warn(f"{path}:{i} is not a result record ({problem}); skipped")
+        if problem := _record_problem(r): warnings.warn(f"{path}:{i} is not a result record ({problem}); skipped")
         else: out.append(r)
     return out
 
@@ -403,7 +357,6 @@ def load_records(path) -> list:
 def record_key(r: dict) -> tuple:
     "What identifies a result: (benchmark, variant, config_key, study, transfer_size, seed, arm)."
     return (r["benchmark"], r["variant"], r.get("config_key"), r.get("study"), r.get("transfer_size"), r["seed"], r["arm"])
-
 
 def unique_records(records) -> list:
     "`records` with each `record_key` once (the first written wins: a later duplicate came from a second run of the same arm)."
@@ -415,7 +368,6 @@ def unique_records(records) -> list:
 # %% ../nbs/06_experiments.ipynb #637dd9eb
 class TeacherGapWarning(UserWarning):
     "The teacher is not clearly better than the student trained alone: distillation cannot be expected to help."
-
 
 def teacher_gap_ok(teacher_error: float, student_error: float, min_gap: float = 0.005) -> bool:
     """True when the teacher's test error is at least `min_gap` (absolute, errors in [0, 1]) below that of the
@@ -454,9 +406,7 @@ class _Absent:
     "The default of a `Record` field that a record does not have: left out of its dict (None is a value: `diverged=None`)."
     def __repr__(self): return "absent"
 
-
 _ABSENT = _Absent()
-
 
 @dataclass(kw_only=True)
 class Record:
@@ -516,7 +466,6 @@ def _bar(total, desc, progress):
 class FolderBusyError(ValueError):
     "Another run holds the output folder's lock."
 
-
 @contextmanager
 def folder_lock(out_dir):
     "Hold the exclusive lock of the run folder `out_dir` (created if missing); `FolderBusyError` if another run holds it."
@@ -544,7 +493,7 @@ def save_teacher(path, model, history: dict, wall_s: float, identity: dict) -> s
 def load_teacher(path, identity: dict, weights_sha256: str | None = None):
     """The teacher saved at `path` (a dict with `state_dict`, `history`, `wall_s`, `sha256`) if it is intact, is the
     teacher `identity` names and, when given, has the weights `weights_sha256`; else None, with a warning naming the
-    file and why. `UnsafeFileError` (never caught here) for a file that would run code."""
+    file and why. `data.UnsafeFileError` (never caught here) for a file that would run code."""
     try: saved = safe_load(path)
     except CorruptFileError as e: problem = str(e).removeprefix(f"{path} ")
     else:
@@ -560,14 +509,12 @@ def load_teacher(path, identity: dict, weights_sha256: str | None = None):
 
 # %% ../nbs/06_experiments.ipynb #9e683baf
 class Run:
-    """One runner call on `config`, writing into `out_dir`: use it as a context manager (`with Run(...) as run:`),
-    which takes the folder's lock (`folder_lock`), sweeps temporary files a killed run left behind, and reads the
-    records of `results_name` once. `records` holds this configuration's records; `record` appends one to the file
-    and to `records`. `progress`: True = progress bars, "lines" = one line on stderr per finished teacher or arm,
-    False = silent. `data_root` and `download` go to `data.load_dataset`, `device` to `training.get_device`.
-    `write=False` (a worker that hands its records to a driver, e.g. on Ray): no lock, nothing read or appended;
-    `record` only returns the record and keeps it in `records`. `budget_minutes`: training stops at the end of the
-    epoch that crosses it (checkpoints written) and no new teacher or arm starts after it: `BudgetReached`."""
+    """One runner call on `config`, writing `results_name` in `out_dir`. As a context manager it takes the folder's
+    lock, sweeps what a killed run left behind and reads this configuration's `records` once. `progress`: True (bars),
+    "lines" (a line on stderr per finished teacher or arm) or False. `data_root`, `download`: for `data.load_dataset`;
+    `device`: for `training.get_device`. `write=False` (a worker that hands its records to a driver): no lock, nothing
+    read or appended. `budget_minutes`: no teacher or arm starts after it (`BudgetReached`), training stops at the end
+    of the epoch that crosses it."""
     def __init__(self, config, data_root=None, out_dir="runs", device=None, progress=True, results_name="results.jsonl",
                  download=False, write=True, budget_minutes=None):
         if not isinstance(config, BenchmarkConfig): raise ValueError(f"config must be a BenchmarkConfig, got {type(config).__name__}")
@@ -575,14 +522,13 @@ class Run:
         if not isinstance(download, bool): raise ValueError(f"download must be True or False, got {download!r}")
         self.c, self.root, self.download, self.write = config, data_root, download, write
         self.bars, self.lines = progress is True, progress == "lines"
-        self.device = get_device(device)
-        self.out = _out_folder(out_dir)
-        self.path = self.out / results_name
+        self.device, self.out = get_device(device), _out_folder(out_dir)
+        self.path, self.cache = self.out / results_name, self.out / "cache"
         self.ckpt = self.out / "checkpoints" / f"{config.name}-{config.variant}-{config.key}"
-        self.cache = self.out / "cache"
         self.versions, self._data, self._val, self._transfer = library_versions(), None, None, None
         self.records, self._lock, self.trained = [], None, False
-        self.deadline = None if budget_minutes is None else time.time() + 60 * check_number(budget_minutes, "budget_minutes", 0, lo_open=True)
+        self.deadline = None if budget_minutes is None else (
+            time.time() + 60 * check_number(budget_minutes, "budget_minutes", 0, lo_open=True))
 
 # %% ../nbs/06_experiments.ipynb #1ebcff40
 @patch
@@ -595,12 +541,10 @@ def __enter__(self: Run):
     self.records = [r for r in unique_records(load_records(self.path)) if r.get("config_key") == self.c.key]
     return self
 
-
 @patch
 def __exit__(self: Run, *exc):
     "Release the folder's lock."
     if self._lock is not None: self._lock.__exit__(*exc); self._lock = None
-
 
 @patch
 def has(self: Run, seed, arm, **match) -> bool:
@@ -621,7 +565,6 @@ def data(self: Run):
         self._data = (train.to(self.device), test.to(self.device))
     return self._data
 
-
 @patch(as_prop=True)
 def val(self: Run):
     "The validation set held out of the training set (None without `val_size`), on the device."
@@ -639,7 +582,6 @@ def transfer(self: Run, seed):
         if c.expand_copies: t = expand_by_augmentation(t, c.expand_copies, seed=0).to(self.device)
         self._transfer = (key, t)
     return self._transfer[1]
-
 
 @patch
 def build(self: Run, spec, seed):
@@ -662,7 +604,6 @@ def add(self: Run, rec: dict) -> None:
     if self.write: append_record(self.path, rec)
     self.records.append(rec)
 
-
 @patch
 def record(self: Run, seed, arm, kind, history: dict, wall, **extra) -> dict:
     """The `Record` of (`seed`, `arm`): this run's fields, the `metrics` of `history`, `wall` seconds, and `extra` (a
@@ -681,9 +622,8 @@ def record(self: Run, seed, arm, kind, history: dict, wall, **extra) -> dict:
 def teacher(self: Run, seed, k=0):
     """Teacher k of `seed`: loaded from its checked checkpoint (`load_teacher`), or trained (resumably) and saved
     (`save_teacher`); writes its record, with the SHA-256 of its weights, if missing. -> (model, test error)"""
-    c = self.c
+    c, (train, test) = self.c, self.data
     name, tseed = ("teacher" if k == 0 else f"teacher_{k + 1}"), seed + 10_000 * k
-    train, test = self.data
     final = self.ckpt / f"seed{seed}" / f"{name}.pt"
     identity = dict(config_key=c.key, seed=seed, teacher=name, teacher_seed=tseed)
     rec = next((r for r in self.records if r["seed"] == seed and r["arm"] == name), None)
@@ -709,11 +649,10 @@ def teacher(self: Run, seed, k=0):
 # %% ../nbs/06_experiments.ipynb #d265a55f
 @patch
 def students(self: Run, seed, specs, targets, teacher=None, transfer=None, epochs=None, **extra) -> list:
-    """Train the arms `specs` of `seed` — one group of `arm_groups`: together with `training.distil_many` when
-    there are several, else with `training.distil` — resumable through one checkpoint (removed once the records
-    are written), and write one record per arm; `wall_s` is the group's time over its size. A group whose
-    training diverges is trained again arm by arm, so that only the diverging arm is recorded as diverged."""
-    c, test = self.c, self.data[1]
+    """Train the arms `specs` of `seed`, one group of `arm_groups` (`training.distil_many`, or `distil` for one arm),
+    resumable through one checkpoint, and write one record per arm (`wall_s`: the group's time over its size). A group
+    that diverges is trained again arm by arm, so that only the diverging arm is recorded as diverged."""
+    test = self.data[1]
     transfer = self.transfer(seed) if transfer is None else transfer
     cfgs = [replace(s.train, seed=seed, device=str(self.device),
                     **({} if epochs is None else dict(epochs=epochs))) for s in specs]
@@ -787,18 +726,11 @@ def run_seed(S: Run, seed: int, specs, batched: bool = True, bar=None) -> None:
 # %% ../nbs/06_experiments.ipynb #ae3c267e
 def run_benchmark(config: BenchmarkConfig, seeds, data_root=None, out_dir="runs", device=None, progress=True,
                   arms=None, download: bool = False, batched: bool = True, budget_minutes: float | None = None) -> list:
-    """Run the protocol of `config` for `seeds` (an int n = seeds 0..n-1, or a list of seeds) and return this
-    configuration's records of those seeds. Per seed: the teacher (trained, or loaded from `out_dir/checkpoints`),
-    the student alone ("hard") and the teacher check (`teacher_gap_ok`, its verdict in every record), the teacher's
-    logits (cached in `out_dir/cache`), then every arm of `arm_specs(config)` or those `select_arms` keeps for
-    `arms` — with `batched`, each group of `arm_groups` trained together (`training.distil_many`). Each finished
-    arm is appended at once to `out_dir/results.jsonl`; a rerun skips what is there, an interrupted arm resumes from
-    its checkpoint. `data_root` and `download` (fetch a missing data set with torchvision's downloaders, into
-    `data_root`) go to `data.load_dataset`; `device` to `training.get_device` (None: CUDA, then MPS, then CPU).
-    `budget_minutes`: stop cleanly at the end of the epoch that crosses it, checkpoints and finished records
-    written, by raising `training.BudgetReached`; the same call again continues where it stopped."""
-    if not isinstance(config, BenchmarkConfig):
-        raise ValueError(f"config must be a BenchmarkConfig, got {type(config).__name__}")
+    """Run the protocol of `config` for `seeds` (an int n = seeds 0..n-1, or a list) and return this configuration's
+    records of those seeds: per seed the teacher, the student alone ("hard") and the teacher check, then every arm of
+    `arm_specs(config)` (or those `select_arms` keeps for `arms`), with `batched` each group of `arm_groups` at once.
+    Each record is appended to `out_dir/results.jsonl` when it finishes; a rerun skips it, an interrupted teacher or arm
+    resumes from its checkpoint. `budget_minutes`: stop cleanly (`training.BudgetReached`); the rest as in `Run`."""
     if not isinstance(batched, bool): raise ValueError(f"batched must be True or False, got {batched!r}")
     seeds, specs = _check_seeds(seeds), select_arms(arm_specs(config), arms)
     with Run(config, data_root, out_dir, device, progress, "results.jsonl", download, budget_minutes=budget_minutes) as S:
@@ -838,14 +770,11 @@ def _mean_std(xs) -> tuple:
     xs = np.asarray(xs, dtype=float)
     return float(xs.mean()), (float(xs.std(ddof=1)) if len(xs) > 1 else math.nan)
 
-
 def summarize(records) -> list:
     """One row per (benchmark, variant, transfer_size, arm), in order of first appearance: the arm's kind, groups,
-    sigma, alpha; n (seeds), the seeds; mean and sample std (ddof=1; NaN for n = 1) of the final test error
-    (`error_mean`, `error_std`) and of the best epoch's (`best_mean`, `best_std`); the mean final validation error
-    (`val_mean`, NaN without a validation set) and the largest fraction of clipped steps (`clip_max`); the test
-    set's size (`n_test`, None when the records do not say); mean wall time; and whether the teacher check passed
-    in every seed (`teacher_gap_ok`)."""
+    sigma, alpha; n and the seeds; mean and sample std (NaN for n = 1) of the final (`error_*`) and best epoch's
+    (`best_*`) test error; the mean validation error (`val_mean`, NaN without one), the largest fraction of clipped
+    steps (`clip_max`), `n_test` (None if unknown), the mean wall time, whether every seed passed the teacher check."""
     groups = defaultdict(list)
     for r in unique_records(records): groups[(r["benchmark"], r["variant"], r.get("transfer_size"), r["arm"])].append(r)
     rows = []
@@ -876,12 +805,10 @@ def paired_gain(records, arm: str, baseline: str) -> dict:
 
 # %% ../nbs/06_experiments.ipynb #f38e06a8
 def comparisons(records) -> list:
-    """The protocol's questions as paired gains (`paired_gain`), one dict per question: every distillation arm (and
-    dropout) vs the student alone; the best noisy teacher vs L2, vs dropout on the student (4.2.1), vs several real teachers;
-    noise in the teacher vs in the student at equal σ, α (4.2); Hinton's KD vs L2. The best noisy arm is the one
-    with the lowest mean VALIDATION error (`chosen_on` = "validation"); records without a validation set fall back
-    to the test error, which flatters it (`chosen_on` = "test"). `p_holm`: Holm's correction over all the
-    questions asked here."""
+    """The protocol's questions as paired gains (`paired_gain`), one dict each: every distillation arm (and dropout) vs
+    the student alone; the best noisy teacher vs L2, vs dropout (4.2.1), vs several real teachers; noise in the teacher
+    vs in the student (4.2); Hinton's KD vs L2. The best noisy arm has the lowest mean validation error (`chosen_on`;
+    "test" without validation records, which flatters it). `p_holm`: Holm's correction over all these questions."""
     rows = [r for r in summarize(records) if r["kind"] != "teacher"]
     have = {r["arm"] for r in rows}
     out = []
@@ -909,7 +836,6 @@ def comparisons(records) -> list:
 def _pm(m, s, scale=100.0, digits=2) -> str:
     if m is None or not math.isfinite(m): return "nan"
     return f"{m * scale:.{digits}f}" + ("" if s is None or not math.isfinite(s) else f" ± {s * scale:.{digits}f}")
-
 
 def _table(head, body, markdown) -> str:
     if markdown:
@@ -992,7 +918,8 @@ def verify_run(config: BenchmarkConfig, records, seeds, out_dir) -> list:
 
 # %% ../nbs/06_experiments.ipynb #7a1e0c02
 def seconds_per_image(model, in_shape, batch_size=32, batches=2, train=True) -> float:
-    "Wall-clock seconds per image of an SGD step (train=True: forward, backward, update) or of a forward pass, here, after one warm-up batch."
+    """Wall-clock seconds per image, here, of an SGD step (train=True: forward, backward, update) or of a forward
+    pass, after one warm-up batch."""
     x, y = torch.randn(batch_size, *in_shape), torch.randint(0, 10, (batch_size,))
     opt, times = torch.optim.SGD(model.parameters(), lr=1e-3, momentum=0.9), []
     model.train(train)
@@ -1028,27 +955,22 @@ def _one_benchmark(rows) -> str:
 # %% ../nbs/06_experiments.ipynb #cf1357bd
 def _sd(r) -> float: return 0.0 if r["error_std"] is None or not math.isfinite(r["error_std"]) else r["error_std"]
 
-
 def _band(ax, row, color, label):
     m, s = row["error_mean"] * 100, _sd(row) * 100
     ax.axhline(m, color=color, lw=1.2, ls="--", label=f"{label}: {m:.2f} %")
     if s > 0: ax.axhspan(m - s, m + s, color=color, alpha=0.12, lw=0)
-
 
 def _curve(ax, rows, x, label, **kw):
     rows = sorted(rows, key=lambda r: r[x])
     ax.errorbar([r[x] for r in rows], [r["error_mean"] * 100 for r in rows], yerr=[_sd(r) * 100 for r in rows],
                 marker="o", capsize=3, label=label, **kw)
 
-
 _BANDS = (("hard", "C3", "student alone"), ("l2", "C2", "L2 (σ = 0)"), ("kd", "C4", "Hinton KD"))
 
-
-def _finish(fig, ax, title, xlabel, pts):
-    "Title, axis labels (n = the most seeds behind a point), legend and grid of a test-error plot; returns `fig`."
+def _finish(fig, ax, title, xlabel, pts, ylabel=None):
+    "Title, axis labels (by default n = the most seeds behind a point of `pts`), legend and grid; returns `fig`."
     ax.set_title(title, fontsize=10)
-    ax.set_xlabel(xlabel)
-    ax.set_ylabel(f"test error (%), mean ± std, n = {max(r['n'] for r in pts)}")
+    ax.set(xlabel=xlabel, ylabel=ylabel or f"test error (%), mean ± std, n = {max(r['n'] for r in pts)}")
     ax.legend(fontsize=7); ax.grid(alpha=0.3)
     fig.tight_layout()
     return fig
@@ -1110,17 +1032,7 @@ def plot_curves(records, arms=None):
         L = min(len(h) for h in hs)
         ax.plot(np.arange(1, L + 1), np.mean([h[:L] for h in hs], axis=0) * 100, marker="." if L <= 30 else None,
                 label=f"{a} (n = {len(hs)})")
-    ax.set_xlabel("epoch"); ax.set_ylabel("test error (%), mean over seeds")
-    ax.set_title(f"{title}: training curves", fontsize=10)
-    ax.legend(fontsize=7); ax.grid(alpha=0.3)
-    fig.tight_layout()
-    return fig
-
-# %% ../nbs/06_experiments.ipynb #b991630f
-def _sizes(xs) -> list:
-    out = sorted(set(check_numbers(xs, "sizes", 1, integer=True)))
-    if not out: raise ValueError("sizes must hold at least one transfer-set size")
-    return out
+    return _finish(fig, ax, f"{title}: training curves", "epoch", rows, "test error (%), mean over seeds")
 
 # %% ../nbs/06_experiments.ipynb #262dcfb2
 def study_specs(config: BenchmarkConfig, sigmas, alphas) -> list:
@@ -1139,12 +1051,10 @@ def study_specs(config: BenchmarkConfig, sigmas, alphas) -> list:
 # %% ../nbs/06_experiments.ipynb #d0348547
 def study_transfer(config: BenchmarkConfig, train, n: int, seed: int, max_epoch_factor: int = 10, steps: int | None = None,
                    eval_every: int | None = None) -> tuple:
-    """(transfer set, epochs) of the study's size `n` and `seed`: the stratified `data.subset` of `n` samples of
-    `train` drawn with `seed` (all of `train` when n >= len(train)); ceil(epochs · N/n) epochs of `config.l2_train`
-    (N = len(train)), at most `max_epoch_factor` · epochs — or, with `steps`, the epochs that make at least `steps`
-    optimizer steps. `eval_every`: the subset repeated (k copies) so that one epoch, after which the student is scored
-    on the validation and test sets, has at least this many steps (at n = 250 an epoch is 2 steps: scoring 15,000 images
-    after each would cost more than the training)."""
+    """(transfer set, epochs) of the study's size `n` and `seed`: the stratified `data.subset` of `n` samples of `train`
+    drawn with `seed` (all of it when n >= len(train)), and ceil(epochs · len(train)/n) epochs of `config.l2_train`, at
+    most `max_epoch_factor` · epochs, or those that make at least `steps` optimizer steps. `eval_every`: the subset is
+    repeated so that an epoch (the students are scored after each) has at least this many steps."""
     n = min(check_number(n, "n", 1, integer=True), len(train))
     seed = check_number(seed, "seed", 0, integer=True)
     max_epoch_factor = check_number(max_epoch_factor, "max_epoch_factor", 1, integer=True)
@@ -1160,8 +1070,9 @@ def study_transfer(config: BenchmarkConfig, train, n: int, seed: int, max_epoch_
 
 # %% ../nbs/06_experiments.ipynb #df907b47
 def _study_args(config, sizes, sigmas, alphas, seeds, batched, max_epoch_factor, steps, eval_every) -> tuple:
-    "The study's arguments, checked: (`study_specs`, sizes, seeds, the keyword arguments of `study_transfer` for the run length)."
-    specs, sizes = study_specs(config, sigmas, alphas), _sizes(sizes)
+    "The study's arguments, checked: (`study_specs`, sizes sorted, seeds, the keyword arguments of `study_transfer`)."
+    specs, sizes = study_specs(config, sigmas, alphas), sorted(set(check_numbers(sizes, "sizes", 1, integer=True)))
+    if not sizes: raise ValueError("sizes must hold at least one transfer-set size")
     if not isinstance(batched, bool): raise ValueError(f"batched must be True or False, got {batched!r}")
     return (specs, sizes, _check_seeds(seeds), dict(
         max_epoch_factor=check_number(max_epoch_factor, "max_epoch_factor", 1, integer=True),
@@ -1170,8 +1081,7 @@ def _study_args(config, sizes, sigmas, alphas, seeds, batched, max_epoch_factor,
 
 # %% ../nbs/06_experiments.ipynb #5beb4995
 def _study_plan(S: Run, seed: int, specs, sizes, batched: bool) -> tuple:
-    """(the transfer-set sizes: `sizes` capped at the training set, [(n, group)]: the groups of `arm_groups` of the arms
-    of `seed` that `S` lacks at size n, in run order)."""
+    "(`sizes` capped at the training set, [(n, group of `arm_groups`)] of the arms of `seed` that `S` lacks at size n)."
     ns = sorted({min(n, len(S.data[0])) for n in sizes})
     return ns, [(n, g) for n in ns for g in arm_groups(S.c, [s for s in specs if not S.has(seed, s.name, transfer_size=n)], batched)]
 
@@ -1187,16 +1097,12 @@ def noise_benefit_study(config: BenchmarkConfig, sizes, sigmas, alphas, seeds, d
                         device=None, progress=True, max_epoch_factor: int = 10, download: bool = False,
                         batched: bool = True, steps: int | None = None, budget_minutes: float | None = None,
                         eval_every: int | None = None) -> list:
-    """Transfer-set size × σ × α × seeds: for each seed, size n in `sizes` (a stratified `data.subset` of the
-    configuration's training set, drawn with the seed; sizes above it are capped), σ in `sigmas` and α in `alphas`,
-    train the L2-family student on the noisy teacher; σ = 0 (`l2`) and the student on hard labels (`hard`) always
-    run, as the paired baselines (the arms: `study_specs`). One teacher per seed, trained on the whole training set
-    (shared with `run_benchmark` in the same `out_dir`). Size n trains for ceil(epochs · N/n) epochs, at most
-    `max_epoch_factor` · epochs — or, with `steps`, for the epochs that make at least `steps` optimizer steps (the same
-    number of steps at every size, e.g. enough for L2 to overfit a small transfer set; see `study_transfer`). Records go
-    to `out_dir/study.jsonl`; a rerun skips finished ones (a folder holds one study's settings). `eval_every`: score
-    the students about every this many steps (see `study_transfer`). `download`, `batched`, `budget_minutes`: as in
-    `run_benchmark`. Returns this configuration's study records of `seeds`. On Ray: `distributed.noise_benefit_study_ray`."""
+    """Transfer-set size × σ × α × seeds: per seed and size n in `sizes` (capped at the training set), the L2-family
+    student on the noisy teacher at every σ of `sigmas` and α of `alphas`, with σ = 0 (`l2`) and the student on hard
+    labels (`hard`) as paired baselines (`study_specs`); one teacher per seed, shared with `run_benchmark` in `out_dir`.
+    `max_epoch_factor`, `steps`, `eval_every`: the run length (`study_transfer`); the rest as in `run_benchmark`.
+    Records go to `out_dir/study.jsonl` (a rerun skips them); returns this configuration's study records of `seeds`.
+    On Ray: `distributed.noise_benefit_study_ray`."""
     specs, sizes, seeds, length = _study_args(config, sizes, sigmas, alphas, seeds, batched, max_epoch_factor, steps, eval_every)
     with Run(config, data_root, out_dir, device, progress, "study.jsonl", download, budget_minutes=budget_minutes) as S:
         bar = None
@@ -1215,7 +1121,7 @@ def noise_benefit_study(config: BenchmarkConfig, sizes, sigmas, alphas, seeds, d
                     bar.set_postfix_str(f"seed {seed}, n = {n}: {', '.join(s.name for s in group)}")
                     _study_group(S, seed, n, group, teacher, t_err, transfer, epochs, z)
                     bar.update(len(group))
-        if bar is not None: bar.close()
+        bar.close()                                       # made in the first seed's loop: seeds are never empty
         return [r for r in S.records if r["seed"] in seeds and r.get("study") == "noise_benefit"]
 
 # %% ../nbs/06_experiments.ipynb #5b5b0ae4
