@@ -88,8 +88,7 @@ class ImageData:
         if not (isinstance(images, Tensor) and images.dtype == torch.uint8 and images.ndim >= 3
                 and images.shape[-3] == len(self.mean)):
             raise ValueError(f"images must be a uint8 tensor (..., {len(self.mean)}, H, W), got {_describe(images)}")
-        m = self.mean.to(images.device).view(-1, 1, 1)
-        s = self.std.to(images.device).view(-1, 1, 1)
+        m, s = (v.to(images.device).view(-1, 1, 1) for v in (self.mean, self.std))
         return images.float().div_(255).sub_(m).div_(s)
 
     def batch(self, idx) -> tuple[Tensor, Tensor]:
@@ -182,7 +181,8 @@ def read_idx(path) -> Tensor:
     raw = path.read_bytes()
     if raw[:2] == b"\x1f\x8b":
         try: raw = gzip.decompress(raw)
-        except (OSError, EOFError, zlib.error) as e: raise CorruptDataError(path, f"is not readable gzip data ({e})") from e
+        except (OSError, EOFError, zlib.error) as e:
+            raise CorruptDataError(path, f"is not readable gzip data ({e})") from e
     dims, dt, head = _idx_header(path, raw)
     arr = np.frombuffer(raw, dtype=dt, offset=head).reshape(dims)
     return torch.from_numpy(arr.astype(dt.newbyteorder("="), copy=True))
@@ -226,9 +226,10 @@ class CorruptFileError(ValueError):
 # %% ../nbs/03_data.ipynb #cc11b8ad
 def safe_load(path):
     """`torch.load(path, weights_only=True)` on the CPU: tensors and plain Python data only, never code. Raises
-    `UnsafeFileError` for a file that asks to import or call anything, `CorruptFileError` for one that cannot be read."""
+    `UnsafeFileError` for a file that asks to import or call anything, `CorruptFileError` for an unreadable one."""
     try: return torch.load(path, map_location="cpu", weights_only=True)
-    except (pickle.UnpicklingError, RuntimeError, EOFError, OSError, ValueError, AttributeError, IndexError, KeyError) as e:
+    except (pickle.UnpicklingError, RuntimeError, EOFError, OSError, ValueError, AttributeError, IndexError,
+            KeyError) as e:
         if isinstance(e, pickle.UnpicklingError) and ("GLOBAL" in str(e) or "Unsupported global" in str(e)):
             raise UnsafeFileError(f"{path} asks to run code when loaded, so it was refused (nothing in it was executed); "
                                   "it was not written by noisy-teachers: delete it (a rerun rebuilds it)") from None
@@ -461,8 +462,10 @@ def _download(key: str, R: Path, searched, notes):
     try:
         R.mkdir(parents=True, exist_ok=True)
         for train in (True, False):
-            if key == "svhn": tvd.SVHN(R / "svhn", split="train" if train else "test", download=True)
-            else: {"mnist": tvd.MNIST, "fashion-mnist": tvd.FashionMNIST, "cifar10": tvd.CIFAR10}[key](R, train, download=True)
+            if key == "mnist": tvd.MNIST(R, train=train, download=True)
+            elif key == "fashion-mnist": tvd.FashionMNIST(R, train=train, download=True)
+            elif key == "cifar10": tvd.CIFAR10(R, train=train, download=True)
+            else: tvd.SVHN(R / "svhn", split="train" if train else "test", download=True)
     except Exception as e:
         raise _not_found(key, searched, notes, f"download=True failed: {type(e).__name__}: {e}") from e
 
@@ -480,11 +483,12 @@ def _fingerprint(paths, base: Path | None = None) -> str:
 
 # %% ../nbs/03_data.ipynb #1f0621ad
 def _source_key(kind: str, where) -> str:
-    "The cache key of a located source (`_locate`'s kind and location); an image tree's counts each image's path (its class)."
+    "The cache key of a located source (`_locate`'s kind and location)."
     if kind == "idx": return _fingerprint([where[r] for r in _IDX_STEMS])
     if kind == "svhn-mat": return _fingerprint([where / f for f in _SVHN_FILES.values()])
     if kind == "cifar-batches": return _fingerprint([where / f for f in _CIFAR_BATCHES])
-    if kind == "image-tree": return _fingerprint([p for s in ("train", "test") for p, _ in _tree_files(where, s)[1]], base=where)
+    if kind == "image-tree":                    # every image's path under the tree (so its class) and bytes
+        return _fingerprint([p for s in ("train", "test") for p, _ in _tree_files(where, s)[1]], base=where)
     return _fingerprint([where])
 
 # %% ../nbs/03_data.ipynb #7bd4c622
@@ -537,8 +541,8 @@ def sweep_stale_temporaries(folder, recursive: bool = False, max_age_s: float = 
 
 # %% ../nbs/03_data.ipynb #59fe18a5
 def save_atomic(obj, path) -> Path:
-    """`torch.save(obj)` to a temporary `.<name>.<pid>.<random>.tmp` beside `path`, then `os.replace`, so that no reader
-    (or crash) sees a half-written file. Creates the parent folder, first sweeps its stale temporaries; returns `path`."""
+    """`torch.save(obj)` to a temporary `.<name>.<pid>.<random>.tmp` beside `path`, then `os.replace`, so that no
+    reader (or crash) sees a half-written file. Makes the parent folder, sweeps its stale temporaries; returns `path`."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     sweep_stale_temporaries(path.parent)

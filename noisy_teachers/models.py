@@ -335,12 +335,10 @@ def summary_rows(model: nn.Module, in_shape) -> list[dict]:
     p0 = next(model.parameters(), torch.empty(0, dtype=torch.float32))       # the input follows the weights
     x = torch.zeros(1, *in_shape, device=p0.device, dtype=p0.dtype)
     names, rows = {m: n for n, m in model.named_modules()}, []
-
     def hook(m, inputs, out):
         if isinstance(m, nn.ReLU) and rows: rows[-1]["layer"] += " + ReLU"
         else: rows.append(dict(name=names[m], layer=_describe(m), output_shape=tuple(out.shape[1:]),
                                parameters=sum(q.numel() for q in m.parameters()), macs=_macs(m, out)))
-
     _run_hooked(model, x, hook)
     return rows
 
