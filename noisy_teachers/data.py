@@ -10,20 +10,7 @@ __all__ = ['DATA_ENV', 'CIFAR10_CLASSES', 'FASHION_MNIST_CLASSES', 'DIGIT_CLASSE
            'expand_by_augmentation', 'subset', 'split_off', 'show_images', 'repo_root', 'start_from_results']
 
 # %% ../nbs/03_data.ipynb #dd6b806d
-import gzip
-import hashlib
-import lzma
-import math
-import os
-import pickle
-import re
-import shutil
-import struct
-import tarfile
-import tempfile
-import time
-import warnings
-import zlib
+import gzip, hashlib, lzma, math, os, pickle, re, shutil, struct, tarfile, tempfile, time, warnings, zlib
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -54,17 +41,14 @@ def channel_stats(images: Tensor) -> tuple[Tensor, Tensor]:
 
 # %% ../nbs/03_data.ipynb #85f46464
 def _checked_stats(x, y, mean, std, classes) -> tuple[Tensor, Tensor]:
-    """Check the fields of a split — `x` uint8 (N, C, H, W), `y` int64 (N,) on x's device, labels in [0, len(classes)),
-    `mean` and `std` of shape (C,) with std > 0 — and return mean and std as float32 on x's device."""
+    "Check the fields of a split (labels one per class, std > 0); return `mean` and `std` as float32 on x's device."
     if not (isinstance(x, Tensor) and x.dtype == torch.uint8 and x.ndim == 4):
         raise ValueError(f"images must be a uint8 tensor (N, C, H, W), got {_describe(x)}")
     if not (isinstance(y, Tensor) and y.dtype == torch.int64 and tuple(y.shape) == (len(x),)):
         raise ValueError(f"labels must be an int64 tensor of shape ({len(x)},), got {_describe(y)}")
     if y.device != x.device: raise ValueError(f"labels must be on the images' device {x.device}, got {y.device}")
     mean, std = (torch.as_tensor(v, dtype=torch.float32).to(x.device) for v in (mean, std))
-    C = x.shape[1]
-    check_tensor(mean, "mean", (C,))
-    check_tensor(std, "std", (C,))
+    for v, what in ((mean, "mean"), (std, "std")): check_tensor(v, what, (x.shape[1],))
     if not bool((std > 0).all()): raise ValueError(f"std must be > 0, got {std.tolist()}")
     if len(y) and not (0 <= int(y.min()) and int(y.max()) < len(classes)):
         raise ValueError(f"labels must lie in [0, {len(classes)}) (one per class in classes)")
@@ -104,8 +88,7 @@ class ImageData:
         if not (isinstance(images, Tensor) and images.dtype == torch.uint8 and images.ndim >= 3
                 and images.shape[-3] == len(self.mean)):
             raise ValueError(f"images must be a uint8 tensor (..., {len(self.mean)}, H, W), got {_describe(images)}")
-        m = self.mean.to(images.device).view(-1, 1, 1)
-        s = self.std.to(images.device).view(-1, 1, 1)
+        m, s = (v.to(images.device).view(-1, 1, 1) for v in (self.mean, self.std))
         return images.float().div_(255).sub_(m).div_(s)
 
     def batch(self, idx) -> tuple[Tensor, Tensor]:
@@ -174,14 +157,6 @@ def write_idx(path, array) -> Path:
     path.write_bytes(gzip.compress(data) if path.name.endswith(".gz") else data)
     return path
 
-# %% ../nbs/03_data.ipynb #53241f0a
-def _unzipped(path: Path) -> bytes:
-    "The bytes of `path`, gunzipped when they start with gzip's magic `1f 8b` (whatever the file's name)."
-    raw = path.read_bytes()
-    if raw[:2] != b"\x1f\x8b": return raw
-    try: return gzip.decompress(raw)
-    except (OSError, EOFError, zlib.error) as e: raise CorruptDataError(path, f"is not readable gzip data ({e})") from e
-
 # %% ../nbs/03_data.ipynb #5001baba
 def _idx_header(path: Path, raw: bytes) -> tuple:
     "`(dims, dtype, offset)` of the IDX bytes `raw` read from `path`, once magic, sizes and length agree; else a CorruptDataError."
@@ -200,9 +175,14 @@ def _idx_header(path: Path, raw: bytes) -> tuple:
 
 # %% ../nbs/03_data.ipynb #94c67825
 def read_idx(path) -> Tensor:
-    "Read an IDX file (gzipped or not) into a tensor of its stored shape and type; validates magic, sizes and length."
+    """Read an IDX file into a tensor of its stored shape and type, validating magic, sizes and length; a file that
+    starts with gzip's magic `1f 8b` is gunzipped first, whatever its name."""
     path = Path(path)
-    raw = _unzipped(path)
+    raw = path.read_bytes()
+    if raw[:2] == b"\x1f\x8b":
+        try: raw = gzip.decompress(raw)
+        except (OSError, EOFError, zlib.error) as e:
+            raise CorruptDataError(path, f"is not readable gzip data ({e})") from e
     dims, dt, head = _idx_header(path, raw)
     arr = np.frombuffer(raw, dtype=dt, offset=head).reshape(dims)
     return torch.from_numpy(arr.astype(dt.newbyteorder("="), copy=True))
@@ -245,16 +225,14 @@ class CorruptFileError(ValueError):
 
 # %% ../nbs/03_data.ipynb #cc11b8ad
 def safe_load(path):
-    """`torch.load(path, weights_only=True)` on the CPU: tensors and plain Python data only, never code.
-    Raises `UnsafeFileError` for a file that asks to import or call anything, `CorruptFileError` for one that
-    cannot be read; both name the file."""
+    """`torch.load(path, weights_only=True)` on the CPU: tensors and plain Python data only, never code. Raises
+    `UnsafeFileError` for a file that asks to import or call anything, `CorruptFileError` for an unreadable one."""
     try: return torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as e:
-        if "GLOBAL" in str(e) or "Unsupported global" in str(e):     # it names a function or class to import
+    except (pickle.UnpicklingError, RuntimeError, EOFError, OSError, ValueError, AttributeError, IndexError,
+            KeyError) as e:
+        if isinstance(e, pickle.UnpicklingError) and ("GLOBAL" in str(e) or "Unsupported global" in str(e)):
             raise UnsafeFileError(f"{path} asks to run code when loaded, so it was refused (nothing in it was executed); "
                                   "it was not written by noisy-teachers: delete it (a rerun rebuilds it)") from None
-        raise CorruptFileError(f"{path} is not a readable PyTorch file ({str(e).splitlines()[0][:80]})") from None
-    except (RuntimeError, EOFError, OSError, ValueError, AttributeError, IndexError, KeyError) as e:
         raise CorruptFileError(f"{path} is not a readable PyTorch file ({type(e).__name__}: {str(e).splitlines()[0][:80]})") from None
 
 # %% ../nbs/03_data.ipynb #37e17ac0
@@ -273,12 +251,11 @@ def _unpickle(path: Path):
     "The contents of a CIFAR-10 python batch; UnsafeFileError if it names anything but numpy's array globals, CorruptDataError if unreadable."
     try:
         with open(path, "rb") as f: return _BatchUnpickler(f, encoding="bytes").load()
-    except pickle.UnpicklingError as e:
-        if "refused" in str(e):
+    except Exception as e:
+        if isinstance(e, pickle.UnpicklingError) and "refused" in str(e):
             raise UnsafeFileError(f"{path} asks to run code when loaded ({e}), so it was refused (nothing in it was "
                                   "executed): replace it with the original CIFAR-10 batch") from None
         raise CorruptDataError(path, f"is not a readable CIFAR-10 python batch ({type(e).__name__}: {e})") from e
-    except Exception as e: raise CorruptDataError(path, f"is not a readable CIFAR-10 python batch ({type(e).__name__}: {e})") from e
 
 # %% ../nbs/03_data.ipynb #8f3ef7ec
 def _unpickle_cifar(path: Path) -> tuple[Tensor, Tensor]:
@@ -366,21 +343,16 @@ def _tree_split(folder: Path, split: str) -> tuple[Tensor, Tensor]:
     if tuple(x.shape[1:]) != (3, 32, 32): raise DataFormatError(f"{folder / split}: images must be 32×32 RGB, got {tuple(x.shape[1:])}")
     return x, torch.tensor([l for _, l in items], dtype=torch.int64)
 
-# %% ../nbs/03_data.ipynb #664023fd
-def _loadmat(path: Path) -> dict:
-    "The variables of a MATLAB file (scipy), or a CorruptDataError naming it."
-    try: from scipy.io import loadmat
-    except ImportError as e: raise ImportError("reading SVHN's .mat files needs scipy: pip install scipy") from e
-    try: return loadmat(path)
-    except Exception as e: raise CorruptDataError(path, f"is not a readable MATLAB file ({type(e).__name__}: {e})") from e
-
 # %% ../nbs/03_data.ipynb #9e8144f7
 _SVHN_FILES = {"train": "train_32x32.mat", "test": "test_32x32.mat"}
 
 def _svhn_split(folder: Path, split: str) -> tuple[Tensor, Tensor]:
     "Images (N, 3, 32, 32) and labels 0–9 of SVHN's `split` from its .mat file in `folder` (label 10 is the digit 0)."
     path = folder / _SVHN_FILES[split]
-    m = _loadmat(path)
+    try: from scipy.io import loadmat
+    except ImportError as e: raise ImportError("reading SVHN's .mat files needs scipy: pip install scipy") from e
+    try: m = loadmat(path)
+    except Exception as e: raise CorruptDataError(path, f"is not a readable MATLAB file ({type(e).__name__}: {e})") from e
     X, y = m.get("X"), m.get("y")
     if X is None or y is None or X.dtype != np.uint8 or X.ndim != 4 or X.shape[:3] != (32, 32, 3) or y.size != X.shape[3]:
         raise DataFormatError(f"{path}: expected X uint8 (32, 32, 3, N) and y (N, 1), got "
@@ -461,7 +433,6 @@ class DataNotFoundError(FileNotFoundError):
     def __init__(self, message, name=None, searched=(), files=()):
         super().__init__(message)
         self.name, self.searched, self.files = name, [Path(p) for p in searched], list(files)
-    def __str__(self): return self.args[0]
 
 # %% ../nbs/03_data.ipynb #e96c7151
 def _what_to_put(key: str) -> str:
@@ -510,18 +481,14 @@ def _fingerprint(paths, base: Path | None = None) -> str:
             while chunk := f.read(1 << 20): h.update(chunk)
     return h.hexdigest()[:16]
 
-# %% ../nbs/03_data.ipynb #725897a3
-def _tree_fingerprint(folder: Path) -> str:
-    "Key of an image tree: every image's path under `folder` (so its class) and bytes."
-    return _fingerprint([p for split in ("train", "test") for p, _ in _tree_files(folder, split)[1]], base=folder)
-
 # %% ../nbs/03_data.ipynb #1f0621ad
 def _source_key(kind: str, where) -> str:
     "The cache key of a located source (`_locate`'s kind and location)."
     if kind == "idx": return _fingerprint([where[r] for r in _IDX_STEMS])
     if kind == "svhn-mat": return _fingerprint([where / f for f in _SVHN_FILES.values()])
     if kind == "cifar-batches": return _fingerprint([where / f for f in _CIFAR_BATCHES])
-    if kind == "image-tree": return _tree_fingerprint(where)
+    if kind == "image-tree":                    # every image's path under the tree (so its class) and bytes
+        return _fingerprint([p for s in ("train", "test") for p, _ in _tree_files(where, s)[1]], base=where)
     return _fingerprint([where])
 
 # %% ../nbs/03_data.ipynb #7bd4c622
@@ -534,10 +501,7 @@ def _writable(d: Path) -> bool:
 # %% ../nbs/03_data.ipynb #f683f4f4
 def _cache_dirs(base: Path) -> list:
     "Where derived files may go, best first: the data root, then $NOISY_TEACHERS_DATA, then the user cache."
-    out = []
-    for d in (base, data_root(None), user_cache_dir()):
-        if d not in out: out.append(d)
-    return out
+    return list(dict.fromkeys((base, data_root(None), user_cache_dir())))
 
 # %% ../nbs/03_data.ipynb #0ff02bd6
 def _umask_mode(mode: int) -> int:
@@ -577,9 +541,8 @@ def sweep_stale_temporaries(folder, recursive: bool = False, max_age_s: float = 
 
 # %% ../nbs/03_data.ipynb #59fe18a5
 def save_atomic(obj, path) -> Path:
-    """`torch.save(obj)` to a temporary file `.<name>.<pid>.<random>.tmp` beside `path`, then `os.replace`: a reader (or a
-    crash) never sees a half-written file. Creates the parent folder and first sweeps its stale temporaries
-    (`sweep_stale_temporaries`); returns `path`. Used for caches, checkpoints and teacher logits."""
+    """`torch.save(obj)` to a temporary `.<name>.<pid>.<random>.tmp` beside `path`, then `os.replace`, so that no
+    reader (or crash) sees a half-written file. Makes the parent folder, sweeps its stale temporaries; returns `path`."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     sweep_stale_temporaries(path.parent)
@@ -703,12 +666,6 @@ def _load_digits(test_fraction: float = 0.25, seed: int = 0) -> dict:
     out["mean"], out["std"] = channel_stats(out["train_images"])
     return out
 
-# %% ../nbs/03_data.ipynb #aa4637d1
-def _device(device) -> torch.device:
-    "`device` as a torch.device, or a ValueError that says what it must be."
-    try: return torch.device(device)
-    except (RuntimeError, TypeError) as e: raise ValueError(f"device must be a torch device such as 'cpu' or 'cuda', got {device!r}") from e
-
 # %% ../nbs/03_data.ipynb #e012640b
 def _find_or_download(key: str, root, download: bool) -> tuple:
     "The located source of `key` ((kind, where)) and the folder for derived files; downloads when asked and nothing is there."
@@ -725,7 +682,9 @@ def load_dataset(name: str, root=None, download: bool = False, device="cpu") -> 
     "(train, test) `ImageData` of `name` in `DATASETS` on `device`; both normalised with the TRAINING statistics."
     key = _canonical(name)
     if not isinstance(download, bool): raise ValueError(f"download must be True or False, got {download!r}")
-    device = _device(device)
+    try: device = torch.device(device)
+    except (RuntimeError, TypeError) as e:
+        raise ValueError(f"device must be a torch device such as 'cpu' or 'cuda', got {device!r}") from e
     if key == "digits": splits = _load_digits()
     else:
         source, base = _find_or_download(key, root, download)

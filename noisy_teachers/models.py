@@ -7,9 +7,7 @@ __all__ = ['ARCHITECTURES', 'PAIRS', 'Layer', 'parse_spec', 'from_spec', 'build'
            'summary', 'with_dropout']
 
 # %% ../nbs/04_models.ipynb #c96a7998
-import math
-import re
-import difflib
+import difflib, math, re
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -220,7 +218,8 @@ def _numbered(mods: list) -> OrderedDict:
 # %% ../nbs/04_models.ipynb #a1fdcbf7
 def from_spec(spec: str, in_shape, *, generator: torch.Generator | None = None, device=None) -> nn.Sequential:
     "Build an `nn.Sequential` from the paper's notation, for inputs of shape `in_shape` (C, H, W) or (features,)."
-    layers, shape = parse_spec(spec), _check_in_shape(in_shape)
+    layers = parse_spec(spec)
+    shape = in_shape = _check_in_shape(in_shape)
     if generator is not None and (not isinstance(generator, torch.Generator) or generator.device.type != "cpu"):
         raise ValueError("generator must be a CPU torch.Generator or None (weights are drawn on the CPU, then moved to device)")
     last = max((j for j, l in enumerate(layers) if l.kind in ("C", "FC")), default=-1)
@@ -234,7 +233,7 @@ def from_spec(spec: str, in_shape, *, generator: torch.Generator | None = None, 
     if len(shape) == 3: mods.append(("flatten", nn.Flatten()))
     model = nn.Sequential(_numbered(mods)).to_empty(device="cpu")
     _init_weights(model, generator)
-    model.spec, model.in_shape, model.out_features = spec, _check_in_shape(in_shape), math.prod(shape)
+    model.spec, model.in_shape, model.out_features = spec, in_shape, math.prod(shape)
     return model if device is None else model.to(device)
 
 # %% ../nbs/04_models.ipynb #767ecb83
@@ -271,22 +270,18 @@ def _resolve(name_or_spec) -> str:
                          + f"; known names: {', '.join(ARCHITECTURES)}; or give a spec such as 'FC800-FC10'")
     return name_or_spec
 
-# %% ../nbs/04_models.ipynb #3a82154f
-def _with_n_classes(spec: str, n_classes) -> str:
-    "`spec` with the width of its last convolution or FC layer set to `n_classes` (a positive integer)."
-    weighted = [l for l in parse_spec(spec) if l.kind in ("C", "FC")]
-    if not weighted:
-        raise ValueError(f"n_classes: the spec {spec!r} has no convolution or FC layer whose width it could set")
-    a, b = weighted[-1].width_span
-    return spec[:a] + str(n_classes) + spec[b:]
-
 # %% ../nbs/04_models.ipynb #344b0e15
 def build(name_or_spec: str, in_shape, n_classes: int | None = None, *,
           generator: torch.Generator | None = None, device=None) -> nn.Sequential:
     "Build a named architecture (a key of `ARCHITECTURES`) or a spec; `n_classes` replaces the last layer's width."
     spec = _resolve(name_or_spec)
     n_classes = check_number(n_classes, "n_classes", 1, integer=True, allow_none=True)
-    if n_classes is not None: spec = _with_n_classes(spec, n_classes)
+    if n_classes is not None:                     # the width of the last convolution or FC layer, rewritten in the spec
+        weighted = [l for l in parse_spec(spec) if l.kind in ("C", "FC")]
+        if not weighted:
+            raise ValueError(f"n_classes: the spec {spec!r} has no convolution or FC layer whose width it could set")
+        a, b = weighted[-1].width_span
+        spec = spec[:a] + str(n_classes) + spec[b:]
     model = from_spec(spec, in_shape, generator=generator, device=device)
     if n_classes is not None and model.out_features != n_classes:
         raise ValueError(f"n_classes: the spec {spec!r} gives {model.out_features} outputs per input, not "
@@ -337,16 +332,13 @@ def summary_rows(model: nn.Module, in_shape) -> list[dict]:
     "One dict per layer (a ReLU is folded into the layer before it): name, layer, output_shape, parameters, macs."
     count_parameters(model)          # validates `model`
     in_shape = _check_in_shape(in_shape)
-    p0 = next(model.parameters(), None)
-    x = torch.zeros(1, *in_shape, device=p0.device if p0 is not None else "cpu",
-                    dtype=p0.dtype if p0 is not None else torch.float32)
+    p0 = next(model.parameters(), torch.empty(0, dtype=torch.float32))       # the input follows the weights
+    x = torch.zeros(1, *in_shape, device=p0.device, dtype=p0.dtype)
     names, rows = {m: n for n, m in model.named_modules()}, []
-
     def hook(m, inputs, out):
         if isinstance(m, nn.ReLU) and rows: rows[-1]["layer"] += " + ReLU"
         else: rows.append(dict(name=names[m], layer=_describe(m), output_shape=tuple(out.shape[1:]),
                                parameters=sum(q.numel() for q in m.parameters()), macs=_macs(m, out)))
-
     _run_hooked(model, x, hook)
     return rows
 
