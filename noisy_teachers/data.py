@@ -233,7 +233,7 @@ def safe_load(path):
         if isinstance(e, pickle.UnpicklingError) and ("GLOBAL" in str(e) or "Unsupported global" in str(e)):
             raise UnsafeFileError(f"{path} asks to run code when loaded, so it was refused (nothing in it was executed); "
                                   "it was not written by noisy-teachers: delete it (a rerun rebuilds it)") from None
-        raise CorruptFileError(f"{path} is not a readable PyTorch file ({type(e).__name__}: {str(e).splitlines()[0][:80]})") from None
+        raise CorruptFileError(f"{path} is not a readable PyTorch file ({type(e).__name__}: {(str(e).splitlines() or [''])[0][:80]})") from None
 
 # %% ../nbs/03_data.ipynb #37e17ac0
 _BATCH_GLOBALS = {(m, n) for m in ("numpy.core.multiarray", "numpy._core.multiarray") for n in ("_reconstruct", "scalar")}
@@ -453,7 +453,7 @@ def _not_found(key, searched, notes, extra="") -> DataNotFoundError:
               f"or call load_dataset({key!r}, root=..., download=True) on a machine that is online "
               f"(torchvision downloads into the data root), or point root= or ${DATA_ENV} at the folder that holds them."]
     if extra: lines.append(extra)
-    return DataNotFoundError("\n".join(lines), name=key, searched=searched, files=_what_to_put(key))
+    return DataNotFoundError("\n".join(lines), name=key, searched=searched, files=[_what_to_put(key)])
 
 # %% ../nbs/03_data.ipynb #3df11e49
 def _download(key: str, R: Path, searched, notes):
@@ -760,10 +760,10 @@ def expand_by_augmentation(data: ImageData, copies: int, pad: int = 4, flip: boo
                    name=f"{data.name}+{copies}aug")
 
 # %% ../nbs/03_data.ipynb #bf33eef1
-def _stratified(data: ImageData, n: int, seed: int, most: int) -> Tensor:
-    "Sorted CPU indices of `n` samples drawn per class in proportion (largest remainders rounded up); `n` in [1, most]."
+def _stratified(data: ImageData, n: int, seed: int, hold_back: int = 0) -> Tensor:
+    "Sorted CPU indices of `n` samples drawn per class in proportion (largest remainders rounded up); `n` in [1, N - hold_back]."
     _check_data(data)
-    n = check_number(n, "n", 1, most, integer=True)
+    n = check_number(n, "n", 1, len(data) - hold_back, integer=True)
     g = torch.Generator().manual_seed(check_number(seed, "seed", 0, integer=True))
     y = data.labels.cpu()
     counts = torch.bincount(y, minlength=data.n_classes)
@@ -786,12 +786,12 @@ def _take(data: ImageData, idx: Tensor, name: str) -> ImageData:
 # %% ../nbs/03_data.ipynb #7522cb8e
 def subset(data: ImageData, n: int, seed: int = 0) -> ImageData:
     "A stratified random subset of `n` samples (class proportions kept, largest remainders rounded up), in the original order; same statistics."
-    return _take(data, _stratified(data, n, seed, len(data)), f"{data.name}[{n}]")
+    return _take(data, _stratified(data, n, seed), f"{data.name}[{n}]")
 
 # %% ../nbs/03_data.ipynb #a8d3e421
 def split_off(data: ImageData, n: int, seed: int = 0) -> tuple[ImageData, ImageData]:
     "`(rest, held_out)`: a stratified hold-out of `n` samples (those `subset(data, n, seed)` picks) and the other N - n, both in the original order; same statistics."
-    held = _stratified(data, n, seed, len(data) - 1)
+    held = _stratified(data, n, seed, hold_back=1)
     keep = torch.ones(len(data), dtype=torch.bool); keep[held] = False
     return (_take(data, keep.nonzero().flatten(), f"{data.name}[{len(data) - n} rest]"), _take(data, held, f"{data.name}[{n} held out]"))
 
