@@ -55,8 +55,7 @@ def lr_factor(schedule: str, step: int, total_steps: int) -> float:
     """The factor $\\gamma_t/\\gamma_0$ of `schedule` ('cosine', 'step' or 'constant') after `step` of `total_steps` steps."""
     if schedule not in SCHEDULES: raise _bad("schedule", f"one of {SCHEDULES}", schedule)
     total_steps = check_number(total_steps, "total_steps", 1, integer=True)
-    step = check_number(step, "step", 0, integer=True)
-    t = min(step, total_steps)
+    t = min(check_number(step, "step", 0, integer=True), total_steps)
     if schedule == "cosine": return 0.5 * (1.0 + math.cos(math.pi * t / total_steps))
     if schedule == "step": return 0.1 ** sum(t >= m for m in (total_steps / 2, 3 * total_steps / 4))
     return 1.0
@@ -64,12 +63,11 @@ def lr_factor(schedule: str, step: int, total_steps: int) -> float:
 # %% ../nbs/05_training.ipynb #c4673406
 @dataclass
 class TrainConfig:
-    """How to train: `epochs` (>= 1) of SGD with `momentum` (in [0, 1)) and `weight_decay` (>= 0) on batches of
-    `batch_size` (>= 1) at learning rate `lr` (> 0) following `schedule` ('cosine', 'step' or 'constant', per step);
-    `clip_grad_norm` (None or > 0) clips the gradient norm; `seed` (integer >= 0) fixes shuffling, noise, augmentation
-    and dropout; `augment`: random crops (of the image zero-padded by `augment_pad` pixels) and, if `augment_flip`,
-    left-right flips at every step (students then need the teacher online); `amp` (bf16 autocast) and `compile`
-    (`torch.compile`) act on CUDA only; `device` (None = `get_device()`); `eval_batch_size` (>= 1) for `evaluate`."""
+    """How to train: `epochs` (>= 1) of SGD with `momentum` (in [0, 1)) and `weight_decay` (>= 0), batches of
+    `batch_size` (>= 1), learning rate `lr` (> 0) following `schedule` ('cosine', 'step' or 'constant', per step);
+    `clip_grad_norm` (None or > 0); `seed` (>= 0) fixes shuffling, noise, augmentation and dropout; `augment`: random
+    crops (zero-padded by `augment_pad` pixels) and, if `augment_flip`, flips (students then need the teacher online);
+    `amp` (bf16) and `compile` act on CUDA only; `device` (None: `get_device()`); `eval_batch_size` (>= 1)."""
     epochs: int = 10
     batch_size: int = 128
     lr: float = 0.01
@@ -158,8 +156,7 @@ def _kd_loss(arm: Arm, g: Tensor, y: Tensor, z: Tensor) -> Tensor:
 
 # %% ../nbs/05_training.ipynb #01458df9
 def _model_device(model: nn.Module) -> torch.device:
-    p = next(model.parameters(), None)
-    return p.device if p is not None else torch.device("cpu")
+    return next((p.device for p in model.parameters()), torch.device("cpu"))
 
 def _check_model(model, name="model"):
     if not isinstance(model, nn.Module): raise ValueError(f"{name} must be a torch.nn.Module, got {type(model).__name__}")
@@ -389,7 +386,7 @@ class _EpochTally:
         self.loss += losses.detach() * batch
 
     def read(self, n: int, steps: int) -> list[dict]:
-        "Per run: the mean training loss over the `n` samples, the fraction of the `steps` clipped, and the epoch's seconds."
+        "Per run: the mean training loss over the `n` samples, the fraction of `steps` clipped, the epoch's seconds."
         sums = torch.cat([self.loss, self.clipped]).tolist()
         self.raise_nonfinite()
         K, seconds = len(self.loss), time.perf_counter() - self.t0
@@ -517,7 +514,7 @@ def _check_resume(state: dict, run: str, configs: list, arms: list, n: int, path
 
 # %% ../nbs/05_training.ipynb #82eb5ff4
 def _single_state(epoch: int, model, opt, sched, history: History, config: TrainConfig, arm: Arm, n: int) -> dict:
-    "What a single run's checkpoint holds after `epoch` (0-based); `_save_checkpoint` adds the random streams and the hash."
+    "A single run's checkpoint after `epoch` (0-based); `_save_checkpoint` adds the random streams and the hash."
     return dict(epoch=epoch + 1, model=model.state_dict(), optimizer=opt.state_dict(), scheduler=sched.state_dict(),
                 history=history.to_dict(), run="single", config=dataclasses.asdict(config), arm=dataclasses.asdict(arm),
                 n_train=n)
@@ -526,9 +523,7 @@ def _resume(path, model, opt, sched, gens, device, config, arm, n, total) -> tup
     "Restore a single run from its checkpoint in `path`: (its History, the epochs done), or None to start afresh."
     if (state := _load_checkpoint(path)) is None: return None
     _check_resume(state, "single", [config], [arm], n, path, device)
-    model.load_state_dict(state["model"])
-    opt.load_state_dict(state["optimizer"])
-    sched.load_state_dict(state["scheduler"])
+    for obj, key in ((model, "model"), (opt, "optimizer"), (sched, "scheduler")): obj.load_state_dict(state[key])
     _set_rng_state(state, gens, device)
     for group, base in zip(opt.param_groups, sched.base_lrs):   # the schedule of the requested run length
         group["lr"] = base * lr_factor(config.schedule, sched.last_epoch, total)
@@ -763,13 +758,13 @@ def _unstack(params: dict, students: list):
 
 # %% ../nbs/05_training.ipynb #c4c8faba
 def _group_state(epoch: int, t: int, params: dict, momentum: dict, histories: list, configs: list, arms: list, n: int) -> dict:
-    "What a group's checkpoint holds after `epoch` (0-based), at step `t`; `_save_checkpoint` adds the random streams and the hash."
+    "A group's checkpoint after `epoch` (0-based), at step `t`; `_save_checkpoint` adds the random streams and hash."
     return dict(epoch=epoch + 1, step=t, params={k: p.detach() for k, p in params.items()}, momentum=momentum,
                 history=[h.to_dict() for h in histories], run="group", config=[dataclasses.asdict(c) for c in configs],
                 arm=[dataclasses.asdict(a) for a in arms], n_train=n)
 
 def _resume_group(path, params, momentum, gens, device, configs, arms, n) -> tuple[list, int, int] | None:
-    "Restore a group from its checkpoint in `path`: (the Histories, the epochs done, the steps done), or None to start afresh."
+    "Restore a group from its checkpoint in `path`: (its Histories, epochs done, steps done), or None to start afresh."
     if (state := _load_checkpoint(path)) is None: return None
     _check_resume(state, "group", configs, arms, n, path, device)
     with torch.no_grad():
@@ -822,12 +817,10 @@ def _fit_many(students, train, test, configs, arms, targets, teacher, checkpoint
 def distil_many(students: list, train: ImageData, test: ImageData, config, arms, targets: Tensor | None = None,
                 teacher: nn.Module | None = None, checkpoint=None, progress: bool = True, val: ImageData | None = None,
                 deadline: float | None = None) -> list[History]:
-    """Train K `students` of one architecture together (vmapped), each as `distil` would train it alone with its own
-    arm (`arms`: one `Arm` or a list of K) and its own lr, momentum, weight decay and clip (`config`: one `TrainConfig`
-    or a list of K that differ in nothing else). They share each batch, the `targets` (or the online `teacher`) and
-    the random streams of `config.seed`; dropout masks differ per student, but are not those of `distil`. Models with
-    buffers (BatchNorm) are refused; `compile` is not used. `checkpoint` (one file for the group) and `deadline` as in
-    `distil`. Trains the students in place (memory: K times one student's); returns their `History`s, in order."""
+    """Train K `students` of one architecture together (vmapped), each as `distil` would alone, with its own arm
+    (`arms`: one `Arm` or a list of K) and lr, momentum, weight decay and clip (`config`: one `TrainConfig` or K that
+    differ in nothing else); dropout masks differ from `distil`'s, buffers (BatchNorm) are refused, `compile` unused.
+    `checkpoint` (one file) and `deadline` as in `distil`. Trains in place; returns the `History`s, in order."""
     students, configs, arms = _check_group(students, config, arms)
     _check_common(students[0], train, test, configs[0], checkpoint, progress, "students", val)
     targets = _resolve_targets(arms, configs[0], train, targets, teacher)
