@@ -377,6 +377,7 @@ class _EpochTally:
         if (step + 1) % self.every == 0: self.raise_nonfinite()
 
     def raise_nonfinite(self):
+        "Raise `fail(run, step)` for the first run whose loss went non-finite, if any."
         for k, s in enumerate(self.first_bad.tolist()):
             if s >= 0: raise self.fail(k, s)
 
