@@ -8,14 +8,7 @@ __all__ = ['SCHEDULES', 'ARM_KINDS', 'get_device', 'lr_factor', 'TrainConfig', '
            'distil', 'distil_many']
 
 # %% ../nbs/05_training.ipynb #169ed61f
-import contextlib
-import copy
-import dataclasses
-import hashlib
-import math
-import os
-import time
-import warnings
+import contextlib, copy, dataclasses, hashlib, math, os, time, warnings
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -40,21 +33,18 @@ def get_device(device=None) -> torch.device:
     """The device to train on: `device` if given (a `torch.device` or a string such as 'cpu', 'cuda:0', 'mps');
     None or 'auto' picks CUDA if available, then MPS, then the CPU. A device this machine cannot train on (CUDA
     without a GPU, a GPU index past the last one, 'tpu', 'meta', ...) is a ValueError naming `device`."""
+    mps = getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available()
     if device is None or (isinstance(device, str) and device == "auto"):
-        if torch.cuda.is_available(): return torch.device("cuda")
-        mps = getattr(torch.backends, "mps", None)
-        if mps is not None and mps.is_available(): return torch.device("mps")
-        return torch.device("cpu")
+        return torch.device("cuda" if torch.cuda.is_available() else "mps" if mps else "cpu")
     try: dev = torch.device(device)
     except (RuntimeError, TypeError, ValueError) as e: raise _bad("device", _DEVICE_RULE, device) from e
     if dev.type not in ("cpu", "cuda", "mps"): raise _bad("device", _DEVICE_RULE, device)
-    if dev.type == "cuda":
-        if not torch.cuda.is_available():
-            raise ValueError(f"device={device!r} asks for CUDA, but torch.cuda.is_available() is False; use None or 'cpu'")
-        if dev.index is not None and dev.index >= torch.cuda.device_count():
-            raise ValueError(f"device={device!r} names GPU {dev.index}, but this machine has {torch.cuda.device_count()} "
-                             f"(device must be {_DEVICE_RULE})")
-    if dev.type == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device={device!r} asks for CUDA, but torch.cuda.is_available() is False; use None or 'cpu'")
+    if dev.type == "cuda" and dev.index is not None and dev.index >= torch.cuda.device_count():
+        raise ValueError(f"device={device!r} names GPU {dev.index}, but this machine has {torch.cuda.device_count()} "
+                         f"(device must be {_DEVICE_RULE})")
+    if dev.type == "mps" and not mps:
         raise ValueError(f"device={device!r} asks for Apple's MPS, which is not available here; use None or 'cpu'")
     return dev
 
@@ -65,8 +55,7 @@ def lr_factor(schedule: str, step: int, total_steps: int) -> float:
     """The factor $\\gamma_t/\\gamma_0$ of `schedule` ('cosine', 'step' or 'constant') after `step` of `total_steps` steps."""
     if schedule not in SCHEDULES: raise _bad("schedule", f"one of {SCHEDULES}", schedule)
     total_steps = check_number(total_steps, "total_steps", 1, integer=True)
-    step = check_number(step, "step", 0, integer=True)
-    t = min(step, total_steps)
+    t = min(check_number(step, "step", 0, integer=True), total_steps)
     if schedule == "cosine": return 0.5 * (1.0 + math.cos(math.pi * t / total_steps))
     if schedule == "step": return 0.1 ** sum(t >= m for m in (total_steps / 2, 3 * total_steps / 4))
     return 1.0
@@ -74,13 +63,11 @@ def lr_factor(schedule: str, step: int, total_steps: int) -> float:
 # %% ../nbs/05_training.ipynb #c4673406
 @dataclass
 class TrainConfig:
-    """How to train: `epochs` (>= 1) of SGD with `momentum` (in [0, 1)) and `weight_decay` (>= 0) on batches of
-    `batch_size` (>= 1) at learning rate `lr` (> 0) following `schedule` ('cosine', 'step' or 'constant', updated
-    every step); `clip_grad_norm` (None or > 0) clips the gradient norm; `seed` (integer >= 0) fixes the shuffling,
-    the noise, the augmentation and dropout; `augment` = random crops (from a zero-padded image,
-    `augment_pad` pixels each side) and, if `augment_flip`, left-right flips on the device at every step (students then
-    need the teacher run online); `amp` = bf16 autocast (CUDA only); `device` (None = `get_device()`);
-    `compile` = `torch.compile` the model (CUDA only, ignored elsewhere); `eval_batch_size` (>= 1) for `evaluate`."""
+    """How to train: `epochs` (>= 1) of SGD with `momentum` (in [0, 1)) and `weight_decay` (>= 0), batches of
+    `batch_size` (>= 1), learning rate `lr` (> 0) following `schedule` ('cosine', 'step' or 'constant', per step);
+    `clip_grad_norm` (None or > 0); `seed` (>= 0) fixes shuffling, noise, augmentation and dropout; `augment`: random
+    crops (zero-padded by `augment_pad` pixels) and, if `augment_flip`, flips (students then need the teacher online);
+    `amp` (bf16) and `compile` act on CUDA only; `device` (None: `get_device()`); `eval_batch_size` (>= 1)."""
     epochs: int = 10
     batch_size: int = 128
     lr: float = 0.01
@@ -98,20 +85,16 @@ class TrainConfig:
     eval_batch_size: int = 1024
 
     def __post_init__(self):
-        # integers are stored as Python ints; other numbers as given (lr=1 stays 1: a config's JSON does not change)
-        self.epochs = check_number(self.epochs, "epochs", 1, integer=True)
-        self.batch_size = check_number(self.batch_size, "batch_size", 1, integer=True)
-        check_number(self.lr, "lr", 0, lo_open=True)
+        for name, lo in (("epochs", 1), ("batch_size", 1), ("seed", 0), ("augment_pad", 0), ("eval_batch_size", 1)):
+            setattr(self, name, check_number(getattr(self, name), name, lo, integer=True))   # stored as Python ints
+        check_number(self.lr, "lr", 0, lo_open=True)        # other numbers as given (lr=1 stays 1 in JSON)
         check_number(self.momentum, "momentum", 0, 1, hi_open=True)
         check_number(self.weight_decay, "weight_decay", 0)
         if self.schedule not in SCHEDULES: raise _bad("schedule", f"one of {SCHEDULES}", self.schedule)
         check_number(self.clip_grad_norm, "clip_grad_norm", 0, lo_open=True, allow_none=True)
-        self.seed = check_number(self.seed, "seed", 0, integer=True)
-        self.augment_pad = check_number(self.augment_pad, "augment_pad", 0, integer=True)
         for name in ("augment", "augment_flip", "amp", "compile"):
             if not isinstance(getattr(self, name), bool): raise _bad(name, "True or False", getattr(self, name))
         if self.device is not None: get_device(self.device)           # raises ValueError naming the device
-        self.eval_batch_size = check_number(self.eval_batch_size, "eval_batch_size", 1, integer=True)
 
 # %% ../nbs/05_training.ipynb #cec0b331
 ARM_KINDS = ("hard", "l2", "kd", "noisy", "student_noise")
@@ -166,7 +149,6 @@ def arm_loss(arm: Arm, student_logits: Tensor, labels: Tensor | None = None, tea
     check_logits(student_logits, "student_logits", teacher_logits=teacher_logits)
     return _kd_loss(arm, student_logits, labels, teacher_logits)
 
-
 def _kd_loss(arm: Arm, g: Tensor, y: Tensor, z: Tensor) -> Tensor:
     "The 'kd' arm's loss, unchecked: w · (Hinton's soft term) + (1 − w) · cross-entropy with the labels."
     soft = _soft_target(g, z, arm.temperature)
@@ -174,8 +156,7 @@ def _kd_loss(arm: Arm, g: Tensor, y: Tensor, z: Tensor) -> Tensor:
 
 # %% ../nbs/05_training.ipynb #01458df9
 def _model_device(model: nn.Module) -> torch.device:
-    p = next(model.parameters(), None)
-    return p.device if p is not None else torch.device("cpu")
+    return next((p.device for p in model.parameters()), torch.device("cpu"))
 
 def _check_model(model, name="model"):
     if not isinstance(model, nn.Module): raise ValueError(f"{name} must be a torch.nn.Module, got {type(model).__name__}")
@@ -184,25 +165,37 @@ def _check_data(data, name):
     if not isinstance(data, ImageData): raise ValueError(f"{name} must be a data.ImageData, got {type(data).__name__}")
     if len(data) == 0: raise ValueError(f"{name} must hold at least 1 sample, got 0")
 
-def _check_folder(folder, name: str, what: str = "folder"):
-    "A ValueError naming `name` and the path when `folder` (or a folder above it) is an existing file."
-    for p in (Path(folder), *Path(folder).parents):
+def _check_path(path, name: str, file: bool = False):
+    "A ValueError naming `name` unless `path` is a path whose folder (`path` itself unless `file`) can be created."
+    if isinstance(path, bool) or not isinstance(path, (str, os.PathLike)):
+        raise ValueError(f"{name} must be None or a {'file' if file else 'folder'} path, got {path!r}")
+    if file and Path(path).is_dir(): raise ValueError(f"{name} must be a file path, but {str(path)!r} is a folder")
+    folder = Path(path).parent if file else Path(path)
+    for p in (folder, *folder.parents):
         if p.exists() and not p.is_dir():
-            raise ValueError(f"{name} must name a {what} that can be created, but {str(p)!r} is an existing file")
+            raise ValueError(f"{name} must name a {'file in a folder' if file else 'folder'} that can be created, "
+                             f"but {str(p)!r} is an existing file")
+
+# %% ../nbs/05_training.ipynb #995151d9
+@contextlib.contextmanager
+def _eval_mode(module: nn.Module | None):
+    "Put `module` (e.g. the online teacher; None: nothing) in eval mode, and restore its mode afterwards."
+    was_training = module is not None and module.training
+    if module is not None: module.eval()
+    try: yield
+    finally:
+        if was_training: module.train()
 
 # %% ../nbs/05_training.ipynb #5a8a2faf
 @torch.no_grad()
 def _check_fits(model: nn.Module, data: ImageData, name: str):
     "Run `model` once (eval mode, no grad) on 2 images of `data`: a ValueError naming both shapes if they do not fit."
-    device = _model_device(model)
-    x = data.batch(torch.arange(min(2, len(data)), device=data.images.device))[0].to(device)
-    was_training = model.training
-    model.eval()
-    try: g = model(x)
-    except Exception as e:
-        raise ValueError(f"{name}: the model does not accept the data's images of shape {tuple(data.in_shape)}: "
-                         f"{type(e).__name__}: {e}") from e
-    finally: model.train(was_training)
+    x = data.batch(torch.arange(min(2, len(data)), device=data.images.device))[0].to(_model_device(model))
+    with _eval_mode(model):
+        try: g = model(x)
+        except Exception as e:
+            raise ValueError(f"{name}: the model does not accept the data's images of shape {tuple(data.in_shape)}: "
+                             f"{type(e).__name__}: {e}") from e
     if not isinstance(g, Tensor) or g.ndim != 2 or g.shape[1] != data.n_classes:
         got = f"{g.shape[1]} outputs per image" if isinstance(g, Tensor) and g.ndim == 2 else \
               f"outputs of shape {tuple(g.shape) if isinstance(g, Tensor) else type(g).__name__}"
@@ -217,19 +210,14 @@ def evaluate(model: nn.Module, data: ImageData, batch_size: int = 1024) -> dict:
     _check_model(model); _check_data(data, "data")
     batch_size = check_number(batch_size, "batch_size", 1, integer=True)
     device = _model_device(model)
-    data = data.to(device)
-    was_training = model.training
-    model.eval()
-    loss = torch.zeros((), device=device)
+    data, loss = data.to(device), torch.zeros((), device=device)
     wrong = torch.zeros((), dtype=torch.long, device=device)
-    try:
+    with _eval_mode(model):
         for idx in batches(len(data), batch_size, shuffle=False):
             x, y = data.batch(idx.to(device))
             g = model(x).float()
             loss += F.cross_entropy(g, y, reduction="sum")
             wrong += (g.argmax(1) != y).sum()
-    finally:
-        model.train(was_training)
     return dict(loss=loss.item() / len(data), error=wrong.item() / len(data))
 
 # %% ../nbs/05_training.ipynb #9ee546d7
@@ -295,28 +283,25 @@ def plot_histories(histories: dict, title: str | None = None):
     return fig
 
 # %% ../nbs/05_training.ipynb #192ed259
-def _hash_tensor(h, t: Tensor):
+def _hash_tensor(h, t: Tensor, name: str = ""):
+    "Feed `name`, then the dtype, shape and bytes of `t`, to the hash `h`."
     t = t.detach().cpu().contiguous().reshape(-1)
-    h.update(f"{t.dtype}{tuple(t.shape)}".encode())
+    h.update(f"{name}{t.dtype}{tuple(t.shape)}".encode())
     h.update(t.view(torch.uint8).numpy() if t.numel() else b"")
 
 def _named_tensors(obj, prefix=""):
     "(dotted name, tensor) for every tensor in a nest of dicts and lists."
     if isinstance(obj, Tensor): yield prefix, obj
-    elif isinstance(obj, Mapping):
-        for k, v in obj.items(): yield from _named_tensors(v, f"{prefix}.{k}" if prefix else str(k))
-    elif isinstance(obj, (list, tuple)):
-        for i, v in enumerate(obj): yield from _named_tensors(v, f"{prefix}.{i}" if prefix else str(i))
+    items = obj.items() if isinstance(obj, Mapping) else enumerate(obj) if isinstance(obj, (list, tuple)) else ()
+    for k, v in items: yield from _named_tensors(v, f"{prefix}.{k}" if prefix else str(k))
 
 def state_sha256(state_dict) -> str:
-    """A SHA-256 hex digest of every tensor in `state_dict` (a `model.state_dict()`, an optimizer's state dict or any
-    nest of dicts and lists): the name, dtype, shape and bytes of each, in the order of the sorted names. Values that
-    are not tensors (an optimizer's learning rate, say) are not hashed. Equal weights give equal digests on any device;
-    one flipped bit gives another."""
+    """A SHA-256 hex digest of the name, dtype, shape and bytes of every tensor in `state_dict` (a model's or an
+    optimizer's state dict, or any nest of dicts and lists), in sorted-name order; values that are not tensors are
+    not hashed. Equal weights give equal digests on any device; one flipped bit gives another."""
     if not isinstance(state_dict, Mapping): raise ValueError(f"state_dict must be a dict of tensors, got {type(state_dict).__name__}")
     h = hashlib.sha256()
-    for name, t in sorted(_named_tensors(state_dict), key=lambda kv: kv[0]):
-        h.update(name.encode()); _hash_tensor(h, t)
+    for name, t in sorted(_named_tensors(state_dict), key=lambda kv: kv[0]): _hash_tensor(h, t, name)
     return h.hexdigest()
 
 # %% ../nbs/05_training.ipynb #6a4c6305
@@ -324,8 +309,7 @@ def fingerprint(teacher: nn.Module, data: ImageData) -> str:
     "A SHA-256 hex digest of `teacher` (its printed architecture and every tensor of its state_dict) and of `data` (images, labels, mean, std)."
     _check_model(teacher, "teacher"); _check_data(data, "data")
     h = hashlib.sha256(repr(teacher).encode())
-    for k, v in teacher.state_dict().items():
-        h.update(k.encode()); _hash_tensor(h, v)
+    for k, v in teacher.state_dict().items(): _hash_tensor(h, v, k)
     for t in (data.images, data.labels, data.mean, data.std): _hash_tensor(h, t)
     return h.hexdigest()
 
@@ -350,32 +334,24 @@ def _cached_logits(path: Path, fp: str, n: int, n_classes: int) -> Tensor | None
 # %% ../nbs/05_training.ipynb #5a512f78
 @torch.no_grad()
 def teacher_logits(teacher: nn.Module, data: ImageData, batch_size: int = 1024, cache_dir=None) -> Tensor:
-    """The `teacher`'s logits on every sample of `data`, a float32 CPU tensor (N, n_classes) whose row i belongs to
-    sample i (look targets up by sample index). Computed in eval mode on the teacher's device, without autocast.
-    With `cache_dir` (a folder; created if needed) the result is stored there as `teacher-logits-<hash>.pt` (hash of
-    the teacher's weights and of the data, see `fingerprint`), with the SHA-256 of its bytes, and read back by later
-    calls; a cache that is truncated, of the wrong shape or dtype, not finite or fails its hash is recomputed, with a
-    warning naming the file."""
+    """The `teacher`'s logits on every sample of `data`: a float32 CPU tensor (N, n_classes), row i for sample i,
+    computed in eval mode on the teacher's device. With `cache_dir` (a folder, created if need be) they are saved as
+    `teacher-logits-<fingerprint>.pt` with their SHA-256 and read back later; a cache that is damaged, of the wrong
+    shape or dtype, not finite or fails its hash is recomputed, with a warning naming the file."""
     _check_model(teacher, "teacher"); _check_data(data, "data")
     batch_size = check_number(batch_size, "batch_size", 1, integer=True)
     path = None
     if cache_dir is not None:
-        if isinstance(cache_dir, bool) or not isinstance(cache_dir, (str, os.PathLike)):
-            raise ValueError(f"cache_dir must be None or a folder path, got {cache_dir!r}")
-        _check_folder(cache_dir, "cache_dir")
+        _check_path(cache_dir, "cache_dir")
         fp = fingerprint(teacher, data)
         path = Path(cache_dir) / f"teacher-logits-{fp[:32]}.pt"
         if path.is_file() and (z := _cached_logits(path, fp, len(data), data.n_classes)) is not None: return z
     _check_fits(teacher, data, "teacher")
     device = _model_device(teacher)
     data = data.to(device)
-    was_training = teacher.training
-    teacher.eval()
-    try:
-        parts = [teacher(data.batch(idx.to(device))[0]).float() for idx in batches(len(data), batch_size, shuffle=False)]
-    finally:
-        teacher.train(was_training)
-    z = torch.cat(parts).cpu()
+    with _eval_mode(teacher):
+        z = torch.cat([teacher(data.batch(idx.to(device))[0]).float()
+                       for idx in batches(len(data), batch_size, shuffle=False)]).cpu()
     if path is not None: save_atomic(dict(format=2, logits=z, sha256=state_sha256(dict(logits=z)), fingerprint=fp), path)
     return z
 
@@ -387,30 +363,23 @@ def _nonfinite(epoch: int, step: int, steps: int, arm: Arm, config: TrainConfig,
         "Use a lower lr (or, as a safety net, TrainConfig(clip_grad_norm=...)); L2 regression on raw logits has far "
         "larger gradients than cross-entropy.")
 
-def _track_finite(losses: Tensor, step: int, first_bad: Tensor, every: int, fail) -> Tensor:
-    """Record, per run, the first step whose loss is not finite (-1: none yet) without reading the device; every
-    `every` steps (1 on the CPU, where reading is free) read it and raise `fail(run, step)` if a run went bad."""
-    first_bad = torch.where((first_bad < 0) & ~torch.isfinite(losses.detach()), step, first_bad)
-    if every and (step + 1) % every == 0: _raise_nonfinite(first_bad, fail)
-    return first_bad
-
-def _raise_nonfinite(first_bad: Tensor, fail):
-    bad = first_bad.tolist()
-    for k, s in enumerate(bad):
-        if s >= 0: raise fail(k, s)
-
 # %% ../nbs/05_training.ipynb #07e1e990
 class _EpochTally:
-    """One epoch of K runs, added up on the device: the loss (times the batch size) and the clipped steps of each run,
-    and its first non-finite step (read every step on the CPU, every 50 on a GPU). `read` is the one read of the epoch."""
+    "One epoch of K runs added up on the device (loss, clipped steps, first non-finite step); read once, in `read`."
     def __init__(self, K: int, device: torch.device, fail):
         self.loss, self.clipped = torch.zeros(K, device=device), torch.zeros(K, device=device)
         self.first_bad = torch.full((K,), -1, dtype=torch.long, device=device)
         self.every, self.fail, self.t0 = (1 if device.type == "cpu" else 50), fail, time.perf_counter()
 
     def check(self, losses: Tensor, step: int):
-        "Note a non-finite loss (K,) of `step` (raising on a step that reads)."
-        self.first_bad = _track_finite(losses, step, self.first_bad, self.every, self.fail)
+        "Note a non-finite loss (K,) of `step` without reading the device (but raise on a step that reads)."
+        self.first_bad = torch.where((self.first_bad < 0) & ~torch.isfinite(losses.detach()), step, self.first_bad)
+        if (step + 1) % self.every == 0: self.raise_nonfinite()
+
+    def raise_nonfinite(self):
+        "Raise `fail(run, step)` for the first run whose loss went non-finite, if any."
+        for k, s in enumerate(self.first_bad.tolist()):
+            if s >= 0: raise self.fail(k, s)
 
     def add(self, losses: Tensor, clipped: Tensor | None, batch: int):
         "Add a step's losses and which runs' clip bound (None: no clip) on a batch of `batch` samples."
@@ -418,16 +387,15 @@ class _EpochTally:
         self.loss += losses.detach() * batch
 
     def read(self, n: int, steps: int) -> list[dict]:
-        "Per run: the mean training loss over the `n` samples, the fraction of the `steps` clipped, and the epoch's seconds."
+        "Per run: the mean training loss over the `n` samples, the fraction of `steps` clipped, the epoch's seconds."
         sums = torch.cat([self.loss, self.clipped]).tolist()
-        _raise_nonfinite(self.first_bad, self.fail)
+        self.raise_nonfinite()
         K, seconds = len(self.loss), time.perf_counter() - self.t0
         return [dict(train_loss=sums[k] / n, clip_fraction=sums[K + k] / steps, seconds=seconds) for k in range(K)]
 
 # %% ../nbs/05_training.ipynb #05827a18
 def _generators(seed: int, device: torch.device) -> tuple[dict, int]:
-    """The run's random streams, all derived from `seed`: generators 'shuffle', 'noise' and 'augment' on the device
-    (CUDA) or the CPU, and the seed of dropout."""
+    "The run's streams from `seed`: generators 'shuffle', 'noise', 'augment' (on CUDA or the CPU), and dropout's seed."
     seeds = torch.randint(0, 2 ** 62, (4,), generator=torch.Generator().manual_seed(seed)).tolist()
     gdev = device if device.type == "cuda" else torch.device("cpu")
     return {k: torch.Generator(device=gdev).manual_seed(s) for k, s in zip(("shuffle", "noise", "augment"), seeds)}, seeds[3]
@@ -442,20 +410,9 @@ def _dropout_rng(seed: int, device: torch.device):
         if cuda: torch.cuda.manual_seed(seed)                           # ... and on the GPU
         yield
 
-# %% ../nbs/05_training.ipynb #995151d9
-@contextlib.contextmanager
-def _eval_mode(module: nn.Module | None):
-    "Put `module` (e.g. the online teacher; None: nothing) in eval mode, and restore its mode afterwards."
-    was_training = module is not None and module.training
-    if module is not None: module.eval()
-    try: yield
-    finally:
-        if was_training: module.train()
-
 # %% ../nbs/05_training.ipynb #d0997e38
 def _batch(train: ImageData, idx: Tensor, config: TrainConfig, gens: dict, teacher: nn.Module | None, targets: Tensor | None):
-    """Images, labels and teacher logits of one step: the images (augmented when `config.augment`) of sample indices
-    `idx`, and the logits of the online `teacher` on them, else `targets[idx]` (None when neither is given)."""
+    "Images of samples `idx` (augmented if asked), labels, and logits (the online `teacher`'s, or `targets[idx]`)."
     x, y = train.batch(idx)
     if config.augment: x = augment(x, config.augment_pad, config.augment_flip, gens["augment"])
     if teacher is not None:
@@ -473,11 +430,9 @@ def _clip(params: list, clip: float | None) -> Tensor | None:
     return None if clip is None else nn.utils.clip_grad_norm_(params, clip) > clip
 
 # %% ../nbs/05_training.ipynb #b7fbe0e0
-def _amp(config: TrainConfig, device: torch.device) -> bool:
-    "Whether the forward pass runs under bf16 autocast: `config.amp`, on CUDA only."
-    return config.amp and device.type == "cuda"
-
-def _autocast(amp: bool):
+def _autocast(config: TrainConfig, device: torch.device):
+    "bf16 autocast for the forward pass when `config.amp` on CUDA, else a context that does nothing."
+    amp = config.amp and device.type == "cuda"
     return torch.autocast("cuda", dtype=torch.bfloat16) if amp else contextlib.nullcontext()
 
 def _compiled(model: nn.Module, config: TrainConfig, device: torch.device):
@@ -487,7 +442,6 @@ def _compiled(model: nn.Module, config: TrainConfig, device: torch.device):
 # %% ../nbs/05_training.ipynb #bcc29509
 class BudgetReached(Exception):
     "Training stopped at its time budget after writing its checkpoint: the same call again continues it."
-
 
 def _check_budget(deadline: float | None, epoch: int, epochs: int, path: Path | None):
     "After epoch `epoch` (0-based) of `epochs`: raise `BudgetReached` if the clock is past `deadline` and epochs remain."
@@ -519,9 +473,7 @@ def _save_checkpoint(path: Path, state: dict, gens: dict, device: torch.device):
     save_atomic(state, path)
 
 def _load_checkpoint(path: Path | None) -> dict | None:
-    """The checkpoint in `path`, or None if there is none or it cannot be trusted — truncated, unreadable, of an
-    older format without a content hash, or failing its sha256 — in which case a warning names the file and the
-    run starts afresh (a checkpoint is a resumable cache: rebuilding it is always correct)."""
+    "The checkpoint in `path`; None if there is none, or (with a warning naming the file) if it cannot be trusted."
     if path is None or not path.is_file(): return None
     try: state = safe_load(path)
     except (CorruptFileError, UnsafeFileError) as e: why = f"is unreadable or truncated ({type(e).__name__})"
@@ -563,7 +515,7 @@ def _check_resume(state: dict, run: str, configs: list, arms: list, n: int, path
 
 # %% ../nbs/05_training.ipynb #82eb5ff4
 def _single_state(epoch: int, model, opt, sched, history: History, config: TrainConfig, arm: Arm, n: int) -> dict:
-    "What a single run's checkpoint holds after `epoch` (0-based); `_save_checkpoint` adds the random streams and the hash."
+    "A single run's checkpoint after `epoch` (0-based); `_save_checkpoint` adds the random streams and the hash."
     return dict(epoch=epoch + 1, model=model.state_dict(), optimizer=opt.state_dict(), scheduler=sched.state_dict(),
                 history=history.to_dict(), run="single", config=dataclasses.asdict(config), arm=dataclasses.asdict(arm),
                 n_train=n)
@@ -572,44 +524,35 @@ def _resume(path, model, opt, sched, gens, device, config, arm, n, total) -> tup
     "Restore a single run from its checkpoint in `path`: (its History, the epochs done), or None to start afresh."
     if (state := _load_checkpoint(path)) is None: return None
     _check_resume(state, "single", [config], [arm], n, path, device)
-    model.load_state_dict(state["model"])
-    opt.load_state_dict(state["optimizer"])
-    sched.load_state_dict(state["scheduler"])
+    for obj, key in ((model, "model"), (opt, "optimizer"), (sched, "scheduler")): obj.load_state_dict(state[key])
     _set_rng_state(state, gens, device)
     for group, base in zip(opt.param_groups, sched.base_lrs):   # the schedule of the requested run length
         group["lr"] = base * lr_factor(config.schedule, sched.last_epoch, total)
     return History.from_dict(state["history"]), state["epoch"]
 
 # %% ../nbs/05_training.ipynb #c1e143c7
-def _scores(model: nn.Module, test: ImageData, val: ImageData | None, batch_size: int) -> dict:
-    "The end-of-epoch scores of `model` for `History.append`: test loss and error, and those on `val` if given."
-    ev = evaluate(model, test, batch_size)
-    out = dict(test_loss=ev["loss"], test_error=ev["error"])
-    if val is not None:
-        ev = evaluate(model, val, batch_size)
-        out.update(val_loss=ev["loss"], val_error=ev["error"])
-    return out
-
 def _record(histories: list, models: list, epoch: list, lrs: list, test: ImageData, val: ImageData | None, batch_size: int):
-    "Add the epoch to each run's History: `epoch` (from `_EpochTally.read`), the learning rate, the scores of its model."
-    for h, m, e, lr in zip(histories, models, epoch, lrs): h.append(**e, lr=lr, **_scores(m, test, val, batch_size))
+    "Add the epoch to each run's History: `epoch` (from `_EpochTally.read`), the learning rate, its model's scores."
+    for h, m, e, lr in zip(histories, models, epoch, lrs):
+        t = evaluate(m, test, batch_size)
+        v = evaluate(m, val, batch_size) if val is not None else dict(loss=None, error=None)
+        h.append(**e, lr=lr, test_loss=t["loss"], test_error=t["error"], val_loss=v["loss"], val_error=v["error"])
 
 def _progress_bar(epochs: int, steps: int, desc: str, show: bool):
     "A tqdm bar over the steps of the `epochs` left to run (none when a finished run is resumed); use it in a `with`."
     return tqdm(total=max(epochs, 0) * steps, desc=desc, disable=not show, unit="step", leave=True)
 
 # %% ../nbs/05_training.ipynb #f24fa1e5
-def _setup(model, train, test, val, config, arm_or_arms, targets, teacher, name):
+def _setup(model, train, test, val, config, arms, targets, teacher, name):
     "Move everything to the device and check the model fits the data: (device, train, test, val, targets, online teacher)."
     device = get_device(config.device)
     model.to(device)
-    train, test = train.to(device), test.to(device)
-    val = None if val is None else val.to(device)
+    train, test, val = train.to(device), test.to(device), (None if val is None else val.to(device))
     _check_fits(model, train, name)
-    needs = any(a.needs_teacher for a in arm_or_arms)
+    needs = any(a.needs_teacher for a in arms)
     online = teacher.to(device) if (needs and config.augment) else None
-    if needs and online is None: targets = targets.to(device=device, dtype=torch.float32)
-    return device, train, test, val, (targets if needs and online is None else None), online
+    targets = targets.to(device=device, dtype=torch.float32) if (needs and online is None) else None
+    return device, train, test, val, targets, online
 
 # %% ../nbs/05_training.ipynb #342feb93
 def _fit(model, train, test, config, arm, targets, teacher, checkpoint, progress, desc, val=None, name="model",
@@ -624,14 +567,14 @@ def _fit(model, train, test, config, arm, targets, teacher, checkpoint, progress
     path = None if checkpoint is None else Path(checkpoint)
     with _dropout_rng(dropout_seed, device):
         history, start = _resume(path, model, opt, sched, gens, device, config, arm, n, total) or (History(label=desc), 0)
-        fwd, amp = _compiled(model, config, device), _amp(config, device)
+        fwd = _compiled(model, config, device)
         with _progress_bar(config.epochs - start, steps, desc, progress) as bar, _eval_mode(online):
             for epoch in range(start, config.epochs):
                 model.train()
                 tally = _EpochTally(1, device, lambda k, s, epoch=epoch: _nonfinite(epoch, s, steps, arm, config))
                 for step, idx in enumerate(batches(n, config.batch_size, shuffle=True, generator=gens["shuffle"])):
                     x, y, z = _batch(train, idx.to(device, non_blocking=True), config, gens, online, targets)
-                    with _autocast(amp): g = fwd(x)
+                    with _autocast(config, device): g = fwd(x)
                     loss = arm_loss(arm, g.float(), y, z, gens["noise"])
                     tally.check(loss.reshape(1), step)
                     opt.zero_grad(set_to_none=True)
@@ -649,14 +592,11 @@ def _fit(model, train, test, config, arm, targets, teacher, checkpoint, progress
 
 # %% ../nbs/05_training.ipynb #feb2dd46
 def _check_common(model, train, test, config, checkpoint, progress, name, val=None):
+    "Validate the arguments that `train_teacher`, `distil` and `distil_many` share."
     _check_model(model, name); _check_data(train, "train"); _check_data(test, "test")
     if val is not None: _check_data(val, "val")
     if not isinstance(config, TrainConfig): raise ValueError(f"config must be a TrainConfig, got {type(config).__name__}")
-    if checkpoint is not None:
-        if isinstance(checkpoint, bool) or not isinstance(checkpoint, (str, os.PathLike)):
-            raise ValueError(f"checkpoint must be None or a file path, got {checkpoint!r}")
-        if Path(checkpoint).is_dir(): raise ValueError(f"checkpoint must be a file path, but {str(checkpoint)!r} is a folder")
-        _check_folder(Path(checkpoint).parent, "checkpoint", "file in a folder")
+    if checkpoint is not None: _check_path(checkpoint, "checkpoint", file=True)
     if not isinstance(progress, bool): raise ValueError(f"progress must be True or False, got {progress!r}")
     for other, d in (("test", test), ("val", val)):
         if d is not None and (train.in_shape != d.in_shape or train.n_classes != d.n_classes):
@@ -696,11 +636,10 @@ def train_teacher(model: nn.Module, train: ImageData, test: ImageData, config: T
 def distil(student: nn.Module, train: ImageData, test: ImageData, config: TrainConfig, arm: Arm, targets: Tensor | None = None,
            teacher: nn.Module | None = None, checkpoint=None, progress: bool = True, val: ImageData | None = None,
            deadline: float | None = None) -> History:
-    """Train `student` on the transfer set `train` as `arm` says, scoring it on `test` (and on the validation set
-    `val`, if given) after each epoch. `targets`: the teacher's logits on `train`, (len(train), n_classes), row i for
-    sample i (from `teacher_logits`). `teacher`: used instead when `config.augment` (run online on every augmented
-    batch), or to compute the targets when none are given. The 'hard' arm needs neither. `checkpoint` and
-    `deadline` as in `train_teacher`. Returns the `History`."""
+    """Train `student` on the transfer set `train` as `arm` says, scored as in `train_teacher`. `targets`: the
+    teacher's logits on `train` (`teacher_logits`), row i for sample i; `teacher`: run online on each batch when
+    `config.augment`, else used to compute missing targets ('hard' needs neither). `checkpoint` and `deadline` as
+    in `train_teacher`. Returns the `History`."""
     _check_common(student, train, test, config, checkpoint, progress, "student", val)
     if not isinstance(arm, Arm): raise ValueError(f"arm must be an Arm, got {type(arm).__name__}")
     targets = _resolve_targets([arm], config, train, targets, teacher)
@@ -739,8 +678,7 @@ def _check_group(students, config, arms) -> tuple[list, list, list]:
 
 # %% ../nbs/05_training.ipynb #d727d271
 def _group_hyper(configs: list, device: torch.device) -> dict:
-    """The students' own SGD settings as (K,) tensors, for `_sgd_step`: 'lr', 'momentum', 'weight_decay' (None when
-    all are 0) and 'clip' (inf for a student without a clip; None when no student clips)."""
+    "The students' lr, momentum, weight_decay (None: all 0) and clip (inf: none; None: no clip at all) as (K,) tensors."
     per = lambda f: torch.tensor([getattr(c, f) for c in configs], dtype=torch.float32, device=device)
     return dict(lr=per("lr"), momentum=per("momentum"),
                 weight_decay=per("weight_decay") if any(c.weight_decay for c in configs) else None,
@@ -754,11 +692,9 @@ def _bc(v: Tensor, like: Tensor) -> Tensor:
 
 @torch.no_grad()
 def _sgd_step(params: dict, grads: list, momentum: dict, hyper: dict, factor: float) -> Tensor | None:
-    """One step of K students' SGD, each exactly `torch.optim.SGD` (momentum, weight decay, no dampening, no
-    Nesterov) after `nn.utils.clip_grad_norm_` at its own `clip_grad_norm`. `hyper` holds (K,) tensors 'lr',
-    'momentum', 'weight_decay' (None when all are 0) and 'clip' (inf for a student without a clip; None when no
-    student clips); `factor` is the schedule's. Updates `params` and `momentum` in place; returns which students'
-    gradients the clip changed ((K,) bool, or None)."""
+    """One SGD step of K students, each exactly `torch.optim.SGD` (no dampening or Nesterov) after `clip_grad_norm_` at
+    its own clip; `hyper` from `_group_hyper`, `factor` the schedule's. Updates `params` and `momentum` in place;
+    returns which students' gradients the clip changed ((K,) bool, or None)."""
     clipped, clip, wd = None, hyper["clip"], hyper["weight_decay"]
     if clip is not None:                                   # clip_grad_norm_: total 2-norm over all the student's tensors
         norms = torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g.flatten(1), dim=1) for g in grads]), dim=0)
@@ -780,18 +716,17 @@ def _loss_plan(arms: list, device: torch.device) -> dict:
     by = lambda kinds: [k for k, a in enumerate(arms) if a.kind in kinds]
     l2, hard, kd = by(_L2_FAMILY), by(("hard",)), by(("kd",))
     col = lambda f, *shape: torch.tensor([f(arms[k]) for k in l2], dtype=torch.float32, device=device).view(-1, *shape)
-    noisy = [arms[k].kind != "l2" for k in l2]
     return dict(l2=torch.tensor(l2, device=device), hard=torch.tensor(hard, device=device), kd=kd,
-                order=torch.argsort(torch.tensor(l2 + hard + kd, device=device)), draws=any(noisy),
-                alpha=col(lambda a: a.alpha if a.kind != "l2" else 0.0, 1), sigma=col(lambda a: a.sigma, 1, 1),
-                mu=col(lambda a: a.mu, 1, 1), on_target=col(lambda a: a.kind == "noisy", 1, 1).bool(),
+                order=torch.argsort(torch.tensor(l2 + hard + kd, device=device)),
+                draws=any(arms[k].kind != "l2" for k in l2), alpha=col(lambda a: a.alpha if a.kind != "l2" else 0.0, 1),
+                sigma=col(lambda a: a.sigma, 1, 1), mu=col(lambda a: a.mu, 1, 1),
+                on_target=col(lambda a: a.kind == "noisy", 1, 1).bool(),
                 on_student=col(lambda a: a.kind == "student_noise", 1, 1).bool())
 
 # %% ../nbs/05_training.ipynb #b7356226
 def _group_losses(plan: dict, arms: list, g: Tensor, y: Tensor, z: Tensor | None, generator) -> Tensor:
-    """The K students' losses, (K,), from their logits `g` (K, T, n): `arm_loss` of each, computed a kind at a time.
-    The noisy students all use one draw of (u, eps) per step from `generator`: every `distil` run of a noisy arm
-    draws `rand(T)` then `randn(T, n)` from a generator seeded alike, at every step, so one draw is each one's own."""
+    """The K students' losses (K,) from their logits `g` (K, T, n): each one's `arm_loss`, a kind at a time. The noisy
+    students share one draw per step: the `rand(T)` and `randn(T, n)` that each one's `distil` run would draw."""
     K, T, n = g.shape
     parts = []
     if len(plan["l2"]):                                   # 1/2 mean_i ||P_i - Q_i||^2, P and Q perturbed as eq. (2)
@@ -812,8 +747,7 @@ def _group_losses(plan: dict, arms: list, g: Tensor, y: Tensor, z: Tensor | None
 
 # %% ../nbs/05_training.ipynb #c620deab
 def _batched_forward(student: nn.Module):
-    """(base, fwd): `base`, the architecture on the meta device (no weights of its own; its train/eval mode is that
-    of the run), and `fwd(params, x)`, every student's logits (K, T, n) from stacked weights (K, ...) and one batch."""
+    "(base, fwd): the weightless architecture (its mode the run's) and the logits (K, T, n) of stacked weights."
     base = copy.deepcopy(student).to("meta")
     return base, vmap(lambda p, x: functional_call(base, p, (x,)), in_dims=(0, None), randomness="different")
 
@@ -825,13 +759,13 @@ def _unstack(params: dict, students: list):
 
 # %% ../nbs/05_training.ipynb #c4c8faba
 def _group_state(epoch: int, t: int, params: dict, momentum: dict, histories: list, configs: list, arms: list, n: int) -> dict:
-    "What a group's checkpoint holds after `epoch` (0-based), at step `t`; `_save_checkpoint` adds the random streams and the hash."
+    "A group's checkpoint after `epoch` (0-based), at step `t`; `_save_checkpoint` adds the random streams and hash."
     return dict(epoch=epoch + 1, step=t, params={k: p.detach() for k, p in params.items()}, momentum=momentum,
                 history=[h.to_dict() for h in histories], run="group", config=[dataclasses.asdict(c) for c in configs],
                 arm=[dataclasses.asdict(a) for a in arms], n_train=n)
 
 def _resume_group(path, params, momentum, gens, device, configs, arms, n) -> tuple[list, int, int] | None:
-    "Restore a group from its checkpoint in `path`: (the Histories, the epochs done, the steps done), or None to start afresh."
+    "Restore a group from its checkpoint in `path`: (its Histories, epochs done, steps done), or None to start afresh."
     if (state := _load_checkpoint(path)) is None: return None
     _check_resume(state, "group", configs, arms, n, path, device)
     with torch.no_grad():
@@ -855,14 +789,13 @@ def _fit_many(students, train, test, configs, arms, targets, teacher, checkpoint
     with _dropout_rng(dropout_seed, device):
         histories, start, t = (_resume_group(path, params, momentum, gens, device, configs, arms, n)
                                or ([History(label=a.name) for a in arms], 0, 0))
-        amp = _amp(config, device)
         with _progress_bar(config.epochs - start, steps, f"{K} students", progress) as bar, _eval_mode(online):
             for epoch in range(start, config.epochs):
                 base.train()
                 tally = _EpochTally(K, device, lambda k, s, epoch=epoch: _nonfinite(epoch, s, steps, arms[k], configs[k], f"student {k}: "))
                 for step, idx in enumerate(batches(n, config.batch_size, shuffle=True, generator=gens["shuffle"])):
                     x, y, z = _batch(train, idx.to(device, non_blocking=True), config, gens, online, targets)
-                    with _autocast(amp): g = fwd(params, x).float()                       # (K, T, n)
+                    with _autocast(config, device): g = fwd(params, x).float()                       # (K, T, n)
                     losses = _group_losses(plan, arms, g, y, z, gens["noise"])
                     tally.check(losses, step)
                     # the sum of the students' mean losses: each student's gradient is that of its own loss
@@ -885,16 +818,10 @@ def _fit_many(students, train, test, configs, arms, targets, teacher, checkpoint
 def distil_many(students: list, train: ImageData, test: ImageData, config, arms, targets: Tensor | None = None,
                 teacher: nn.Module | None = None, checkpoint=None, progress: bool = True, val: ImageData | None = None,
                 deadline: float | None = None) -> list[History]:
-    """Train K `students` of one architecture together, batched with `torch.func.vmap`: each as `distil` would train
-    it alone with its own arm (`arms`: one `Arm` for all or a list of K) and its own learning rate, momentum, weight
-    decay and gradient clip (`config`: one `TrainConfig` or a list of K that differ in nothing else). The students
-    share each batch's images, the teacher's `targets` (or one online `teacher` pass per batch when `config.augment`)
-    and the random streams derived from the shared `config.seed`; the noise of each noisy student is the noise its
-    `distil` run would draw (see `_group_losses`).
-    Dropout gets different masks per student (`vmap(randomness="different")`), not those of its `distil` run. Models
-    with buffers (BatchNorm) are refused; `config.compile` is not used. `checkpoint`: one file for the group, hashed
-    and resumed as in `distil`; `deadline` as in `distil`. The students are trained in place; returns their `History`s, in order. Memory:
-    K times one student's weights, gradients, momentum buffers and activations."""
+    """Train K `students` of one architecture together (vmapped), each as `distil` would alone, with its own arm
+    (`arms`: one `Arm` or a list of K) and lr, momentum, weight decay and clip (`config`: one `TrainConfig` or K that
+    differ in nothing else); dropout masks differ from `distil`'s, buffers (BatchNorm) are refused, `compile` unused.
+    `checkpoint` (one file) and `deadline` as in `distil`. Trains in place; returns the `History`s, in order."""
     students, configs, arms = _check_group(students, config, arms)
     _check_common(students[0], train, test, configs[0], checkpoint, progress, "students", val)
     targets = _resolve_targets(arms, configs[0], train, targets, teacher)
