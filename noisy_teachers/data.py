@@ -233,7 +233,8 @@ def safe_load(path):
         if isinstance(e, pickle.UnpicklingError) and ("GLOBAL" in str(e) or "Unsupported global" in str(e)):
             raise UnsafeFileError(f"{path} asks to run code when loaded, so it was refused (nothing in it was executed); "
                                   "it was not written by noisy-teachers: delete it (a rerun rebuilds it)") from None
-        raise CorruptFileError(f"{path} is not a readable PyTorch file ({type(e).__name__}: {(str(e).splitlines() or [''])[0][:80]})") from None
+        first_line = (str(e).splitlines() or [""])[0][:80]
+        raise CorruptFileError(f"{path} is not a readable PyTorch file ({type(e).__name__}: {first_line})") from None
 
 # %% ../nbs/03_data.ipynb #37e17ac0
 _BATCH_GLOBALS = {(m, n) for m in ("numpy.core.multiarray", "numpy._core.multiarray") for n in ("_reconstruct", "scalar")}
@@ -761,7 +762,8 @@ def expand_by_augmentation(data: ImageData, copies: int, pad: int = 4, flip: boo
 
 # %% ../nbs/03_data.ipynb #bf33eef1
 def _stratified(data: ImageData, n: int, seed: int, hold_back: int = 0) -> Tensor:
-    "Sorted CPU indices of `n` samples drawn per class in proportion (largest remainders rounded up); `n` in [1, N - hold_back]."
+    """Sorted CPU indices of `n` samples drawn per class in proportion (largest remainders rounded up);
+    `n` in [1, N - hold_back], checked after `data`."""
     _check_data(data)
     n = check_number(n, "n", 1, len(data) - hold_back, integer=True)
     g = torch.Generator().manual_seed(check_number(seed, "seed", 0, integer=True))
