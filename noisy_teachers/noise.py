@@ -17,9 +17,9 @@ from .checks import check_logits, check_number, check_numbers
 def check_noise_args(sigma, alpha, mu=0.0) -> tuple[float, float, float]:
     """Check the noisy-teacher hyper-parameters and return them as floats `(sigma, alpha, mu)`.
 
-    `sigma` is the *standard deviation* of each noise element (finite, >= 0; the source summary
-    words it as a variance, the library does not); `alpha` is the probability that a sample is
-    chosen for perturbation (in [0, 1]); `mu` is the mean of the noise (finite).
+    `sigma` is the *standard deviation* of each noise element (finite, >= 0; never a variance,
+    though the method is often worded so); `alpha` is the probability that a sample is chosen
+    for perturbation (in [0, 1]); `mu` is the mean of the noise (finite).
     Raises ValueError naming the argument and the accepted range."""
     return (check_number(sigma, "sigma (a standard deviation)", 0), check_number(alpha, "alpha (a probability)", 0, 1),
             check_number(mu, "mu (the noise mean)"))
