@@ -13,11 +13,11 @@ import time
 import warnings
 from pathlib import Path
 
-from .data import DATASETS, DataNotFoundError
+from .data import DATASETS, DataNotFoundError, save_atomic, write_atomic
 from .training import BudgetReached
-from .experiments import (arm_specs, comparisons, format_comparisons, format_study,
-                                        format_table, get_config, load_records, noise_benefit_study, plot_alpha,
-                                        plot_curves, plot_sigma, plot_study, run_benchmark, study_gains, summarize)
+from .experiments import (
+    arm_specs, comparisons, format_comparisons, format_study, format_table, get_config, load_records,
+    noise_benefit_study, plot_alpha, plot_curves, plot_sigma, plot_study, run_benchmark, study_gains, summarize)
 
 # %% ../nbs/07_cli.ipynb #151b6eea
 def _int_from(low: int):
@@ -165,10 +165,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 # %% ../nbs/07_cli.ipynb #4e92bc1a
 def _save(fig, path: Path) -> Path:
+    "Save the figure `fig` as the PNG file `path` atomically (`data.save_atomic`), and close it."
     import matplotlib.pyplot as plt
-    fig.savefig(path, dpi=100, bbox_inches="tight")
-    plt.close(fig)
-    return path
+    try: return save_atomic(fig, path, save=lambda fig, f: fig.savefig(f, format="png", dpi=100, bbox_inches="tight"))
+    finally: plt.close(fig)
 
 # %% ../nbs/07_cli.ipynb #d86d9d80
 _PLOTS = {"sigma": "sigma.png", "alpha": "alpha.png", "curves": "curves.png"}
@@ -183,9 +183,8 @@ def _title(records: list, seeds: int | None = None) -> str:
 def _report(out: Path, records: list, title: str, plots=_PLOTS) -> str:
     "Write summary.md and the plots (`plots`: kind -> file name) of one benchmark's records into `out`; return the text tables."
     rows, comps = summarize(records), comparisons(records)
-    md = f"# {title}\n\n" + format_table(rows) + "\n\n## Paired comparisons (gain in percentage points, mean ± t-based 95 % interval over seeds; p Holm-corrected)\n\n" \
-         + format_comparisons(comps) + "\n"
-    (out / "summary.md").write_text(md)
+    write_atomic(f"# {title}\n\n{format_table(rows)}\n\n## Paired comparisons (gain in percentage points, mean ± "
+                 f"t-based 95 % interval over seeds; p Holm-corrected)\n\n{format_comparisons(comps)}\n", out / "summary.md")
     made = []
     for name, fn, arg in (("sigma", plot_sigma, rows), ("alpha", plot_alpha, rows), ("curves", plot_curves, records)):
         if name not in plots: continue
@@ -198,7 +197,7 @@ def _report(out: Path, records: list, title: str, plots=_PLOTS) -> str:
 def _study_report(out: Path, records: list) -> str:
     gains = study_gains(records)
     if not gains: return "no finished (sigma = 0, sigma > 0) pairs yet"
-    (out / "study.md").write_text(f"# When does the noisy teacher help?\n\n{format_study(gains)}\n")
+    write_atomic(f"# When does the noisy teacher help?\n\n{format_study(gains)}\n", out / "study.md")
     _save(plot_study(gains), out / "study.png")
     return format_study(gains, markdown=False) + f"\n\nwrote {out / 'study.md'}, {out / 'study.png'}"
 

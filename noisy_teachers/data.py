@@ -6,7 +6,7 @@
 __all__ = ['DATA_ENV', 'CIFAR10_CLASSES', 'FASHION_MNIST_CLASSES', 'DIGIT_CLASSES', 'DATASETS', 'channel_stats', 'ImageData',
            'batches', 'user_cache_dir', 'data_root', 'DataFormatError', 'CorruptDataError', 'write_idx', 'read_idx',
            'UnsafeFileError', 'CorruptFileError', 'safe_load', 'decode_images', 'DataNotFoundError',
-           'sweep_stale_temporaries', 'save_atomic', 'load_dataset', 'digits_as_idx', 'augment',
+           'sweep_stale_temporaries', 'save_atomic', 'write_atomic', 'load_dataset', 'digits_as_idx', 'augment',
            'expand_by_augmentation', 'subset', 'split_off', 'show_images', 'repo_root', 'start_from_results']
 
 # %% ../nbs/03_data.ipynb #dd6b806d
@@ -541,21 +541,27 @@ def sweep_stale_temporaries(folder, recursive: bool = False, max_age_s: float = 
     return removed
 
 # %% ../nbs/03_data.ipynb #59fe18a5
-def save_atomic(obj, path) -> Path:
-    """`torch.save(obj)` to a temporary `.<name>.<pid>.<random>.tmp` beside `path`, then `os.replace`, so that no
-    reader (or crash) sees a half-written file. Makes the parent folder, sweeps its stale temporaries; returns `path`."""
+def save_atomic(obj, path, save=torch.save) -> Path:
+    """`save(obj, tmp)` (default `torch.save`; any writer that takes an object and a file path, e.g. for text or a
+    figure) to a temporary `.<name>.<pid>.<random>.tmp` beside `path`, then `os.replace`, so that no reader (or crash)
+    sees a half-written file. Makes the parent folder, sweeps its stale temporaries; returns `path`."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     sweep_stale_temporaries(path.parent)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.{os.getpid()}.", suffix=".tmp")
     os.close(fd)
     try:
-        torch.save(obj, tmp)
+        save(obj, tmp)
         os.chmod(tmp, _umask_mode(0o666))
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True); raise
     return path
+
+# %% ../nbs/03_data.ipynb #3a70e001
+def write_atomic(data, path) -> Path:
+    "`save_atomic` for text (written as UTF-8) or bytes: a results table, a copied file. Returns `path`."
+    return save_atomic(data, path, save=lambda d, f: Path(f).write_bytes(d.encode() if isinstance(d, str) else d))
 
 # %% ../nbs/03_data.ipynb #ac6fdc91
 def _unpack(tarball: Path, dest: Path) -> None:
@@ -837,5 +843,5 @@ def start_from_results(name: str, file: str = "results.jsonl", root=None, run=No
     root = repo_root() if root is None else Path(root)
     run, kept = root / "runs" / name if run is None else Path(run), root / "results" / name / file
     if not (run / file).exists() and kept.is_file():
-        run.mkdir(parents=True, exist_ok=True); (run / file).write_bytes(kept.read_bytes())
+        write_atomic(kept.read_bytes(), run / file)      # a copy cut short would pass for the whole file
     return run

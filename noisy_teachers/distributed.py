@@ -14,8 +14,9 @@ from types import SimpleNamespace
 
 import torch
 
-from .experiments import (BenchmarkConfig, Run, _check_seeds, _gap, _study_args, _study_group, _study_plan, arm_groups,
-                                        arm_specs, save_teacher, select_arms, study_transfer, teacher_names, Targets)
+from .experiments import (
+    BenchmarkConfig, Run, _check_seeds, _gap, _study_args, _study_group, _study_plan, arm_groups, arm_specs,
+    save_teacher, select_arms, study_transfer, teacher_names, Targets)
 from .data import safe_load
 from .training import teacher_logits
 

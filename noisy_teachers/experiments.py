@@ -22,12 +22,13 @@ from pathlib import Path
 import numpy as np
 import torch
 from .checks import check_number, check_numbers
-from .data import (DATASETS, CorruptFileError, ImageData, expand_by_augmentation, load_dataset, safe_load,
-                                 save_atomic, split_off, subset, sweep_stale_temporaries)
+from .data import (
+    DATASETS, CorruptFileError, ImageData, expand_by_augmentation, load_dataset, safe_load, save_atomic, split_off,
+    subset, sweep_stale_temporaries)
 from .models import ARCHITECTURES, PAIRS, with_dropout, build as build_model
 from .noise import combine_teachers
-from .training import (Arm, BudgetReached, TrainConfig, distil, distil_many, get_device, state_sha256,
-                                     teacher_logits, train_teacher)
+from .training import (
+    Arm, BudgetReached, TrainConfig, distil, distil_many, get_device, state_sha256, teacher_logits, train_teacher)
 
 # %% ../nbs/06_experiments.ipynb #p0000002
 def patch(f=None, *, as_prop: bool = False):

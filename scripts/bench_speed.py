@@ -47,7 +47,7 @@ import torch.nn.functional as F
 from torch.utils.data import DataLoader, TensorDataset
 
 from noisy_teachers import models
-from noisy_teachers.data import ImageData, load_dataset, subset
+from noisy_teachers.data import ImageData, load_dataset, subset, write_atomic
 from noisy_teachers.training import Arm, TrainConfig, distil, distil_many, get_device, train_teacher
 
 BATCH = 128
@@ -332,9 +332,9 @@ def main(argv=None):
     if args.out:
         out = Path(args.out)
         json_out = out if log is None else out.with_suffix(".json")
-        write_atomic(json_out, json.dumps(results, indent=1))
+        write_atomic(json.dumps(results, indent=1), json_out)
         if log is not None:
-            write_atomic(out, log.text() + f"\nwrote {out} and {json_out}\n")
+            write_atomic(log.text() + f"\nwrote {out} and {json_out}\n", out)
         print(f"\nwrote {out}" + ("" if log is None else f" and {json_out}"))
     return results
 
@@ -354,14 +354,6 @@ class Tee:
 
     def text(self):
         return "".join(self.parts)
-
-
-def write_atomic(path, text):
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
 
 
 if __name__ == "__main__":

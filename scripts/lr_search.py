@@ -29,7 +29,7 @@ from pathlib import Path
 import torch
 
 from noisy_teachers import models
-from noisy_teachers.data import DATASETS, DataNotFoundError, safe_load, save_atomic
+from noisy_teachers.data import DATASETS, DataNotFoundError, safe_load, save_atomic, write_atomic
 from noisy_teachers.experiments import Run, append_record, chosen_learning_rates, get_config
 from noisy_teachers.training import Arm, BudgetReached, distil, teacher_logits, train_teacher
 
@@ -70,7 +70,7 @@ def report(path: Path):
         mark = " **(chosen)**" if best.get(r["family"]) == r["lr"] else ""
         lines.append(f"| {r['family']} | {r['lr']:g}{mark} | {100 * r['final_val_error']:.2f} | "
                      f"{100 * r['best_val_error']:.2f} | {'yes' if r['diverged'] else ''} |")
-    path.with_suffix(".md").write_text("\n".join(lines) + "\n")
+    write_atomic("\n".join(lines) + "\n", path.with_suffix(".md"))
     fams = list(dict.fromkeys(r["family"] for r in recs))
     fig, axes = plt.subplots(1, len(fams), figsize=(4.2 * len(fams), 3.4), dpi=110, sharey=True, squeeze=False)
     for ax, fam in zip(axes[0], fams):
@@ -83,7 +83,7 @@ def report(path: Path):
     axes[0][0].set_ylabel("validation error (%)")
     fig.suptitle(f"{recs[0]['benchmark']}: learning rate per arm family, chosen on validation", fontsize=10)
     fig.tight_layout()
-    fig.savefig(path.with_suffix(".png"), bbox_inches="tight")
+    save_atomic(fig, path.with_suffix(".png"), save=lambda fig, f: fig.savefig(f, format="png", bbox_inches="tight"))
     print("\n".join(lines))
 
 
