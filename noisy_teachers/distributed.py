@@ -163,11 +163,12 @@ def _drive(ray, S: Run, tasks, where, resources, lines) -> None:
             elif what == "group": recs = out; waiting.setdefault(seed, []).append(out)
             else:                                                 # "hard" or a study group: complete records
                 recs = out
-                for r in out: S.add(r)
+                S.add(*out)
                 if what == "hard": hard[seed] = out[0]
             for group in waiting.pop(seed, []) if hard[seed] is not None else []:
                 check = _gap(c, group[0]["teacher_error"], hard[seed])     # once per group, as in run_seed
-                for r in group: r.update(check); S.add(r)
+                for r in group: r.update(check)
+                S.add(*group)                                  # a group's records together, as in Run.students
             if lines: print(_line(c, f"{seed}, n = {x[0]}" if what == "study" else seed, what, recs, done, total), file=sys.stderr, flush=True)
     finally:
         for ref in pending: ray.cancel(ref, force=True)          # a failure or an interrupt: stop what is left

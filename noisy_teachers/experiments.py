@@ -4,12 +4,13 @@
 
 # %% auto #0
 __all__ = ['VARIANTS', 'patch', 'BenchmarkConfig', 'get_config', 'chosen_learning_rates', 'Targets', 'ArmSpec', 'noisy_arm_name',
-           'arm_specs', 'select_arms', 'teacher_names', 'append_record', 'load_records', 'record_key', 'unique_records',
-           'TeacherGapWarning', 'teacher_gap_ok', 'library_versions', 'Record', 'FolderBusyError', 'folder_lock',
-           'save_teacher', 'load_teacher', 'Run', 'arm_groups', 'run_seed', 'run_benchmark', 'paired_stats', 'holm',
-           'summarize', 'paired_gain', 'comparisons', 'quantum_note', 'format_table', 'format_comparisons',
-           'verify_run', 'seconds_per_image', 'protocol_hours', 'plot_sigma', 'plot_alpha', 'plot_curves',
-           'study_specs', 'study_transfer', 'noise_benefit_study', 'study_gains', 'format_study', 'plot_study']
+           'arm_specs', 'select_arms', 'teacher_names', 'append_records', 'append_record', 'load_records', 'record_key',
+           'unique_records', 'TeacherGapWarning', 'teacher_gap_ok', 'library_versions', 'Record', 'FolderBusyError',
+           'folder_lock', 'save_teacher', 'load_teacher', 'Run', 'arm_groups', 'run_seed', 'run_benchmark',
+           'paired_stats', 'holm', 'summarize', 'paired_gain', 'comparisons', 'quantum_note', 'format_table',
+           'format_comparisons', 'verify_run', 'seconds_per_image', 'protocol_hours', 'plot_sigma', 'plot_alpha',
+           'plot_curves', 'study_specs', 'study_transfer', 'noise_benefit_study', 'study_gains', 'format_study',
+           'plot_study']
 
 # %% ../nbs/06_experiments.ipynb #70c5d6c7
 import hashlib, json, math, os, platform, sys, time, warnings
@@ -309,22 +310,28 @@ def _out_folder(out_dir, name: str = "out_dir") -> Path:
     return out
 
 # %% ../nbs/06_experiments.ipynb #763cb8d1
-def append_record(path, record: dict) -> None:
-    """Append `record` as one JSON line to `path`: a true append (`O_APPEND`) under an exclusive lock of the file,
-    written in one piece and `fsync`'d before the lock is released, so concurrent writers never lose or interleave
-    lines. A line left torn by a crash is closed off with a line break first (and skipped by `load_records`)."""
-    if not isinstance(record, dict): raise ValueError(f"record must be a dict, got {type(record).__name__}")
+def append_records(path, records) -> None:
+    """Append `records` (dicts) to `path`, one JSON line each, with one `write`: a true append (`O_APPEND`) under an
+    exclusive lock of the file, `fsync`'d before the lock is released, so concurrent writers never lose or interleave
+    lines, and the records of one call (every arm of a group) are never split by another writer or a kill between them.
+    A line left torn by a crash is closed off with a line break first (and skipped by `load_records`)."""
+    if not isinstance(records, (list, tuple)): raise ValueError(f"records must be a list or tuple of dicts, got {type(records).__name__}")
+    if bad := [r for r in records if not isinstance(r, dict)]: raise ValueError(f"record must be a dict, got {type(bad[0]).__name__}")
     path = Path(path)
     _out_folder(path.parent, "the folder of path")          # a ValueError naming it if it cannot be a folder
-    line = (json.dumps(record, default=str) + "\n").encode()
+    data = "".join(json.dumps(r, default=str) + "\n" for r in records).encode()
     fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o666)
     try:
         _lock_fd(fd)
-        if (size := os.fstat(fd).st_size) and os.pread(fd, 1, size - 1) != b"\n": line = b"\n" + line
-        view = memoryview(line)
+        if (size := os.fstat(fd).st_size) and os.pread(fd, 1, size - 1) != b"\n": data = b"\n" + data
+        view = memoryview(data)
         while view: view = view[os.write(fd, view):]
         os.fsync(fd)
     finally: os.close(fd)
+
+def append_record(path, record: dict) -> None:
+    "Append one `record` as a JSON line to `path`: `append_records(path, [record])`."
+    append_records(path, [record])
 
 # %% ../nbs/06_experiments.ipynb #1f4bdd4f
 _RECORD_KEYS = {"benchmark": str, "variant": str, "seed": int, "arm": str, "kind": str, "metrics": dict}
@@ -600,20 +607,20 @@ def check_budget(self: Run, what: str):
 
 # %% ../nbs/06_experiments.ipynb #fbe15fa0
 @patch
-def add(self: Run, rec: dict) -> None:
-    "Keep the finished record `rec` (built here or by a worker): appended to the results file when writing, and to `records`."
-    if self.write: append_record(self.path, rec)
-    self.records.append(rec)
+def add(self: Run, *recs: dict) -> None:
+    """Keep the finished records `recs` (built here or by a worker: a teacher's, or every arm of one group), appended
+    to the results file together when writing (`append_records`), and to `records`."""
+    if self.write: append_records(self.path, recs)
+    self.records.extend(recs)
 
 @patch
 def record(self: Run, seed, arm, kind, history: dict, wall, **extra) -> dict:
-    """The `Record` of (`seed`, `arm`): this run's fields, the `metrics` of `history`, `wall` seconds, and `extra` (a
-    teacher's or an arm's fields, see `Record`), kept with `add` (appended to the results file when writing); returns its dict."""
+    """The `Record` of (`seed`, `arm`) as a dict: this run's fields, the `metrics` of `history`, `wall` seconds, and
+    `extra` (a teacher's or an arm's fields, see `Record`). `add` keeps it (with the other arms of its group)."""
     c = self.c
     rec = Record(benchmark=c.name, variant=c.variant, config_key=c.key, seed=seed, arm=arm, kind=kind, n_test=len(self.data[1]),
                  metrics=_metrics(history), wall_s=round(wall, 3), device=str(self.device), versions=self.versions,
                  finished=time.strftime("%Y-%m-%dT%H:%M:%S%z"), config=c.to_dict(), **extra).to_dict()
-    self.add(rec)
     if self.lines: print(f"{c.label}, seed {seed}: {arm} finished in {wall:.0f} s, test error "
                          f"{100 * rec['metrics']['final_error']:.2f} %", file=sys.stderr, flush=True)
     return rec
@@ -643,8 +650,8 @@ def teacher(self: Run, seed, k=0):
         ck.unlink(missing_ok=True)
     model.eval()
     if rec is None:
-        self.record(seed, name, "teacher", hist, wall, groups=["teacher"], student=c.teacher, teacher_seed=tseed,
-                    transfer_size=len(train), weights_sha256=sha)
+        self.add(self.record(seed, name, "teacher", hist, wall, groups=["teacher"], student=c.teacher, teacher_seed=tseed,
+                             transfer_size=len(train), weights_sha256=sha))
     return model, float(hist["test_error"][-1])
 
 # %% ../nbs/06_experiments.ipynb #d265a55f
@@ -677,6 +684,7 @@ def students(self: Run, seed, specs, targets, teacher=None, transfer=None, epoch
         recs.append(self.record(seed, s.name, a.kind, h, wall, **{"transfer_size": len(transfer), **extra}, groups=list(s.groups),
                                 student=s.student, sigma=a.sigma, alpha=a.alpha, mu=a.mu, temperature=a.temperature,
                                 kd_weight=a.kd_weight, epochs=cfg.epochs, lr=cfg.lr, diverged=failure))
+    self.add(*recs)                                      # in one write: a kill between two appends could keep half a group
     ck.unlink(missing_ok=True)
     return recs
 
