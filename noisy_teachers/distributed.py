@@ -15,7 +15,7 @@ from types import SimpleNamespace
 import torch
 
 from .experiments import (
-    BenchmarkConfig, Run, _check_seeds, _gap, _study_args, _study_group, _study_plan, arm_groups, arm_specs,
+    BenchmarkConfig, Run, _check_seeds, _gap, _groups_to_train, _study_args, _study_group, _study_plan, arm_specs,
     save_teacher, select_arms, study_transfer, teacher_names, Targets)
 from .data import safe_load
 from .training import teacher_logits
@@ -111,11 +111,11 @@ def _plan(S: Run, seed: int, specs, batched: bool) -> list:
     names = teacher_names(S.c, specs)
     todo = [a for a in names + [s.name for s in specs] if not S.has(seed, a)]
     if not todo: return []
-    left = [s for s in specs[1:] if s.name in todo]
-    several = any(s.targets is Targets.TEACHERS for s in left)
+    groups = _groups_to_train(S, seed, specs[1:], batched)
+    several = any(g[0].targets is Targets.TEACHERS for g in groups)
     tasks = [("teacher", seed, k, n) for k, n in enumerate(names) if k == 0 or n in todo or several]
     if "hard" in todo: tasks.append(("hard", seed, 0, specs[:1]))
-    return tasks + [("group", seed, len(names) if g[0].targets is Targets.TEACHERS else 1, g) for g in arm_groups(S.c, left, batched)]
+    return tasks + [("group", seed, len(names) if g[0].targets is Targets.TEACHERS else 1, g) for g in groups]
 
 # %% ../nbs/08_ray.ipynb #7bf49840
 def _line(config, seed, what: str, recs: list, done: int, total: int) -> str:

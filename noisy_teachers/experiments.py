@@ -609,8 +609,10 @@ def check_budget(self: Run, what: str):
 @patch
 def add(self: Run, *recs: dict) -> None:
     """Keep the finished records `recs` (built here or by a worker: a teacher's, or every arm of one group), appended
-    to the results file together when writing (`append_records`), and to `records`."""
-    if self.write: append_records(self.path, recs)
+    to the results file together when writing (`append_records`), and to `records`. A record of a (seed, arm,
+    transfer-set size) this run has already (an arm of a group trained again whole) is dropped."""
+    recs = [r for r in recs if not self.has(r["seed"], r["arm"], transfer_size=r.get("transfer_size"))]
+    if self.write and recs: append_records(self.path, recs)
     self.records.extend(recs)
 
 @patch
@@ -700,6 +702,13 @@ def arm_groups(config: BenchmarkConfig, specs, batched: bool = True) -> list:
     for s in specs: groups.setdefault(shape(s), []).append(s)
     return list(groups.values())
 
+# %% ../nbs/06_experiments.ipynb #9a7e0001
+def _groups_to_train(S: Run, seed: int, specs, batched: bool = True, **match) -> list:
+    """The groups of `arm_groups` over all of `specs` in which some arm lacks a record of `seed` (with the fields
+    `match`) in `S`. A group is trained whole, even when some of its arms are recorded (a results file cut between
+    them): an arm trained alone would differ from its batched run in the last bits; `Run.add` keeps only the new."""
+    return [g for g in arm_groups(S.c, specs, batched) if not all(S.has(seed, s.name, **match) for s in g)]
+
 # %% ../nbs/06_experiments.ipynb #b67abe01
 def _gap(config, teacher_error: float, hard: dict) -> dict:
     "The teacher check of one seed, for every record of its arms."
@@ -710,7 +719,8 @@ def _gap(config, teacher_error: float, hard: dict) -> dict:
 # %% ../nbs/06_experiments.ipynb #e38881d8
 def run_seed(S: Run, seed: int, specs, batched: bool = True, bar=None) -> None:
     """Everything `run_benchmark` does for one seed, skipping what `S` has: the teacher(s), the student alone and the
-    teacher check, the teacher's logits, then the other arms of `specs` in the groups of `arm_groups`."""
+    teacher check, the teacher's logits, then the groups of `arm_groups` over the other arms of `specs` that lack a
+    record (`_groups_to_train`)."""
     c, names = S.c, teacher_names(S.c, specs)
     todo = [a for a in names + [s.name for s in specs] if not S.has(seed, a)]
     tick = (lambda n=1: bar.update(n)) if bar is not None else (lambda n=1: None)
@@ -719,18 +729,19 @@ def run_seed(S: Run, seed: int, specs, batched: bool = True, bar=None) -> None:
     tick("teacher" in todo)
     if "hard" in todo: hard = S.students(seed, specs[:1], None)[0]; tick()      # specs[0] is "hard" (select_arms)
     else: hard = next(r for r in S.records if r["seed"] == seed and r["arm"] == "hard")
-    left = [s for s in specs[1:] if s.name in todo]
+    groups = _groups_to_train(S, seed, specs[1:], batched)
     transfer = S.transfer(seed)
-    z = teacher_logits(teacher, transfer, cache_dir=S.cache) if any(s.targets is not Targets.LABELS for s in left) else None
+    z = teacher_logits(teacher, transfer, cache_dir=S.cache) if any(g[0].targets is not Targets.LABELS for g in groups) else None
     zs = [z]
     for k in range(1, len(names)):                         # the several-teachers arm's extra teachers
         tk, _ = S.teacher(seed, k)
         tick(names[k] in todo)
-        if any(s.targets is Targets.TEACHERS for s in left): zs.append(teacher_logits(tk, transfer, cache_dir=S.cache))
-    for group in arm_groups(c, left, batched):
+        if any(g[0].targets is Targets.TEACHERS for g in groups): zs.append(teacher_logits(tk, transfer, cache_dir=S.cache))
+    for group in groups:
         if bar is not None: bar.set_postfix_str(f"seed {seed}: {', '.join(s.name for s in group)}")
+        new = sum(s.name in todo for s in group)
         S.students(seed, group, group[0].targets.pick(zs), teacher=teacher, **_gap(c, t_err, hard))
-        tick(len(group))
+        tick(new)
 
 # %% ../nbs/06_experiments.ipynb #ae3c267e
 def run_benchmark(config: BenchmarkConfig, seeds, data_root=None, out_dir="runs", device=None, progress=True,
@@ -1090,9 +1101,9 @@ def _study_args(config, sizes, sigmas, alphas, seeds, batched, max_epoch_factor,
 
 # %% ../nbs/06_experiments.ipynb #5beb4995
 def _study_plan(S: Run, seed: int, specs, sizes, batched: bool) -> tuple:
-    "(`sizes` capped at the training set, [(n, group of `arm_groups`)] of the arms of `seed` that `S` lacks at size n)."
+    "(`sizes` capped at the training set, [(n, group)] of `_groups_to_train` at each size n for `seed`)."
     ns = sorted({min(n, len(S.data[0])) for n in sizes})
-    return ns, [(n, g) for n in ns for g in arm_groups(S.c, [s for s in specs if not S.has(seed, s.name, transfer_size=n)], batched)]
+    return ns, [(n, g) for n in ns for g in _groups_to_train(S, seed, specs, batched, transfer_size=n)]
 
 # %% ../nbs/06_experiments.ipynb #6560705b
 def _study_group(S: Run, seed: int, n: int, group, teacher, teacher_error: float, transfer, epochs: int, z=None) -> list:
