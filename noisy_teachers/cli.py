@@ -16,7 +16,7 @@ from pathlib import Path
 from .data import DATASETS, DataNotFoundError, save_atomic, write_atomic
 from .training import BudgetReached
 from .experiments import (
-    arm_specs, comparisons, format_comparisons, format_study, format_table, get_config, load_records,
+    NothingToPlot, arm_specs, comparisons, format_comparisons, format_study, format_table, get_config, load_records,
     noise_benefit_study, plot_alpha, plot_curves, plot_sigma, plot_study, run_benchmark, study_gains, summarize)
 
 # %% ../nbs/07_cli.ipynb #151b6eea
@@ -188,8 +188,9 @@ def _report(out: Path, records: list, title: str, plots=_PLOTS) -> str:
     made = []
     for name, fn, arg in (("sigma", plot_sigma, rows), ("alpha", plot_alpha, rows), ("curves", plot_curves, records)):
         if name not in plots: continue
-        try: made.append(_save(fn(arg), out / plots[name]))
-        except ValueError: pass                  # e.g. no alpha grid among the arms that ran
+        try: fig = fn(arg)
+        except NothingToPlot: continue           # e.g. no alpha grid among the arms that ran; any other error is said
+        made.append(_save(fig, out / plots[name]))
     text = format_table(rows, markdown=False) + "\n\n" + format_comparisons(comps, markdown=False)
     return text + "\n\nwrote " + ", ".join(str(p) for p in [out / "summary.md"] + made)
 

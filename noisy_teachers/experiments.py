@@ -8,9 +8,9 @@ __all__ = ['VARIANTS', 'patch', 'BenchmarkConfig', 'get_config', 'chosen_learnin
            'unique_records', 'TeacherGapWarning', 'teacher_gap_ok', 'library_versions', 'Record', 'FolderBusyError',
            'folder_lock', 'save_teacher', 'load_teacher', 'Run', 'arm_groups', 'run_seed', 'run_benchmark',
            'paired_stats', 'holm', 'summarize', 'paired_gain', 'comparisons', 'quantum_note', 'format_table',
-           'format_comparisons', 'verify_run', 'seconds_per_image', 'protocol_hours', 'plot_sigma', 'plot_alpha',
-           'plot_curves', 'study_specs', 'study_transfer', 'noise_benefit_study', 'study_gains', 'format_study',
-           'plot_study']
+           'format_comparisons', 'verify_run', 'seconds_per_image', 'protocol_hours', 'NothingToPlot', 'plot_sigma',
+           'plot_alpha', 'plot_curves', 'study_specs', 'study_transfer', 'noise_benefit_study', 'study_gains',
+           'format_study', 'plot_study']
 
 # %% ../nbs/06_experiments.ipynb #70c5d6c7
 import hashlib, json, math, os, platform, sys, time, warnings
@@ -995,6 +995,10 @@ def _finish(fig, ax, title, xlabel, pts, ylabel=None):
     fig.tight_layout()
     return fig
 
+# %% ../nbs/06_experiments.ipynb #9a7e0003
+class NothingToPlot(ValueError):
+    "The rows hold nothing a plot draws (e.g. no σ grid among the arms that ran): a report leaves that plot out."
+
 # %% ../nbs/06_experiments.ipynb #20e4948b
 def plot_sigma(rows, alpha=None):
     """Test error (%) against σ for the noisy teacher at `alpha` (default: the α most noisy arms use), mean ± std
@@ -1006,7 +1010,7 @@ def plot_sigma(rows, alpha=None):
     if alpha is None and noisy: alpha = max(sorted({r["alpha"] for r in noisy}), key=lambda a: sum(r["alpha"] == a for r in noisy))
     zero = [dict(arms["l2"], sigma=0.0)] if "l2" in arms else []
     pts = zero + [r for r in noisy if r["alpha"] == alpha]
-    if len(pts) < 2: raise ValueError("rows must hold L2 and noisy-teacher arms at one alpha to plot against sigma")
+    if len(pts) < 2: raise NothingToPlot("rows must hold L2 and noisy-teacher arms at one alpha to plot against sigma")
     fig, ax = plt.subplots(figsize=(6.5, 3.8), dpi=90)
     _curve(ax, pts, "sigma", f"noisy teacher (α = {alpha:g})", color="C0")
     sn = [r for r in rows if r["kind"] == "student_noise" and r["alpha"] == alpha]
@@ -1027,7 +1031,7 @@ def plot_alpha(rows, sigma=None):
     if sigma is None and noisy:
         sigma = max(sorted({r["sigma"] for r in noisy}), key=lambda s: len({r["alpha"] for r in noisy if r["sigma"] == s}))
     pts = [r for r in noisy if r["sigma"] == sigma]
-    if len(pts) < 2: raise ValueError("rows must hold noisy-teacher arms at two or more alphas of one sigma to plot against alpha")
+    if len(pts) < 2: raise NothingToPlot("rows must hold noisy-teacher arms at two or more alphas of one sigma to plot against alpha")
     if "l2" in arms: pts = [dict(arms["l2"], alpha=0.0)] + pts
     fig, ax = plt.subplots(figsize=(6.5, 3.8), dpi=90)
     _curve(ax, pts, "alpha", f"noisy teacher (σ = {sigma:g})", color="C0")
