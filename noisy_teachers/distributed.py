@@ -144,7 +144,7 @@ def _keep_teacher(S: Run, seed: int, name: str, out: dict) -> list:
 # %% ../nbs/08_ray.ipynb #fa5e0caf
 def _drive(ray, S: Run, tasks, where, resources, lines) -> None:
     "Submit `tasks` (of every seed) at once; write what each returns as it finishes (a group once its seed's hard is)."
-    c, threads, pending, teachers, waiting = S.c, torch.get_num_threads(), {}, {}, {}
+    c, threads, pending, teachers, waiting, checks = S.c, torch.get_num_threads(), {}, {}, {}, {}
     jobs = dict(teacher=_teacher_job, hard=_students_job, group=_students_job, study=_study_job)
     jobs = {what: ray.remote(job).options(**resources) for what, job in jobs.items()}
     done_by = lambda seed, arm: next((r for r in S.records if r["seed"] == seed and r["arm"] == arm), None)
@@ -166,8 +166,8 @@ def _drive(ray, S: Run, tasks, where, resources, lines) -> None:
                 S.add(*out)
                 if what == "hard": hard[seed] = out[0]
             for group in waiting.pop(seed, []) if hard[seed] is not None else []:
-                check = _gap(c, group[0]["teacher_error"], hard[seed])     # once per group, as in run_seed
-                for r in group: r.update(check)
+                if seed not in checks: checks[seed] = _gap(c, group[0]["teacher_error"], hard[seed])  # once per seed
+                for r in group: r.update(checks[seed])
                 S.add(*group)                                  # a group's records together, as in Run.students
             if lines: print(_line(c, f"{seed}, n = {x[0]}" if what == "study" else seed, what, recs, done, total), file=sys.stderr, flush=True)
     finally:

@@ -730,6 +730,7 @@ def run_seed(S: Run, seed: int, specs, batched: bool = True, bar=None) -> None:
     if "hard" in todo: hard = S.students(seed, specs[:1], None)[0]; tick()      # specs[0] is "hard" (select_arms)
     else: hard = next(r for r in S.records if r["seed"] == seed and r["arm"] == "hard")
     groups = _groups_to_train(S, seed, specs[1:], batched)
+    check = _gap(c, t_err, hard) if groups else {}         # once per seed: one warning when the teacher is too weak
     transfer = S.transfer(seed)
     z = teacher_logits(teacher, transfer, cache_dir=S.cache) if any(g[0].targets is not Targets.LABELS for g in groups) else None
     zs = [z]
@@ -740,7 +741,7 @@ def run_seed(S: Run, seed: int, specs, batched: bool = True, bar=None) -> None:
     for group in groups:
         if bar is not None: bar.set_postfix_str(f"seed {seed}: {', '.join(s.name for s in group)}")
         new = sum(s.name in todo for s in group)
-        S.students(seed, group, group[0].targets.pick(zs), teacher=teacher, **_gap(c, t_err, hard))
+        S.students(seed, group, group[0].targets.pick(zs), teacher=teacher, **check)
         tick(new)
 
 # %% ../nbs/06_experiments.ipynb #ae3c267e
