@@ -249,7 +249,7 @@ class _BatchUnpickler(pickle.Unpickler):
 
 # %% ../nbs/03_data.ipynb #88302235
 def _unpickle(path: Path):
-    "The contents of a CIFAR-10 python batch; UnsafeFileError if it names anything but numpy's array globals, CorruptDataError if unreadable."
+    "The contents of a CIFAR-10 python batch; UnsafeFileError if it names anything but numpy's array globals (and `_codecs.encode`, for protocol-2 bytes), CorruptDataError if unreadable."
     try:
         with open(path, "rb") as f: return _BatchUnpickler(f, encoding="bytes").load()
     except Exception as e:
