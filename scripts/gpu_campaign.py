@@ -18,8 +18,8 @@ Steps, each resumable (finished arms are skipped, an interrupted arm continues f
 Records go to OUT/<step>/results.jsonl, in the layout of `results/`.
 
 Slices. `--budget-minutes M` stops cleanly at the end of the epoch that crosses M minutes (checkpoints and records
-written) and exits 0; rerunning the same command continues. On a machine whose files do not persist between runs
-(the lent GPU machine), `--pack DIR` writes OUT's records, teacher weights and training checkpoints into at most 4
+written) and exits 0; rerunning the same command continues. On a machine whose disk does not persist between runs
+(and which copies back only files of limited size), `--pack DIR` writes OUT's records, teacher weights and training checkpoints into at most 4
 archive parts of at most 15 MiB each in DIR (priority: records, teachers, then the checkpoints that fit), and
 `--carry DIR` unpacks such parts into OUT before starting. See results/README.md.
 
@@ -34,7 +34,7 @@ from pathlib import Path
 
 STEPS = (("cifar10-check", "cifar10", 1), ("cifar10-lr", "cifar10", 1), ("cifar10", "cifar10", 3), ("mnist", "mnist", 5),
          ("fashion-mnist", "fashion-mnist", 5), ("svhn", "svhn", 3))
-PART = 15 * 2 ** 20          # bytes per archive part (the machine returns files of at most 16 MiB)
+PART = 15 * 2 ** 20          # bytes per archive part (to fit a limit on the size of files copied back)
 MAX_PARTS = 4                # and at most 64 MiB in all: leave room for the log
 
 
