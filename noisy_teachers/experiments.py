@@ -751,7 +751,8 @@ def run_benchmark(config: BenchmarkConfig, seeds, data_root=None, out_dir="runs"
     records of those seeds: per seed the teacher, the student alone ("hard") and the teacher check, then every arm of
     `arm_specs(config)` (or those `select_arms` keeps for `arms`), with `batched` each group of `arm_groups` at once.
     A teacher's record is appended to `out_dir/results.jsonl` when it finishes, a group's records together (one write)
-    when the group finishes; a rerun skips them, an interrupted teacher or group resumes from its checkpoint. `budget_minutes`: stop cleanly (`training.BudgetReached`); the rest as in `Run`."""
+    when the group finishes; a rerun skips them, an interrupted teacher or group resumes from its checkpoint.
+    `budget_minutes`: stop cleanly (`training.BudgetReached`); the rest as in `Run`."""
     if not isinstance(batched, bool): raise ValueError(f"batched must be True or False, got {batched!r}")
     seeds, specs = _check_seeds(seeds), select_arms(arm_specs(config), arms)
     with Run(config, data_root, out_dir, device, progress, "results.jsonl", download, budget_minutes=budget_minutes) as S:
@@ -841,7 +842,8 @@ def comparisons(records) -> list:
     """The protocol's questions as paired gains (`paired_gain`), one dict each: every distillation arm (and dropout) vs
     the student alone; the best noisy teacher vs L2, vs dropout (4.2.1), vs several real teachers; noise in the teacher
     vs in the student (4.2); Hinton's KD vs L2. The best noisy arm is `best_noisy`'s: the lowest mean validation
-    error (`chosen_on`; "test" without validation records, which flatters it). `p_holm`: Holm's correction over all these questions."""
+    error (`chosen_on`; "test" without validation records, which flatters it). `p_holm`: Holm's correction over all
+    these questions."""
     rows = [r for r in summarize(records) if r["kind"] != "teacher"]
     have = {r["arm"] for r in rows}
     out = []
