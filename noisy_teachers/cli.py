@@ -300,8 +300,8 @@ def _user_error(e: BaseException, args) -> int:
               file=sys.stderr)
         return 130
     if isinstance(e, BudgetReached):
-        print(f"noisy-teachers: {e}: stopped at --budget-minutes {args.budget_minutes:g}; finished arms are in "
-              f"{args.out}, and rerunning the same command continues where this one stopped.", file=sys.stderr)
+        print(f"noisy-teachers: {e} (--budget-minutes {args.budget_minutes:g}); finished arms are in {args.out}, and "
+              "rerunning the same command continues where this one stopped.", file=sys.stderr)
         return 0
     hint = ""
     if isinstance(e, DataNotFoundError) and not getattr(args, "download", True):

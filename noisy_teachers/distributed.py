@@ -186,8 +186,9 @@ def _run_on_ray(S: Run, tasks, address, device, data_root, download: bool, progr
 def run_benchmark_ray(config: BenchmarkConfig, seeds, data_root=None, out_dir="runs", device=None, progress=True,
                       arms=None, download: bool = False, batched: bool = True, address=None) -> list:
     """`run_benchmark` with every teacher, student alone ("hard") and group of `arm_groups` of each seed a Ray task:
-    the same records, the same return value. Only this process writes (checkpoints, records); a rerun skips what is
-    in `out_dir/results.jsonl`. `progress`: a line on stderr per finished task (False: none); `address`: see
+    the same records, the same return value. Only this process writes records (`out_dir/results.jsonl`, under the
+    folder lock); the workers write training checkpoints and the teacher they trained into `out_dir`. A rerun skips what
+    is in `out_dir/results.jsonl`. `progress`: a line on stderr per finished task (False: none); `address`: see
     `ray_connection`. A task asks for one GPU (on CUDA) or one CPU and uses this process's number of torch threads."""
     _ray()                                                    # without Ray: one line, before anything is touched
     if not isinstance(batched, bool): raise ValueError(f"batched must be True or False, got {batched!r}")

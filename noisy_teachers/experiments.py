@@ -7,10 +7,10 @@ __all__ = ['VARIANTS', 'patch', 'BenchmarkConfig', 'get_config', 'chosen_learnin
            'arm_specs', 'select_arms', 'teacher_names', 'append_records', 'append_record', 'load_records', 'record_key',
            'unique_records', 'TeacherGapWarning', 'teacher_gap_ok', 'library_versions', 'Record', 'FolderBusyError',
            'folder_lock', 'save_teacher', 'load_teacher', 'Run', 'arm_groups', 'run_seed', 'run_benchmark',
-           'paired_stats', 'holm', 'summarize', 'paired_gain', 'comparisons', 'quantum_note', 'format_table',
-           'format_comparisons', 'verify_run', 'seconds_per_image', 'protocol_hours', 'NothingToPlot', 'plot_sigma',
-           'plot_alpha', 'plot_curves', 'study_specs', 'study_transfer', 'noise_benefit_study', 'study_gains',
-           'format_study', 'plot_study']
+           'paired_stats', 'holm', 'summarize', 'paired_gain', 'best_noisy', 'comparisons', 'quantum_note',
+           'format_table', 'format_comparisons', 'verify_run', 'seconds_per_image', 'protocol_hours', 'NothingToPlot',
+           'plot_sigma', 'plot_alpha', 'plot_curves', 'study_specs', 'study_transfer', 'noise_benefit_study',
+           'study_gains', 'format_study', 'plot_study']
 
 # %% ../nbs/06_experiments.ipynb #70c5d6c7
 import hashlib, json, math, os, platform, sys, time, warnings
@@ -750,8 +750,9 @@ def run_benchmark(config: BenchmarkConfig, seeds, data_root=None, out_dir="runs"
     """Run the protocol of `config` for `seeds` (an int n = seeds 0..n-1, or a list) and return this configuration's
     records of those seeds: per seed the teacher, the student alone ("hard") and the teacher check, then every arm of
     `arm_specs(config)` (or those `select_arms` keeps for `arms`), with `batched` each group of `arm_groups` at once.
-    Each record is appended to `out_dir/results.jsonl` when it finishes; a rerun skips it, an interrupted teacher or arm
-    resumes from its checkpoint. `budget_minutes`: stop cleanly (`training.BudgetReached`); the rest as in `Run`."""
+    A teacher's record is appended to `out_dir/results.jsonl` when it finishes, a group's records together (one write)
+    when the group finishes; a rerun skips them, an interrupted teacher or group resumes from its checkpoint.
+    `budget_minutes`: stop cleanly (`training.BudgetReached`); the rest as in `Run`."""
     if not isinstance(batched, bool): raise ValueError(f"batched must be True or False, got {batched!r}")
     seeds, specs = _check_seeds(seeds), select_arms(arm_specs(config), arms)
     with Run(config, data_root, out_dir, device, progress, "results.jsonl", download, budget_minutes=budget_minutes) as S:
@@ -824,12 +825,25 @@ def paired_gain(records, arm: str, baseline: str) -> dict:
     d = [by[baseline][k]["metrics"]["final_error"] - by[arm][k]["metrics"]["final_error"] for k in keys]
     return dict(arm=arm, baseline=baseline, **paired_stats(d))
 
+# %% ../nbs/06_experiments.ipynb #b06bn001
+def best_noisy(rows) -> tuple:
+    """(arm, chosen_on): the noisy-teacher arm of the `summarize` rows with the lowest mean validation error and
+    "validation" when every noisy row has one; else the lowest mean test error and "test" (which flatters it).
+    (None, None) without a noisy row. `comparisons` and `plot_curves` pick their best noisy arm with it."""
+    noisy = [r for r in rows if r["kind"] == "noisy"]
+    if not noisy: return None, None
+    on = "validation" if all(math.isfinite(r["val_mean"]) for r in noisy) else "test"
+    key = "val_mean" if on == "validation" else "error_mean"
+    ok = [r for r in noisy if math.isfinite(r[key])]
+    return (min(ok, key=lambda r: r[key])["arm"] if ok else None), on
+
 # %% ../nbs/06_experiments.ipynb #f38e06a8
 def comparisons(records) -> list:
     """The protocol's questions as paired gains (`paired_gain`), one dict each: every distillation arm (and dropout) vs
     the student alone; the best noisy teacher vs L2, vs dropout (4.2.1), vs several real teachers; noise in the teacher
-    vs in the student (4.2); Hinton's KD vs L2. The best noisy arm has the lowest mean validation error (`chosen_on`;
-    "test" without validation records, which flatters it). `p_holm`: Holm's correction over all these questions."""
+    vs in the student (4.2); Hinton's KD vs L2. The best noisy arm is `best_noisy`'s: the lowest mean validation
+    error (`chosen_on`; "test" without validation records, which flatters it). `p_holm`: Holm's correction over all
+    these questions."""
     rows = [r for r in summarize(records) if r["kind"] != "teacher"]
     have = {r["arm"] for r in rows}
     out = []
@@ -839,8 +853,7 @@ def comparisons(records) -> list:
         if r["kind"] != "hard": add("distillation vs the student alone", r["arm"], "hard")
     add("dropout vs the student alone", "hard_dropout", "hard")
     noisy = [r for r in rows if r["kind"] == "noisy"]
-    on_val = bool(noisy) and all(math.isfinite(r["val_mean"]) for r in noisy)
-    best = min(noisy, key=lambda r: r["val_mean"] if on_val else r["error_mean"])["arm"] if noisy else None
+    best, on = best_noisy(rows)
     if best:
         add("best noisy teacher vs L2 (σ = 0)", best, "l2")
         add("best noisy teacher vs student + dropout (4.2.1)", best, "hard_dropout")
@@ -850,7 +863,7 @@ def comparisons(records) -> list:
     for r in noisy:
         add("noise in the teacher vs in the student (4.2)", r["arm"], noisy_arm_name(r["sigma"], r["alpha"], "student_noise"))
     add("Hinton KD vs L2", "kd", "l2")
-    for c, p in zip(out, holm([c["p"] for c in out])): c.update(p_holm=p, chosen_on="validation" if on_val else "test")
+    for c, p in zip(out, holm([c["p"] for c in out])): c.update(p_holm=p, chosen_on=on or "test")
     return out
 
 # %% ../nbs/06_experiments.ipynb #64da9c60
@@ -1042,21 +1055,23 @@ def plot_alpha(rows, sigma=None):
 # %% ../nbs/06_experiments.ipynb #5d03b973
 def plot_curves(records, arms=None):
     """Test error (%) per epoch, averaged over seeds, for `arms` (default: the teacher, the student alone, L2,
-    Hinton's KD and the noisy arm with the lowest mean error). Returns the figure."""
+    Hinton's KD and the best noisy arm of `best_noisy`, picked on validation when the records allow, its label saying
+    on which split). Returns the figure."""
     import matplotlib.pyplot as plt
     rows = summarize(records)
     title = _one_benchmark(rows)
     if arms is None:
         arms = [a for a in ("teacher", "hard", "l2", "kd") if any(r["arm"] == a for r in rows)]
-        noisy = [r for r in rows if r["kind"] == "noisy" and math.isfinite(r["error_mean"])]
-        if noisy: arms.append(min(noisy, key=lambda r: r["error_mean"])["arm"])
+        best, on = best_noisy(rows)
+        if best: arms.append(best)
+    else: best = None
     fig, ax = plt.subplots(figsize=(6.5, 3.8), dpi=90)
     for a in arms:
         hs = [r["metrics"]["history"]["test_error"] for r in records if r["arm"] == a]
         if not hs: raise ValueError(f"arms: no records of arm {a!r}")
         L = min(len(h) for h in hs)
         ax.plot(np.arange(1, L + 1), np.mean([h[:L] for h in hs], axis=0) * 100, marker="." if L <= 30 else None,
-                label=f"{a} (n = {len(hs)})")
+                label=f"{a} (n = {len(hs)}" + (f", best noisy, picked on {on})" if a == best else ")"))
     return _finish(fig, ax, f"{title}: training curves", "epoch", rows, "test error (%), mean over seeds")
 
 # %% ../nbs/06_experiments.ipynb #262dcfb2
@@ -1187,8 +1202,9 @@ def format_study(gains, markdown: bool = True) -> str:
 # %% ../nbs/06_experiments.ipynb #367c2ebf
 def plot_study(gains, alpha=None):
     """Heat map of the noisy teacher's gain over σ = 0 (percentage points of test error; blue = the noise helps,
-    red = it hurts): transfer-set size × σ, one panel per α (or only `alpha`), each cell annotated with mean ± SE.
-    Returns the figure."""
+    red = it hurts): transfer-set size × σ, one panel per α (or only `alpha`), each cell annotated with mean ±
+    standard error over the paired seeds (its colour bar says so; `format_study` gives 95 % intervals). Returns the
+    figure."""
     import matplotlib.pyplot as plt
     gains = [g for g in gains if g["baseline"] == "l2"]
     if not gains: raise ValueError("gains must hold noisy-teacher cells (σ > 0 against σ = 0)")
@@ -1209,6 +1225,6 @@ def plot_study(gains, alpha=None):
         ax.set_xticks(range(len(sigmas)), [f"{s:g}" for s in sigmas]); ax.set_yticks(range(len(sizes)), sizes)
         ax.set_xlabel("σ"); ax.set_title(f"α = {a:g}", fontsize=9)
     axes[0][0].set_ylabel("transfer set (samples)")
-    fig.colorbar(im, ax=axes[0].tolist(), label="gain over σ = 0 (pp)")
+    fig.colorbar(im, ax=axes[0].tolist(), label="gain over σ = 0 (pp)\ncells: mean ± standard error")
     fig.suptitle(f"{_one_benchmark(gains)}: when does the noisy teacher help?", fontsize=10)
     return fig
