@@ -15,9 +15,10 @@ from pathlib import Path
 
 from .data import DATASETS, DataNotFoundError, save_atomic, write_atomic
 from .training import BudgetReached
-from .experiments import (
+from noisy_teachers.experiments import (
     NothingToPlot, arm_specs, comparisons, format_comparisons, format_study, format_table, get_config, load_records,
-    noise_benefit_study, plot_alpha, plot_curves, plot_sigma, plot_study, run_benchmark, study_gains, summarize)
+    noise_benefit_study, plot_alpha, plot_curves, plot_sigma, plot_study, run_benchmark, study_gains, summarize,
+    unique_records)
 
 # %% ../nbs/07_cli.ipynb #151b6eea
 def _int_from(low: int):
@@ -56,9 +57,19 @@ def _size_list(text: str) -> list:
 
 # %% ../nbs/07_cli.ipynb #8842eff0
 def _folder(text: str) -> Path:
-    "An argparse type: a folder path, not empty (`Path('')` would silently mean the current folder)."
+    "An argparse type: a folder path, not empty (`Path('')` would silently mean the current folder), not a file."
     if not text.strip(): raise argparse.ArgumentTypeError(f"expected a folder path, got {text!r}")
+    if Path(text).is_file(): raise argparse.ArgumentTypeError(f"{text} is a file, not a folder")
     return Path(text)
+
+# %% ../nbs/07_cli.ipynb #b9101cc4
+def _device(text: str) -> str:
+    "An argparse type: cpu, cuda, cuda:<i> or mps (whether this machine, or a Ray cluster's, has it is checked later)."
+    import torch
+    try: kind = torch.device(text).type
+    except (RuntimeError, ValueError): kind = None
+    if kind not in ("cpu", "cuda", "mps"): raise argparse.ArgumentTypeError(f"expected cpu, cuda, cuda:<i> or mps, got {text!r}")
+    return text
 
 # %% ../nbs/07_cli.ipynb #34da1c26
 def _common(p: argparse.ArgumentParser, out_default=None, threads=None):
@@ -67,14 +78,14 @@ def _common(p: argparse.ArgumentParser, out_default=None, threads=None):
     p.add_argument("--out", type=_folder, default=out_default, required=out_default is None, metavar="DIR",
                    help="output folder: results file, checkpoints, tables and plots" +
                         (f" (default: {out_default})" if out_default else ""))
-    p.add_argument("--device", default=None, metavar="D",
+    p.add_argument("--device", type=_device, default=None, metavar="D",
                    help="cpu, cuda, cuda:1, mps (default: CUDA if available, then MPS, then the CPU)")
     p.add_argument("--threads", type=_positive_int, default=threads, metavar="N",
                    help=f"CPU threads for torch (default: {threads or 'torch’s choice'}; 1 is faster for small models "
                         "and on a busy machine)")
     p.add_argument("--no-progress", dest="progress", action="store_false",
-                   help="no progress output at all (by default: bars in a terminal; one line per finished arm when "
-                        "the output goes to a file or a pipe)")
+                   help="no progress output at all (by default: bars in a terminal; when the output goes to a file or "
+                        "a pipe, a line as each teacher or group of arms starts and as each finishes)")
 
 # %% ../nbs/07_cli.ipynb #06098ba1
 class _OneLineParser(argparse.ArgumentParser):
@@ -172,6 +183,20 @@ def _save(fig, path: Path) -> Path:
 
 # %% ../nbs/07_cli.ipynb #d86d9d80
 _PLOTS = {"sigma": "sigma.png", "alpha": "alpha.png", "curves": "curves.png"}
+_HOW_TO_READ = """## How to read these tables
+
+Errors are in percent of the test set, mean ± standard deviation over the seeds (n). *test error*: at the last epoch;
+*val error*: at the last epoch, on the validation images held out of the training set (where learning rates and the
+reported noisy arm are chosen); *best epoch*: the lowest test error of any epoch, an optimistic figure for reading the
+curves only; *clipped*: the largest fraction (0–1) of steps in which a gradient clip bound; *s/run*: seconds of
+training per arm (arms trained together: their time over their number); ⚠: in some seed the teacher was not clearly
+better than the student alone. Arms: `teacher`, `teacher_K` the teachers; `hard` the student alone, on the labels;
+`l2` logit regression on the teacher's logits (σ = 0); `kd` Hinton's knowledge distillation;
+`noisy_sigmaS_alphaA` the noisy teacher; `student_noise_…` the same noise on the student's logits; `teachersK` K
+teachers' logits averaged; `…_dropout` with dropout. Comparisons: gain of *arm* over *baseline* in percentage points of
+test error (positive: the arm is better), paired over seeds; verdict *better*/*worse* when the Holm-corrected p is
+below 0.05, *—* otherwise, *?* with fewer than two seeds; section numbers are the paper's.
+"""
 
 def _title(records: list, seeds: int | None = None) -> str:
     "A summary's title from its records: 'mnist (full): 3 seed(s), 20 teacher / 30 student epochs'."
@@ -184,7 +209,8 @@ def _report(out: Path, records: list, title: str, plots=_PLOTS) -> str:
     "Write summary.md and the plots (`plots`: kind -> file name) of one benchmark's records into `out`; return the text tables."
     rows, comps = summarize(records), comparisons(records)
     write_atomic(f"# {title}\n\n{format_table(rows)}\n\n## Paired comparisons (gain in percentage points, mean ± "
-                 f"t-based 95 % interval over seeds; p Holm-corrected)\n\n{format_comparisons(comps)}\n", out / "summary.md")
+                 f"t-based 95 % interval over seeds; p Holm-corrected)\n\n{format_comparisons(comps)}\n\n{_HOW_TO_READ}",
+                 out / "summary.md")
     made = []
     for name, fn, arg in (("sigma", plot_sigma, rows), ("alpha", plot_alpha, rows), ("curves", plot_curves, records)):
         if name not in plots: continue
@@ -210,7 +236,7 @@ def _by_benchmark(records):
 
 # %% ../nbs/07_cli.ipynb #a0c011c7
 def _progress(args):
-    "Bars in a terminal; one line per finished arm when stderr goes to a file or a pipe; nothing with --no-progress."
+    "Bars in a terminal; lines as teachers and groups start and finish when stderr is a file or a pipe; none with --no-progress."
     if not getattr(args, "progress", False): return False
     return True if sys.stderr.isatty() else "lines"
 
@@ -263,13 +289,27 @@ def _runner(args, parser, here, on_ray: str) -> tuple:
     from noisy_teachers import distributed                                   # imports without Ray; says how to get it
     return getattr(distributed, on_ray), dict(kw, address=args.ray or None)
 
+# %% ../nbs/07_cli.ipynb #9c4d2e1a
+def _folder_records(out: Path, config) -> tuple[list, list]:
+    "The records of `config` in `out`/results.jsonl, and the other configurations there, as 'benchmark (variant, key)'."
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")                     # a damaged line: the run that follows says so, once
+        records = load_records(out / "results.jsonl")
+    others = sorted({f"{r['benchmark']} ({r['variant']}, {r['config_key']})" for r in records if r["config_key"] != config.key})
+    return unique_records([r for r in records if r["config_key"] == config.key]), others
+
 # %% ../nbs/07_cli.ipynb #d0c1c73c
 def _run_reproduce(args, parser, config):
-    "`reproduce`: the protocol's arms (all, or those of --arms) on one benchmark, here or on Ray; then the report."
+    """`reproduce`: the protocol's arms (all, or those of --arms) on one benchmark, here or on Ray; then the report of
+    every record of this configuration in --out (earlier seeds and arms included), and how many are new."""
     if args.arms: _check_arms(config, args.arms, parser)
+    before, others = _folder_records(args.out, config)
+    if others: warnings.warn(f"--out {args.out} also holds {'; '.join(others)}: its summary.md and plots will be "
+                             f"{config.label}'s; `noisy-teachers summarize --out {args.out}` writes one folder per configuration")
     run, kw = _runner(args, parser, run_benchmark, "run_benchmark_ray")
-    records = run(config, arms=args.arms, **kw)
-    print(_report(args.out, records, _title(records, args.seeds)))
+    records = unique_records(before + run(config, arms=args.arms, **kw))
+    print(_report(args.out, records, _title(records)))
+    print(f"{len(records) - len(before)} new records, {len(before)} already in {args.out}")
 
 # %% ../nbs/07_cli.ipynb #a93c4637
 def _run_study(args, parser, config):
@@ -306,7 +346,8 @@ def _user_error(e: BaseException, args) -> int:
     hint = ""
     if isinstance(e, DataNotFoundError) and not getattr(args, "download", True):
         hint = "\nFrom the command line: add --download to fetch it into --data-root (on a machine that is online)."
-    print(f"noisy-teachers: error: {e}{hint}", file=sys.stderr)
+    text = f"argument --out: {str(e)[8:]}" if str(e).startswith("out_dir ") else str(e)   # the option, not the API's name
+    print(f"noisy-teachers: error: {text}{hint}", file=sys.stderr)
     return 1 if isinstance(e, FloatingPointError) else 2       # a teacher diverged (student arms record it and go on)
 
 # %% ../nbs/07_cli.ipynb #c8ee32c9

@@ -519,7 +519,7 @@ def load_teacher(path, identity: dict, weights_sha256: str | None = None):
 class Run:
     """One runner call on `config`, writing `results_name` in `out_dir`. As a context manager it takes the folder's
     lock, sweeps what a killed run left behind and reads this configuration's `records` once. `progress`: True (bars),
-    "lines" (a line on stderr per finished teacher or arm) or False. `data_root`, `download`: for `data.load_dataset`;
+    "lines" (a line on stderr when a teacher or group starts, and per finished teacher or arm) or False. `data_root`, `download`: for `data.load_dataset`;
     `device`: for `training.get_device`. `write=False` (a worker that hands its records to a driver): no lock, nothing
     read or appended. `budget_minutes`: no teacher or arm starts after it (`BudgetReached`), training stops at the end
     of the epoch that crosses it."""
@@ -623,9 +623,14 @@ def record(self: Run, seed, arm, kind, history: dict, wall, **extra) -> dict:
     rec = Record(benchmark=c.name, variant=c.variant, config_key=c.key, seed=seed, arm=arm, kind=kind, n_test=len(self.data[1]),
                  metrics=_metrics(history), wall_s=round(wall, 3), device=str(self.device), versions=self.versions,
                  finished=time.strftime("%Y-%m-%dT%H:%M:%S%z"), config=c.to_dict(), **extra).to_dict()
-    if self.lines: print(f"{c.label}, seed {seed}: {arm} finished in {wall:.0f} s, test error "
-                         f"{100 * rec['metrics']['final_error']:.2f} %", file=sys.stderr, flush=True)
     return rec
+
+# %% ../nbs/06_experiments.ipynb #6acea206
+@patch
+def say(self: Run, seed, text: str) -> None:
+    """With `progress="lines"` (a log file, a pipe): one line on stderr, '<benchmark>, seed <seed>: <text>'. The teacher
+    and every group say when they start (and whether they resume) and when they finish, so a log is never silent."""
+    if self.lines: print(f"{self.c.label}, seed {seed}: {text}", file=sys.stderr, flush=True)
 
 # %% ../nbs/06_experiments.ipynb #551e57a8
 @patch
@@ -645,11 +650,13 @@ def teacher(self: Run, seed, k=0):
     else:
         self.check_budget(f"seed {seed}'s {name}")
         t0, ck = time.perf_counter(), final.with_name(f"{name}.train.pt")
+        self.say(seed, f"{name}: training, {c.teacher_train.epochs} epochs" + (", resuming from its checkpoint" if ck.exists() else ""))
         h = train_teacher(model, train, test, replace(c.teacher_train, seed=tseed, device=str(self.device)),
                           checkpoint=ck, progress=self.bars, val=self.val, deadline=self.deadline)
         hist, wall = h.to_dict(), time.perf_counter() - t0
         sha = save_teacher(final, model, hist, wall, identity)
         ck.unlink(missing_ok=True)
+        self.say(seed, f"{name} finished in {wall:.0f} s, test error {100 * hist['test_error'][-1]:.2f} %")
     model.eval()
     if rec is None:
         self.add(self.record(seed, name, "teacher", hist, wall, groups=["teacher"], student=c.teacher, teacher_seed=tseed,
@@ -671,6 +678,8 @@ def students(self: Run, seed, specs, targets, teacher=None, transfer=None, epoch
     self.check_budget(f"seed {seed}: {', '.join(s.name for s in specs)}")
     kw = dict(targets=targets, teacher=teacher if cfgs[0].augment else None, checkpoint=ck, progress=self.bars, val=self.val,
               deadline=self.deadline)
+    names = specs[0].name if len(specs) == 1 else f"{', '.join(s.name for s in specs)} ({len(specs)} arms together)"
+    self.say(seed, f"{names}: training, {cfgs[0].epochs} epochs" + (", resuming from its checkpoint" if ck.exists() else ""))
     t0, failure, models = time.perf_counter(), None, [self.build(s.student, seed) for s in specs]
     try:
         if len(specs) == 1: hs = [distil(models[0], transfer, test, cfgs[0], specs[0].arm, **kw).to_dict()]
@@ -687,6 +696,9 @@ def students(self: Run, seed, specs, targets, teacher=None, transfer=None, epoch
                                 student=s.student, sigma=a.sigma, alpha=a.alpha, mu=a.mu, temperature=a.temperature,
                                 kd_weight=a.kd_weight, epochs=cfg.epochs, lr=cfg.lr, diverged=failure))
     self.add(*recs)                                      # in one write: a kill between two appends could keep half a group
+    together = "" if len(specs) == 1 else f" ({len(specs)} arms together in {wall * len(specs):.0f} s)"
+    for r in recs: self.say(seed, f"{r['arm']} finished" + (f" in {wall:.0f} s" if len(specs) == 1 else "")
+                            + f", test error {100 * r['metrics']['final_error']:.2f} %{together}")
     ck.unlink(missing_ok=True)
     return recs
 
