@@ -438,7 +438,7 @@ class Record:
     student: str                    # the architecture trained: name or spec (a teacher's for a teacher)
     teacher_seed: int = _ABSENT     # a teacher: its seed (seed + 10000·k for teacher k)
     weights_sha256: str = _ABSENT   # a teacher: the SHA-256 of its saved weights (`load_teacher` checks it)
-    sigma: float = _ABSENT          # a student arm: its `training.Arm`'s sigma, alpha, mu, temperature and kd_weight
+    sigma: float = _ABSENT          # a student arm: its `training.Arm`'s sigma, alpha, mu, temperature and kd_weight (its defaults where its kind uses none)
     alpha: float = _ABSENT
     mu: float = _ABSENT
     temperature: float = _ABSENT
