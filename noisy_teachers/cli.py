@@ -186,8 +186,9 @@ _PLOTS = {"sigma": "sigma.png", "alpha": "alpha.png", "curves": "curves.png"}
 _HOW_TO_READ = """## How to read these tables
 
 Errors are in percent of the test set, mean ± standard deviation over the seeds (n). *test error*: at the last epoch;
-*val error*: at the last epoch, on the validation images held out of the training set (where learning rates and the
-reported noisy arm are chosen); *best epoch*: the lowest test error of any epoch, an optimistic figure for reading the
+*val error*: at the last epoch, on the validation images held out of the training set, where learning rates and the
+reported noisy arm are chosen ("—": records without one; the line under the comparisons says where the arm was
+picked); *best epoch*: the lowest test error of any epoch, an optimistic figure for reading the
 curves only; *clipped*: the largest fraction (0–1) of steps in which a gradient clip bound; *s/run*: seconds of
 training per arm (arms trained together: their time over their number); ⚠: in some seed the teacher was not clearly
 better than the student alone. Arms: `teacher`, `teacher_K` the teachers; `hard` the student alone, on the labels;
