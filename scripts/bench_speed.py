@@ -22,16 +22,18 @@
 Every variant is timed `--repeats` times, interleaved, and the median is reported (ratios: the median over repeats
 of the ratio within a repeat, robust to a machine whose load changes between repeats). Engine timings are the training
 part of one epoch (`History.seconds`, evaluation excluded); the plain loops are timed the same way.
-The teacher logits of (a) and (b) are stand-ins of realistic scale, and every run uses SGD lr 0.001 (momentum 0.9,
-constant schedule, no clipping) so that no L2 student diverges: the cost of a step depends on neither.
+The teacher logits are stand-ins of realistic scale, and every run uses SGD (momentum 0.9, constant schedule, no
+clipping) at lr 0.001 -- in (c), half the students at 0.002, to batch two learning rates -- so that no L2 student
+diverges: the cost of a step depends on neither.
 
     python scripts/bench_speed.py                         # (a), (c), and (b) if CUDA is there
     python scripts/bench_speed.py --device cuda --repeats 5 --out results/bench_speed.json
     python scripts/bench_speed.py --part c --threads 1 --repeats 5 --out results/speed/cpu-batched.log
-    python scripts/bench_speed.py --smoke                 # a few seconds: every code path on tiny data
+    python scripts/bench_speed.py --smoke                 # under a minute: every code path on tiny data
 
-MNIST is read from --data-root, else from $NOISY_TEACHERS_DATA (see `data.load_dataset`). --out FILE.json writes the
-results as JSON; any other --out FILE writes the printed log there and the JSON beside it (FILE with .json).
+MNIST is read from --data-root, else from $NOISY_TEACHERS_DATA (see `data.load_dataset`); CIFAR-10 from --cifar-root,
+else from the same place as MNIST. --out FILE.json writes the results as JSON; any other --out FILE writes the printed
+log there and the JSON beside it (FILE with .json).
 """
 import argparse
 import json
@@ -205,7 +207,9 @@ def part_a(args, results):
 
 
 def part_b(args, results, device):
-    print(f"\n(b) {device}: images per second, engine vs a plain GPU-resident loop (batch 128)", flush=True)
+    what = ("engine (fp32, bf16) vs a plain GPU-resident loop" if device.type == "cuda" else
+            "engine fp32 only (bf16 and the plain GPU loop need CUDA)")
+    print(f"\n(b) {device}: images per second, {what} (batch 128)", flush=True)
     if device.type != "cuda" and not args.smoke:
         print(f"  skipped: no CUDA device here (device {device}); run on a GPU machine with --device cuda", flush=True)
         results["cuda"] = dict(skipped=f"no CUDA device (device {device})")
@@ -215,7 +219,7 @@ def part_b(args, results, device):
     shapes = {"mnist": ((1, 28, 28), 60000), "cifar10": ((3, 32, 32), 50000)}
     loaded = {}
     for name, (shape, n) in shapes.items():
-        d = None if args.smoke else load_or_none(name, args.data_root if name == "mnist" else args.cifar_root)
+        d = None if args.smoke else load_or_none(name, args.data_root if name == "mnist" else args.cifar_root or args.data_root)
         if d is None:
             n = 128 if args.smoke else n
             d = synthetic(name, n, shape)
@@ -295,24 +299,28 @@ def part_c(args, results):
 
 
 def main(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--device", default=None, help="device for part (b): 'cuda', 'cuda:1', 'cpu' (default: auto)")
-    p.add_argument("--repeats", type=int, default=5, help="timed repeats of each variant; the median is reported")
-    p.add_argument("--data-root", default=None,
+    from noisy_teachers.cli import _OneLineParser, _device, _positive_int
+    p = _OneLineParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--device", type=_device, default=None, metavar="D",
+                   help="device for part (b): cpu, cuda, cuda:<i> or mps (default: CUDA if available, then MPS, then the CPU)")
+    p.add_argument("--repeats", type=_positive_int, default=5, metavar="N",
+                   help="timed repeats of each variant (N >= 1); the median is reported")
+    p.add_argument("--data-root", default=None, metavar="DIR",
                    help="folder holding MNIST (default: $NOISY_TEACHERS_DATA, else the per-user cache; see data.load_dataset)")
-    p.add_argument("--cifar-root", default=None, help="folder (or tarball) holding CIFAR-10 for part (b) (default: the data root)")
+    p.add_argument("--cifar-root", default=None, metavar="DIR",
+                   help="folder (or tarball) holding CIFAR-10 for part (b) (default: --data-root, else as for MNIST)")
     p.add_argument("--part", choices=["a", "b", "c", "both", "all"], default="all",
                    help="a, b or c; 'both' = a and b; 'all' (default) = a, b and c")
-    p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
+    p.add_argument("--threads", type=_positive_int, default=None, metavar="N",
+                   help="torch CPU threads, N >= 1 (default: torch's choice)")
     p.add_argument("--compile", action="store_true", help="part (b): TrainConfig(compile=True) (CUDA only)")
     p.add_argument("--smoke", action="store_true", help="tiny data, runs part (b) on any device: checks the code paths")
-    p.add_argument("--out", default=None, help="FILE.json: the results as JSON; any other FILE: the log, and the JSON beside it")
+    p.add_argument("--out", default=None, metavar="FILE", help="FILE.json: the results as JSON; any other FILE: the log, and the JSON beside it")
     args = p.parse_args(argv)
-    if args.repeats < 1:
-        p.error("--repeats must be >= 1")
-    if args.threads:
+    if args.threads is not None:
         torch.set_num_threads(args.threads)
-    device = get_device(args.device)
+    try: device = get_device(args.device)             # cuda without a GPU, a GPU index past the last one, ...
+    except ValueError as e: p.error(f"argument --device: {e}")
     results = dict(command=" ".join([Path(sys.argv[0]).name] + (argv if argv is not None else sys.argv[1:])),
                    torch=torch.__version__, python=platform.python_version(), machine=platform.machine(),
                    cpu_count=os.cpu_count(), time=time.strftime("%Y-%m-%d %H:%M:%S"))

@@ -19,9 +19,10 @@ Records go to OUT/<step>/results.jsonl, in the layout of `results/`.
 
 Slices. `--budget-minutes M` stops cleanly at the end of the epoch that crosses M minutes (checkpoints and records
 written) and exits 0; rerunning the same command continues. On a machine whose disk does not persist between runs
-(and which copies back only files of limited size), `--pack DIR` writes OUT's records, teacher weights and training checkpoints into at most 4
-archive parts of at most 15 MiB each in DIR (priority: records, teachers, then the checkpoints that fit), and
-`--carry DIR` unpacks such parts into OUT before starting. See results/README.md.
+(and which copies back only files of limited size), `--pack DIR` writes OUT's records, teacher weights and training
+checkpoints into at most 4 archive parts of at most 15 MiB each in DIR (priority: records, teachers, then the
+checkpoints that fit), and `--carry DIR` unpacks such parts into OUT before starting (a folder without parts, as on
+the first slice, starts afresh). See results/README.md.
 
 `--smoke` runs the same steps with the `tiny` configurations on the CPU (about a minute): CI runs it.
 """
@@ -125,23 +126,37 @@ def unpack(src: Path, out: Path):
 
 
 def main(argv=None):
-    p = argparse.ArgumentParser(description="the book's GPU programme in resumable slices")
-    p.add_argument("out", type=Path)
-    p.add_argument("--budget-minutes", type=float, default=None, help="stop cleanly after this many minutes")
-    p.add_argument("--data-root", type=Path, default=None)
-    p.add_argument("--device", default=None)
-    p.add_argument("--carry", type=Path, default=None, help="unpack a previous slice's archive parts from here first")
-    p.add_argument("--pack", type=Path, default=None, help="write this slice's archive parts here at the end")
+    from noisy_teachers.cli import _OneLineParser, _device, _folder, _positive_number
+    from noisy_teachers.training import get_device
+    names = [s for s, _, _ in STEPS]
+    p = _OneLineParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("out", type=_folder, metavar="OUT", help="output folder: OUT/<step>/ for each step (created if missing)")
+    p.add_argument("--budget-minutes", type=_positive_number, default=None, metavar="M",
+                   help="stop cleanly at the end of the epoch that crosses M minutes (M > 0; default: no limit); "
+                        "rerun the same command to continue")
+    p.add_argument("--data-root", type=_folder, default=None, metavar="DIR",
+                   help="folder holding the data sets (default: $NOISY_TEACHERS_DATA, else the per-user cache)")
+    p.add_argument("--device", type=_device, default=None, metavar="D",
+                   help="cpu, cuda, cuda:<i> or mps (default: CUDA if available, then MPS, then the CPU; --smoke: cpu)")
+    p.add_argument("--carry", type=_folder, default=None, metavar="DIR",
+                   help="an existing folder: unpack a previous slice's archive parts from it first (none there: start afresh)")
+    p.add_argument("--pack", type=_folder, default=None, metavar="DIR",
+                   help="write this slice's archive parts here at the end")
     p.add_argument("--smoke", action="store_true", help="the tiny configurations on the CPU: about a minute")
-    p.add_argument("--steps", nargs="+", default=[s for s, _, _ in STEPS], choices=[s for s, _, _ in STEPS])
+    p.add_argument("--steps", nargs="+", default=names, choices=names, metavar="STEP",
+                   help=f"only these steps, run in the fixed order above whatever order they are given in "
+                        f"({', '.join(names)}; default: all)")
     args = p.parse_args(argv)
+    if args.carry is not None and not args.carry.is_dir(): p.error(f"argument --carry: no such folder: {args.carry}")
     if args.smoke:
         import torch
         torch.set_num_threads(1)
         args.device = args.device or "cpu"
+    try: get_device(args.device)                      # cuda without a GPU, a GPU index past the last one, ...
+    except ValueError as e: p.error(f"argument --device: {e}")
     args.out.mkdir(parents=True, exist_ok=True)
     if args.carry: unpack(args.carry, args.out)
-    deadline = time.time() + 60 * (args.budget_minutes if args.budget_minutes else 1e9)
+    deadline = time.time() + 60 * (args.budget_minutes if args.budget_minutes is not None else 1e9)
     finished = True
     for step, name, seeds in STEPS:
         if step not in args.steps: continue
