@@ -10,6 +10,8 @@ import math
 from collections.abc import Sequence
 from numbers import Integral, Real
 
+import numpy as np
+
 import torch
 from torch import Tensor
 
@@ -30,13 +32,14 @@ def check_number(x, name: str, lo=-math.inf, hi=math.inf, *, integer=False, lo_o
     The range is [lo, hi]; `lo_open` / `hi_open` exclude an end. With `allow_none`, None passes (and is returned)."""
     if x is None and allow_none: return None
     v = x.item() if isinstance(x, Tensor) and x.numel() == 1 else x
-    ok = isinstance(v, Integral if integer else Real) and not isinstance(v, bool)
+    is_bool = isinstance(v, (bool, np.bool_))                    # np.True_ is no Python bool, but a bool all the same
+    ok = isinstance(v, Integral if integer else Real) and not is_bool
     ok = ok and (integer or math.isfinite(v)) and (v > lo if lo_open else v >= lo) and (v < hi if hi_open else v <= hi)
     if not ok:
         kind = "an integer" if integer else "a number" if math.isfinite(lo) and math.isfinite(hi) else "a finite number"
         rng = _range_words(lo, hi, lo_open, hi_open)
         got = (f"a tensor of shape {tuple(x.shape)}" if isinstance(x, Tensor) and x.numel() != 1
-               else f"a bool ({v!r})" if isinstance(v, bool) else repr(v))
+               else f"a bool ({bool(v)!r})" if is_bool else repr(v))
         raise ValueError(f"{name} must be {kind}{' ' + rng if rng else ''}{' or None' if allow_none else ''}, got {got}")
     return int(v) if integer else float(v)
 
@@ -62,6 +65,8 @@ def check_tensor(x, name: str, *shapes, dtype=None, lo=None, hi=None) -> Tensor:
     A shape is a tuple of sizes; a string is a free size, named in the message: `("samples", "features")`.
     `dtype`: None (any), "floating", "integer" or `torch.bool`. `lo`, `hi`: bounds on the values, checked
     where `x` is on the CPU (elsewhere the check would make the host wait for the device)."""
+    if not any(dtype is k or dtype == k for k in _KINDS):
+        raise ValueError(f"dtype must be None, 'floating', 'integer' or torch.bool, got {dtype!r}")
     kind, is_kind = _KINDS[dtype]
     fits = lambda s: len(s) == x.ndim and all(isinstance(a, str) or a == b for a, b in zip(s, x.shape))
     if not (isinstance(x, Tensor) and is_kind(x) and (not shapes or any(map(fits, shapes)))):
@@ -78,7 +83,7 @@ def check_tensor(x, name: str, *shapes, dtype=None, lo=None, hi=None) -> Tensor:
 # %% ../nbs/00_checks.ipynb #feca181e
 def check_logits(x, name: str = "logits", *, many=False, **same_shape) -> Tensor:
     """`x` if it holds logits, else a ValueError naming `name` and what is accepted: a floating-point torch.Tensor
-    of shape (batch, classes) with batch >= 1 and finite values. Finiteness is not checked on a tensor that requires
+    of shape (batch, classes) with batch >= 1, classes >= 1 and finite values. Finiteness is not checked on a tensor that requires
     grad (a student's output in a training step): the training loop detects a diverged run from its loss, with a
     diagnosis, without stopping the device at every step.
 
@@ -92,6 +97,7 @@ def check_logits(x, name: str = "logits", *, many=False, **same_shape) -> Tensor
     for n, t in named:
         check_tensor(t, n, ("batch", "classes"), dtype="floating")
         if t.shape[0] < 1: raise ValueError(f"{n} must hold at least 1 sample (batch ≥ 1), got shape {tuple(t.shape)}")
+        if t.shape[1] < 1: raise ValueError(f"{n} must hold at least 1 class (classes ≥ 1), got shape {tuple(t.shape)}")
         if t.shape != t0.shape:
             raise ValueError(f"{first} and {n} must have the same shape (batch, classes), got {tuple(t0.shape)} and {tuple(t.shape)}")
         if t.device != t0.device: raise ValueError(f"{first} and {n} must be on the same device, got {t0.device} and {t.device}")

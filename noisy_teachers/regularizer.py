@@ -77,7 +77,8 @@ def _noise_weights(T, sigma, alpha, mu, chosen, like: Tensor):
 # %% ../nbs/02_noise_is_a_regularizer.ipynb #e2b40004
 def gradient_noise_formula(teacher_logits: Tensor, sigma, alpha, mu=0.0, chosen: Tensor | None = None,
                            inputs: Tensor | None = None) -> dict[str, tuple[Tensor, Tensor]]:
-    """Predicted mean and variance of the noise the noisy teacher adds to the student's gradient of L (eq. 3).
+    """Predicted mean and variance of the noise the noisy teacher adds to the student's gradient of the noisy loss
+    L(x, z', theta) of eq. (3).
 
     Returns {"logits": (mean, var)} for the noise in dL/dg, both (T, n): mean = -(w_i mu / T) z_ik,
     var = v_i z_ik^2 / T^2, with w_i = alpha (random choice) or chosen_i (given), v_i = w_i sigma^2 + w_i (1-w_i) mu^2.
@@ -191,10 +192,11 @@ def noisy_input_solution(inputs: Tensor, targets: Tensor, s, copies: int,
 def noisy_teacher_solution(inputs: Tensor, teacher_logits: Tensor, sigma, alpha, mu=0.0, copies: int = 1,
                            generator: torch.Generator | None = None) -> Tensor:
     """Least-squares linear student W (d, n), logits = inputs @ W, fit to `copies` noisy copies of the teacher's
-    logits (each copy perturbed by `perturb_logits`' rule with `draw_noise`). Tends to (1 + alpha mu) W_OLS."""
+    logits `teacher_logits` (N, n) (each copy perturbed by `perturb_logits`' rule with `draw_noise`: every sample of
+    every copy chosen on its own). Tends to (1 + alpha mu) W_OLS."""
     sigma, alpha, mu = check_noise_args(sigma, alpha, mu)
     X = check_tensor(inputs, "inputs", ("samples", "features"), dtype="floating")
-    z = check_tensor(teacher_logits, "teacher_logits", (len(X),), (len(X), "classes")).to(X.dtype)
+    z = check_tensor(teacher_logits, "teacher_logits", (len(X), "classes")).to(X.dtype)   # 2-D: a row per sample
     K = check_number(copies, "copies", 1, integer=True)
     zz = z.repeat(K, 1)
     xi, ch = draw_noise(zz, sigma, alpha, mu, generator)

@@ -374,7 +374,7 @@ def _error_curves(ax, results: list, baseline: dict | None, last=None):
 # %% ../nbs/20_explore.ipynb #6aee7e12
 def _gain_map(fig: Figure, ax, results: list):
     "Every (sigma, alpha) tried, coloured by the gain over the baseline in percentage points and labelled by its test error."
-    ax.set(xlabel="σ (noise std)", ylabel="α (fraction chosen)", xlim=(-0.05, SIGMA_RANGE[1] + 0.05),
+    ax.set(xlabel="σ (noise std)", ylabel="α (probability a sample is chosen)", xlim=(-0.05, SIGMA_RANGE[1] + 0.05),
            ylim=(-0.05, 1.12), title="every run (label: test error %)")     # room for the labels of the alpha = 1 row
     if not results:
         return
