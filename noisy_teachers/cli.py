@@ -16,7 +16,7 @@ from pathlib import Path
 from .data import DATASETS, DataNotFoundError, save_atomic, write_atomic
 from .training import BudgetReached
 from noisy_teachers.experiments import (
-    NothingToPlot, arm_specs, comparisons, format_comparisons, format_study, format_table, get_config, load_records,
+    NothingToPlot, TeacherGapWarning, arm_specs, comparisons, format_comparisons, format_study, format_table, get_config, load_records,
     noise_benefit_study, plot_alpha, plot_curves, plot_sigma, plot_study, run_benchmark, study_gains, summarize,
     unique_records)
 
@@ -186,18 +186,25 @@ def _save(fig, path: Path) -> Path:
 _PLOTS = {"sigma": "sigma.png", "alpha": "alpha.png", "curves": "curves.png"}
 _HOW_TO_READ = """## How to read these tables
 
-Errors are in percent of the test set, mean ± standard deviation over the seeds (n). *test error*: at the last epoch;
-*val error*: at the last epoch, on the validation images held out of the training set, where learning rates and the
-reported noisy arm are chosen ("—": records without one; the line under the comparisons says where the arm was
-picked); *best epoch*: the lowest test error of any epoch, an optimistic figure for reading the
-curves only; *clipped*: the largest fraction (0–1) of steps in which a gradient clip bound; *s/run*: seconds of
-training per arm (arms trained together: their time over their number); ⚠: in some seed the teacher was not clearly
-better than the student alone. Arms: `teacher`, `teacher_K` the teachers; `hard` the student alone, on the labels;
-`l2` logit regression on the teacher's logits (σ = 0); `kd` Hinton's knowledge distillation;
-`noisy_sigmaS_alphaA` the noisy teacher; `student_noise_…` the same noise on the student's logits; `teachersK` K
-teachers' logits averaged; `…_dropout` with dropout. Comparisons: gain of *arm* over *baseline* in percentage points of
-test error (positive: the arm is better), paired over seeds; verdict *better*/*worse* when the Holm-corrected p is
-below 0.05, *—* otherwise, *?* with fewer than two seeds; section numbers are the paper's.
+- *test error %*, *best epoch %*: mean ± standard deviation over the n seeds, in percent of the test set; *test error*
+  at the last epoch, *best epoch* the lowest of any epoch (picked on test: optimistic, for reading the curves only).
+- *val error %*: the mean over the seeds at the last epoch, in percent of the validation images held out of the
+  training set, on which learning rates and the reported noisy teacher are chosen ("—": no validation split).
+- *σ*: the standard deviation of the noise ξ; *α*: the probability that a sample's logits are perturbed
+  (z' = (1 + ξ) ⊙ z, the paper's eq. (2)).
+- *clipped*: the largest, over the seeds, of the fraction (0–1) of steps in which a gradient clip bound.
+- *s/run*: seconds of training per arm (arms trained together: their time over their number).
+- ⚠: in some seed the teacher's test error was not `min_teacher_gap` (0.5 points unless set) below the student
+  alone's: distillation cannot help there.
+- Arms: `teacher`, `teacher_K` the teachers; `hard` the student alone, on the labels; `l2` logit regression on the
+  teacher's logits (σ = 0); `kd` Hinton's knowledge distillation; `noisy_sigmaS_alphaA` the noisy teacher;
+  `student_noise_…` the same noise on the student's logits; `teachersK` K teachers' logits averaged; `…_dropout` with
+  dropout.
+- Comparisons: the gain of *arm* over *baseline* in percentage points of test error (positive: the arm is better),
+  mean ± t-based 95 % interval over the paired seeds. p is Holm-corrected over all the rows; when every seed's
+  difference is the same, the interval is ± 0.00 and p is the exact sign test's, 2 · 0.5ⁿ (0.5 for two seeds). Verdict *better*/*worse* when p < 0.05, *—* otherwise, *?* with fewer than two seeds. The best noisy
+  teacher is the `noisy_…` arm with the lowest mean val error (lowest test error without one, which flatters it).
+  Section numbers are the paper's.
 """
 
 def _title(records: list, seeds: int | None = None) -> str:
@@ -217,7 +224,9 @@ def _report(out: Path, records: list, title: str, plots=_PLOTS) -> str:
     for name, fn, arg in (("sigma", plot_sigma, rows), ("alpha", plot_alpha, rows), ("curves", plot_curves, records)):
         if name not in plots: continue
         try: fig = fn(arg)
-        except NothingToPlot: continue           # e.g. no alpha grid among the arms that ran; any other error is said
+        except NothingToPlot:                    # e.g. no alpha grid among these arms; any other error is said
+            (out / plots[name]).unlink(missing_ok=True)        # not an older run's figure beside this summary
+            continue
         made.append(_save(fig, out / plots[name]))
     text = format_table(rows, markdown=False) + "\n\n" + format_comparisons(comps, markdown=False)
     return text + "\n\nwrote " + ", ".join(str(p) for p in [out / "summary.md"] + made)
@@ -306,10 +315,11 @@ def _run_reproduce(args, parser, config):
     every record of this configuration in --out (earlier seeds and arms included), and how many are new."""
     if args.arms: _check_arms(config, args.arms, parser)
     before, others = _folder_records(args.out, config)
-    if others: warnings.warn(f"--out {args.out} also holds {'; '.join(others)}: its summary.md and plots will be "
-                             f"{config.label}'s; `noisy-teachers summarize --out {args.out}` writes one folder per configuration")
     run, kw = _runner(args, parser, run_benchmark, "run_benchmark_ray")
     records = unique_records(before + run(config, arms=args.arms, **kw))
+    if others: warnings.warn(f"--out {args.out} also holds {'; '.join(others)}; summary.md and the plots there are now "
+                             f"this run's ({config.label}, {config.key}); `noisy-teachers summarize --out {args.out}` "
+                             "writes one folder per configuration")
     print(_report(args.out, records, _title(records)))
     print(f"{len(records) - len(before)} new records, {len(before)} already in {args.out}")
 
@@ -348,7 +358,9 @@ def _user_error(e: BaseException, args) -> int:
     hint = ""
     if isinstance(e, DataNotFoundError) and not getattr(args, "download", True):
         hint = "\nFrom the command line: add --download to fetch it into --data-root (on a machine that is online)."
-    text = f"argument --out: {str(e)[8:]}" if str(e).startswith("out_dir ") else str(e)   # the option, not the API's name
+    text = str(e)                                           # the option, not the API's name, for out_dir and device
+    if text.startswith("out_dir "): text = f"argument --out: {text[8:]}"
+    if text.startswith("device="): text = "argument --device: " + text.replace("use None or 'cpu'", "leave it out or use cpu")
     print(f"noisy-teachers: error: {text}{hint}", file=sys.stderr)
     return 1 if isinstance(e, FloatingPointError) else 2       # a teacher diverged (student arms record it and go on)
 
@@ -367,6 +379,7 @@ def main(argv=None) -> int:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("always")                 # every warning of this command, each on one line
+            warnings.simplefilter("ignore", TeacherGapWarning)  # but the weak-teacher one: its banner has said it
             return _run(args, parser)
     except (ValueError, OSError, BudgetReached, FloatingPointError, KeyboardInterrupt) as e:   # what a user can fix
         return _user_error(e, args)

@@ -629,8 +629,14 @@ def record(self: Run, seed, arm, kind, history: dict, wall, **extra) -> dict:
 @patch
 def say(self: Run, seed, text: str) -> None:
     """With `progress="lines"` (a log file, a pipe): one line on stderr, '<benchmark>, seed <seed>: <text>'. The teacher
-    and every group say when they start (and whether they resume) and when they finish, so a log is never silent."""
+    and every group say when they start (and whether they resume) and when they finish; a seed says what it skips."""
     if self.lines: print(f"{self.c.label}, seed {seed}: {text}", file=sys.stderr, flush=True)
+
+def _started(name: str, epochs: int, checkpoint: Path) -> str:
+    "What `say` says as `name` starts training: its epochs, and whether it resumes from `checkpoint`."
+    return f"{name}: training, {epochs} epoch{'s' * (epochs != 1)}" + (", resuming from its checkpoint" if checkpoint.exists() else "")
+
+def _secs(s: float) -> str: return f"{s:.1f} s" if s < 10 else f"{s:.0f} s"
 
 # %% ../nbs/06_experiments.ipynb #551e57a8
 @patch
@@ -650,13 +656,13 @@ def teacher(self: Run, seed, k=0):
     else:
         self.check_budget(f"seed {seed}'s {name}")
         t0, ck = time.perf_counter(), final.with_name(f"{name}.train.pt")
-        self.say(seed, f"{name}: training, {c.teacher_train.epochs} epochs" + (", resuming from its checkpoint" if ck.exists() else ""))
+        self.say(seed, _started(name, c.teacher_train.epochs, ck))
         h = train_teacher(model, train, test, replace(c.teacher_train, seed=tseed, device=str(self.device)),
                           checkpoint=ck, progress=self.bars, val=self.val, deadline=self.deadline)
         hist, wall = h.to_dict(), time.perf_counter() - t0
         sha = save_teacher(final, model, hist, wall, identity)
         ck.unlink(missing_ok=True)
-        self.say(seed, f"{name} finished in {wall:.0f} s, test error {100 * hist['test_error'][-1]:.2f} %")
+        self.say(seed, f"{name} finished in {_secs(wall)}, test error {100 * hist['test_error'][-1]:.2f} %")
     model.eval()
     if rec is None:
         self.add(self.record(seed, name, "teacher", hist, wall, groups=["teacher"], student=c.teacher, teacher_seed=tseed,
@@ -679,7 +685,7 @@ def students(self: Run, seed, specs, targets, teacher=None, transfer=None, epoch
     kw = dict(targets=targets, teacher=teacher if cfgs[0].augment else None, checkpoint=ck, progress=self.bars, val=self.val,
               deadline=self.deadline)
     names = specs[0].name if len(specs) == 1 else f"{', '.join(s.name for s in specs)} ({len(specs)} arms together)"
-    self.say(seed, f"{names}: training, {cfgs[0].epochs} epochs" + (", resuming from its checkpoint" if ck.exists() else ""))
+    self.say(seed, _started(names, cfgs[0].epochs, ck))
     t0, failure, models = time.perf_counter(), None, [self.build(s.student, seed) for s in specs]
     try:
         if len(specs) == 1: hs = [distil(models[0], transfer, test, cfgs[0], specs[0].arm, **kw).to_dict()]
@@ -696,8 +702,8 @@ def students(self: Run, seed, specs, targets, teacher=None, transfer=None, epoch
                                 student=s.student, sigma=a.sigma, alpha=a.alpha, mu=a.mu, temperature=a.temperature,
                                 kd_weight=a.kd_weight, epochs=cfg.epochs, lr=cfg.lr, diverged=failure))
     self.add(*recs)                                      # in one write: a kill between two appends could keep half a group
-    together = "" if len(specs) == 1 else f" ({len(specs)} arms together in {wall * len(specs):.0f} s)"
-    for r in recs: self.say(seed, f"{r['arm']} finished" + (f" in {wall:.0f} s" if len(specs) == 1 else "")
+    together = "" if len(specs) == 1 else f" ({len(specs)} arms together in {_secs(wall * len(specs))})"
+    for r in recs: self.say(seed, f"{r['arm']} finished" + (f" in {_secs(wall)}" if len(specs) == 1 else "")
                             + f", test error {100 * r['metrics']['final_error']:.2f} %{together}")
     ck.unlink(missing_ok=True)
     return recs
@@ -736,6 +742,8 @@ def run_seed(S: Run, seed: int, specs, batched: bool = True, bar=None) -> None:
     c, names = S.c, teacher_names(S.c, specs)
     todo = [a for a in names + [s.name for s in specs] if not S.has(seed, a)]
     tick = (lambda n=1: bar.update(n)) if bar is not None else (lambda n=1: None)
+    if len(todo) < len(names) + len(specs):
+        S.say(seed, f"{len(names) + len(specs) - len(todo)} of {len(names) + len(specs)} teachers and arms already recorded")
     if not todo: return
     teacher, t_err = S.teacher(seed)
     tick("teacher" in todo)
