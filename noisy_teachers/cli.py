@@ -202,9 +202,10 @@ _HOW_TO_READ = """## How to read these tables
   dropout.
 - Comparisons: the gain of *arm* over *baseline* in percentage points of test error (positive: the arm is better),
   mean ± t-based 95 % interval over the paired seeds. p is Holm-corrected over all the rows; when every seed's
-  difference is the same, the interval is ± 0.00 and p is the exact sign test's, 2 · 0.5ⁿ (0.5 for two seeds). Verdict *better*/*worse* when p < 0.05, *—* otherwise, *?* with fewer than two seeds. The best noisy
-  teacher is the `noisy_…` arm with the lowest mean val error (lowest test error without one, which flatters it).
-  Section numbers are the paper's.
+  difference is the same, the interval is ± 0.00 and p is the exact sign test's, 2 · 0.5ⁿ (0.5 for two seeds).
+  Verdict *better*/*worse* when p < 0.05, *—* otherwise, *?* with fewer than two seeds. The best noisy teacher is the
+  `noisy_…` arm with the lowest mean val error (lowest test error without one, which flatters it). Section numbers
+  are the paper's.
 """
 
 def _title(records: list, seeds: int | None = None) -> str:
