@@ -85,7 +85,7 @@ def _common(p: argparse.ArgumentParser, out_default=None, threads=None):
                         "and on a busy machine)")
     p.add_argument("--no-progress", dest="progress", action="store_false",
                    help="no progress output at all (by default: bars in a terminal; when the output goes to a file or "
-                        "a pipe, a line as each teacher or group of arms starts and as each finishes)")
+                        "a pipe, a line as each teacher or group of arms starts, per epoch, and as each finishes)")
 
 # %% ../nbs/07_cli.ipynb #06098ba1
 class _OneLineParser(argparse.ArgumentParser):
@@ -248,7 +248,7 @@ def _by_benchmark(records):
 
 # %% ../nbs/07_cli.ipynb #a0c011c7
 def _progress(args):
-    "Bars in a terminal; lines as teachers and groups start and finish when stderr is a file or a pipe; none with --no-progress."
+    "Bars in a terminal; lines (start, each epoch, finish) when stderr is a file or a pipe; none with --no-progress."
     if not getattr(args, "progress", False): return False
     return True if sys.stderr.isatty() else "lines"
 

@@ -519,7 +519,7 @@ def load_teacher(path, identity: dict, weights_sha256: str | None = None):
 class Run:
     """One runner call on `config`, writing `results_name` in `out_dir`. As a context manager it takes the folder's
     lock, sweeps what a killed run left behind and reads this configuration's `records` once. `progress`: True (bars),
-    "lines" (a line on stderr when a teacher or group starts, and per finished teacher or arm) or False. `data_root`, `download`: for `data.load_dataset`;
+    "lines" (lines on stderr as a teacher or group starts, per epoch, as each finishes) or False. `data_root`, `download`: for `data.load_dataset`;
     `device`: for `training.get_device`. `write=False` (a worker that hands its records to a driver): no lock, nothing
     read or appended. `budget_minutes`: no teacher or arm starts after it (`BudgetReached`), training stops at the end
     of the epoch that crosses it."""
@@ -658,7 +658,7 @@ def teacher(self: Run, seed, k=0):
         t0, ck = time.perf_counter(), final.with_name(f"{name}.train.pt")
         self.say(seed, _started(name, c.teacher_train.epochs, ck))
         h = train_teacher(model, train, test, replace(c.teacher_train, seed=tseed, device=str(self.device)),
-                          checkpoint=ck, progress=self.bars, val=self.val, deadline=self.deadline)
+                          checkpoint=ck, progress="lines" if self.lines else self.bars, val=self.val, deadline=self.deadline)
         hist, wall = h.to_dict(), time.perf_counter() - t0
         sha = save_teacher(final, model, hist, wall, identity)
         ck.unlink(missing_ok=True)
@@ -682,8 +682,8 @@ def students(self: Run, seed, specs, targets, teacher=None, transfer=None, epoch
     tag = specs[0].name if len(specs) == 1 else "group-" + hashlib.sha256(" ".join(s.name for s in specs).encode()).hexdigest()[:10]
     ck = self.ckpt / f"seed{seed}" / f"{tag}_n{len(transfer)}.train.pt"
     self.check_budget(f"seed {seed}: {', '.join(s.name for s in specs)}")
-    kw = dict(targets=targets, teacher=teacher if cfgs[0].augment else None, checkpoint=ck, progress=self.bars, val=self.val,
-              deadline=self.deadline)
+    kw = dict(targets=targets, teacher=teacher if cfgs[0].augment else None, checkpoint=ck, val=self.val,
+              progress="lines" if self.lines else self.bars, deadline=self.deadline)
     names = specs[0].name if len(specs) == 1 else f"{', '.join(s.name for s in specs)} ({len(specs)} arms together)"
     self.say(seed, _started(names, cfgs[0].epochs, ck))
     t0, failure, models = time.perf_counter(), None, [self.build(s.student, seed) for s in specs]

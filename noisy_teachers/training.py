@@ -8,7 +8,7 @@ __all__ = ['SCHEDULES', 'ARM_KINDS', 'get_device', 'lr_factor', 'TrainConfig', '
            'distil', 'distil_many']
 
 # %% ../nbs/05_training.ipynb #169ed61f
-import contextlib, copy, dataclasses, hashlib, math, os, time, warnings
+import contextlib, copy, dataclasses, hashlib, math, os, sys, time, warnings
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -538,8 +538,21 @@ def _record(histories: list, models: list, epoch: list, lrs: list, test: ImageDa
         v = evaluate(m, val, batch_size) if val is not None else dict(loss=None, error=None)
         h.append(**e, lr=lr, test_loss=t["loss"], test_error=t["error"], val_loss=v["loss"], val_error=v["error"])
 
-def _progress_bar(epochs: int, steps: int, desc: str, show: bool):
-    "A tqdm bar over the steps of the `epochs` left to run (none when a finished run is resumed); use it in a `with`."
+# %% ../nbs/05_training.ipynb #c289c3c0
+class _EpochLines:
+    "The bar of a log (`progress=\"lines\"`): no line per step, one on stderr per epoch, with the time so far."
+    def __init__(self, desc: str): self.desc, self.t0 = desc, time.perf_counter()
+    def __enter__(self): return self
+    def __exit__(self, *exc): return False
+    def update(self, n: int = 1): pass
+    def set_postfix(self, **said):
+        text = ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in said.items())
+        print(f"  {self.desc}: {text} ({time.perf_counter() - self.t0:.0f} s)", file=sys.stderr, flush=True)
+
+def _progress_bar(epochs: int, steps: int, desc: str, show):
+    """A tqdm bar over the steps of the `epochs` left to run (none when a finished run is resumed), `_EpochLines` for
+    `show="lines"`, nothing for False; use it in a `with`."""
+    if show == "lines": return _EpochLines(desc)
     return tqdm(total=max(epochs, 0) * steps, desc=desc, disable=not show, unit="step", leave=True)
 
 # %% ../nbs/05_training.ipynb #f24fa1e5
@@ -597,7 +610,8 @@ def _check_common(model, train, test, config, checkpoint, progress, name, val=No
     if val is not None: _check_data(val, "val")
     if not isinstance(config, TrainConfig): raise ValueError(f"config must be a TrainConfig, got {type(config).__name__}")
     if checkpoint is not None: _check_path(checkpoint, "checkpoint", file=True)
-    if not isinstance(progress, bool): raise ValueError(f"progress must be True or False, got {progress!r}")
+    if not (isinstance(progress, bool) or progress == "lines"):
+        raise ValueError(f"progress must be True, False or 'lines', got {progress!r}")
     for other, d in (("test", test), ("val", val)):
         if d is not None and (train.in_shape != d.in_shape or train.n_classes != d.n_classes):
             raise ValueError(f"{other} must have the same image shape and classes as train: {d.in_shape}/{d.n_classes} "
@@ -625,21 +639,22 @@ def _resolve_targets(arms: list, config: TrainConfig, train: ImageData, targets,
 
 # %% ../nbs/05_training.ipynb #59d66bc8
 def train_teacher(model: nn.Module, train: ImageData, test: ImageData, config: TrainConfig, checkpoint=None,
-                  progress: bool = True, val: ImageData | None = None, deadline: float | None = None) -> History:
+                  progress: bool | str = True, val: ImageData | None = None, deadline: float | None = None) -> History:
     """Train the teacher `model` on the labels of `train` with cross-entropy, scoring it on `test` (and on the
     validation set `val`, if given) after each epoch. `checkpoint` (a file path) is written after every epoch and
     resumed from if it exists. `deadline` (a `time.time()` value): stop after the epoch that ends past it, its
-    checkpoint written, by raising `BudgetReached` (the same call again continues). Returns the `History`."""
+    checkpoint written, by raising `BudgetReached` (the same call again continues). `progress`: True (a bar), False,
+    or "lines" (a line per epoch on stderr, for logs). Returns the `History`."""
     _check_common(model, train, test, config, checkpoint, progress, "model", val)
     return _fit(model, train, test, config, Arm("hard"), None, None, checkpoint, progress, "teacher", val, "model", deadline)
 
 def distil(student: nn.Module, train: ImageData, test: ImageData, config: TrainConfig, arm: Arm, targets: Tensor | None = None,
-           teacher: nn.Module | None = None, checkpoint=None, progress: bool = True, val: ImageData | None = None,
+           teacher: nn.Module | None = None, checkpoint=None, progress: bool | str = True, val: ImageData | None = None,
            deadline: float | None = None) -> History:
     """Train `student` on the transfer set `train` as `arm` says, scored as in `train_teacher`. `targets`: the
     teacher's logits on `train` (`teacher_logits`), row i for sample i; `teacher`: run online on each batch when
-    `config.augment`, else used to compute missing targets ('hard' needs neither). `checkpoint` and `deadline` as
-    in `train_teacher`. Returns the `History`."""
+    `config.augment`, else used to compute missing targets ('hard' needs neither). `checkpoint`, `deadline` and
+    `progress` as in `train_teacher`. Returns the `History`."""
     _check_common(student, train, test, config, checkpoint, progress, "student", val)
     if not isinstance(arm, Arm): raise ValueError(f"arm must be an Arm, got {type(arm).__name__}")
     targets = _resolve_targets([arm], config, train, targets, teacher)
@@ -816,12 +831,12 @@ def _fit_many(students, train, test, configs, arms, targets, teacher, checkpoint
 
 # %% ../nbs/05_training.ipynb #5b56123e
 def distil_many(students: list, train: ImageData, test: ImageData, config, arms, targets: Tensor | None = None,
-                teacher: nn.Module | None = None, checkpoint=None, progress: bool = True, val: ImageData | None = None,
+                teacher: nn.Module | None = None, checkpoint=None, progress: bool | str = True, val: ImageData | None = None,
                 deadline: float | None = None) -> list[History]:
     """Train K `students` of one architecture together (vmapped), each as `distil` would alone, with its own arm
     (`arms`: one `Arm` or a list of K) and lr, momentum, weight decay and clip (`config`: one `TrainConfig` or K that
     differ in nothing else); dropout masks differ from `distil`'s, buffers (BatchNorm) are refused, `compile` unused.
-    `checkpoint` (one file) and `deadline` as in `distil`. Trains in place; returns the `History`s, in order."""
+    `checkpoint` (one file), `deadline` and `progress` as in `distil`. Trains in place; returns the `History`s, in order."""
     students, configs, arms = _check_group(students, config, arms)
     _check_common(students[0], train, test, configs[0], checkpoint, progress, "students", val)
     targets = _resolve_targets(arms, configs[0], train, targets, teacher)
