@@ -15,10 +15,10 @@ from pathlib import Path
 
 from .data import DATASETS, DataNotFoundError, save_atomic, write_atomic
 from .training import BudgetReached
-from noisy_teachers.experiments import (
-    NothingToPlot, TeacherGapWarning, arm_specs, comparisons, format_comparisons, format_study, format_table, get_config, load_records,
-    noise_benefit_study, plot_alpha, plot_curves, plot_sigma, plot_study, run_benchmark, study_gains, summarize,
-    unique_records)
+from .experiments import (
+    NothingToPlot, TeacherGapWarning, arm_specs, comparisons, format_comparisons, format_study, format_table, get_config,
+    load_records, noise_benefit_study, plot_alpha, plot_curves, plot_sigma, plot_study, run_benchmark, study_gains)
+from .experiments import summarize, unique_records
 
 # %% ../nbs/07_cli.ipynb #151b6eea
 def _int_from(low: int):

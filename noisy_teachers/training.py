@@ -598,7 +598,7 @@ def _fit(model, train, test, config, arm, targets, teacher, checkpoint, progress
                     tally.add(loss, clipped, len(idx))
                     bar.update()
                 _record([history], [model], tally.read(n, steps), [opt.param_groups[0]["lr"]], test, val, config.eval_batch_size)
-                bar.set_postfix(epoch=epoch + 1, loss=f"{history.train_loss[-1]:.4g}", test_error=f"{100 * history.test_error[-1]:.2f}%")
+                bar.set_postfix(epoch=f"{epoch + 1}/{config.epochs}", loss=f"{history.train_loss[-1]:.4g}", test_error=f"{100 * history.test_error[-1]:.2f}%")
                 if path is not None: _save_checkpoint(path, _single_state(epoch, model, opt, sched, history, config, arm, n), gens, device)
                 _check_budget(deadline, epoch, config.epochs, path)
     return history
@@ -823,7 +823,7 @@ def _fit_many(students, train, test, configs, arms, targets, teacher, checkpoint
                 _unstack(params, students)                                                # the students get their weights
                 _record(histories, students, epoch_sums, [c.lr * lr_factor(config.schedule, t, total) for c in configs], test, val,
                         config.eval_batch_size)
-                bar.set_postfix(epoch=epoch + 1, test_error=" ".join(f"{100 * h.test_error[-1]:.1f}%" for h in histories))
+                bar.set_postfix(epoch=f"{epoch + 1}/{config.epochs}", test_error=" ".join(f"{100 * h.test_error[-1]:.1f}%" for h in histories))
                 if path is not None: _save_checkpoint(path, _group_state(epoch, t, params, momentum, histories, configs, arms, n), gens, device)
                 _check_budget(deadline, epoch, config.epochs, path)
     if start >= config.epochs: _unstack(params, students)       # nothing ran: the students get the checkpoint's weights
