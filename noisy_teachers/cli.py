@@ -14,7 +14,7 @@ import warnings
 from pathlib import Path
 
 from .data import DATASETS, DataNotFoundError, save_atomic, write_atomic
-from .training import BudgetReached
+from .training import BudgetReached, get_device
 from .experiments import (
     NothingToPlot, TeacherGapWarning, arm_specs, comparisons, format_comparisons, format_study, format_table, get_config,
     load_records, noise_benefit_study, plot_alpha, plot_curves, plot_sigma, plot_study, run_benchmark, study_gains)
@@ -92,6 +92,12 @@ class _OneLineParser(argparse.ArgumentParser):
     "argparse, but a usage error is one line (the usage itself is in --help)."
     def error(self, message):
         self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+# %% ../nbs/07_cli.ipynb #7df59bfa
+def _device_here(parser: argparse.ArgumentParser, device: str | None):
+    "The torch device `device` names on this machine (`training.get_device`), else a parser error naming --device."
+    try: return get_device(device)
+    except ValueError as e: parser.error(f"argument --device: {e}")
 
 # %% ../nbs/07_cli.ipynb #c86f437f
 def _add_demo(sub) -> argparse.ArgumentParser:

@@ -50,7 +50,7 @@ from torch.utils.data import DataLoader, TensorDataset
 
 from noisy_teachers import models
 from noisy_teachers.data import ImageData, load_dataset, subset, write_atomic
-from noisy_teachers.training import Arm, TrainConfig, distil, distil_many, get_device, train_teacher
+from noisy_teachers.training import Arm, TrainConfig, distil, distil_many, train_teacher
 
 BATCH = 128
 LR = 0.001   # timing only: small enough that no L2 student diverges on stand-in targets or synthetic images
@@ -299,7 +299,7 @@ def part_c(args, results):
 
 
 def main(argv=None):
-    from noisy_teachers.cli import _OneLineParser, _device, _positive_int
+    from noisy_teachers.cli import _OneLineParser, _device, _device_here, _positive_int
     p = _OneLineParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--device", type=_device, default=None, metavar="D",
                    help="device for part (b): cpu, cuda, cuda:<i> or mps (default: CUDA if available, then MPS, then the CPU)")
@@ -319,8 +319,7 @@ def main(argv=None):
     args = p.parse_args(argv)
     if args.threads is not None:
         torch.set_num_threads(args.threads)
-    try: device = get_device(args.device)             # cuda without a GPU, a GPU index past the last one, ...
-    except ValueError as e: p.error(f"argument --device: {e}")
+    device = _device_here(p, args.device)            # cuda without a GPU, a GPU index past the last one, ...
     results = dict(command=" ".join([Path(sys.argv[0]).name] + (argv if argv is not None else sys.argv[1:])),
                    torch=torch.__version__, python=platform.python_version(), machine=platform.machine(),
                    cpu_count=os.cpu_count(), time=time.strftime("%Y-%m-%d %H:%M:%S"))

@@ -126,8 +126,7 @@ def unpack(src: Path, out: Path):
 
 
 def main(argv=None):
-    from noisy_teachers.cli import _OneLineParser, _device, _folder, _positive_number
-    from noisy_teachers.training import get_device
+    from noisy_teachers.cli import _OneLineParser, _device_here, _device, _folder, _positive_number
     names = [s for s, _, _ in STEPS]
     p = _OneLineParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("out", type=_folder, metavar="OUT", help="output folder: OUT/<step>/ for each step (created if missing)")
@@ -152,8 +151,7 @@ def main(argv=None):
         import torch
         torch.set_num_threads(1)
         args.device = args.device or "cpu"
-    try: get_device(args.device)                      # cuda without a GPU, a GPU index past the last one, ...
-    except ValueError as e: p.error(f"argument --device: {e}")
+    _device_here(p, args.device)                     # cuda without a GPU, a GPU index past the last one, ...
     args.out.mkdir(parents=True, exist_ok=True)
     if args.carry: unpack(args.carry, args.out)
     deadline = time.time() + 60 * (args.budget_minutes if args.budget_minutes is not None else 1e9)

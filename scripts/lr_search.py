@@ -151,8 +151,7 @@ def _device_or_auto(text: str) -> str:
 
 
 def main(argv=None):
-    from noisy_teachers.cli import _OneLineParser, _folder, _non_negative_int, _positive_int, _positive_number
-    from noisy_teachers.training import get_device
+    from noisy_teachers.cli import _OneLineParser, _device_here, _folder, _non_negative_int, _positive_int, _positive_number
     p = _OneLineParser(description=__doc__.split("\n")[0])
     p.add_argument("benchmark", choices=DATASETS)
     p.add_argument("--data-root", default=None, metavar="DIR", help="folder holding the data set (default: $NOISY_TEACHERS_DATA)")
@@ -171,8 +170,7 @@ def main(argv=None):
     p.add_argument("--report", action="store_true", help="only write OUT/<benchmark>.md and .png from the records")
     a = p.parse_args(argv)
     if a.report: return report(a.out / f"{a.benchmark}.jsonl")
-    try: get_device(a.device)                         # cuda without a GPU, a GPU index past the last one, ...
-    except ValueError as e: p.error(f"argument --device: {e}")
+    _device_here(p, a.device)                        # cuda without a GPU, a GPU index past the last one, ...
     torch.set_num_threads(a.threads)
     deadline = None if a.budget_minutes is None else time.time() + 60 * a.budget_minutes
     try:
