@@ -178,7 +178,8 @@ def build_parser() -> argparse.ArgumentParser:
         description="Distilling knowledge from noisy teachers (Sau & Balasubramanian, 2016): demo, "
                     "reproduction of the paper's benchmarks, and the when-does-it-help study.")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for add in (_add_demo, _add_reproduce, _add_study, _add_summarize): add(sub)
+    for add in (_add_demo, _add_reproduce, _add_study, _add_summarize):
+        cmd = add(sub); cmd.set_defaults(command_parser=cmd)   # errors found after parsing point at the command's --help
     return p
 
 # %% ../nbs/07_cli.ipynb #4e92bc1a
@@ -192,8 +193,9 @@ def _save(fig, path: Path) -> Path:
 _PLOTS = {"sigma": "sigma.png", "alpha": "alpha.png", "curves": "curves.png"}
 _HOW_TO_READ = """## How to read these tables
 
-- *test error %*, *best epoch %*: mean ± standard deviation over the n seeds, in percent of the test set; *test error*
-  at the last epoch, *best epoch* the lowest of any epoch (picked on test: optimistic, for reading the curves only).
+- *test error %*, *val-picked %*: mean ± standard deviation over the n seeds, in percent of the test set; *test error*
+  at the last epoch, *val-picked* at the epoch whose validation error is lowest (early stopping, the epoch chosen on
+  validation; "—": no validation split).
 - *val error %*: the mean over the seeds at the last epoch, in percent of the validation images held out of the
   training set, on which learning rates and the reported noisy teacher are chosen ("—": no validation split).
 - *σ*: the standard deviation of the noise ξ; *α*: the probability that a sample's logits are perturbed
@@ -387,7 +389,7 @@ def main(argv=None) -> int:
         with warnings.catch_warnings():
             warnings.simplefilter("always")                 # every warning of this command, each on one line
             warnings.simplefilter("ignore", TeacherGapWarning)  # but the weak-teacher one: its banner has said it
-            return _run(args, parser)
+            return _run(args, args.command_parser)
     except (ValueError, OSError, BudgetReached, FloatingPointError, KeyboardInterrupt) as e:   # what a user can fix
         return _user_error(e, args)
     finally: warnings.formatwarning = fmt

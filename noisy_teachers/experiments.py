@@ -5,12 +5,12 @@
 # %% auto #0
 __all__ = ['VARIANTS', 'patch', 'BenchmarkConfig', 'get_config', 'chosen_learning_rates', 'Targets', 'ArmSpec', 'noisy_arm_name',
            'arm_specs', 'select_arms', 'teacher_names', 'append_records', 'append_record', 'load_records', 'record_key',
-           'unique_records', 'TeacherGapWarning', 'teacher_gap_ok', 'library_versions', 'Record', 'FolderBusyError',
-           'folder_lock', 'save_teacher', 'load_teacher', 'Run', 'arm_groups', 'run_seed', 'run_benchmark',
-           'paired_stats', 'holm', 'summarize', 'paired_gain', 'best_noisy', 'comparisons', 'quantum_note',
-           'format_table', 'format_comparisons', 'verify_run', 'seconds_per_image', 'protocol_hours', 'NothingToPlot',
-           'plot_sigma', 'plot_alpha', 'plot_curves', 'study_specs', 'study_transfer', 'noise_benefit_study',
-           'study_gains', 'format_study', 'plot_study']
+           'unique_records', 'TeacherGapWarning', 'teacher_gap_ok', 'val_picked_error', 'library_versions', 'Record',
+           'FolderBusyError', 'folder_lock', 'save_teacher', 'load_teacher', 'Run', 'arm_groups', 'run_seed',
+           'run_benchmark', 'paired_stats', 'holm', 'summarize', 'paired_gain', 'best_noisy', 'comparisons',
+           'quantum_note', 'format_table', 'format_comparisons', 'verify_run', 'seconds_per_image', 'protocol_hours',
+           'NothingToPlot', 'plot_sigma', 'plot_alpha', 'plot_curves', 'study_specs', 'study_transfer',
+           'noise_benefit_study', 'study_gains', 'format_study', 'plot_study']
 
 # %% ../nbs/06_experiments.ipynb #70c5d6c7
 import hashlib, json, math, os, platform, sys, time, warnings
@@ -393,11 +393,17 @@ def teacher_gap_ok(teacher_error: float, student_error: float, min_gap: float = 
 
 # %% ../nbs/06_experiments.ipynb #4b55af2d
 def _metrics(history: dict) -> dict:
-    "A record's metrics: final and best test error, final validation error, the mean fraction of clipped steps, the history."
+    "A record's metrics: final test error and loss, final validation error, the mean fraction of clipped steps, the history."
     last = lambda k: float(history[k][-1]) if history.get(k) else math.nan
-    e, clip = [float(x) for x in history["test_error"]], history.get("clip_fraction") or [0.0]
-    return dict(final_error=last("test_error"), best_error=min(e) if e else math.nan, final_test_loss=last("test_loss"),
-                val_error=last("val_error"), clip_fraction=float(np.mean(clip)), history=history)
+    clip = history.get("clip_fraction") or [0.0]
+    return dict(final_error=last("test_error"), final_test_loss=last("test_loss"), val_error=last("val_error"),
+                clip_fraction=float(np.mean(clip)), history=history)
+
+def val_picked_error(history: dict) -> float:
+    """The test error at the epoch whose validation error is lowest (the first such epoch): an early-stopping answer
+    with the epoch chosen on validation, never on test. NaN without a validation curve of one entry per epoch."""
+    val, test = history.get("val_error") or [], history.get("test_error") or []
+    return float(test[int(np.argmin(val))]) if val and len(val) == len(test) else math.nan
 
 # %% ../nbs/06_experiments.ipynb #33147ef6
 def library_versions() -> dict:
@@ -446,7 +452,7 @@ class Record:
     epochs: int = _ABSENT           # a student arm: its TrainConfig's epochs and learning rate
     lr: float = _ABSENT
     diverged: str | None = _ABSENT  # a student arm: None, or why its training stopped (its errors are then NaN)
-    metrics: dict                   # `_metrics`: final_error, best_error, final_test_loss, val_error, clip_fraction, history
+    metrics: dict                   # `_metrics`: final_error, final_test_loss, val_error, clip_fraction, history
     wall_s: float                   # seconds of training (a group's time over its size)
     device: str
     versions: dict                  # `library_versions()`
@@ -475,9 +481,12 @@ class FolderBusyError(ValueError):
     "Another run holds the output folder's lock."
 
 @contextmanager
-def folder_lock(out_dir):
-    "Hold the exclusive lock of the run folder `out_dir` (created if missing); `FolderBusyError` if another run holds it."
-    out = _out_folder(out_dir)
+def folder_lock(out_dir, new: bool | None = None):
+    """Hold the exclusive lock of the run folder `out_dir` (created if missing); `FolderBusyError` if another run holds
+    it. A `new` folder (default: one this call creates) that nothing was written to (the data were missing, say) is
+    removed again."""
+    if new is None: new = isinstance(out_dir, (str, os.PathLike)) and not os.path.isdir(out_dir)
+    out, locked = _out_folder(out_dir), False
     fd = os.open(out / ".lock", os.O_RDWR | os.O_CREAT, 0o666)
     try:
         try: _lock_fd(fd, wait=False)
@@ -485,9 +494,16 @@ def folder_lock(out_dir):
             who = os.pread(fd, 200, 0).decode(errors="replace").strip() or "another process"
             raise FolderBusyError(f"out_dir {out} is in use by another run ({who}); wait for it to finish "
                                   "or choose another output folder") from None
+        locked = True
         os.ftruncate(fd, 0); os.pwrite(fd, f"pid {os.getpid()}, started {time.strftime('%Y-%m-%d %H:%M:%S')}".encode(), 0)
         yield out
-    finally: os.close(fd)
+    finally:
+        empty = locked and new and [p.name for p in out.iterdir()] == [".lock"]
+        if empty: (out / ".lock").unlink()                               # while still locked: no other run holds it
+        os.close(fd)
+        if empty:
+            try: out.rmdir()                                             # unless a file appeared meanwhile
+            except OSError: pass
 
 # %% ../nbs/06_experiments.ipynb #92fd5216
 def save_teacher(path, model, history: dict, wall_s: float, identity: dict) -> str:
@@ -530,6 +546,7 @@ class Run:
         if not isinstance(download, bool): raise ValueError(f"download must be True or False, got {download!r}")
         self.c, self.root, self.download, self.write = config, data_root, download, write
         self.bars, self.lines = progress is True, progress == "lines"
+        self._new = isinstance(out_dir, (str, os.PathLike)) and not os.path.isdir(out_dir)   # removed if left empty
         self.device, self.out = get_device(device), _out_folder(out_dir)
         self.path, self.cache = self.out / results_name, self.out / "cache"
         self.ckpt = self.out / "checkpoints" / f"{config.name}-{config.variant}-{config.key}"
@@ -543,7 +560,7 @@ class Run:
 def __enter__(self: Run):
     "Take the folder's lock, sweep what a killed run left behind, read this configuration's records once (when writing)."
     if not self.write: return self
-    self._lock = folder_lock(self.out)
+    self._lock = folder_lock(self.out, new=self._new)
     self._lock.__enter__()
     sweep_stale_temporaries(self.out, recursive=True)
     self.records = [r for r in unique_records(load_records(self.path)) if r.get("config_key") == self.c.key]
@@ -814,8 +831,8 @@ def _mean_std(xs) -> tuple:
 
 def summarize(records) -> list:
     """One row per (benchmark, variant, transfer_size, arm), in order of first appearance: the arm's kind, groups,
-    sigma, alpha; n and the seeds; mean and sample std (NaN for n = 1) of the final (`error_*`) and best epoch's
-    (`best_*`) test error; the mean validation error (`val_mean`, NaN without one), the largest fraction of clipped
+    sigma, alpha; n and the seeds; mean and sample std (NaN for n = 1) of the final (`error_*`) and the
+    validation-picked epoch's (`picked_*`, `val_picked_error`; NaN without a validation curve) test error; the mean validation error (`val_mean`, NaN without one), the largest fraction of clipped
     steps (`clip_max`), `n_test` (None if unknown), the mean wall time, whether every seed passed the teacher check."""
     groups = defaultdict(list)
     for r in unique_records(records): groups[(r["benchmark"], r["variant"], r.get("transfer_size"), r["arm"])].append(r)
@@ -823,11 +840,11 @@ def summarize(records) -> list:
     for (b, v, n_tr, arm), rs in groups.items():
         rs = sorted(rs, key=lambda r: r["seed"])
         fm, fs = _mean_std([r["metrics"]["final_error"] for r in rs])
-        bm, bs = _mean_std([r["metrics"]["best_error"] for r in rs])
+        pm, ps = _mean_std([val_picked_error(r["metrics"].get("history", {})) for r in rs])
         r0 = rs[0]
         rows.append(dict(benchmark=b, variant=v, arm=arm, kind=r0["kind"], groups=list(r0.get("groups", [])),
                          sigma=r0.get("sigma"), alpha=r0.get("alpha"), transfer_size=n_tr, n=len(rs),
-                         seeds=[r["seed"] for r in rs], error_mean=fm, error_std=fs, best_mean=bm, best_std=bs,
+                         seeds=[r["seed"] for r in rs], error_mean=fm, error_std=fs, picked_mean=pm, picked_std=ps,
                          val_mean=float(np.mean([r["metrics"].get("val_error", math.nan) for r in rs])),
                          clip_max=max(r["metrics"].get("clip_fraction", math.nan) for r in rs), n_test=r0.get("n_test"),
                          wall_mean=float(np.mean([r["wall_s"] for r in rs])),
@@ -921,8 +938,8 @@ def format_table(rows, markdown: bool = True) -> str:
         body.append([bench, r["arm"] + ("" if r["teacher_gap_ok"] else " ⚠"), f"{r['sigma']:g}" if noisy else "",
                      f"{r['alpha']:g}" if noisy else "", _pm(r["error_mean"], r["error_std"]),
                      _pm(r.get("val_mean", math.nan), None).replace("nan", "—"), "—" if not math.isfinite(clip) else f"{clip:.2f}",
-                     _pm(r["best_mean"], r["best_std"]), str(r["n"]), f"{r['wall_mean']:.1f}"])
-    text = _table(["benchmark", "arm", "σ", "α", "test error %", "val error %", "clipped", "best epoch %", "n", "s/run"],
+                     _pm(r["picked_mean"], r["picked_std"]).replace("nan", "—"), str(r["n"]), f"{r['wall_mean']:.1f}"])
+    text = _table(["benchmark", "arm", "σ", "α", "test error %", "val error %", "clipped", "val-picked %", "n", "s/run"],
                   body, markdown)
     notes = sorted({quantum_note(r.get("n_test")) for r in rows} - {""})
     if notes: text += "\n\n" + "; ".join(notes) + "."
