@@ -40,24 +40,31 @@ def channel_stats(images: Tensor) -> tuple[Tensor, Tensor]:
     return torch.stack(mean).float(), torch.stack(std).float()
 
 # %% ../nbs/03_data.ipynb #85f46464
-def _checked_stats(x, y, mean, std, classes) -> tuple[Tensor, Tensor]:
-    "Check the fields of a split (labels one per class, std > 0); return `mean` and `std` as float32 on x's device."
+def _checked_stats(x, y, mean, std, classes) -> tuple[Tensor, Tensor, Tensor]:
+    """Check the fields of a split (labels one per class, std > 0); return the labels as int64 (any integer dtype is
+    taken, uint8 from `read_idx` say), and `mean` and `std` (numbers or sequences too) as float32 on x's device."""
     if not (isinstance(x, Tensor) and x.dtype == torch.uint8 and x.ndim == 4):
         raise ValueError(f"images must be a uint8 tensor (N, C, H, W), got {_describe(x)}")
-    if not (isinstance(y, Tensor) and y.dtype == torch.int64 and tuple(y.shape) == (len(x),)):
-        raise ValueError(f"labels must be an int64 tensor of shape ({len(x)},), got {_describe(y)}")
+    if not (isinstance(y, Tensor) and not (y.is_floating_point() or y.is_complex() or y.dtype == torch.bool)
+            and tuple(y.shape) == (len(x),)):
+        raise ValueError(f"labels must be an integer tensor of shape ({len(x)},), got {_describe(y)}")
     if y.device != x.device: raise ValueError(f"labels must be on the images' device {x.device}, got {y.device}")
     mean, std = (torch.as_tensor(v, dtype=torch.float32).to(x.device) for v in (mean, std))
+    mean, std = (v.reshape(1) if v.ndim == 0 else v for v in (mean, std))       # a number: one channel
+    if mean.shape != (x.shape[1],) and mean.shape == (x.shape[-1],):
+        raise ValueError(f"images must be (N, C, H, W) with the {len(mean)} channels of mean and std; {tuple(x.shape)} looks "
+                         "like (N, H, W, C): pass images.permute(0, 3, 1, 2)")
     for v, what in ((mean, "mean"), (std, "std")): check_tensor(v, what, (x.shape[1],))
     if not bool((std > 0).all()): raise ValueError(f"std must be > 0, got {std.tolist()}")
     if len(y) and not (0 <= int(y.min()) and int(y.max()) < len(classes)):
         raise ValueError(f"labels must lie in [0, {len(classes)}) (one per class in classes)")
-    return mean, std
+    return y.long(), mean, std
 
 # %% ../nbs/03_data.ipynb #826e2cd7
 @dataclass(repr=False, eq=False)
 class ImageData:
-    "One split in memory: uint8 `images` (N, C, H, W), int64 `labels` (N,), and the TRAINING split's per-channel `mean`, `std` ([0, 1] scale)."
+    """One split in memory: uint8 `images` (N, C, H, W), integer `labels` (N,) (kept as int64), and the TRAINING
+    split's per-channel `mean`, `std` ([0, 1] scale; tensors, sequences or, for one channel, numbers)."""
     images: Tensor
     labels: Tensor
     mean: Tensor
@@ -67,7 +74,7 @@ class ImageData:
 
     def __post_init__(self):
         self.classes = [str(c) for c in self.classes]
-        self.mean, self.std = _checked_stats(self.images, self.labels, self.mean, self.std, self.classes)
+        self.labels, self.mean, self.std = _checked_stats(self.images, self.labels, self.mean, self.std, self.classes)
 
     def __len__(self): return len(self.images)
     def __repr__(self):

@@ -4,8 +4,8 @@
 
 # %% auto #0
 __all__ = ['SCHEDULES', 'ARM_KINDS', 'get_device', 'lr_factor', 'TrainConfig', 'Arm', 'arm_loss', 'evaluate', 'History',
-           'plot_histories', 'state_sha256', 'fingerprint', 'teacher_logits', 'BudgetReached', 'train_teacher',
-           'distil', 'distil_many']
+           'plot_histories', 'state_sha256', 'fingerprint', 'teacher_logits', 'BudgetReached', 'learns_from_sha256',
+           'train_teacher', 'distil', 'distil_many']
 
 # %% ../nbs/05_training.ipynb #169ed61f
 import contextlib, copy, dataclasses, hashlib, math, os, sys, time, warnings
@@ -134,11 +134,12 @@ class Arm:
 # %% ../nbs/05_training.ipynb #408079a6
 def arm_loss(arm: Arm, student_logits: Tensor, labels: Tensor | None = None, teacher_logits: Tensor | None = None,
              generator: torch.Generator | None = None) -> Tensor:
-    """The loss of `arm` on one mini-batch: `student_logits` (T, n), integer `labels` (T,) (for 'hard' and 'kd'),
+    """The loss of `arm` on one mini-batch: `student_logits` (T, n), integer `labels` (T,) (for 'hard', and 'kd' unless
+    its `kd_weight` is 1),
     `teacher_logits` (T, n) (for every kind but 'hard'); `generator` draws the noise of 'noisy' / 'student_noise'
     (each call draws fresh noise). Returns a scalar tensor."""
     k = arm.kind
-    if k in ("hard", "kd") and labels is None: raise ValueError(f"labels: arm kind {k!r} needs the labels, got None")
+    if (k == "hard" or (k == "kd" and arm.kd_weight < 1)) and labels is None: raise ValueError(f"labels: arm kind {k!r} needs the labels, got None")
     if k != "hard" and teacher_logits is None: raise ValueError(f"teacher_logits: arm kind {k!r} needs the teacher's logits, got None")
     if k == "hard": return hard_label_loss(student_logits, labels)
     if k == "l2": return logit_regression_loss(student_logits, teacher_logits)
@@ -146,13 +147,14 @@ def arm_loss(arm: Arm, student_logits: Tensor, labels: Tensor | None = None, tea
         return logit_regression_loss(student_logits, perturb_logits(teacher_logits, arm.sigma, arm.alpha, arm.mu, generator))
     if k == "student_noise":
         return logit_regression_loss(perturb_logits(student_logits, arm.sigma, arm.alpha, arm.mu, generator), teacher_logits)
-    check_logits(student_logits, "student_logits", teacher_logits=teacher_logits)
+    T, n = check_logits(student_logits, "student_logits", teacher_logits=teacher_logits).shape
+    if arm.kd_weight < 1: check_tensor(labels, "labels", (T,), dtype="integer", lo=0, hi=n - 1)   # as hard_label_loss
     return _kd_loss(arm, student_logits, labels, teacher_logits)
 
 def _kd_loss(arm: Arm, g: Tensor, y: Tensor, z: Tensor) -> Tensor:
     "The 'kd' arm's loss, unchecked: w · (Hinton's soft term) + (1 − w) · cross-entropy with the labels."
     soft = _soft_target(g, z, arm.temperature)
-    return soft if arm.kd_weight == 1 else arm.kd_weight * soft + (1 - arm.kd_weight) * F.cross_entropy(g, y)
+    return soft if arm.kd_weight == 1 else arm.kd_weight * soft + (1 - arm.kd_weight) * F.cross_entropy(g, y.long())
 
 # %% ../nbs/05_training.ipynb #01458df9
 def _model_device(model: nn.Module) -> torch.device:
@@ -336,7 +338,8 @@ def _cached_logits(path: Path, fp: str, n: int, n_classes: int) -> Tensor | None
 def teacher_logits(teacher: nn.Module, data: ImageData, batch_size: int = 1024, cache_dir=None) -> Tensor:
     """The `teacher`'s logits on every sample of `data`: a float32 CPU tensor (N, n_classes), row i for sample i,
     computed in eval mode on the teacher's device. With `cache_dir` (a folder, created if need be) they are saved as
-    `teacher-logits-<fingerprint>.pt` with their SHA-256 and read back later; a cache that is damaged, of the wrong
+    `teacher-logits-<fingerprint>.pt` with their SHA-256 and read back later (`fingerprint`: the teacher's printed
+    architecture and weights, and the data; a change to its `forward` that neither shows needs another `cache_dir`); a cache that is damaged, of the wrong
     shape or dtype, not finite or fails its hash is recomputed, with a warning naming the file."""
     _check_model(teacher, "teacher"); _check_data(data, "data")
     batch_size = check_number(batch_size, "batch_size", 1, integer=True)
@@ -472,8 +475,17 @@ def _save_checkpoint(path: Path, state: dict, gens: dict, device: torch.device):
     state["sha256"] = state_sha256({k: state[k] for k in _HASHED if k in state})
     save_atomic(state, path)
 
+def _set_aside(path: Path) -> Path:
+    "Move the file `path` to the first free name `<name>.untrusted`, `<name>.untrusted.1`, ... beside it; returns that."
+    aside, k = path.with_name(path.name + ".untrusted"), 0
+    while aside.exists(): k += 1; aside = path.with_name(f"{path.name}.untrusted.{k}")
+    os.replace(path, aside)
+    return aside
+
 def _load_checkpoint(path: Path | None) -> dict | None:
-    "The checkpoint in `path`; None if there is none, or (with a warning naming the file) if it cannot be trusted."
+    """The checkpoint in `path`; None if there is none, or if it cannot be trusted: then the file is moved aside
+    (`_set_aside`: a file this library did not write, your own saved weights say, is never overwritten), with a
+    warning naming both."""
     if path is None or not path.is_file(): return None
     try: state = safe_load(path)
     except (CorruptFileError, UnsafeFileError) as e: why = f"is unreadable or truncated ({type(e).__name__})"
@@ -483,15 +495,21 @@ def _load_checkpoint(path: Path | None) -> dict | None:
         elif state_sha256({k: state[k] for k in _HASHED if k in state}) != state["sha256"]:
             why = "fails its sha256 (its weights or optimizer state changed after writing)"
         else: return state
-    warnings.warn(f"checkpoint {path} {why}; starting the run afresh (it will be overwritten)")
+    warnings.warn(f"checkpoint {path} {why}; moved to {_set_aside(path).name}, starting the run afresh")
     return None
 
 # %% ../nbs/05_training.ipynb #4999aa72
 _RESUME_FIELDS = ("batch_size", "lr", "momentum", "weight_decay", "schedule", "clip_grad_norm", "seed", "augment",
                   "augment_pad", "augment_flip", "amp")
 
-def _check_resume(state: dict, run: str, configs: list, arms: list, n: int, path: Path, device: torch.device):
-    "A ValueError if the checkpoint `state` was written by a run with other settings than these `configs` and `arms`."
+def learns_from_sha256(train: ImageData, targets: Tensor | None = None) -> str:
+    "The SHA-256 of what a run learns from: the training images and labels, and the teacher's `targets` if given."
+    return state_sha256(dict(images=train.images, labels=train.labels, **({} if targets is None else dict(targets=targets))))
+
+def _check_resume(state: dict, run: str, configs: list, arms: list, n: int, path: Path, device: torch.device,
+                  data_sha256: str | None = None):
+    """A ValueError if the checkpoint `state` was written by a run with other settings than these `configs` and
+    `arms`, or (when both know it) on other data or targets than `data_sha256` (`learns_from_sha256`)."""
     if state.get("device_type", "cpu") != ("cuda" if device.type == "cuda" else "cpu"):
         raise ValueError(f"checkpoint {path} holds random-generator states of a {state.get('device_type')} run; "
                          f"resume it on the same kind of device (device={device.type!r} now)")
@@ -506,6 +524,8 @@ def _check_resume(state: dict, run: str, configs: list, arms: list, n: int, path
             diff += [f"{who}{k}: {oc.get(k)!r} -> {getattr(c, k)!r}" for k in _RESUME_FIELDS if oc.get(k) != getattr(c, k)]
             if oa != dataclasses.asdict(a): diff.append(f"{who}arm: {oa} -> {dataclasses.asdict(a)}")
     if state.get("n_train") != n: diff.append(f"transfer set size: {state.get('n_train')} -> {n}")
+    elif None not in (state.get("data_sha256"), data_sha256) and state["data_sha256"] != data_sha256:
+        diff.append("other training images, labels or teacher targets")
     if diff:
         raise ValueError(f"checkpoint {path} was written by a different run ({'; '.join(diff)}); "
                          "use another checkpoint path or the same settings (only epochs may change)")
@@ -514,17 +534,26 @@ def _check_resume(state: dict, run: str, configs: list, arms: list, n: int, path
                       "requested; returning it unchanged")
 
 # %% ../nbs/05_training.ipynb #82eb5ff4
-def _single_state(epoch: int, model, opt, sched, history: History, config: TrainConfig, arm: Arm, n: int) -> dict:
+def _single_state(epoch: int, model, opt, sched, history: History, config: TrainConfig, arm: Arm, n: int,
+                  data_sha256: str | None = None) -> dict:
     "A single run's checkpoint after `epoch` (0-based); `_save_checkpoint` adds the random streams and the hash."
     return dict(epoch=epoch + 1, model=model.state_dict(), optimizer=opt.state_dict(), scheduler=sched.state_dict(),
                 history=history.to_dict(), run="single", config=dataclasses.asdict(config), arm=dataclasses.asdict(arm),
-                n_train=n)
+                n_train=n, data_sha256=data_sha256)
 
-def _resume(path, model, opt, sched, gens, device, config, arm, n, total) -> tuple[History, int] | None:
+def _load_weights(path: Path, load):
+    "Run `load()` (a `load_state_dict`, copies of tensors); a ValueError naming `path` if the shapes or names differ."
+    try: load()
+    except (RuntimeError, KeyError) as e:
+        raise ValueError(f"checkpoint {path} holds another model's weights ({str(e).strip().splitlines()[0][:200]}); "
+                         "use another checkpoint path for another model") from None
+
+def _resume(path, model, opt, sched, gens, device, config, arm, n, total, data_sha256=None) -> tuple[History, int] | None:
     "Restore a single run from its checkpoint in `path`: (its History, the epochs done), or None to start afresh."
     if (state := _load_checkpoint(path)) is None: return None
-    _check_resume(state, "single", [config], [arm], n, path, device)
-    for obj, key in ((model, "model"), (opt, "optimizer"), (sched, "scheduler")): obj.load_state_dict(state[key])
+    _check_resume(state, "single", [config], [arm], n, path, device, data_sha256)
+    _load_weights(path, lambda: model.load_state_dict(state["model"]))
+    for obj, key in ((opt, "optimizer"), (sched, "scheduler")): obj.load_state_dict(state[key])
     _set_rng_state(state, gens, device)
     for group, base in zip(opt.param_groups, sched.base_lrs):   # the schedule of the requested run length
         group["lr"] = base * lr_factor(config.schedule, sched.last_epoch, total)
@@ -578,8 +607,9 @@ def _fit(model, train, test, config, arm, targets, teacher, checkpoint, progress
     params = [p for p in model.parameters() if p.requires_grad]
     gens, dropout_seed = _generators(config.seed, device)
     path = None if checkpoint is None else Path(checkpoint)
+    data = None if path is None else learns_from_sha256(train, targets)
     with _dropout_rng(dropout_seed, device):
-        history, start = _resume(path, model, opt, sched, gens, device, config, arm, n, total) or (History(label=desc), 0)
+        history, start = _resume(path, model, opt, sched, gens, device, config, arm, n, total, data) or (History(label=desc), 0)
         fwd = _compiled(model, config, device)
         with _progress_bar(config.epochs - start, steps, desc, progress) as bar, _eval_mode(online):
             for epoch in range(start, config.epochs):
@@ -599,7 +629,7 @@ def _fit(model, train, test, config, arm, targets, teacher, checkpoint, progress
                     bar.update()
                 _record([history], [model], tally.read(n, steps), [opt.param_groups[0]["lr"]], test, val, config.eval_batch_size)
                 bar.set_postfix(epoch=f"{epoch + 1}/{config.epochs}", loss=f"{history.train_loss[-1]:.4g}", test_error=f"{100 * history.test_error[-1]:.2f}%")
-                if path is not None: _save_checkpoint(path, _single_state(epoch, model, opt, sched, history, config, arm, n), gens, device)
+                if path is not None: _save_checkpoint(path, _single_state(epoch, model, opt, sched, history, config, arm, n, data), gens, device)
                 _check_budget(deadline, epoch, config.epochs, path)
     return history
 
@@ -642,7 +672,9 @@ def train_teacher(model: nn.Module, train: ImageData, test: ImageData, config: T
                   progress: bool | str = True, val: ImageData | None = None, deadline: float | None = None) -> History:
     """Train the teacher `model` on the labels of `train` with cross-entropy, scoring it on `test` (and on the
     validation set `val`, if given) after each epoch. `checkpoint` (a file path) is written after every epoch and
-    resumed from if it exists. `deadline` (a `time.time()` value): stop after the epoch that ends past it, its
+    resumed from if it exists (a run with other settings, data or model is refused; more `epochs` continue with the
+    new length's schedule from the step reached; a file that is not a trusted checkpoint is moved aside, not
+    overwritten). `deadline` (a `time.time()` value): stop after the epoch that ends past it, its
     checkpoint written, by raising `BudgetReached` (the same call again continues). `progress`: True (a bar), False,
     or "lines" (a line per epoch on stderr, for logs). Returns the `History`."""
     _check_common(model, train, test, config, checkpoint, progress, "model", val)
@@ -773,18 +805,25 @@ def _unstack(params: dict, students: list):
         for name, p in s.named_parameters(): p.copy_(params[name][k])
 
 # %% ../nbs/05_training.ipynb #c4c8faba
-def _group_state(epoch: int, t: int, params: dict, momentum: dict, histories: list, configs: list, arms: list, n: int) -> dict:
+def _group_state(epoch: int, t: int, params: dict, momentum: dict, histories: list, configs: list, arms: list, n: int,
+                 data_sha256: str | None = None) -> dict:
     "A group's checkpoint after `epoch` (0-based), at step `t`; `_save_checkpoint` adds the random streams and hash."
     return dict(epoch=epoch + 1, step=t, params={k: p.detach() for k, p in params.items()}, momentum=momentum,
                 history=[h.to_dict() for h in histories], run="group", config=[dataclasses.asdict(c) for c in configs],
-                arm=[dataclasses.asdict(a) for a in arms], n_train=n)
+                arm=[dataclasses.asdict(a) for a in arms], n_train=n, data_sha256=data_sha256)
 
-def _resume_group(path, params, momentum, gens, device, configs, arms, n) -> tuple[list, int, int] | None:
+def _resume_group(path, params, momentum, gens, device, configs, arms, n, data_sha256=None) -> tuple[list, int, int] | None:
     "Restore a group from its checkpoint in `path`: (its Histories, epochs done, steps done), or None to start afresh."
     if (state := _load_checkpoint(path)) is None: return None
-    _check_resume(state, "group", configs, arms, n, path, device)
-    with torch.no_grad():
-        for k in params: params[k].copy_(state["params"][k]); momentum[k].copy_(state["momentum"][k])
+    _check_resume(state, "group", configs, arms, n, path, device, data_sha256)
+    def load():
+        saved = state["params"]
+        if set(params) != set(saved): raise KeyError(f"parameter names differ: {sorted(set(params) ^ set(saved))[:3]}")
+        bad = [k for k in params if params[k].shape != saved[k].shape]
+        if bad: raise RuntimeError(f"size mismatch for {bad[0]}: {tuple(saved[bad[0]].shape)} saved, {tuple(params[bad[0]].shape)} now")
+        with torch.no_grad():
+            for k in params: params[k].copy_(state["params"][k]); momentum[k].copy_(state["momentum"][k])
+    _load_weights(path, load)
     _set_rng_state(state, gens, device)
     return [History.from_dict(h) for h in state["history"]], state["epoch"], state["step"]
 
@@ -801,8 +840,9 @@ def _fit_many(students, train, test, configs, arms, targets, teacher, checkpoint
     hyper, plan, (base, fwd) = _group_hyper(configs, device), _loss_plan(arms, device), _batched_forward(students[0])
     gens, dropout_seed = _generators(config.seed, device)
     path = None if checkpoint is None else Path(checkpoint)
+    data = None if path is None else learns_from_sha256(train, targets)
     with _dropout_rng(dropout_seed, device):
-        histories, start, t = (_resume_group(path, params, momentum, gens, device, configs, arms, n)
+        histories, start, t = (_resume_group(path, params, momentum, gens, device, configs, arms, n, data)
                                or ([History(label=a.name) for a in arms], 0, 0))
         with _progress_bar(config.epochs - start, steps, f"{K} students", progress) as bar, _eval_mode(online):
             for epoch in range(start, config.epochs):
@@ -824,7 +864,7 @@ def _fit_many(students, train, test, configs, arms, targets, teacher, checkpoint
                 _record(histories, students, epoch_sums, [c.lr * lr_factor(config.schedule, t, total) for c in configs], test, val,
                         config.eval_batch_size)
                 bar.set_postfix(epoch=f"{epoch + 1}/{config.epochs}", test_error=" ".join(f"{100 * h.test_error[-1]:.1f}%" for h in histories))
-                if path is not None: _save_checkpoint(path, _group_state(epoch, t, params, momentum, histories, configs, arms, n), gens, device)
+                if path is not None: _save_checkpoint(path, _group_state(epoch, t, params, momentum, histories, configs, arms, n, data), gens, device)
                 _check_budget(deadline, epoch, config.epochs, path)
     if start >= config.epochs: _unstack(params, students)       # nothing ran: the students get the checkpoint's weights
     return histories
