@@ -1043,7 +1043,10 @@ def _finish(fig, ax, title, xlabel, pts, ylabel=None):
     ax.set_title(title, fontsize=10)
     ax.set(xlabel=xlabel, ylabel=ylabel or f"test error (%), mean ± std, n = {max(r['n'] for r in pts)}")
     ax.legend(fontsize=7); ax.grid(alpha=0.3)
-    fig.tight_layout()
+    try: fig.tight_layout()                            # draws the text: a title it cannot typeset fails here
+    except Exception:
+        import matplotlib.pyplot as plt
+        plt.close(fig); raise                          # not left open, to fail again at the notebook's next draw
     return fig
 
 # %% ../nbs/06_experiments.ipynb #9a7e0003

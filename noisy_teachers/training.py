@@ -61,13 +61,14 @@ def lr_factor(schedule: str, step: int, total_steps: int) -> float:
     return 1.0
 
 # %% ../nbs/05_training.ipynb #c4673406
-@dataclass
+@dataclass(frozen=True)
 class TrainConfig:
     """How to train: `epochs` (>= 1) of SGD with `momentum` (in [0, 1)) and `weight_decay` (>= 0), batches of
     `batch_size` (>= 1), learning rate `lr` (> 0) following `schedule` ('cosine', 'step' or 'constant', per step);
     `clip_grad_norm` (None or > 0); `seed` (>= 0) fixes shuffling, noise, augmentation and dropout; `augment`: random
     crops (zero-padded by `augment_pad` pixels) and, if `augment_flip`, flips (students then need the teacher online);
-    `amp` (bf16) and `compile` act on CUDA only; `device` (None: `get_device()`); `eval_batch_size` (>= 1)."""
+    `amp` (bf16) and `compile` act on CUDA only; `device` (None: `get_device()`); `eval_batch_size` (>= 1).
+    Frozen, so every field stays as checked: `dataclasses.replace(config, lr=...)` makes a changed copy."""
     epochs: int = 10
     batch_size: int = 128
     lr: float = 0.01
@@ -86,7 +87,7 @@ class TrainConfig:
 
     def __post_init__(self):
         for name, lo in (("epochs", 1), ("batch_size", 1), ("seed", 0), ("augment_pad", 0), ("eval_batch_size", 1)):
-            setattr(self, name, check_number(getattr(self, name), name, lo, integer=True))   # stored as Python ints
+            object.__setattr__(self, name, check_number(getattr(self, name), name, lo, integer=True))   # stored as Python ints
         check_number(self.lr, "lr", 0, lo_open=True)        # other numbers as given (lr=1 stays 1 in JSON)
         check_number(self.momentum, "momentum", 0, 1, hi_open=True)
         check_number(self.weight_decay, "weight_decay", 0)
@@ -99,12 +100,13 @@ class TrainConfig:
 # %% ../nbs/05_training.ipynb #cec0b331
 ARM_KINDS = ("hard", "l2", "kd", "noisy", "student_noise")
 
-@dataclass
+@dataclass(frozen=True)
 class Arm:
     """What the student learns from: `kind` in ('hard', 'l2', 'kd', 'noisy', 'student_noise'); `sigma` (the noise's
     standard deviation, >= 0), `alpha` (probability that a sample is perturbed, in [0, 1]) and `mu` (the noise mean)
     for 'noisy' and 'student_noise'; `temperature` (> 0) and `kd_weight` (weight of the soft term, in [0, 1]; 1 - w on
-    the hard labels) for 'kd'. Other kinds ignore the fields they do not use."""
+    the hard labels) for 'kd'. Other kinds ignore the fields they do not use.
+    Frozen, as `TrainConfig` is."""
     kind: str = "hard"
     sigma: float = 0.0
     alpha: float = 0.0
@@ -114,7 +116,7 @@ class Arm:
 
     def __post_init__(self):
         if self.kind not in ARM_KINDS: raise _bad("kind", f"one of {ARM_KINDS}", self.kind)
-        self.sigma, self.alpha, self.mu = check_noise_args(self.sigma, self.alpha, self.mu)
+        for k, v in zip(("sigma", "alpha", "mu"), check_noise_args(self.sigma, self.alpha, self.mu)): object.__setattr__(self, k, v)
         check_number(self.temperature, "temperature", 0, lo_open=True)
         check_number(self.kd_weight, "kd_weight", 0, 1)
 
