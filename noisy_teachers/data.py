@@ -7,7 +7,8 @@ __all__ = ['DATA_ENV', 'CIFAR10_CLASSES', 'FASHION_MNIST_CLASSES', 'DIGIT_CLASSE
            'batches', 'user_cache_dir', 'data_root', 'DataFormatError', 'CorruptDataError', 'write_idx', 'read_idx',
            'UnsafeFileError', 'CorruptFileError', 'safe_load', 'decode_images', 'DataNotFoundError',
            'sweep_stale_temporaries', 'save_atomic', 'write_atomic', 'load_dataset', 'digits_as_idx', 'augment',
-           'expand_by_augmentation', 'subset', 'split_off', 'show_images', 'repo_root', 'start_from_results']
+           'expand_by_augmentation', 'subset', 'split_off', 'tight_layout', 'show_images', 'repo_root',
+           'start_from_results']
 
 # %% ../nbs/03_data.ipynb #dd6b806d
 import gzip, hashlib, lzma, math, os, pickle, re, shutil, struct, tarfile, tempfile, time, warnings, zlib
@@ -48,6 +49,7 @@ def _checked_stats(x, y, mean, std, classes) -> tuple[Tensor, Tensor, Tensor]:
     if not (isinstance(y, Tensor) and not (y.is_floating_point() or y.is_complex() or y.dtype == torch.bool)
             and tuple(y.shape) == (len(x),)):
         raise ValueError(f"labels must be an integer tensor of shape ({len(x)},), got {_describe(y)}")
+    y = y.long()                                                        # uint16 and the like: torch has no min of those
     if y.device != x.device: raise ValueError(f"labels must be on the images' device {x.device}, got {y.device}")
     mean, std = (torch.as_tensor(v, dtype=torch.float32).to(x.device) for v in (mean, std))
     mean, std = (v.reshape(1) if v.ndim == 0 else v for v in (mean, std))       # a number: one channel
@@ -58,7 +60,7 @@ def _checked_stats(x, y, mean, std, classes) -> tuple[Tensor, Tensor, Tensor]:
     if not bool((std > 0).all()): raise ValueError(f"std must be > 0, got {std.tolist()}")
     if len(y) and not (0 <= int(y.min()) and int(y.max()) < len(classes)):
         raise ValueError(f"labels must lie in [0, {len(classes)}) (one per class in classes)")
-    return y.long(), mean, std
+    return y, mean, std
 
 # %% ../nbs/03_data.ipynb #826e2cd7
 @dataclass(repr=False, eq=False)
@@ -811,6 +813,14 @@ def split_off(data: ImageData, n: int, seed: int = 0) -> tuple[ImageData, ImageD
     return (_take(data, keep.nonzero().flatten(), f"{data.name}[{len(data) - n} rest]"), _take(data, held, f"{data.name}[{n} held out]"))
 
 # %% ../nbs/03_data.ipynb #e3700688
+def tight_layout(fig, **kw):
+    """`fig.tight_layout(**kw)`, returning `fig`; if it fails (text matplotlib cannot typeset, say), `fig` is closed
+    before the error goes on, so that no half-made figure stays open to fail again at the notebook's next draw."""
+    import matplotlib.pyplot as plt
+    try: fig.tight_layout(**kw)
+    except Exception: plt.close(fig); raise
+    return fig
+
 def show_images(images: Tensor, labels=None, classes=None, ncols: int = 10, title: str | None = None, scale: float = 0.9):
     "A grid of `images` (N, C, H, W), uint8 or float in [0, 1], captioned with `classes[labels]`; returns the matplotlib figure."
     import matplotlib.pyplot as plt
@@ -829,8 +839,7 @@ def show_images(images: Tensor, labels=None, classes=None, ncols: int = 10, titl
         if labels is not None:
             l = int(labels[i]); ax.set_title(classes[l] if classes is not None else str(l), fontsize=7, pad=2)
     if title: fig.suptitle(title, fontsize=9)
-    fig.tight_layout(pad=0.2, rect=(0, 0, 1, 1 - top / fig.get_figheight()))
-    return fig
+    return tight_layout(fig, pad=0.2, rect=(0, 0, 1, 1 - top / fig.get_figheight()))
 
 # %% ../nbs/03_data.ipynb #9fc27165
 def repo_root(start=None) -> Path:

@@ -25,7 +25,7 @@ import torch
 from .checks import check_number, check_numbers
 from .data import (
     DATASETS, CorruptFileError, ImageData, expand_by_augmentation, load_dataset, safe_load, save_atomic, split_off,
-    subset, sweep_stale_temporaries)
+    subset, sweep_stale_temporaries, tight_layout)
 from .models import ARCHITECTURES, PAIRS, with_dropout, build as build_model
 from .noise import combine_teachers
 from .training import (
@@ -401,9 +401,11 @@ def _metrics(history: dict) -> dict:
 
 def val_picked_error(history: dict) -> float:
     """The test error at the epoch whose validation error is lowest (the first such epoch): an early-stopping answer
-    with the epoch chosen on validation, never on test. NaN without a validation curve of one entry per epoch."""
-    val, test = history.get("val_error") or [], history.get("test_error") or []
-    return float(test[int(np.argmin(val))]) if val and len(val) == len(test) else math.nan
+    with the epoch chosen on validation, never on test; epochs whose validation error is NaN are passed over. NaN
+    without a validation curve of one entry per epoch."""
+    val, test = np.asarray(history.get("val_error") or [], dtype=float), history.get("test_error") or []
+    if not (len(val) and len(val) == len(test) and np.isfinite(val).any()): return math.nan
+    return float(test[int(np.nanargmin(val))])
 
 # %% ../nbs/06_experiments.ipynb #33147ef6
 def library_versions() -> dict:
@@ -480,25 +482,35 @@ def _bar(total, desc, progress):
 class FolderBusyError(ValueError):
     "Another run holds the output folder's lock."
 
+def _take_lock(out_dir) -> tuple[Path, int]:
+    """(the folder, an open descriptor of its `.lock`, exclusively locked); `FolderBusyError` if another run holds it.
+    A lock file that a finishing run removed between our open and our lock is no longer the folder's: take it anew."""
+    while True:
+        out = _out_folder(out_dir)
+        fd = os.open(out / ".lock", os.O_RDWR | os.O_CREAT, 0o666)
+        try: _lock_fd(fd, wait=False)
+        except BlockingIOError:
+            who = os.pread(fd, 200, 0).decode(errors="replace").strip() or "another process"
+            os.close(fd)
+            raise FolderBusyError(f"out_dir {out} is in use by another run ({who}); wait for it to finish "
+                                  "or choose another output folder") from None
+        try:
+            if os.fstat(fd).st_ino == os.stat(out / ".lock").st_ino: return out, fd
+        except FileNotFoundError: pass
+        os.close(fd)
+
 @contextmanager
 def folder_lock(out_dir, new: bool | None = None):
     """Hold the exclusive lock of the run folder `out_dir` (created if missing); `FolderBusyError` if another run holds
     it. A `new` folder (default: one this call creates) that nothing was written to (the data were missing, say) is
     removed again."""
     if new is None: new = isinstance(out_dir, (str, os.PathLike)) and not os.path.isdir(out_dir)
-    out, locked = _out_folder(out_dir), False
-    fd = os.open(out / ".lock", os.O_RDWR | os.O_CREAT, 0o666)
+    out, fd = _take_lock(out_dir)
     try:
-        try: _lock_fd(fd, wait=False)
-        except BlockingIOError:
-            who = os.pread(fd, 200, 0).decode(errors="replace").strip() or "another process"
-            raise FolderBusyError(f"out_dir {out} is in use by another run ({who}); wait for it to finish "
-                                  "or choose another output folder") from None
-        locked = True
         os.ftruncate(fd, 0); os.pwrite(fd, f"pid {os.getpid()}, started {time.strftime('%Y-%m-%d %H:%M:%S')}".encode(), 0)
         yield out
     finally:
-        empty = locked and new and [p.name for p in out.iterdir()] == [".lock"]
+        empty = new and [p.name for p in out.iterdir()] == [".lock"]
         if empty: (out / ".lock").unlink()                               # while still locked: no other run holds it
         os.close(fd)
         if empty:
@@ -1043,11 +1055,7 @@ def _finish(fig, ax, title, xlabel, pts, ylabel=None):
     ax.set_title(title, fontsize=10)
     ax.set(xlabel=xlabel, ylabel=ylabel or f"test error (%), mean ± std, n = {max(r['n'] for r in pts)}")
     ax.legend(fontsize=7); ax.grid(alpha=0.3)
-    try: fig.tight_layout()                            # draws the text: a title it cannot typeset fails here
-    except Exception:
-        import matplotlib.pyplot as plt
-        plt.close(fig); raise                          # not left open, to fail again at the notebook's next draw
-    return fig
+    return tight_layout(fig)                           # draws the text: a title it cannot typeset fails here
 
 # %% ../nbs/06_experiments.ipynb #9a7e0003
 class NothingToPlot(ValueError):

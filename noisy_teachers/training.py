@@ -4,7 +4,7 @@
 
 # %% auto #0
 __all__ = ['SCHEDULES', 'ARM_KINDS', 'get_device', 'lr_factor', 'TrainConfig', 'Arm', 'arm_loss', 'evaluate', 'History',
-           'plot_histories', 'state_sha256', 'fingerprint', 'teacher_logits', 'BudgetReached', 'learns_from_sha256',
+           'plot_histories', 'state_sha256', 'fingerprint', 'teacher_logits', 'BudgetReached', 'learns_from',
            'train_teacher', 'distil', 'distil_many']
 
 # %% ../nbs/05_training.ipynb #169ed61f
@@ -19,7 +19,7 @@ from torch import Tensor, nn
 from torch.func import functional_call, stack_module_state, vmap
 from tqdm.auto import tqdm
 
-from .data import CorruptFileError, ImageData, UnsafeFileError, augment, batches, safe_load, save_atomic
+from .data import CorruptFileError, ImageData, UnsafeFileError, augment, batches, safe_load, save_atomic, tight_layout
 from .checks import check_logits, check_number, check_tensor
 from .losses import _soft_target, hard_label_loss, logit_regression_loss
 from .noise import check_noise_args, perturb_logits
@@ -283,7 +283,7 @@ def plot_histories(histories: dict, title: str | None = None):
     b.set(xlabel="epoch", ylabel="error (%)", title="test error (dashed: validation)")
     b.legend(fontsize=8)
     if title: fig.suptitle(title)
-    fig.tight_layout()
+    tight_layout(fig)
     return fig
 
 # %% ../nbs/05_training.ipynb #192ed259
@@ -504,14 +504,26 @@ def _load_checkpoint(path: Path | None) -> dict | None:
 _RESUME_FIELDS = ("batch_size", "lr", "momentum", "weight_decay", "schedule", "clip_grad_norm", "seed", "augment",
                   "augment_pad", "augment_flip", "amp")
 
-def learns_from_sha256(train: ImageData, targets: Tensor | None = None) -> str:
-    "The SHA-256 of what a run learns from: the training images and labels, and the teacher's `targets` if given."
-    return state_sha256(dict(images=train.images, labels=train.labels, **({} if targets is None else dict(targets=targets))))
+def learns_from(train: ImageData, targets: Tensor | None = None, teacher: nn.Module | None = None) -> dict:
+    """What a run learns from, as its checkpoint keeps it: the SHA-256 of the training images and labels, 64 rows of
+    the teacher's `targets` (compared with a tolerance: logits computed again on another device differ in their last
+    bits) and the SHA-256 of an online `teacher`'s weights."""
+    rows = None if targets is None else targets[torch.linspace(0, len(targets) - 1, min(64, len(targets))).long()].float().cpu()
+    return dict(data_sha256=state_sha256(dict(images=train.images, labels=train.labels)), target_rows=rows,
+                teacher_sha256=None if teacher is None else state_sha256(teacher.state_dict()))
+
+def _same_source(old: dict, new: dict) -> bool:
+    "Whether two `learns_from` agree, on what both of them know."
+    if old.get("data_sha256") != new["data_sha256"]: return False
+    t = old.get("teacher_sha256"), new["teacher_sha256"]
+    if None not in t and t[0] != t[1]: return False
+    r = old.get("target_rows"), new["target_rows"]
+    return None in r or (r[0].shape == r[1].shape and torch.allclose(r[0], r[1], rtol=1e-3, atol=1e-3))
 
 def _check_resume(state: dict, run: str, configs: list, arms: list, n: int, path: Path, device: torch.device,
-                  data_sha256: str | None = None):
+                  learns: dict | None = None):
     """A ValueError if the checkpoint `state` was written by a run with other settings than these `configs` and
-    `arms`, or (when both know it) on other data or targets than `data_sha256` (`learns_from_sha256`)."""
+    `arms`, or (when both know it) on other data, targets or online teacher than `learns` (`learns_from`)."""
     if state.get("device_type", "cpu") != ("cuda" if device.type == "cuda" else "cpu"):
         raise ValueError(f"checkpoint {path} holds random-generator states of a {state.get('device_type')} run; "
                          f"resume it on the same kind of device (device={device.type!r} now)")
@@ -526,8 +538,8 @@ def _check_resume(state: dict, run: str, configs: list, arms: list, n: int, path
             diff += [f"{who}{k}: {oc.get(k)!r} -> {getattr(c, k)!r}" for k in _RESUME_FIELDS if oc.get(k) != getattr(c, k)]
             if oa != dataclasses.asdict(a): diff.append(f"{who}arm: {oa} -> {dataclasses.asdict(a)}")
     if state.get("n_train") != n: diff.append(f"transfer set size: {state.get('n_train')} -> {n}")
-    elif None not in (state.get("data_sha256"), data_sha256) and state["data_sha256"] != data_sha256:
-        diff.append("other training images, labels or teacher targets")
+    elif learns is not None and isinstance(state.get("learns_from"), dict) and not _same_source(state["learns_from"], learns):
+        diff.append("other training images, labels, teacher targets or teacher")
     if diff:
         raise ValueError(f"checkpoint {path} was written by a different run ({'; '.join(diff)}); "
                          "use another checkpoint path or the same settings (only epochs may change)")
@@ -537,25 +549,26 @@ def _check_resume(state: dict, run: str, configs: list, arms: list, n: int, path
 
 # %% ../nbs/05_training.ipynb #82eb5ff4
 def _single_state(epoch: int, model, opt, sched, history: History, config: TrainConfig, arm: Arm, n: int,
-                  data_sha256: str | None = None) -> dict:
+                  learns: dict | None = None) -> dict:
     "A single run's checkpoint after `epoch` (0-based); `_save_checkpoint` adds the random streams and the hash."
     return dict(epoch=epoch + 1, model=model.state_dict(), optimizer=opt.state_dict(), scheduler=sched.state_dict(),
                 history=history.to_dict(), run="single", config=dataclasses.asdict(config), arm=dataclasses.asdict(arm),
-                n_train=n, data_sha256=data_sha256)
+                n_train=n, learns_from=learns)
 
-def _load_weights(path: Path, load):
-    "Run `load()` (a `load_state_dict`, copies of tensors); a ValueError naming `path` if the shapes or names differ."
-    try: load()
-    except (RuntimeError, KeyError) as e:
-        raise ValueError(f"checkpoint {path} holds another model's weights ({str(e).strip().splitlines()[0][:200]}); "
-                         "use another checkpoint path for another model") from None
+def _check_same_model(path: Path, saved: dict, now: dict):
+    "A ValueError naming `path` and the first difference if the tensors `saved` and `now` differ in names or shapes."
+    only = sorted(set(saved) ^ set(now))
+    k = next((k for k in now if k in saved and tuple(saved[k].shape) != tuple(now[k].shape)), None)
+    why = (f"{only[0]} is only in {'the checkpoint' if only[0] in saved else 'this model'}" if only else
+           None if k is None else f"{k} is {tuple(saved[k].shape)} there, {tuple(now[k].shape)} here")
+    if why: raise ValueError(f"checkpoint {path} holds another model's weights ({why}); use another checkpoint path for another model")
 
-def _resume(path, model, opt, sched, gens, device, config, arm, n, total, data_sha256=None) -> tuple[History, int] | None:
+def _resume(path, model, opt, sched, gens, device, config, arm, n, total, learns=None) -> tuple[History, int] | None:
     "Restore a single run from its checkpoint in `path`: (its History, the epochs done), or None to start afresh."
     if (state := _load_checkpoint(path)) is None: return None
-    _check_resume(state, "single", [config], [arm], n, path, device, data_sha256)
-    _load_weights(path, lambda: model.load_state_dict(state["model"]))
-    for obj, key in ((opt, "optimizer"), (sched, "scheduler")): obj.load_state_dict(state[key])
+    _check_resume(state, "single", [config], [arm], n, path, device, learns)
+    _check_same_model(path, state["model"], model.state_dict())          # before anything is loaded
+    for obj, key in ((model, "model"), (opt, "optimizer"), (sched, "scheduler")): obj.load_state_dict(state[key])
     _set_rng_state(state, gens, device)
     for group, base in zip(opt.param_groups, sched.base_lrs):   # the schedule of the requested run length
         group["lr"] = base * lr_factor(config.schedule, sched.last_epoch, total)
@@ -609,7 +622,7 @@ def _fit(model, train, test, config, arm, targets, teacher, checkpoint, progress
     params = [p for p in model.parameters() if p.requires_grad]
     gens, dropout_seed = _generators(config.seed, device)
     path = None if checkpoint is None else Path(checkpoint)
-    data = None if path is None else learns_from_sha256(train, targets)
+    data = None if path is None else learns_from(train, targets, online)
     with _dropout_rng(dropout_seed, device):
         history, start = _resume(path, model, opt, sched, gens, device, config, arm, n, total, data) or (History(label=desc), 0)
         fwd = _compiled(model, config, device)
@@ -808,24 +821,19 @@ def _unstack(params: dict, students: list):
 
 # %% ../nbs/05_training.ipynb #c4c8faba
 def _group_state(epoch: int, t: int, params: dict, momentum: dict, histories: list, configs: list, arms: list, n: int,
-                 data_sha256: str | None = None) -> dict:
+                 learns: dict | None = None) -> dict:
     "A group's checkpoint after `epoch` (0-based), at step `t`; `_save_checkpoint` adds the random streams and hash."
     return dict(epoch=epoch + 1, step=t, params={k: p.detach() for k, p in params.items()}, momentum=momentum,
                 history=[h.to_dict() for h in histories], run="group", config=[dataclasses.asdict(c) for c in configs],
-                arm=[dataclasses.asdict(a) for a in arms], n_train=n, data_sha256=data_sha256)
+                arm=[dataclasses.asdict(a) for a in arms], n_train=n, learns_from=learns)
 
-def _resume_group(path, params, momentum, gens, device, configs, arms, n, data_sha256=None) -> tuple[list, int, int] | None:
+def _resume_group(path, params, momentum, gens, device, configs, arms, n, learns=None) -> tuple[list, int, int] | None:
     "Restore a group from its checkpoint in `path`: (its Histories, epochs done, steps done), or None to start afresh."
     if (state := _load_checkpoint(path)) is None: return None
-    _check_resume(state, "group", configs, arms, n, path, device, data_sha256)
-    def load():
-        saved = state["params"]
-        if set(params) != set(saved): raise KeyError(f"parameter names differ: {sorted(set(params) ^ set(saved))[:3]}")
-        bad = [k for k in params if params[k].shape != saved[k].shape]
-        if bad: raise RuntimeError(f"size mismatch for {bad[0]}: {tuple(saved[bad[0]].shape)} saved, {tuple(params[bad[0]].shape)} now")
-        with torch.no_grad():
-            for k in params: params[k].copy_(state["params"][k]); momentum[k].copy_(state["momentum"][k])
-    _load_weights(path, load)
+    _check_resume(state, "group", configs, arms, n, path, device, learns)
+    _check_same_model(path, state["params"], params)
+    with torch.no_grad():
+        for k in params: params[k].copy_(state["params"][k]); momentum[k].copy_(state["momentum"][k])
     _set_rng_state(state, gens, device)
     return [History.from_dict(h) for h in state["history"]], state["epoch"], state["step"]
 
@@ -842,7 +850,7 @@ def _fit_many(students, train, test, configs, arms, targets, teacher, checkpoint
     hyper, plan, (base, fwd) = _group_hyper(configs, device), _loss_plan(arms, device), _batched_forward(students[0])
     gens, dropout_seed = _generators(config.seed, device)
     path = None if checkpoint is None else Path(checkpoint)
-    data = None if path is None else learns_from_sha256(train, targets)
+    data = None if path is None else learns_from(train, targets, online)
     with _dropout_rng(dropout_seed, device):
         histories, start, t = (_resume_group(path, params, momentum, gens, device, configs, arms, n, data)
                                or ([History(label=a.name) for a in arms], 0, 0))

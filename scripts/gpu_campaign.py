@@ -100,7 +100,7 @@ def run_step(step, name, seeds, out, args, deadline):
 def pack(out: Path, dest: Path):
     "Records first, then teacher weights, then training checkpoints, while they fit in MAX_PARTS parts of PART bytes."
     files = sorted(p for p in out.rglob("*") if p.is_file() and "cache" not in p.relative_to(out).parts
-                   and not p.name.startswith("."))
+                   and not p.name.startswith(".") and ".untrusted" not in p.name)   # checkpoints set aside: not carried
     rank = lambda p: (0 if p.suffix in (".jsonl", ".md", ".png") else 1 if not p.name.endswith(".train.pt") else 2, str(p))
     budget, chosen, left_out = PART * MAX_PARTS - 2 ** 20, [], []
     for p in sorted(files, key=rank):
