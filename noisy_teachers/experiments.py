@@ -482,6 +482,10 @@ def _bar(total, desc, progress):
 class FolderBusyError(ValueError):
     "Another run holds the output folder's lock."
 
+def _missing_folder(out_dir) -> bool:
+    "Whether `out_dir` names a folder that does not exist yet (so that a run creating it may remove it if left empty)."
+    return isinstance(out_dir, (str, os.PathLike)) and not os.path.isdir(out_dir)
+
 def _take_lock(out_dir) -> tuple[Path, int]:
     """(the folder, an open descriptor of its `.lock`, exclusively locked); `FolderBusyError` if another run holds it.
     A lock file that a finishing run removed between our open and our lock is no longer the folder's: take it anew."""
@@ -504,7 +508,7 @@ def folder_lock(out_dir, new: bool | None = None):
     """Hold the exclusive lock of the run folder `out_dir` (created if missing); `FolderBusyError` if another run holds
     it. A `new` folder (default: one this call creates) that nothing was written to (the data were missing, say) is
     removed again."""
-    if new is None: new = isinstance(out_dir, (str, os.PathLike)) and not os.path.isdir(out_dir)
+    if new is None: new = _missing_folder(out_dir)
     out, fd = _take_lock(out_dir)
     try:
         os.ftruncate(fd, 0); os.pwrite(fd, f"pid {os.getpid()}, started {time.strftime('%Y-%m-%d %H:%M:%S')}".encode(), 0)
@@ -558,7 +562,7 @@ class Run:
         if not isinstance(download, bool): raise ValueError(f"download must be True or False, got {download!r}")
         self.c, self.root, self.download, self.write = config, data_root, download, write
         self.bars, self.lines = progress is True, progress == "lines"
-        self._new = isinstance(out_dir, (str, os.PathLike)) and not os.path.isdir(out_dir)   # removed if left empty
+        self._new = _missing_folder(out_dir)                            # removed again if left empty
         self.device, self.out = get_device(device), _out_folder(out_dir)
         self.path, self.cache = self.out / results_name, self.out / "cache"
         self.ckpt = self.out / "checkpoints" / f"{config.name}-{config.variant}-{config.key}"

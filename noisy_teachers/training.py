@@ -622,9 +622,9 @@ def _fit(model, train, test, config, arm, targets, teacher, checkpoint, progress
     params = [p for p in model.parameters() if p.requires_grad]
     gens, dropout_seed = _generators(config.seed, device)
     path = None if checkpoint is None else Path(checkpoint)
-    data = None if path is None else learns_from(train, targets, online)
+    learns = None if path is None else learns_from(train, targets, online)
     with _dropout_rng(dropout_seed, device):
-        history, start = _resume(path, model, opt, sched, gens, device, config, arm, n, total, data) or (History(label=desc), 0)
+        history, start = _resume(path, model, opt, sched, gens, device, config, arm, n, total, learns) or (History(label=desc), 0)
         fwd = _compiled(model, config, device)
         with _progress_bar(config.epochs - start, steps, desc, progress) as bar, _eval_mode(online):
             for epoch in range(start, config.epochs):
@@ -644,7 +644,7 @@ def _fit(model, train, test, config, arm, targets, teacher, checkpoint, progress
                     bar.update()
                 _record([history], [model], tally.read(n, steps), [opt.param_groups[0]["lr"]], test, val, config.eval_batch_size)
                 bar.set_postfix(epoch=f"{epoch + 1}/{config.epochs}", loss=f"{history.train_loss[-1]:.4g}", test_error=f"{100 * history.test_error[-1]:.2f}%")
-                if path is not None: _save_checkpoint(path, _single_state(epoch, model, opt, sched, history, config, arm, n, data), gens, device)
+                if path is not None: _save_checkpoint(path, _single_state(epoch, model, opt, sched, history, config, arm, n, learns), gens, device)
                 _check_budget(deadline, epoch, config.epochs, path)
     return history
 
@@ -850,9 +850,9 @@ def _fit_many(students, train, test, configs, arms, targets, teacher, checkpoint
     hyper, plan, (base, fwd) = _group_hyper(configs, device), _loss_plan(arms, device), _batched_forward(students[0])
     gens, dropout_seed = _generators(config.seed, device)
     path = None if checkpoint is None else Path(checkpoint)
-    data = None if path is None else learns_from(train, targets, online)
+    learns = None if path is None else learns_from(train, targets, online)
     with _dropout_rng(dropout_seed, device):
-        histories, start, t = (_resume_group(path, params, momentum, gens, device, configs, arms, n, data)
+        histories, start, t = (_resume_group(path, params, momentum, gens, device, configs, arms, n, learns)
                                or ([History(label=a.name) for a in arms], 0, 0))
         with _progress_bar(config.epochs - start, steps, f"{K} students", progress) as bar, _eval_mode(online):
             for epoch in range(start, config.epochs):
@@ -874,7 +874,7 @@ def _fit_many(students, train, test, configs, arms, targets, teacher, checkpoint
                 _record(histories, students, epoch_sums, [c.lr * lr_factor(config.schedule, t, total) for c in configs], test, val,
                         config.eval_batch_size)
                 bar.set_postfix(epoch=f"{epoch + 1}/{config.epochs}", test_error=" ".join(f"{100 * h.test_error[-1]:.1f}%" for h in histories))
-                if path is not None: _save_checkpoint(path, _group_state(epoch, t, params, momentum, histories, configs, arms, n, data), gens, device)
+                if path is not None: _save_checkpoint(path, _group_state(epoch, t, params, momentum, histories, configs, arms, n, learns), gens, device)
                 _check_budget(deadline, epoch, config.epochs, path)
     if start >= config.epochs: _unstack(params, students)       # nothing ran: the students get the checkpoint's weights
     return histories
