@@ -104,18 +104,25 @@ ARM_KINDS = ("hard", "l2", "kd", "noisy", "student_noise")
 class Arm:
     """What the student learns from: `kind` in ('hard', 'l2', 'kd', 'noisy', 'student_noise'); `sigma` (the noise's
     standard deviation, >= 0), `alpha` (probability that a sample is perturbed, in [0, 1]) and `mu` (the noise mean)
-    for 'noisy' and 'student_noise'; `temperature` (> 0) and `kd_weight` (weight of the soft term, in [0, 1]; 1 - w on
+    for 'noisy' and 'student_noise', which must be given `sigma` and `alpha` (left out, they would make the arm plain
+    L2 without a word); `temperature` (> 0) and `kd_weight` (weight of the soft term, in [0, 1]; 1 - w on
     the hard labels) for 'kd'. Other kinds ignore the fields they do not use.
     Frozen, as `TrainConfig` is."""
     kind: str = "hard"
-    sigma: float = 0.0
-    alpha: float = 0.0
+    sigma: float | None = None      # None: 0 for the kinds without noise
+    alpha: float | None = None
     mu: float = 0.0
     temperature: float = 4.0
     kd_weight: float = 0.9
 
     def __post_init__(self):
         if self.kind not in ARM_KINDS: raise _bad("kind", f"one of {ARM_KINDS}", self.kind)
+        if None in (self.sigma, self.alpha) and self.kind in ("noisy", "student_noise"):
+            raise ValueError(f"{'sigma' if self.sigma is None else 'alpha'}: arm kind {self.kind!r} needs sigma (the noise's "
+                             f"standard deviation) and alpha (the probability that a sample is perturbed), e.g. "
+                             f"Arm({self.kind!r}, sigma=0.2, alpha=0.15)")
+        for k in ("sigma", "alpha"):
+            if getattr(self, k) is None: object.__setattr__(self, k, 0.0)
         for k, v in zip(("sigma", "alpha", "mu"), check_noise_args(self.sigma, self.alpha, self.mu)): object.__setattr__(self, k, v)
         check_number(self.temperature, "temperature", 0, lo_open=True)
         check_number(self.kd_weight, "kd_weight", 0, 1)
