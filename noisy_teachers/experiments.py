@@ -561,7 +561,7 @@ class Run:
         if not (isinstance(progress, bool) or progress == "lines"): raise ValueError(f"progress must be True, False or 'lines', got {progress!r}")
         if not isinstance(download, bool): raise ValueError(f"download must be True or False, got {download!r}")
         self.c, self.root, self.download, self.write = config, data_root, download, write
-        self.bars, self.lines = progress is True, progress == "lines"
+        self.progress, self.bars, self.lines = progress, progress is True, progress == "lines"   # as training takes it
         self._new = _missing_folder(out_dir)                            # removed again if left empty
         self.device, self.out = get_device(device), _out_folder(out_dir)
         self.path, self.cache = self.out / results_name, self.out / "cache"
@@ -691,7 +691,7 @@ def teacher(self: Run, seed, k=0):
         t0, ck = time.perf_counter(), final.with_name(f"{name}.train.pt")
         self.say(seed, _started(name, c.teacher_train.epochs, ck))
         h = train_teacher(model, train, test, replace(c.teacher_train, seed=tseed, device=str(self.device)),
-                          checkpoint=ck, progress="lines" if self.lines else self.bars, val=self.val, deadline=self.deadline)
+                          checkpoint=ck, progress=self.progress, val=self.val, deadline=self.deadline)
         hist, wall = h.to_dict(), time.perf_counter() - t0
         sha = save_teacher(final, model, hist, wall, identity)
         ck.unlink(missing_ok=True)
@@ -716,7 +716,7 @@ def students(self: Run, seed, specs, targets, teacher=None, transfer=None, epoch
     ck = self.ckpt / f"seed{seed}" / f"{tag}_n{len(transfer)}.train.pt"
     self.check_budget(f"seed {seed}: {', '.join(s.name for s in specs)}")
     kw = dict(targets=targets, teacher=teacher if cfgs[0].augment else None, checkpoint=ck, val=self.val,
-              progress="lines" if self.lines else self.bars, deadline=self.deadline)
+              progress=self.progress, deadline=self.deadline)
     names = specs[0].name if len(specs) == 1 else f"{', '.join(s.name for s in specs)} ({len(specs)} arms together)"
     self.say(seed, _started(names, cfgs[0].epochs, ck))
     t0, failure, models = time.perf_counter(), None, [self.build(s.student, seed) for s in specs]
