@@ -287,15 +287,13 @@ def teacher_names(config: BenchmarkConfig, specs) -> list:
 
 # %% ../nbs/06_experiments.ipynb #02eef2e8
 try: import fcntl                                   # POSIX (Linux, macOS)
-except ImportError: fcntl = None                    # Windows: msvcrt below
+except ImportError: fcntl = None                    # Windows
 
 def _lock_fd(fd: int, wait: bool = True) -> None:
     "Lock the open file `fd` exclusively (released when it is closed); BlockingIOError if not `wait` and it is held."
-    if fcntl is not None: fcntl.flock(fd, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
-    else:
-        import msvcrt
-        try: msvcrt.locking(fd, msvcrt.LK_LOCK if wait else msvcrt.LK_NBLCK, 1)
-        except OSError as e: raise BlockingIOError(str(e)) from e
+    if fcntl is None: raise OSError("a run folder is guarded by a POSIX file lock (fcntl), which Windows lacks: "
+                                    "run reproduce and study under Linux, macOS or WSL")
+    fcntl.flock(fd, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
 
 # %% ../nbs/06_experiments.ipynb #e4d5fb3b
 def _out_folder(out_dir, name: str = "out_dir") -> Path:
@@ -494,7 +492,8 @@ def _take_lock(out_dir) -> tuple[Path, int]:
         fd = os.open(out / ".lock", os.O_RDWR | os.O_CREAT, 0o666)
         try: _lock_fd(fd, wait=False)
         except BlockingIOError:
-            who = os.pread(fd, 200, 0).decode(errors="replace").strip() or "another process"
+            os.lseek(fd, 0, os.SEEK_SET)
+            who = os.read(fd, 200).decode(errors="replace").strip() or "another process"
             os.close(fd)
             raise FolderBusyError(f"out_dir {out} is in use by another run ({who}); wait for it to finish "
                                   "or choose another output folder") from None
@@ -511,7 +510,7 @@ def folder_lock(out_dir, new: bool | None = None):
     if new is None: new = _missing_folder(out_dir)
     out, fd = _take_lock(out_dir)
     try:
-        os.ftruncate(fd, 0); os.pwrite(fd, f"pid {os.getpid()}, started {time.strftime('%Y-%m-%d %H:%M:%S')}".encode(), 0)
+        os.ftruncate(fd, 0); os.write(fd, f"pid {os.getpid()}, started {time.strftime('%Y-%m-%d %H:%M:%S')}".encode())
         yield out
     finally:
         empty = new and [p.name for p in out.iterdir()] == [".lock"]
@@ -715,7 +714,8 @@ def students(self: Run, seed, specs, targets, teacher=None, transfer=None, epoch
     tag = specs[0].name if len(specs) == 1 else "group-" + hashlib.sha256(" ".join(s.name for s in specs).encode()).hexdigest()[:10]
     ck = self.ckpt / f"seed{seed}" / f"{tag}_n{len(transfer)}.train.pt"
     self.check_budget(f"seed {seed}: {', '.join(s.name for s in specs)}")
-    kw = dict(targets=targets, teacher=teacher if cfgs[0].augment else None, checkpoint=ck, val=self.val,
+    online = cfgs[0].augment                            # augmented images: the teacher runs on each batch, not targets
+    kw = dict(targets=None if online else targets, teacher=teacher if online else None, checkpoint=ck, val=self.val,
               progress=self.progress, deadline=self.deadline)
     names = specs[0].name if len(specs) == 1 else f"{', '.join(s.name for s in specs)} ({len(specs)} arms together)"
     self.say(seed, _started(names, cfgs[0].epochs, ck))

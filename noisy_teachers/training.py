@@ -200,7 +200,11 @@ def _eval_mode(module: nn.Module | None):
 # %% ../nbs/05_training.ipynb #5a8a2faf
 @torch.no_grad()
 def _check_fits(model: nn.Module, data: ImageData, name: str):
-    "Run `model` once (eval mode, no grad) on 2 images of `data`: a ValueError naming both shapes if they do not fit."
+    """Run `model` once (eval mode, no grad) on 2 images of `data`: a ValueError naming both shapes if they do not fit,
+    or the dtype if its weights are not float32 (the images are; `config.amp` gives mixed precision on CUDA)."""
+    other = sorted({str(p.dtype) for p in model.parameters() if p.is_floating_point()} - {str(torch.float32)})
+    if other: raise ValueError(f"{name}: the model's weights are {', '.join(other)}, but the images are float32: "
+                               f"call .float() on it (config.amp gives mixed precision on CUDA)")
     x = data.batch(torch.arange(min(2, len(data)), device=data.images.device))[0].to(_model_device(model))
     with _eval_mode(model):
         try: g = model(x)
@@ -600,11 +604,15 @@ class _EpochLines:
         text = ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in said.items())
         print(f"  {self.desc}: {text} ({time.perf_counter() - self.t0:.0f} s)", file=sys.stderr, flush=True)
 
-def _progress_bar(epochs: int, steps: int, desc: str, show):
-    """A tqdm bar over the steps of the `epochs` left to run (none when a finished run is resumed), `_EpochLines` for
-    `show="lines"`, nothing for False; use it in a `with`."""
-    if show == "lines": return _EpochLines(desc)
-    return tqdm(total=max(epochs, 0) * steps, desc=desc, disable=not show, unit="step", leave=True)
+def _progress_bar(epochs: int, start: int, steps: int, desc: str, show):
+    """What shows the progress of epochs `start`..`epochs`: a tqdm bar over their steps, started at `start`'s (empty
+    when a resumed run is finished); `_EpochLines` for `show="lines"`, after a line saying from which epoch a run
+    resumes; nothing for False. Use it in a `with`."""
+    done = start * steps if start < epochs else 0
+    if show == "lines":
+        if done: print(f"  {desc}: resuming after epoch {start}/{epochs}", file=sys.stderr, flush=True)
+        return _EpochLines(desc)
+    return tqdm(total=epochs * steps if start < epochs else 0, initial=done, desc=desc, disable=not show, unit="step", leave=True)
 
 # %% ../nbs/05_training.ipynb #f24fa1e5
 def _setup(model, train, test, val, config, arms, targets, teacher, name):
@@ -633,7 +641,7 @@ def _fit(model, train, test, config, arm, targets, teacher, checkpoint, progress
     with _dropout_rng(dropout_seed, device):
         history, start = _resume(path, model, opt, sched, gens, device, config, arm, n, total, learns) or (History(label=desc), 0)
         fwd = _compiled(model, config, device)
-        with _progress_bar(config.epochs - start, steps, desc, progress) as bar, _eval_mode(online):
+        with _progress_bar(config.epochs, start, steps, desc, progress) as bar, _eval_mode(online):
             for epoch in range(start, config.epochs):
                 model.train()
                 tally = _EpochTally(1, device, lambda k, s, epoch=epoch: _nonfinite(epoch, s, steps, arm, config))
@@ -653,6 +661,7 @@ def _fit(model, train, test, config, arm, targets, teacher, checkpoint, progress
                 bar.set_postfix(epoch=f"{epoch + 1}/{config.epochs}", loss=f"{history.train_loss[-1]:.4g}", test_error=f"{100 * history.test_error[-1]:.2f}%")
                 if path is not None: _save_checkpoint(path, _single_state(epoch, model, opt, sched, history, config, arm, n, learns), gens, device)
                 _check_budget(deadline, epoch, config.epochs, path)
+    model.eval()                                                    # trained: ready to use
     return history
 
 # %% ../nbs/05_training.ipynb #feb2dd46
@@ -668,11 +677,17 @@ def _check_common(model, train, test, config, checkpoint, progress, name, val=No
         if d is not None and (train.in_shape != d.in_shape or train.n_classes != d.n_classes):
             raise ValueError(f"{other} must have the same image shape and classes as train: {d.in_shape}/{d.n_classes} "
                              f"vs {train.in_shape}/{train.n_classes}")
+        if d is not None and not all(torch.allclose(getattr(d, k).cpu(), getattr(train, k).cpu()) for k in ("mean", "std")):
+            raise ValueError(f"{other} must be normalised with train's mean and std (the training split's statistics), got "
+                             f"mean {[round(v, 4) for v in d.mean.tolist()]} vs {[round(v, 4) for v in train.mean.tolist()]}")
 
 # %% ../nbs/05_training.ipynb #1a3e172a
 def _resolve_targets(arms: list, config: TrainConfig, train: ImageData, targets, teacher):
     "Check `targets` and `teacher` for what `arms` need; returns the targets (computed from the teacher if need be)."
     if teacher is not None: _check_model(teacher, "teacher")
+    if teacher is not None and targets is not None:
+        raise ValueError("targets, teacher: pass one of them, not both (targets are used as they are; a teacher is run "
+                         "online when config.augment, else gives the targets)")
     if targets is not None:
         check_tensor(targets, "targets", (len(train), train.n_classes), dtype="floating")   # (len(train), n_classes)
         if not bool(torch.isfinite(targets).all()): raise ValueError("targets must be finite (the teacher's logits hold nan or inf)")
@@ -698,7 +713,7 @@ def train_teacher(model: nn.Module, train: ImageData, test: ImageData, config: T
     new length's schedule from the step reached; a file that is not a trusted checkpoint is moved aside, not
     overwritten). `deadline` (a `time.time()` value): stop after the epoch that ends past it, its
     checkpoint written, by raising `BudgetReached` (the same call again continues). `progress`: True (a bar), False,
-    or "lines" (a line per epoch on stderr, for logs). Returns the `History`."""
+    or "lines" (a line per epoch on stderr, for logs). Returns the `History`; the model is left in eval mode."""
     _check_common(model, train, test, config, checkpoint, progress, "model", val)
     return _fit(model, train, test, config, Arm("hard"), None, None, checkpoint, progress, "teacher", val, "model", deadline)
 
@@ -861,7 +876,7 @@ def _fit_many(students, train, test, configs, arms, targets, teacher, checkpoint
     with _dropout_rng(dropout_seed, device):
         histories, start, t = (_resume_group(path, params, momentum, gens, device, configs, arms, n, learns)
                                or ([History(label=a.name) for a in arms], 0, 0))
-        with _progress_bar(config.epochs - start, steps, f"{K} students", progress) as bar, _eval_mode(online):
+        with _progress_bar(config.epochs, start, steps, f"{K} students", progress) as bar, _eval_mode(online):
             for epoch in range(start, config.epochs):
                 base.train()
                 tally = _EpochTally(K, device, lambda k, s, epoch=epoch: _nonfinite(epoch, s, steps, arms[k], configs[k], f"student {k}: "))
@@ -884,6 +899,7 @@ def _fit_many(students, train, test, configs, arms, targets, teacher, checkpoint
                 if path is not None: _save_checkpoint(path, _group_state(epoch, t, params, momentum, histories, configs, arms, n, learns), gens, device)
                 _check_budget(deadline, epoch, config.epochs, path)
     if start >= config.epochs: _unstack(params, students)       # nothing ran: the students get the checkpoint's weights
+    for s in students: s.eval()                                 # trained: ready to use
     return histories
 
 # %% ../nbs/05_training.ipynb #5b56123e
@@ -893,7 +909,8 @@ def distil_many(students: list, train: ImageData, test: ImageData, config, arms,
     """Train K `students` of one architecture together (vmapped), each as `distil` would alone, with its own arm
     (`arms`: one `Arm` or a list of K) and lr, momentum, weight decay and clip (`config`: one `TrainConfig` or K that
     differ in nothing else); dropout masks differ from `distil`'s, buffers (BatchNorm) are refused, `compile` unused.
-    `checkpoint` (one file), `deadline` and `progress` as in `distil`. Trains in place; returns the `History`s, in order."""
+    `checkpoint` (one file), `deadline` and `progress` as in `distil`. Trains in place and leaves the students in eval
+    mode; returns the `History`s, in order."""
     students, configs, arms = _check_group(students, config, arms)
     _check_common(students[0], train, test, configs[0], checkpoint, progress, "students", val)
     targets = _resolve_targets(arms, configs[0], train, targets, teacher)
