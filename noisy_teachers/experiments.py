@@ -289,11 +289,14 @@ def teacher_names(config: BenchmarkConfig, specs) -> list:
 try: import fcntl                                   # POSIX (Linux, macOS)
 except ImportError: fcntl = None                    # Windows
 
+def _need_locks() -> None:
+    "An OSError, before any file is opened or folder made, where there are no POSIX file locks."
+    if fcntl is None: raise OSError("noisy_teachers locks run folders and results files with fcntl (POSIX), which "
+                                    "Windows lacks: use Linux, macOS or WSL")
+
 def _lock_fd(fd: int, wait: bool = True) -> None:
     "Lock the open file `fd` exclusively (released when it is closed); BlockingIOError if not `wait` and it is held."
-    if fcntl is None: raise OSError("a run folder is guarded by a POSIX file lock (fcntl), which Windows lacks: "
-                                    "run reproduce and study under Linux, macOS or WSL")
-    fcntl.flock(fd, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
+    _need_locks(); fcntl.flock(fd, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
 
 # %% ../nbs/06_experiments.ipynb #e4d5fb3b
 def _out_folder(out_dir, name: str = "out_dir") -> Path:
@@ -315,7 +318,7 @@ def append_records(path, records) -> None:
     A line left torn by a crash is closed off with a line break first (and skipped by `load_records`)."""
     if not isinstance(records, (list, tuple)): raise ValueError(f"records must be a list or tuple of dicts, got {type(records).__name__}")
     if bad := [r for r in records if not isinstance(r, dict)]: raise ValueError(f"record must be a dict, got {type(bad[0]).__name__}")
-    path = Path(path)
+    path = Path(path); _need_locks()
     _out_folder(path.parent, "the folder of path")          # a ValueError naming it if it cannot be a folder
     data = "".join(json.dumps(r, default=str) + "\n" for r in records).encode()
     fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o666)
@@ -487,13 +490,13 @@ def _missing_folder(out_dir) -> bool:
 def _take_lock(out_dir) -> tuple[Path, int]:
     """(the folder, an open descriptor of its `.lock`, exclusively locked); `FolderBusyError` if another run holds it.
     A lock file that a finishing run removed between our open and our lock is no longer the folder's: take it anew."""
+    _need_locks()
     while True:
         out = _out_folder(out_dir)
         fd = os.open(out / ".lock", os.O_RDWR | os.O_CREAT, 0o666)
         try: _lock_fd(fd, wait=False)
         except BlockingIOError:
-            os.lseek(fd, 0, os.SEEK_SET)
-            who = os.read(fd, 200).decode(errors="replace").strip() or "another process"
+            who = os.pread(fd, 200, 0).decode(errors="replace").strip() or "another process"
             os.close(fd)
             raise FolderBusyError(f"out_dir {out} is in use by another run ({who}); wait for it to finish "
                                   "or choose another output folder") from None
@@ -510,7 +513,7 @@ def folder_lock(out_dir, new: bool | None = None):
     if new is None: new = _missing_folder(out_dir)
     out, fd = _take_lock(out_dir)
     try:
-        os.ftruncate(fd, 0); os.write(fd, f"pid {os.getpid()}, started {time.strftime('%Y-%m-%d %H:%M:%S')}".encode())
+        os.ftruncate(fd, 0); os.pwrite(fd, f"pid {os.getpid()}, started {time.strftime('%Y-%m-%d %H:%M:%S')}".encode(), 0)
         yield out
     finally:
         empty = new and [p.name for p in out.iterdir()] == [".lock"]

@@ -677,9 +677,14 @@ def _check_common(model, train, test, config, checkpoint, progress, name, val=No
         if d is not None and (train.in_shape != d.in_shape or train.n_classes != d.n_classes):
             raise ValueError(f"{other} must have the same image shape and classes as train: {d.in_shape}/{d.n_classes} "
                              f"vs {train.in_shape}/{train.n_classes}")
-        if d is not None and not all(torch.allclose(getattr(d, k).cpu(), getattr(train, k).cpu()) for k in ("mean", "std")):
-            raise ValueError(f"{other} must be normalised with train's mean and std (the training split's statistics), got "
-                             f"mean {[round(v, 4) for v in d.mean.tolist()]} vs {[round(v, 4) for v in train.mean.tolist()]}")
+        if d is not None: _check_same_stats(train, d, other)
+
+def _check_same_stats(train: ImageData, d: ImageData, other: str):
+    "A ValueError unless `d` is normalised with `train`'s mean and std (so that its scores measure the same inputs)."
+    said = lambda x: f"mean {[round(v, 6) for v in x.mean.tolist()]}, std {[round(v, 6) for v in x.std.tolist()]}"
+    if not all(torch.allclose(getattr(d, k).float().cpu(), getattr(train, k).float().cpu()) for k in ("mean", "std")):
+        raise ValueError(f"train and {other} must be normalised with the same mean and std, those the teacher was trained "
+                         f"with; build both ImageData with them (train: {said(train)}; {other}: {said(d)})")
 
 # %% ../nbs/05_training.ipynb #1a3e172a
 def _resolve_targets(arms: list, config: TrainConfig, train: ImageData, targets, teacher):
@@ -713,7 +718,7 @@ def train_teacher(model: nn.Module, train: ImageData, test: ImageData, config: T
     new length's schedule from the step reached; a file that is not a trusted checkpoint is moved aside, not
     overwritten). `deadline` (a `time.time()` value): stop after the epoch that ends past it, its
     checkpoint written, by raising `BudgetReached` (the same call again continues). `progress`: True (a bar), False,
-    or "lines" (a line per epoch on stderr, for logs). Returns the `History`; the model is left in eval mode."""
+    or "lines" (a line per epoch on stderr, for logs). Returns the `History`, and the model in eval mode."""
     _check_common(model, train, test, config, checkpoint, progress, "model", val)
     return _fit(model, train, test, config, Arm("hard"), None, None, checkpoint, progress, "teacher", val, "model", deadline)
 
@@ -722,7 +727,7 @@ def distil(student: nn.Module, train: ImageData, test: ImageData, config: TrainC
            deadline: float | None = None) -> History:
     """Train `student` on the transfer set `train` as `arm` says, scored as in `train_teacher`. `targets`: the
     teacher's logits on `train` (`teacher_logits`), row i for sample i; `teacher`: run online on each batch when
-    `config.augment`, else used to compute missing targets ('hard' needs neither). `checkpoint`, `deadline` and
+    `config.augment`, else used to compute the targets (give one of the two; 'hard' needs neither). `checkpoint`, `deadline` and
     `progress` as in `train_teacher`. Returns the `History`."""
     _check_common(student, train, test, config, checkpoint, progress, "student", val)
     if not isinstance(arm, Arm): raise ValueError(f"arm must be an Arm, got {type(arm).__name__}")
@@ -909,8 +914,8 @@ def distil_many(students: list, train: ImageData, test: ImageData, config, arms,
     """Train K `students` of one architecture together (vmapped), each as `distil` would alone, with its own arm
     (`arms`: one `Arm` or a list of K) and lr, momentum, weight decay and clip (`config`: one `TrainConfig` or K that
     differ in nothing else); dropout masks differ from `distil`'s, buffers (BatchNorm) are refused, `compile` unused.
-    `checkpoint` (one file), `deadline` and `progress` as in `distil`. Trains in place and leaves the students in eval
-    mode; returns the `History`s, in order."""
+    `checkpoint` (one file), `deadline` and `progress` as in `distil`. Trains in place; returns the `History`s, in order, and
+    the students in eval mode."""
     students, configs, arms = _check_group(students, config, arms)
     _check_common(students[0], train, test, configs[0], checkpoint, progress, "students", val)
     targets = _resolve_targets(arms, configs[0], train, targets, teacher)

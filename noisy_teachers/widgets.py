@@ -30,7 +30,7 @@ from .losses import logit_regression_loss
 from .models import build
 from .noise import check_noise_args, draw_noise, perturb_logits
 from .regularizer import expected_regularizer, noise_regularizer, sample_regularizer
-from .training import Arm, TrainConfig, distil, teacher_logits, train_teacher
+from .training import Arm, TrainConfig, _check_data, _check_same_stats, distil, teacher_logits, train_teacher
 
 # %% ../nbs/20_explore.ipynb #22077f7f
 _CACHE: dict = {}  # in-process cache: the digits teacher and the students' sigma = 0 baselines
@@ -408,6 +408,8 @@ def _student_data(train=None, test=None, targets: Tensor | None = None, teacher=
         setup = digits_setup()
         train, test = setup["train"], setup["test"]
         targets = setup["train_logits"] if targets is None else targets
+    else:                                                      # yours: refused now, not when Train is pressed
+        _check_data(train, "train"); _check_data(test, "test"); _check_same_stats(train, test, "test")
     if targets is None:
         if teacher is None:
             raise ValueError("with your own train/test data, give targets (the teacher's logits on train) or teacher")
