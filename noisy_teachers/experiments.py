@@ -848,6 +848,10 @@ def _mean_std(xs) -> tuple:
     xs = np.asarray(xs, dtype=float)
     return float(xs.mean()), (float(xs.std(ddof=1)) if len(xs) > 1 else math.nan)
 
+def _finite_max(xs) -> float:
+    "The largest finite value of `xs` (NaN when there is none): Python's `max` would depend on where a NaN stands."
+    return max((x for x in xs if math.isfinite(x)), default=math.nan)
+
 def summarize(records) -> list:
     """One row per (benchmark, variant, transfer_size, arm), in order of first appearance: the arm's kind, groups,
     sigma, alpha; n and the seeds; mean and sample std (NaN for n = 1) of the final (`error_*`) and the
@@ -865,7 +869,7 @@ def summarize(records) -> list:
                          sigma=r0.get("sigma"), alpha=r0.get("alpha"), transfer_size=n_tr, n=len(rs),
                          seeds=[r["seed"] for r in rs], error_mean=fm, error_std=fs, picked_mean=pm, picked_std=ps,
                          val_mean=float(np.mean([r["metrics"].get("val_error", math.nan) for r in rs])),
-                         clip_max=max(r["metrics"].get("clip_fraction", math.nan) for r in rs), n_test=r0.get("n_test"),
+                         clip_max=_finite_max(r["metrics"].get("clip_fraction", math.nan) for r in rs), n_test=r0.get("n_test"),
                          wall_mean=float(np.mean([r["wall_s"] for r in rs])),
                          teacher_gap_ok=all(r.get("teacher_gap_ok", True) for r in rs)))
     return rows
@@ -884,13 +888,15 @@ def paired_gain(records, arm: str, baseline: str) -> dict:
 # %% ../nbs/06_experiments.ipynb #b06bn001
 def best_noisy(rows) -> tuple:
     """(arm, chosen_on): the noisy-teacher arm of the `summarize` rows with the lowest mean validation error and
-    "validation" when every noisy row has one; else the lowest mean test error and "test" (which flatters it).
+    "validation" when every noisy row has one (rows that diverged in a seed, with no mean, aside); else the lowest mean
+    test error and "test" (which flatters it).
     (None, None) without a noisy row. `comparisons` and `plot_curves` pick their best noisy arm with it."""
     noisy = [r for r in rows if r["kind"] == "noisy"]
     if not noisy: return None, None
-    on = "validation" if all(math.isfinite(r["val_mean"]) for r in noisy) else "test"
+    ran = [r for r in noisy if math.isfinite(r["error_mean"])]      # an arm that diverged in a seed is out of the running,
+    on = "validation" if all(math.isfinite(r["val_mean"]) for r in ran) else "test"   # and sends none of the rest to test
     key = "val_mean" if on == "validation" else "error_mean"
-    ok = [r for r in noisy if math.isfinite(r[key])]
+    ok = [r for r in ran if math.isfinite(r[key])]
     return (min(ok, key=lambda r: r[key])["arm"] if ok else None), on
 
 # %% ../nbs/06_experiments.ipynb #f38e06a8
