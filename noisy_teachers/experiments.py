@@ -1128,11 +1128,13 @@ def plot_curves(records, arms=None):
     else: best = None
     fig, ax = plt.subplots(figsize=(6.5, 3.8), dpi=90)
     for a in arms:
-        hs = [r["metrics"]["history"]["test_error"] for r in records if r["arm"] == a]
-        if not hs: raise ValueError(f"arms: no records of arm {a!r}")
-        L = min(len(h) for h in hs)
+        rs = [r for r in records if r["arm"] == a]
+        if not rs: raise ValueError(f"arms: no records of arm {a!r}")
+        hs = [r["metrics"]["history"]["test_error"] for r in rs if not r.get("diverged")]   # a diverged seed: no curve
+        if not hs: continue
+        L, lost = min(len(h) for h in hs), f", {len(rs) - len(hs)} diverged" if len(rs) > len(hs) else ""
         ax.plot(np.arange(1, L + 1), np.mean([h[:L] for h in hs], axis=0) * 100, marker="." if L <= 30 else None,
-                label=f"{a} (n = {len(hs)}" + (f", best noisy, picked on {on})" if a == best else ")"))
+                label=f"{a} (n = {len(hs)}{lost}" + (f", best noisy, picked on {on})" if a == best else ")"))
     return _finish(fig, ax, f"{title}: training curves", "epoch", rows, "test error (%), mean over seeds")
 
 # %% ../nbs/06_experiments.ipynb #262dcfb2
