@@ -693,7 +693,7 @@ def teacher(self: Run, seed, k=0):
         t0, ck = time.perf_counter(), final.with_name(f"{name}.train.pt")
         self.say(seed, _started(name, c.teacher_train.epochs, ck))
         h = train_teacher(model, train, test, replace(c.teacher_train, seed=tseed, device=str(self.device)),
-                          checkpoint=ck, progress=self.progress, val=self.val, deadline=self.deadline)
+                          checkpoint=ck, progress=self.progress, val=self.val, deadline=self.deadline, label=name)
         hist, wall = h.to_dict(), time.perf_counter() - t0
         sha = save_teacher(final, model, hist, wall, identity)
         ck.unlink(missing_ok=True)
@@ -724,7 +724,7 @@ def students(self: Run, seed, specs, targets, teacher=None, transfer=None, epoch
     self.say(seed, _started(names, cfgs[0].epochs, ck))
     t0, failure, models = time.perf_counter(), None, [self.build(s.student, seed) for s in specs]
     try:
-        if len(specs) == 1: hs = [distil(models[0], transfer, test, cfgs[0], specs[0].arm, **kw).to_dict()]
+        if len(specs) == 1: hs = [distil(models[0], transfer, test, cfgs[0], specs[0].arm, label=specs[0].name, **kw).to_dict()]
         else: hs = [h.to_dict() for h in distil_many(models, transfer, test, cfgs, [s.arm for s in specs], **kw)]
     except FloatingPointError as e:                      # a diverged run is a result, not a crash of the sweep
         ck.unlink(missing_ok=True)

@@ -628,8 +628,8 @@ def _setup(model, train, test, val, config, arms, targets, teacher, name):
 
 # %% ../nbs/05_training.ipynb #342feb93
 def _fit(model, train, test, config, arm, targets, teacher, checkpoint, progress, desc, val=None, name="model",
-         deadline=None) -> History:
-    "The training loop shared by `train_teacher` and `distil` (arguments already validated)."
+         deadline=None, label=None) -> History:
+    "The training loop shared by `train_teacher` and `distil` (arguments already validated); `desc` labels the History."
     device, train, test, val, targets, online = _setup(model, train, test, val, config, [arm], targets, teacher, name)
     n, steps = len(train), math.ceil(len(train) / config.batch_size)
     total = config.epochs * steps
@@ -641,7 +641,7 @@ def _fit(model, train, test, config, arm, targets, teacher, checkpoint, progress
     with _dropout_rng(dropout_seed, device):
         history, start = _resume(path, model, opt, sched, gens, device, config, arm, n, total, learns) or (History(label=desc), 0)
         fwd = _compiled(model, config, device)
-        with _progress_bar(config.epochs, start, steps, desc, progress) as bar, _eval_mode(online):
+        with _progress_bar(config.epochs, start, steps, label or desc, progress) as bar, _eval_mode(online):
             for epoch in range(start, config.epochs):
                 model.train()
                 tally = _EpochTally(1, device, lambda k, s, epoch=epoch: _nonfinite(epoch, s, steps, arm, config))
@@ -665,7 +665,7 @@ def _fit(model, train, test, config, arm, targets, teacher, checkpoint, progress
     return history
 
 # %% ../nbs/05_training.ipynb #feb2dd46
-def _check_common(model, train, test, config, checkpoint, progress, name, val=None):
+def _check_common(model, train, test, config, checkpoint, progress, name, val=None, label=None):
     "Validate the arguments that `train_teacher`, `distil` and `distil_many` share."
     _check_model(model, name); _check_data(train, "train"); _check_data(test, "test")
     if val is not None: _check_data(val, "val")
@@ -673,6 +673,7 @@ def _check_common(model, train, test, config, checkpoint, progress, name, val=No
     if checkpoint is not None: _check_path(checkpoint, "checkpoint", file=True)
     if not (isinstance(progress, bool) or progress == "lines"):
         raise ValueError(f"progress must be True, False or 'lines', got {progress!r}")
+    if not (label is None or isinstance(label, str)): raise ValueError(f"label must be None or a string, got {label!r}")
     for other, d in (("test", test), ("val", val)):
         if d is not None and (train.in_shape != d.in_shape or train.n_classes != d.n_classes):
             raise ValueError(f"{other} must have the same image shape and classes as train: {d.in_shape}/{d.n_classes} "
@@ -711,28 +712,33 @@ def _resolve_targets(arms: list, config: TrainConfig, train: ImageData, targets,
 
 # %% ../nbs/05_training.ipynb #59d66bc8
 def train_teacher(model: nn.Module, train: ImageData, test: ImageData, config: TrainConfig, checkpoint=None,
-                  progress: bool | str = True, val: ImageData | None = None, deadline: float | None = None) -> History:
+                  progress: bool | str = True, val: ImageData | None = None, deadline: float | None = None,
+                  label: str | None = None) -> History:
     """Train the teacher `model` on the labels of `train` with cross-entropy, scoring it on `test` (and on the
     validation set `val`, if given) after each epoch. `checkpoint` (a file path) is written after every epoch and
     resumed from if it exists (a run with other settings, data or model is refused; more `epochs` continue with the
     new length's schedule from the step reached; a file that is not a trusted checkpoint is moved aside, not
     overwritten). `deadline` (a `time.time()` value): stop after the epoch that ends past it, its
     checkpoint written, by raising `BudgetReached` (the same call again continues). `progress`: True (a bar), False,
-    or "lines" (a line per epoch on stderr, for logs). Returns the `History`, and the model in eval mode."""
-    _check_common(model, train, test, config, checkpoint, progress, "model", val)
-    return _fit(model, train, test, config, Arm("hard"), None, None, checkpoint, progress, "teacher", val, "model", deadline)
+    or "lines" (a line per epoch on stderr, for logs), naming the run `label` (default: "teacher"). Returns the
+    `History`, and the model in eval mode."""
+    _check_common(model, train, test, config, checkpoint, progress, "model", val, label)
+    return _fit(model, train, test, config, Arm("hard"), None, None, checkpoint, progress, "teacher", val, "model", deadline,
+                label)
 
 def distil(student: nn.Module, train: ImageData, test: ImageData, config: TrainConfig, arm: Arm, targets: Tensor | None = None,
            teacher: nn.Module | None = None, checkpoint=None, progress: bool | str = True, val: ImageData | None = None,
-           deadline: float | None = None) -> History:
+           deadline: float | None = None, label: str | None = None) -> History:
     """Train `student` on the transfer set `train` as `arm` says, scored as in `train_teacher`. `targets`: the
     teacher's logits on `train` (`teacher_logits`), row i for sample i; `teacher`: run online on each batch when
-    `config.augment`, else used to compute the targets (give one of the two; 'hard' needs neither). `checkpoint`, `deadline` and
-    `progress` as in `train_teacher`. Returns the `History`."""
-    _check_common(student, train, test, config, checkpoint, progress, "student", val)
+    `config.augment`, else used to compute the targets (give one of the two; 'hard' needs neither). `checkpoint`,
+    `deadline`, `progress` and `label` (default: the arm's name) as in `train_teacher`. Returns the `History`, and the
+    student in eval mode."""
+    _check_common(student, train, test, config, checkpoint, progress, "student", val, label)
     if not isinstance(arm, Arm): raise ValueError(f"arm must be an Arm, got {type(arm).__name__}")
     targets = _resolve_targets([arm], config, train, targets, teacher)
-    return _fit(student, train, test, config, arm, targets, teacher, checkpoint, progress, arm.name, val, "student", deadline)
+    return _fit(student, train, test, config, arm, targets, teacher, checkpoint, progress, arm.name, val, "student", deadline,
+                label)
 
 # %% ../nbs/05_training.ipynb #dm000001
 _PER_STUDENT = ("lr", "momentum", "weight_decay", "clip_grad_norm")    # what may differ between the students of a group
