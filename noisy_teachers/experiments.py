@@ -564,6 +564,7 @@ class Run:
         if not isinstance(download, bool): raise ValueError(f"download must be True or False, got {download!r}")
         self.c, self.root, self.download, self.write = config, data_root, download, write
         self.progress, self.bars, self.lines = progress, progress is True, progress == "lines"   # as training takes it
+        if write: _need_locks()                                         # before the folder is made
         self._new = _missing_folder(out_dir)                            # removed again if left empty
         self.device, self.out = get_device(device), _out_folder(out_dir)
         self.path, self.cache = self.out / results_name, self.out / "cache"
