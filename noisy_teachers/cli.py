@@ -13,6 +13,7 @@ import time
 import warnings
 from pathlib import Path
 
+from .checks import _range_words
 from .data import DATASETS, DataNotFoundError, save_atomic, write_atomic
 from .training import BudgetReached, get_device
 from .experiments import (
@@ -47,7 +48,7 @@ def _number_list(lo: float, hi: float):
             try: v = float(part)
             except ValueError: raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {part!r}") from None
             if not (math.isfinite(v) and lo <= v <= hi):
-                raise argparse.ArgumentTypeError(f"each value must be in [{lo:g}, {hi:g}], got {part!r}")
+                raise argparse.ArgumentTypeError(f"each value must be {_range_words(lo, hi)}, got {part!r}")
             out.append(v)
         return out
     return parse
@@ -109,7 +110,7 @@ def _add_demo(sub) -> argparse.ArgumentParser:
     return d
 
 # %% ../nbs/07_cli.ipynb #5e0a7c31
-def _protocol_options(p: argparse.ArgumentParser, tasks: str, quick: str):
+def _protocol_options(p: argparse.ArgumentParser, tasks: str, quick: str, tiny: str):
     "The options of `reproduce` and `study`: seeds, data, the protocol's size, Ray (`tasks`: what a task runs), budget."
     p.add_argument("--seeds", type=_positive_int, required=True, metavar="N", help="number of seeds (0..N-1)")
     p.add_argument("--first-seed", type=_non_negative_int, default=0, metavar="K",
@@ -121,7 +122,7 @@ def _protocol_options(p: argparse.ArgumentParser, tasks: str, quick: str):
     size = p.add_mutually_exclusive_group()
     size.add_argument("--quick", action="store_true", help=quick)
     size.add_argument("--tiny", action="store_true",
-                      help="seconds, for tests: a few hundred images (NiN benchmarks: 64), a few epochs, σ in {0, 0.4}")
+                      help=f"seconds, for tests: a few hundred images (NiN benchmarks: 64), a few epochs{tiny}")
     p.add_argument("--epochs", type=_positive_int, default=None, metavar="N",
                    help="train the teachers and every student for N epochs instead of the protocol's (a CPU budget)")
     p.add_argument("--ray", nargs="?", const="", default=None, metavar="ADDRESS",
@@ -136,7 +137,7 @@ def _add_reproduce(sub) -> argparse.ArgumentParser:
                        description="Every arm of the protocol (chapter 06) on one benchmark for N seeds; results "
                                    "are written as they finish, and a rerun resumes. Ends with summary.md and plots.")
     r.add_argument("benchmark", choices=DATASETS, help="the benchmark")
-    _protocol_options(r, "(seed, group of arms)", quick="a few epochs on a subset: the protocol in minutes")
+    _protocol_options(r, "(seed, group of arms)", quick="a few epochs on a subset: the protocol in minutes", tiny=", σ in {0, 0.4}")
     r.add_argument("--arms", nargs="+", default=None, metavar="ARM",
                    help="only these arms or groups (baseline, dropout, sigma, alpha, student_noise, ensemble, or "
                         "arm names such as l2, kd, noisy_sigma0.2_alpha0.15); 'hard' always runs")
@@ -154,7 +155,8 @@ def _add_study(sub) -> argparse.ArgumentParser:
                    help="noise standard deviations (default: 0,0.1,0.2,0.4,0.8)")
     s.add_argument("--alphas", type=_number_list(0, 1), default=None, metavar="A,A,...",
                    help="fractions of samples perturbed, in [0, 1] (default: the paper's alpha)")
-    _protocol_options(s, "(seed, size, group of arms)", quick="fewer epochs, a 5,000-image training set")
+    _protocol_options(s, "(seed, size, group of arms)", quick="fewer epochs, a 5,000-image training set",
+                      tiny=" (σ and α: those of --sigmas and --alphas)")
     s.add_argument("--steps", type=_positive_int, default=None, metavar="N",
                    help="train every transfer-set size for at least N optimizer steps (instead of epochs scaled by size)")
     s.add_argument("--eval-every", type=_positive_int, default=None, metavar="N",
@@ -242,11 +244,16 @@ def _report(out: Path, records: list, title: str, plots=_PLOTS) -> str:
 
 # %% ../nbs/07_cli.ipynb #c1707995
 def _study_report(out: Path, records: list) -> str:
+    "Write study.md (titled with the benchmark and its seeds) and the heat map study.png of one configuration's study `records`."
     gains = study_gains(records)
     if not gains: return "no finished (sigma = 0, sigma > 0) pairs yet"
-    write_atomic(f"# When does the noisy teacher help?\n\n{format_study(gains)}\n", out / "study.md")
-    _save(plot_study(gains), out / "study.png")
-    return format_study(gains, markdown=False) + f"\n\nwrote {out / 'study.md'}, {out / 'study.png'}"
+    title = f"{gains[0]['benchmark']} ({gains[0]['variant']}): {len({r['seed'] for r in records if r['kind'] != 'teacher'})} seed(s)"
+    write_atomic(f"# When does the noisy teacher help? {title}\n\n{format_study(gains)}\n", out / "study.md")
+    try: made = [_save(plot_study(gains), out / "study.png")]
+    except NothingToPlot:                             # only sigma = 0 against the student alone so far: no heat map
+        (out / "study.png").unlink(missing_ok=True); made = []
+    return (format_study(gains, markdown=False) + "\n\nwrote " + ", ".join(str(p) for p in [out / "study.md"] + made)
+            + ("" if made else " (no noisy-teacher cell, sigma > 0 and alpha > 0, yet: no study.png)"))
 
 # %% ../nbs/07_cli.ipynb #8e349cf5
 def _by_benchmark(records):
@@ -277,17 +284,21 @@ def _run_demo(args, t0: float, config=None) -> int:
     return 0
 
 # %% ../nbs/07_cli.ipynb #a5178fa1
+def _per_configuration(out: Path, records: list):
+    "(folder, records) for each configuration of `records`: `out` itself when there is one, else `out`/benchmark-variant-key."
+    groups = _by_benchmark(records)
+    for (b, v, k), recs in groups.items():
+        sub = out if len(groups) == 1 else out / f"{b}-{v}-{k}"
+        sub.mkdir(exist_ok=True)
+        yield sub, recs
+
 def _run_summarize(args, parser) -> int:
-    "`summarize`: the tables and plots of the records in --out (one sub-folder per benchmark when it holds several)."
+    "`summarize`: the tables and plots of the records in --out (a sub-folder per configuration when it holds several)."
     if not args.out.is_dir(): parser.error(f"argument --out: no such folder: {args.out}")
     res, st = load_records(args.out / "results.jsonl"), load_records(args.out / "study.jsonl")
     if not res and not st: parser.error(f"argument --out: {args.out} holds no results.jsonl or study.jsonl records")
-    groups = _by_benchmark(res)
-    for (b, v, k), recs in groups.items():
-        sub = args.out if len(groups) == 1 else args.out / f"{b}-{v}-{k}"
-        sub.mkdir(exist_ok=True)
-        print(_report(sub, recs, _title(recs)))
-    if st: print(_study_report(args.out, st))
+    for sub, recs in _per_configuration(args.out, res): print(_report(sub, recs, _title(recs)))
+    for sub, recs in _per_configuration(args.out, st): print(_study_report(sub, recs))
     return 0
 
 # %% ../nbs/07_cli.ipynb #9940e326
@@ -310,11 +321,11 @@ def _runner(args, parser, here, on_ray: str) -> tuple:
     return getattr(distributed, on_ray), dict(kw, address=args.ray or None)
 
 # %% ../nbs/07_cli.ipynb #9c4d2e1a
-def _folder_records(out: Path, config) -> tuple[list, list]:
-    "The records of `config` in `out`/results.jsonl, and the other configurations there, as 'benchmark (variant, key)'."
+def _folder_records(out: Path, config, name: str = "results.jsonl") -> tuple[list, list]:
+    "The records of `config` in `out`/`name`, and the other configurations there, as 'benchmark (variant, key)'."
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")                     # a damaged line: the run that follows says so, once
-        records = load_records(out / "results.jsonl")
+        records = load_records(out / name)
     others = sorted({f"{r['benchmark']} ({r['variant']}, {r['config_key']})" for r in records if r["config_key"] != config.key})
     return unique_records([r for r in records if r["config_key"] == config.key]), others
 
@@ -334,10 +345,15 @@ def _run_reproduce(args, parser, config):
 
 # %% ../nbs/07_cli.ipynb #a93c4637
 def _run_study(args, parser, config):
-    "`study`: the noisy teacher's gain over sigma = 0 per transfer-set size, sigma and alpha, here or on Ray; then the report."
+    """`study`: the noisy teacher's gain over sigma = 0 per transfer-set size, sigma and alpha, here or on Ray; then the
+    report of every study record of this configuration in --out (earlier seeds included)."""
     alphas = args.alphas if args.alphas is not None else [config.alpha]
+    before, others = _folder_records(args.out, config, "study.jsonl")
     run, kw = _runner(args, parser, noise_benefit_study, "noise_benefit_study_ray")
-    records = run(config, args.sizes, args.sigmas, alphas, steps=args.steps, eval_every=args.eval_every, **kw)
+    records = unique_records(before + run(config, args.sizes, args.sigmas, alphas, steps=args.steps, eval_every=args.eval_every, **kw))
+    if others: warnings.warn(f"--out {args.out} also holds the study of {'; '.join(others)}; study.md and study.png there "
+                             f"are now this one's ({config.label}, {config.key}); `noisy-teachers summarize --out "
+                             f"{args.out}` writes one folder per configuration")
     print(_study_report(args.out, records))
 
 # %% ../nbs/07_cli.ipynb #49666f75

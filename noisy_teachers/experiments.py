@@ -1212,7 +1212,9 @@ def noise_benefit_study(config: BenchmarkConfig, sizes, sigmas, alphas, seeds, d
         bar = None
         for seed in seeds:
             ns, plan = _study_plan(S, seed, specs, sizes, batched)
-            if bar is None: bar = _bar(len(seeds) * len(ns) * len(specs), f"{config.label}: study", S.bars)
+            if bar is None:
+                bar, N = _bar(len(seeds) * len(ns) * len(specs), f"{config.label}: study", S.bars), len(S.data[0])
+                if big := [n for n in sizes if n > N]: warnings.warn(f"sizes {big} exceed the {N:,} training images: studied at {N:,}")
             bar.update(len(ns) * len(specs) - sum(len(g) for _, g in plan))
             if not plan: continue
             teacher, t_err = S.teacher(seed)
@@ -1230,23 +1232,24 @@ def noise_benefit_study(config: BenchmarkConfig, sizes, sigmas, alphas, seeds, d
 
 # %% ../nbs/06_experiments.ipynb #5b5b0ae4
 def study_gains(records) -> list:
-    """For every transfer-set size of the study records: each noisy cell (σ, α) against σ = 0 (`l2`), and `l2`
-    against the student on hard labels (`hard`), paired over seeds on the same transfer set: d = error(baseline) −
-    error(arm); dict(benchmark, variant, transfer_size, arm, baseline, sigma, alpha, error_mean, baseline_mean,
-    the fields of `paired_stats(d)`, and p_holm = Holm over all rows). Positive gain = the arm beats its baseline."""
+    """For every configuration and transfer-set size of the study records: each noisy cell (σ, α) against σ = 0
+    (`l2`), and `l2` against the student on hard labels (`hard`), paired over seeds on the same transfer set (never
+    across configurations): d = error(baseline) − error(arm); dict(benchmark, variant, config_key, transfer_size, arm,
+    baseline, sigma, alpha, error_mean, baseline_mean, the fields of `paired_stats(d)`, and p_holm = Holm over all
+    rows). Positive gain = the arm beats its baseline."""
     records = unique_records(records)
-    key = lambda r: (r["benchmark"], r["variant"], r.get("transfer_size"), r["seed"])
+    key = lambda r: (r["benchmark"], r["variant"], r.get("config_key"), r.get("transfer_size"), r["seed"])
     err = {(key(r), r["kind"] if r["kind"] in ("l2", "hard") else r["arm"]): r["metrics"]["final_error"] for r in records}
     cells = defaultdict(list)
     for r in records:
         if r["kind"] not in ("noisy", "l2"): continue
         base = "l2" if r["kind"] == "noisy" else "hard"
         if (key(r), base) in err:
-            cells[(*key(r)[:3], r["arm"], base, r["sigma"], r["alpha"])].append((err[(key(r), base)], r["metrics"]["final_error"]))
-    rows = []
-    for (b, v, n, arm, base, s, a), pairs in sorted(cells.items(), key=lambda kv: (kv[0][2], kv[0][4] != "hard", kv[0][5], kv[0][6])):
+            cells[(*key(r)[:4], r["arm"], base, r["sigma"], r["alpha"])].append((err[(key(r), base)], r["metrics"]["final_error"]))
+    rows, order = [], lambda kv: (str(kv[0][2]), kv[0][3], kv[0][5] != "hard", kv[0][6], kv[0][7])
+    for (b, v, k, n, arm, base, s, a), pairs in sorted(cells.items(), key=order):
         e0, e = np.array(pairs).T
-        rows.append(dict(benchmark=b, variant=v, transfer_size=n, arm=arm, baseline=base, sigma=s, alpha=a,
+        rows.append(dict(benchmark=b, variant=v, config_key=k, transfer_size=n, arm=arm, baseline=base, sigma=s, alpha=a,
                          error_mean=float(e.mean()), baseline_mean=float(e0.mean()), **paired_stats(e0 - e)))
     for r, p in zip(rows, holm([r["p"] for r in rows])): r["p_holm"] = p
     return rows
@@ -1271,7 +1274,7 @@ def plot_study(gains, alpha=None):
     figure."""
     import matplotlib.pyplot as plt
     gains = [g for g in gains if g["baseline"] == "l2"]
-    if not gains: raise ValueError("gains must hold noisy-teacher cells (σ > 0 against σ = 0)")
+    if not gains: raise NothingToPlot("gains must hold noisy-teacher cells (σ > 0 against σ = 0)")
     alphas = sorted({g["alpha"] for g in gains}) if alpha is None else [alpha]
     sizes, sigmas = sorted({g["transfer_size"] for g in gains}), sorted({g["sigma"] for g in gains})
     vmax = max(abs(g["gain"]) for g in gains) * 100 or 1.0
