@@ -395,13 +395,29 @@ def _search_dirs(key: str, R: Path, explicit: bool) -> list:
     return dirs + _SYSTEM_DIRS.get(key, [])
 
 # %% ../nbs/03_data.ipynb #8172001b
-def _find_idx(dirs: list, notes: list):
-    "('idx', {role: path}) for the first folder in `dirs` with all four IDX files, else None; notes name the folders with only some."
+# The first 32 training labels of the two published IDX data sets: they tell MNIST's files from Fashion-MNIST's
+# (the file names are the same), whether gzipped or not.
+_FIRST_LABELS = {"mnist": bytes([5, 0, 4, 1, 9, 2, 1, 3, 1, 4, 3, 5, 3, 6, 1, 7, 2, 8, 6, 9, 4, 0, 9, 1, 1, 2, 4, 3, 2, 7, 3, 8]),
+                 "fashion-mnist": bytes([9, 0, 0, 3, 0, 2, 7, 2, 5, 5, 0, 9, 5, 5, 7, 9, 1, 0, 6, 4, 3, 1, 4, 8, 4, 3, 0, 2, 4, 4, 5, 3])}
+
+def _idx_owner(found: dict) -> str | None:
+    "'mnist' or 'fashion-mnist' if the training labels in `found` begin as that published set's do, else None."
+    p = found["train_labels"]
+    try:
+        with (gzip.open if p.name.endswith(".gz") else open)(p, "rb") as f: head = f.read(8 + 32)[8:]
+    except (OSError, EOFError, zlib.error): return None          # a damaged file: read_idx will say what is wrong
+    return next((k for k, first in _FIRST_LABELS.items() if head == first), None)
+
+def _find_idx(dirs: list, notes: list, key: str = "mnist"):
+    """('idx', {role: path}) for the first folder in `dirs` with all four IDX files of `key` (not those of the other
+    published set), else None; notes name the folders with only some, or with the other set's."""
     for d in dirs:
         found = _idx_files(d)
-        if len(found) == 4: return ("idx", found)
-        if found: notes.append(f"{d} has {', '.join(p.name for p in found.values())} but lacks "
-                               f"{', '.join(s for r, s in _IDX_STEMS.items() if r not in found)}")
+        owner = _idx_owner(found) if len(found) == 4 else None
+        if len(found) == 4 and owner in (None, key): return ("idx", found)
+        if owner is not None: notes.append(f"{d} holds {owner}'s files, not {key}'s")
+        elif found: notes.append(f"{d} has {', '.join(p.name for p in found.values())} but lacks "
+                                 f"{', '.join(s for r, s in _IDX_STEMS.items() if r not in found)}")
 
 # %% ../nbs/03_data.ipynb #ddf62343
 def _find_svhn(dirs: list, notes: list):
@@ -434,8 +450,8 @@ def _locate(key: str, R: Path, explicit: bool):
     if R.is_file():
         if key == "cifar10" and (any(R.match(g) for g in _TARBALL_GLOBS) or tarfile.is_tarfile(R)): return ("tarball", R), [R], notes
         raise ValueError(f"root must be a folder (or, for cifar10, a tarball), got the file {R}")
-    find = {"mnist": _find_idx, "fashion-mnist": _find_idx, "svhn": _find_svhn, "cifar10": _find_cifar}[key]
-    return find(searched, notes), searched, notes
+    if key in ("mnist", "fashion-mnist"): return _find_idx(searched, notes, key), searched, notes
+    return {"svhn": _find_svhn, "cifar10": _find_cifar}[key](searched, notes), searched, notes
 
 # %% ../nbs/03_data.ipynb #6624f3c9
 class DataNotFoundError(FileNotFoundError):
