@@ -404,6 +404,7 @@ def _student_data(train=None, test=None, targets: Tensor | None = None, teacher=
     "`(train, test, targets)`: the digits and their teacher's logits (`digits_setup`), or yours, checked."
     if (train is None) != (test is None):
         raise ValueError("train and test must be given together (or neither, for the digits data)")
+    if targets is not None and teacher is not None: raise ValueError("targets, teacher: pass one of them, not both")
     if train is None:
         setup = digits_setup()
         train, test = setup["train"], setup["test"]
@@ -454,6 +455,10 @@ class LiveStudent:
         self.train, self.test, self.targets = _student_data(train, test, targets, teacher)
         self.seed = check_number(_whole(seed), "seed", 0, 2**31 - 1, integer=True)
         self.threads = check_number(_whole(threads), "threads", 1, 1024, integer=True, allow_none=True)
+        try: build(student, self.train.in_shape, self.train.n_classes)       # refused now, not at the first Train
+        except ValueError as e: raise ValueError(f"student: {e}") from None
+        if not (config is None or isinstance(config, TrainConfig)):
+            raise ValueError(f"config must be None or a TrainConfig, got {type(config).__name__}")
         self.student = student
         self.config = TrainConfig(**{**DIGITS_STUDENT_CONFIG, "seed": self.seed}) if config is None else config
         vars(self).update(_student_widgets(_check_settings(sigma=sigma, alpha=alpha), on_show=lambda: self._show()))
@@ -473,7 +478,9 @@ class LiveStudent:
 def live_student(train=None, test=None, targets: Tensor | None = None, teacher=None, epochs: int | None = None,
                  **kwargs) -> LiveStudent:
     """A `LiveStudent` on the digits data (default) or on `train`/`test` with `targets` or `teacher`.
-    `epochs` overrides the default configuration's epochs (default 8; 4 when the IN_TEST environment variable is set)."""
+    `epochs` overrides the default configuration's epochs (default 8; 4 when the IN_TEST environment variable is set);
+    a `config` of your own carries its own."""
+    if epochs is not None and "config" in kwargs: raise ValueError("epochs, config: pass one of them (config has its epochs)")
     if epochs is None:
         epochs = 4 if os.environ.get("IN_TEST") else DIGITS_STUDENT_CONFIG["epochs"]
     epochs = check_number(_whole(epochs), "epochs", 1, 1000, integer=True)
