@@ -8,7 +8,9 @@ __all__ = ['build_parser', 'main']
 # %% ../nbs/07_cli.ipynb #ff6eb36e
 import argparse
 import math
+import signal
 import sys
+import threading
 import time
 import warnings
 from pathlib import Path
@@ -370,12 +372,18 @@ def _run(args, parser) -> int:
     return 0
 
 # %% ../nbs/07_cli.ipynb #fdc23c75
+class _Terminated(KeyboardInterrupt):
+    "SIGTERM (`kill`, a cluster's time limit) as an interrupt: the same clean stop as Ctrl-C, temporaries removed."
+
+def _terminate(signum, frame): raise _Terminated()
+
 def _user_error(e: BaseException, args) -> int:
     "Say on stderr, without a traceback, what stopped the command (bad settings, unusable folders, unreadable files, ...); return the exit code."
     if isinstance(e, KeyboardInterrupt):
-        print(f"\nnoisy-teachers: interrupted; finished arms are in {args.out}. Rerun the same command to resume.",
+        how = "terminated" if isinstance(e, _Terminated) else "interrupted"
+        print(f"\nnoisy-teachers: {how}; finished arms are in {args.out}. Rerun the same command to resume.",
               file=sys.stderr)
-        return 130
+        return 143 if isinstance(e, _Terminated) else 130
     if isinstance(e, BudgetReached):
         print(f"noisy-teachers: {e} (--budget-minutes {args.budget_minutes:g}); finished arms are in {args.out}, and "
               "rerunning the same command continues where this one stopped.", file=sys.stderr)
@@ -393,14 +401,16 @@ def _user_error(e: BaseException, args) -> int:
 def main(argv=None) -> int:
     """The `noisy-teachers` command: `main(["demo", "--out", "d"])` as from a shell. Returns the exit code: 0 done,
     2 for missing or unreadable data, an invalid setting or an unusable folder (one line on stderr, no traceback),
-    1 when a teacher's training diverged, 130 when interrupted; argparse exits with 2 itself for bad arguments (and
-    0 for --help). Warnings print as one line each."""
+    1 when a teacher's training diverged, 130 when interrupted (Ctrl-C), 143 when terminated (SIGTERM); argparse exits
+    with 2 itself for bad arguments (and 0 for --help). Warnings print as one line each."""
     parser = build_parser()
     args = parser.parse_args(argv)
     if "ipykernel" not in sys.modules:                      # a terminal: draw to files only, no display needed
         import matplotlib
         matplotlib.use("Agg")
     fmt, warnings.formatwarning = warnings.formatwarning, _one_line_warning
+    main_thread = threading.current_thread() is threading.main_thread()      # where Python lets a handler be set
+    on_term = signal.signal(signal.SIGTERM, _terminate) if main_thread else None
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("always")                 # every warning of this command, each on one line
@@ -408,7 +418,9 @@ def main(argv=None) -> int:
             return _run(args, args.command_parser)
     except (ValueError, OSError, BudgetReached, FloatingPointError, KeyboardInterrupt) as e:   # what a user can fix
         return _user_error(e, args)
-    finally: warnings.formatwarning = fmt
+    finally:
+        warnings.formatwarning = fmt
+        if main_thread: signal.signal(signal.SIGTERM, on_term)
 
 # %% ../nbs/07_cli.ipynb #0cfb11f0
 #| eval: false
