@@ -1235,8 +1235,9 @@ def study_gains(records) -> list:
     """For every configuration and transfer-set size of the study records: each noisy cell (σ, α) against σ = 0
     (`l2`), and `l2` against the student on hard labels (`hard`), paired over seeds on the same transfer set (never
     across configurations): d = error(baseline) − error(arm); dict(benchmark, variant, config_key, transfer_size, arm,
-    baseline, sigma, alpha, error_mean, baseline_mean, the fields of `paired_stats(d)`, and p_holm = Holm over all
-    rows). Positive gain = the arm beats its baseline."""
+    baseline, sigma, alpha, error_mean, baseline_mean, the fields of `paired_stats(d)`, p_holm = Holm over all rows,
+    and teacher_gap_ok: in every seed the teacher beat the student alone on this transfer set by `min_teacher_gap`).
+    Positive gain = the arm beats its baseline."""
     records = unique_records(records)
     key = lambda r: (r["benchmark"], r["variant"], r.get("config_key"), r.get("transfer_size"), r["seed"])
     err = {(key(r), r["kind"] if r["kind"] in ("l2", "hard") else r["arm"]): r["metrics"]["final_error"] for r in records}
@@ -1245,26 +1246,34 @@ def study_gains(records) -> list:
         if r["kind"] not in ("noisy", "l2"): continue
         base = "l2" if r["kind"] == "noisy" else "hard"
         if (key(r), base) in err:
-            cells[(*key(r)[:4], r["arm"], base, r["sigma"], r["alpha"])].append((err[(key(r), base)], r["metrics"]["final_error"]))
+            gap = err.get((key(r), "hard"), math.nan) - r.get("teacher_error", math.nan)     # the teacher check, per seed
+            weak = math.isfinite(gap) and gap < r.get("config", {}).get("min_teacher_gap", 0.005)
+            cells[(*key(r)[:4], r["arm"], base, r["sigma"], r["alpha"])].append(
+                (err[(key(r), base)], r["metrics"]["final_error"], weak))
     rows, order = [], lambda kv: (str(kv[0][2]), kv[0][3], kv[0][5] != "hard", kv[0][6], kv[0][7])
     for (b, v, k, n, arm, base, s, a), pairs in sorted(cells.items(), key=order):
-        e0, e = np.array(pairs).T
+        e0, e, weak = np.array(pairs, dtype=float).T
         rows.append(dict(benchmark=b, variant=v, config_key=k, transfer_size=n, arm=arm, baseline=base, sigma=s, alpha=a,
-                         error_mean=float(e.mean()), baseline_mean=float(e0.mean()), **paired_stats(e0 - e)))
+                         error_mean=float(e.mean()), baseline_mean=float(e0.mean()), **paired_stats(e0 - e),
+                         teacher_gap_ok=not weak.any()))
     for r, p in zip(rows, holm([r["p"] for r in rows])): r["p_holm"] = p
     return rows
 
 # %% ../nbs/06_experiments.ipynb #69526ef9
 def format_study(gains, markdown: bool = True) -> str:
     """The `study_gains` as a table: percentage points of test error, gain ± t-based 95 % interval over paired
-    seeds, Holm-corrected p; the verdict is "helps"/"hurts" when p_holm < 0.05, "—" otherwise."""
+    seeds, Holm-corrected p; the verdict is "helps"/"hurts" when p_holm < 0.05, "—" otherwise, "?" with fewer than two
+    seeds. ⚠ marks a transfer set on which the teacher was not clearly better than the student alone."""
     body = []
     for g in gains:
         v = _verdict(g).replace("better", "helps").replace("worse", "hurts")
-        body.append([str(g["transfer_size"]), g["arm"], g["baseline"], _pm(g["baseline_mean"], None), _pm(g["error_mean"], None),
+        body.append([str(g["transfer_size"]), g["arm"] + ("" if g.get("teacher_gap_ok", True) else " ⚠"), g["baseline"], _pm(g["baseline_mean"], None), _pm(g["error_mean"], None),
                      _pm(g["gain"], g["ci95"]), str(g["n"]), "" if not math.isfinite(g["p_holm"]) else f"{g['p_holm']:.3f}", v])
-    return _table(["transfer set", "arm", "baseline", "baseline error %", "error %", "gain (pp) ± 95 % CI", "n",
+    text = _table(["transfer set", "arm", "baseline", "baseline error %", "error %", "gain (pp) ± 95 % CI", "n",
                    "p (Holm)", "verdict"], body, markdown)
+    if all(g.get("teacher_gap_ok", True) for g in gains): return text
+    return text + ("\n\n⚠ on this transfer set the teacher was not clearly better than the student alone in some seed: "
+                   "distillation cannot help there.")
 
 # %% ../nbs/06_experiments.ipynb #367c2ebf
 def plot_study(gains, alpha=None):
