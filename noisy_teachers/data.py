@@ -331,8 +331,12 @@ def _decode_chunk(paths: list) -> Tensor:
         if all(Path(p).suffix.lower() in (".jpg", ".jpeg") for p in paths): imgs = decode_jpeg(data, mode=ImageReadMode.RGB)
         else: imgs = [decode_image(b, mode=ImageReadMode.RGB) for b in data]
     except RuntimeError: imgs = [_decode_one(p, b) for p, b in zip(paths, data)]   # one by one, to name the broken file
-    shapes = {tuple(im.shape) for im in imgs}
-    if len(shapes) != 1: raise DataFormatError(f"images of different sizes {sorted(shapes)} among {paths[0]} ...")
+    shapes = [tuple(im.shape) for im in imgs]
+    if len(set(shapes)) != 1:                                        # name the odd one out, not the first file
+        common = max(set(shapes), key=shapes.count)
+        odd = next(p for p, s in zip(paths, shapes) if s != common)
+        raise DataFormatError(f"images of different sizes {sorted(set(shapes))}: {odd} is {shapes[paths.index(odd)]}, "
+                              f"most are {common}")
     return torch.stack(imgs)
 
 # %% ../nbs/03_data.ipynb #650c7112
@@ -349,6 +353,8 @@ def _tree_split(folder: Path, split: str) -> tuple[Tensor, Tensor]:
     classes, items = _tree_files(folder, split)
     if classes != CIFAR10_CLASSES: raise DataFormatError(f"{folder / split}: class folders {classes} are not CIFAR-10's {CIFAR10_CLASSES}")
     if not items: raise DataFormatError(f"{folder / split}: no .jpg/.jpeg/.png images in the class folders")
+    if empty := [c for i, c in enumerate(classes) if all(l != i for _, l in items)]:
+        raise DataFormatError(f"{folder / split}: no images in the class folder(s) {', '.join(empty)}")
     x = decode_images([p for p, _ in items])
     if tuple(x.shape[1:]) != (3, 32, 32): raise DataFormatError(f"{folder / split}: images must be 32×32 RGB, got {tuple(x.shape[1:])}")
     return x, torch.tensor([l for _, l in items], dtype=torch.int64)
@@ -365,10 +371,11 @@ def _svhn_split(folder: Path, split: str) -> tuple[Tensor, Tensor]:
     except Exception as e: raise CorruptDataError(path, f"is not a readable MATLAB file ({type(e).__name__}: {e})") from e
     X, y = m.get("X"), m.get("y")
     if X is None or y is None or X.dtype != np.uint8 or X.ndim != 4 or X.shape[:3] != (32, 32, 3) or y.size != X.shape[3]:
-        raise DataFormatError(f"{path}: expected X uint8 (32, 32, 3, N) and y (N, 1), got "
-                              f"{getattr(X, 'shape', None)} and {getattr(y, 'shape', None)}")
+        raise DataFormatError(f"{path}: expected X uint8 (32, 32, 3, N) and y (N, 1), got X {getattr(X, 'dtype', None)} "
+                              f"{getattr(X, 'shape', None)} and y {getattr(y, 'shape', None)}")
     y = y.reshape(-1).astype(np.int64)
-    if len(y) and not (y.min() >= 1 and y.max() <= 10): raise DataFormatError(f"{path}: labels must be 1..10 (10 = digit 0)")
+    if len(y) and not (y.min() >= 1 and y.max() <= 10):
+        raise DataFormatError(f"{path}: labels must be 1..10 (10 = digit 0), got values in [{y.min()}, {y.max()}]")
     return torch.from_numpy(np.ascontiguousarray(X.transpose(3, 2, 0, 1))), torch.from_numpy(y % 10)
 
 # %% ../nbs/03_data.ipynb #655c1a8b
