@@ -921,7 +921,8 @@ def distil_many(students: list, train: ImageData, test: ImageData, config, arms,
     (`arms`: one `Arm` or a list of K) and lr, momentum, weight decay and clip (`config`: one `TrainConfig` or K that
     differ in nothing else); dropout masks differ from `distil`'s, buffers (BatchNorm) are refused, `compile` unused.
     `checkpoint` (one file), `deadline` and `progress` as in `distil`. Trains in place; returns the `History`s, in order, and
-    the students in eval mode."""
+    the students in eval mode. One student whose loss turns non-finite stops the group with a `FloatingPointError`
+    naming it (`experiments.Run` then trains that group's arms one by one, so that only that arm is lost)."""
     students, configs, arms = _check_group(students, config, arms)
     _check_common(students[0], train, test, configs[0], checkpoint, progress, "students", val)
     targets = _resolve_targets(arms, configs[0], train, targets, teacher)

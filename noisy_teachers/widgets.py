@@ -24,7 +24,7 @@ from matplotlib.patches import Rectangle
 from torch import Tensor
 
 from .data import load_dataset
-from .checks import check_logits, check_number
+from .checks import check_logits, check_number, check_tensor
 from .experiments import patch
 from .losses import logit_regression_loss
 from .models import build
@@ -116,11 +116,9 @@ def _regularizer_numbers(g: Tensor, z: Tensor, xi: Tensor, chosen: Tensor, sigma
                 E_R_mean=float(draws.mean()), E_R_se=float(draws.std() / math.sqrt(n_draws)), n_draws=n_draws)
 
 # %% ../nbs/20_explore.ipynb #9d13cd01
-def _label_errors(labels, pred_before: Tensor, pred_after: Tensor) -> dict:
-    "The labels, and the error rates of the predictions before and after the noise."
-    labels = torch.as_tensor(labels).cpu()
-    if labels.shape != pred_before.shape:
-        raise ValueError(f"labels must have shape ({len(pred_before)},), got {tuple(labels.shape)}")
+def _label_errors(labels, pred_before: Tensor, pred_after: Tensor, n_classes: int) -> dict:
+    "The labels (integers in [0, n_classes), one per row), and the error rates of the predictions before and after the noise."
+    labels = check_tensor(torch.as_tensor(labels).cpu(), "labels", (len(pred_before),), dtype="integer", lo=0, hi=n_classes - 1)
     return dict(labels=labels.numpy(), error_before=float((pred_before != labels).float().mean()),
                 error_after=float((pred_after != labels).float().mean()))
 
@@ -152,7 +150,7 @@ def noise_view(teacher_logits: Tensor, sigma, alpha, mu=0.0, seed: int = 0, stud
         sample=sample, probs_before=torch.softmax(z[sample], 0).numpy(), probs_after=torch.softmax(zp[sample], 0).numpy(),
         **_regularizer_numbers(g, z, xi, chosen, sigma, alpha, mu, seed, n_draws),
         loss_clean=float(logit_regression_loss(g, z)), loss_noisy=float(logit_regression_loss(g, zp)))
-    return out if labels is None else {**out, **_label_errors(labels, pred0, pred1)}
+    return out if labels is None else {**out, **_label_errors(labels, pred0, pred1, z.shape[1])}
 
 # %% ../nbs/20_explore.ipynb #b12a9a02
 def readout_text(state: dict) -> str:
