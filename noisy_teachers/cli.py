@@ -112,7 +112,7 @@ def _add_demo(sub) -> argparse.ArgumentParser:
     return d
 
 # %% ../nbs/07_cli.ipynb #5e0a7c31
-def _protocol_options(p: argparse.ArgumentParser, tasks: str, quick: str, tiny: str):
+def _protocol_options(p: argparse.ArgumentParser, tasks: str, quick: str, tiny: str, epochs: str = ""):
     "The options of `reproduce` and `study`: seeds, data, the protocol's size, Ray (`tasks`: what a task runs), budget."
     p.add_argument("--seeds", type=_positive_int, required=True, metavar="N", help="number of seeds (0..N-1)")
     p.add_argument("--first-seed", type=_non_negative_int, default=0, metavar="K",
@@ -126,7 +126,7 @@ def _protocol_options(p: argparse.ArgumentParser, tasks: str, quick: str, tiny: 
     size.add_argument("--tiny", action="store_true",
                       help=f"seconds, for tests: a few hundred images (NiN benchmarks: 64), a few epochs{tiny}")
     p.add_argument("--epochs", type=_positive_int, default=None, metavar="N",
-                   help="train the teachers and every student for N epochs instead of the protocol's (a CPU budget)")
+                   help=f"train the teachers and every student for N epochs instead of the protocol's (a CPU budget){epochs}")
     p.add_argument("--ray", nargs="?", const="", default=None, metavar="ADDRESS",
                    help=f"run every {tasks} as a Ray task: alone, a local Ray instance; 'auto' or an address joins a "
                         "running cluster (chapter 08; needs pip install \"noisy-teachers[ray]\")")
@@ -158,7 +158,8 @@ def _add_study(sub) -> argparse.ArgumentParser:
     s.add_argument("--alphas", type=_number_list(0, 1), default=None, metavar="A,A,...",
                    help="fractions of samples perturbed, in [0, 1] (default: the paper's alpha)")
     _protocol_options(s, "(seed, size, group of arms)", quick="fewer epochs, a 5,000-image training set",
-                      tiny=" (σ and α: those of --sigmas and --alphas)")
+                      tiny=" (σ and α: those of --sigmas and --alphas)",
+                      epochs="; a transfer set of n images trains for N × (training set size) / n epochs, at most 10 N")
     s.add_argument("--steps", type=_positive_int, default=None, metavar="N",
                    help="train every transfer-set size for at least N optimizer steps (instead of epochs scaled by size)")
     s.add_argument("--eval-every", type=_positive_int, default=None, metavar="N",

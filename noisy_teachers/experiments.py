@@ -722,7 +722,8 @@ def students(self: Run, seed, specs, targets, teacher=None, transfer=None, epoch
     kw = dict(targets=None if online else targets, teacher=teacher if online else None, checkpoint=ck, val=self.val,
               progress=self.progress, deadline=self.deadline)
     names = specs[0].name if len(specs) == 1 else f"{', '.join(s.name for s in specs)} ({len(specs)} arms together)"
-    self.say(seed, _started(names, cfgs[0].epochs, ck))
+    at = f" on {extra['transfer_size']:,} images" if "transfer_size" in extra else ""      # the study's transfer sets
+    self.say(seed, _started(names + at, cfgs[0].epochs, ck))
     t0, failure, models = time.perf_counter(), None, [self.build(s.student, seed) for s in specs]
     try:
         if len(specs) == 1: hs = [distil(models[0], transfer, test, cfgs[0], specs[0].arm, label=specs[0].name, **kw).to_dict()]
