@@ -139,7 +139,8 @@ def _add_reproduce(sub) -> argparse.ArgumentParser:
                        description="Every arm of the protocol (chapter 06) on one benchmark for N seeds; results "
                                    "are written as they finish, and a rerun resumes. Ends with summary.md and plots.")
     r.add_argument("benchmark", choices=DATASETS, help="the benchmark")
-    _protocol_options(r, "(seed, group of arms)", quick="a few epochs on a subset: the protocol in minutes", tiny=", σ in {0, 0.4}")
+    _protocol_options(r, "(seed, group of arms)", quick="a few epochs on a subset: the protocol in minutes",
+                      tiny=", σ in {0, 0.4}")
     r.add_argument("--arms", nargs="+", default=None, metavar="ARM",
                    help="only these arms or groups (baseline, dropout, sigma, alpha, student_noise, ensemble, or "
                         "arm names such as l2, kd, noisy_sigma0.2_alpha0.15); 'hard' always runs")
@@ -249,20 +250,15 @@ def _report(out: Path, records: list, title: str, plots=_PLOTS) -> str:
 def _study_report(out: Path, records: list) -> str:
     "Write study.md (titled with the benchmark and its seeds) and the heat map study.png of one configuration's study `records`."
     gains = study_gains(records)
-    if not gains: return "no finished (sigma = 0, sigma > 0) pairs yet"
-    title = f"{gains[0]['benchmark']} ({gains[0]['variant']}): {len({r['seed'] for r in records if r['kind'] != 'teacher'})} seed(s)"
+    if not gains: return f"{out}: no finished study pairs yet (sigma = 0 against the student alone, or sigma > 0 against sigma = 0)"
+    g, seeds = gains[0], len({r["seed"] for r in records if r["kind"] != "teacher"})
+    title = f"{g['benchmark']} ({g['variant']}, {g['config_key']}): {seeds} seed(s)"
     write_atomic(f"# When does the noisy teacher help? {title}\n\n{format_study(gains)}\n", out / "study.md")
     try: made = [_save(plot_study(gains), out / "study.png")]
     except NothingToPlot:                             # only sigma = 0 against the student alone so far: no heat map
         (out / "study.png").unlink(missing_ok=True); made = []
     return (format_study(gains, markdown=False) + "\n\nwrote " + ", ".join(str(p) for p in [out / "study.md"] + made)
-            + ("" if made else " (no noisy-teacher cell, sigma > 0 and alpha > 0, yet: no study.png)"))
-
-# %% ../nbs/07_cli.ipynb #8e349cf5
-def _by_benchmark(records):
-    groups = {}
-    for r in records: groups.setdefault((r["benchmark"], r["variant"], r["config_key"]), []).append(r)
-    return groups
+            + ("" if made else " (no noisy-teacher cell, sigma > 0 and alpha > 0: no study.png)"))
 
 # %% ../nbs/07_cli.ipynb #a0c011c7
 def _progress(args):
@@ -287,21 +283,22 @@ def _run_demo(args, t0: float, config=None) -> int:
     return 0
 
 # %% ../nbs/07_cli.ipynb #a5178fa1
-def _per_configuration(out: Path, records: list):
-    "(folder, records) for each configuration of `records`: `out` itself when there is one, else `out`/benchmark-variant-key."
-    groups = _by_benchmark(records)
-    for (b, v, k), recs in groups.items():
-        sub = out if len(groups) == 1 else out / f"{b}-{v}-{k}"
-        sub.mkdir(exist_ok=True)
-        yield sub, recs
+def _per_configuration(out: Path, results: list, study: list):
+    """(folder, its results records, its study records) for each configuration in either: `out` itself when there is
+    one, else `out`/benchmark-variant-key (made by the first file written there)."""
+    keys = list(dict.fromkeys((r["benchmark"], r["variant"], r["config_key"]) for r in results + study))
+    for k in keys:
+        of = lambda records: [r for r in records if (r["benchmark"], r["variant"], r["config_key"]) == k]
+        yield (out if len(keys) == 1 else out / "-".join(k)), of(results), of(study)
 
 def _run_summarize(args, parser) -> int:
     "`summarize`: the tables and plots of the records in --out (a sub-folder per configuration when it holds several)."
     if not args.out.is_dir(): parser.error(f"argument --out: no such folder: {args.out}")
     res, st = load_records(args.out / "results.jsonl"), load_records(args.out / "study.jsonl")
     if not res and not st: parser.error(f"argument --out: {args.out} holds no results.jsonl or study.jsonl records")
-    for sub, recs in _per_configuration(args.out, res): print(_report(sub, recs, _title(recs)))
-    for sub, recs in _per_configuration(args.out, st): print(_study_report(sub, recs))
+    for sub, r, s in _per_configuration(args.out, res, st):
+        if r: print(_report(sub, r, _title(r)))
+        if s: print(_study_report(sub, s))
     return 0
 
 # %% ../nbs/07_cli.ipynb #9940e326
@@ -353,8 +350,9 @@ def _run_study(args, parser, config):
     alphas = args.alphas if args.alphas is not None else [config.alpha]
     before, others = _folder_records(args.out, config, "study.jsonl")
     run, kw = _runner(args, parser, noise_benefit_study, "noise_benefit_study_ray")
-    records = unique_records(before + run(config, args.sizes, args.sigmas, alphas, steps=args.steps, eval_every=args.eval_every, **kw))
-    if others: warnings.warn(f"--out {args.out} also holds the study of {'; '.join(others)}; study.md and study.png there "
+    new = run(config, args.sizes, args.sigmas, alphas, steps=args.steps, eval_every=args.eval_every, **kw)
+    records = unique_records(before + new)
+    if others: warnings.warn(f"--out {args.out} also holds the study of {'; '.join(others)}; study.md (and study.png) there "
                              f"are now this one's ({config.label}, {config.key}); `noisy-teachers summarize --out "
                              f"{args.out}` writes one folder per configuration")
     print(_study_report(args.out, records))
@@ -411,8 +409,9 @@ def main(argv=None) -> int:
         matplotlib.use("Agg")
     fmt, warnings.formatwarning = warnings.formatwarning, _one_line_warning
     main_thread = threading.current_thread() is threading.main_thread()      # where Python lets a handler be set
-    on_term = signal.signal(signal.SIGTERM, _terminate) if main_thread else None
+    on_term = signal.getsignal(signal.SIGTERM)
     try:
+        if main_thread: signal.signal(signal.SIGTERM, _terminate)
         with warnings.catch_warnings():
             warnings.simplefilter("always")                 # every warning of this command, each on one line
             warnings.simplefilter("ignore", TeacherGapWarning)  # but the weak-teacher one: its banner has said it

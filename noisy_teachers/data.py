@@ -323,20 +323,18 @@ def _decode_one(p, b: Tensor) -> Tensor:
     except RuntimeError as e: raise _unreadable_image(p, len(b)) from e
 
 # %% ../nbs/03_data.ipynb #19ae6cd7
-def _decode_chunk(paths: list) -> Tensor:
-    "Image files of one size as one uint8 (N, 3, H, W) RGB tensor: JPEGs in one batched call; a damaged file is named."
+def _decode_chunk(paths: list, shape: tuple | None = None) -> Tensor:
+    """Image files of one size (`shape`, default the first's) as one uint8 (N, 3, H, W) RGB tensor: JPEGs in one batched
+    call; a damaged file, or the first of another size, is named."""
     from torchvision.io import ImageReadMode, decode_image, decode_jpeg
     data = [_image_bytes(p) for p in paths]
     try:
         if all(Path(p).suffix.lower() in (".jpg", ".jpeg") for p in paths): imgs = decode_jpeg(data, mode=ImageReadMode.RGB)
         else: imgs = [decode_image(b, mode=ImageReadMode.RGB) for b in data]
     except RuntimeError: imgs = [_decode_one(p, b) for p, b in zip(paths, data)]   # one by one, to name the broken file
-    shapes = [tuple(im.shape) for im in imgs]
-    if len(set(shapes)) != 1:                                        # name the odd one out, not the first file
-        common = max(set(shapes), key=shapes.count)
-        odd = next(p for p, s in zip(paths, shapes) if s != common)
-        raise DataFormatError(f"images of different sizes {sorted(set(shapes))}: {odd} is {shapes[paths.index(odd)]}, "
-                              f"most are {common}")
+    shape = shape or tuple(imgs[0].shape)
+    if odd := next(((p, tuple(im.shape)) for p, im in zip(paths, imgs) if tuple(im.shape) != shape), None):
+        raise DataFormatError(f"images of different sizes: {odd[0]} is {odd[1]}, the images before it {shape}")
     return torch.stack(imgs)
 
 # %% ../nbs/03_data.ipynb #650c7112
@@ -344,7 +342,9 @@ def decode_images(paths, chunk: int = 4096) -> Tensor:
     "Decode image files (JPEG in batches with `torchvision.io.decode_jpeg`; PNG with `decode_image`) as RGB into one uint8 (N, 3, H, W) tensor; a damaged file raises `CorruptDataError` naming it."
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)   # torchvision 0.29 deprecates its decoders in favour of torchcodec
-        out = [_decode_chunk(paths[i:i + chunk]) for i in range(0, len(paths), chunk)]
+        out = []
+        for i in range(0, len(paths), chunk):                  # every chunk of the first one's size
+            out.append(_decode_chunk(paths[i:i + chunk], tuple(out[0].shape[1:]) if out else None))
     return torch.cat(out) if out else torch.empty(0, 3, 0, 0, dtype=torch.uint8)
 
 # %% ../nbs/03_data.ipynb #bbcd336b

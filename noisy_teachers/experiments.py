@@ -741,7 +741,7 @@ def students(self: Run, seed, specs, targets, teacher=None, transfer=None, epoch
                                 kd_weight=a.kd_weight, epochs=cfg.epochs, lr=cfg.lr, diverged=failure))
     self.add(*recs)                                      # in one write: a kill between two appends could keep half a group
     together = "" if len(specs) == 1 else f" ({len(specs)} arms together in {_secs(wall * len(specs))})"
-    for r in recs: self.say(seed, f"{r['arm']} finished" + (f" in {_secs(wall)}" if len(specs) == 1 else "")
+    for r in recs: self.say(seed, f"{r['arm']}{at} finished" + (f" in {_secs(wall)}" if len(specs) == 1 else "")
                             + f", test error {100 * r['metrics']['final_error']:.2f} %{together}")
     ck.unlink(missing_ok=True)
     return recs
@@ -1185,6 +1185,10 @@ def _study_args(config, sizes, sigmas, alphas, seeds, batched, max_epoch_factor,
         eval_every=check_number(eval_every, "eval_every", 1, integer=True, allow_none=True)))
 
 # %% ../nbs/06_experiments.ipynb #5beb4995
+def _warn_capped_sizes(sizes, N: int) -> None:
+    "Say that the transfer-set `sizes` above the training set's `N` images are studied at N."
+    if big := [n for n in sizes if n > N]: warnings.warn(f"sizes {big} exceed the {N:,} training images: studied at {N:,}")
+
 def _study_plan(S: Run, seed: int, specs, sizes, batched: bool) -> tuple:
     "(`sizes` capped at the training set, [(n, group)] of `_groups_to_train` at each size n for `seed`)."
     ns = sorted({min(n, len(S.data[0])) for n in sizes})
@@ -1214,8 +1218,8 @@ def noise_benefit_study(config: BenchmarkConfig, sizes, sigmas, alphas, seeds, d
         for seed in seeds:
             ns, plan = _study_plan(S, seed, specs, sizes, batched)
             if bar is None:
-                bar, N = _bar(len(seeds) * len(ns) * len(specs), f"{config.label}: study", S.bars), len(S.data[0])
-                if big := [n for n in sizes if n > N]: warnings.warn(f"sizes {big} exceed the {N:,} training images: studied at {N:,}")
+                bar = _bar(len(seeds) * len(ns) * len(specs), f"{config.label}: study", S.bars)
+                _warn_capped_sizes(sizes, len(S.data[0]))
             bar.update(len(ns) * len(specs) - sum(len(g) for _, g in plan))
             if not plan: continue
             teacher, t_err = S.teacher(seed)
@@ -1232,13 +1236,20 @@ def noise_benefit_study(config: BenchmarkConfig, sizes, sigmas, alphas, seeds, d
         return [r for r in S.records if r["seed"] in seeds and r.get("study") == "noise_benefit"]
 
 # %% ../nbs/06_experiments.ipynb #5b5b0ae4
+def _teacher_check(r: dict, hard_error: float | None) -> bool | None:
+    """The teacher check of study record `r` against the student alone's error on its transfer set, as `_gap` makes it
+    for the protocol (a diverged student alone fails it); None when it cannot be made (no such record, no teacher error)."""
+    if hard_error is None or r.get("teacher_error") is None: return None
+    gap = hard_error - r["teacher_error"]
+    return math.isfinite(gap) and gap >= r.get("config", {}).get("min_teacher_gap", 0.005)
+
 def study_gains(records) -> list:
     """For every configuration and transfer-set size of the study records: each noisy cell (σ, α) against σ = 0
     (`l2`), and `l2` against the student on hard labels (`hard`), paired over seeds on the same transfer set (never
     across configurations): d = error(baseline) − error(arm); dict(benchmark, variant, config_key, transfer_size, arm,
     baseline, sigma, alpha, error_mean, baseline_mean, the fields of `paired_stats(d)`, p_holm = Holm over all rows,
-    and teacher_gap_ok: in every seed the teacher beat the student alone on this transfer set by `min_teacher_gap`).
-    Positive gain = the arm beats its baseline."""
+    and teacher_gap_ok: `_teacher_check` over the seeds: False if it failed in one, None if it could not be made in
+    one, else True). Positive gain = the arm beats its baseline."""
     records = unique_records(records)
     key = lambda r: (r["benchmark"], r["variant"], r.get("config_key"), r.get("transfer_size"), r["seed"])
     err = {(key(r), r["kind"] if r["kind"] in ("l2", "hard") else r["arm"]): r["metrics"]["final_error"] for r in records}
@@ -1247,16 +1258,14 @@ def study_gains(records) -> list:
         if r["kind"] not in ("noisy", "l2"): continue
         base = "l2" if r["kind"] == "noisy" else "hard"
         if (key(r), base) in err:
-            gap = err.get((key(r), "hard"), math.nan) - r.get("teacher_error", math.nan)     # the teacher check, per seed
-            weak = math.isfinite(gap) and gap < r.get("config", {}).get("min_teacher_gap", 0.005)
             cells[(*key(r)[:4], r["arm"], base, r["sigma"], r["alpha"])].append(
-                (err[(key(r), base)], r["metrics"]["final_error"], weak))
+                (err[(key(r), base)], r["metrics"]["final_error"], _teacher_check(r, err.get((key(r), "hard")))))
     rows, order = [], lambda kv: (str(kv[0][2]), kv[0][3], kv[0][5] != "hard", kv[0][6], kv[0][7])
     for (b, v, k, n, arm, base, s, a), pairs in sorted(cells.items(), key=order):
-        e0, e, weak = np.array(pairs, dtype=float).T
+        (e0, e), oks = np.array([p[:2] for p in pairs], dtype=float).T, [p[2] for p in pairs]
         rows.append(dict(benchmark=b, variant=v, config_key=k, transfer_size=n, arm=arm, baseline=base, sigma=s, alpha=a,
                          error_mean=float(e.mean()), baseline_mean=float(e0.mean()), **paired_stats(e0 - e),
-                         teacher_gap_ok=not weak.any()))
+                         teacher_gap_ok=False if False in oks else None if None in oks else True))
     for r, p in zip(rows, holm([r["p"] for r in rows])): r["p_holm"] = p
     return rows
 
@@ -1264,17 +1273,20 @@ def study_gains(records) -> list:
 def format_study(gains, markdown: bool = True) -> str:
     """The `study_gains` as a table: percentage points of test error, gain ± t-based 95 % interval over paired
     seeds, Holm-corrected p; the verdict is "helps"/"hurts" when p_holm < 0.05, "—" otherwise, "?" with fewer than two
-    seeds. ⚠ marks a transfer set on which the teacher was not clearly better than the student alone."""
-    body = []
+    seeds. ⚠ marks a transfer set on which the teacher was not clearly better than the student alone, † one on which
+    that could not be checked."""
+    body, mark = [], {False: " ⚠", None: " †"}
     for g in gains:
         v = _verdict(g).replace("better", "helps").replace("worse", "hurts")
-        body.append([str(g["transfer_size"]), g["arm"] + ("" if g.get("teacher_gap_ok", True) else " ⚠"), g["baseline"], _pm(g["baseline_mean"], None), _pm(g["error_mean"], None),
-                     _pm(g["gain"], g["ci95"]), str(g["n"]), "" if not math.isfinite(g["p_holm"]) else f"{g['p_holm']:.3f}", v])
+        body.append([str(g["transfer_size"]), g["arm"] + mark.get(g.get("teacher_gap_ok", True), ""), g["baseline"],
+                     _pm(g["baseline_mean"], None), _pm(g["error_mean"], None), _pm(g["gain"], g["ci95"]), str(g["n"]),
+                     "" if not math.isfinite(g["p_holm"]) else f"{g['p_holm']:.3f}", v])
     text = _table(["transfer set", "arm", "baseline", "baseline error %", "error %", "gain (pp) ± 95 % CI", "n",
                    "p (Holm)", "verdict"], body, markdown)
-    if all(g.get("teacher_gap_ok", True) for g in gains): return text
-    return text + ("\n\n⚠ on this transfer set the teacher was not clearly better than the student alone in some seed: "
-                   "distillation cannot help there.")
+    notes = {False: "⚠ on the transfer sets marked so, the teacher was not clearly better than the student alone in "
+                    "some seed: distillation cannot help there.",
+             None: "† no record of the student alone on the transfer sets marked so: the teacher check could not be made."}
+    return "\n\n".join([text] + [t for k, t in notes.items() if any(g.get("teacher_gap_ok", True) is k for g in gains)])
 
 # %% ../nbs/06_experiments.ipynb #367c2ebf
 def plot_study(gains, alpha=None):

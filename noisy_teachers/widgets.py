@@ -453,8 +453,8 @@ class LiveStudent:
         self.train, self.test, self.targets = _student_data(train, test, targets, teacher)
         self.seed = check_number(_whole(seed), "seed", 0, 2**31 - 1, integer=True)
         self.threads = check_number(_whole(threads), "threads", 1, 1024, integer=True, allow_none=True)
-        try: build(student, self.train.in_shape, self.train.n_classes)       # refused now, not at the first Train
-        except ValueError as e: raise ValueError(f"student: {e}") from None
+        try: build(student, self.train.in_shape, self.train.n_classes, generator=torch.Generator())   # refused now,
+        except ValueError as e: raise ValueError(f"student: {e}") from None   # not at the first Train; torch's RNG untouched
         if not (config is None or isinstance(config, TrainConfig)):
             raise ValueError(f"config must be None or a TrainConfig, got {type(config).__name__}")
         self.student = student
@@ -478,7 +478,7 @@ def live_student(train=None, test=None, targets: Tensor | None = None, teacher=N
     """A `LiveStudent` on the digits data (default) or on `train`/`test` with `targets` or `teacher`.
     `epochs` overrides the default configuration's epochs (default 8; 4 when the IN_TEST environment variable is set);
     a `config` of your own carries its own."""
-    if epochs is not None and "config" in kwargs: raise ValueError("epochs, config: pass one of them (config has its epochs)")
+    if epochs is not None and kwargs.get("config") is not None: raise ValueError("epochs, config: pass one of them (config has its epochs)")
     if epochs is None:
         epochs = 4 if os.environ.get("IN_TEST") else DIGITS_STUDENT_CONFIG["epochs"]
     epochs = check_number(_whole(epochs), "epochs", 1, 1000, integer=True)
