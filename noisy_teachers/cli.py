@@ -250,7 +250,8 @@ def _report(out: Path, records: list, title: str, plots=_PLOTS) -> str:
 def _study_report(out: Path, records: list) -> str:
     "Write study.md (titled with the benchmark and its seeds) and the heat map study.png of one configuration's study `records`."
     gains = study_gains(records)
-    if not gains: return f"{out}: no finished study pairs yet (sigma = 0 against the student alone, or sigma > 0 against sigma = 0)"
+    if not gains:
+        return f"{out}: no finished study pairs yet (sigma = 0 against the student alone, or sigma > 0 against sigma = 0)"
     g, seeds = gains[0], len({r["seed"] for r in records if r["kind"] != "teacher"})
     title = f"{g['benchmark']} ({g['variant']}, {g['config_key']}): {seeds} seed(s)"
     write_atomic(f"# When does the noisy teacher help? {title}\n\n{format_study(gains)}\n", out / "study.md")

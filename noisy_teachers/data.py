@@ -403,9 +403,9 @@ def _search_dirs(key: str, R: Path, explicit: bool) -> list:
 
 # %% ../nbs/03_data.ipynb #8172001b
 # The first 32 training labels of the two published IDX data sets: they tell MNIST's files from Fashion-MNIST's
-# (the file names are the same), whether gzipped or not.
-_FIRST_LABELS = {"mnist": bytes([5, 0, 4, 1, 9, 2, 1, 3, 1, 4, 3, 5, 3, 6, 1, 7, 2, 8, 6, 9, 4, 0, 9, 1, 1, 2, 4, 3, 2, 7, 3, 8]),
-                 "fashion-mnist": bytes([9, 0, 0, 3, 0, 2, 7, 2, 5, 5, 0, 9, 5, 5, 7, 9, 1, 0, 6, 4, 3, 1, 4, 8, 4, 3, 0, 2, 4, 4, 5, 3])}
+# (the file names are the same), whether gzipped or not. One byte per label: MNIST's begin 5 0 4 1 9 2, Fashion's 9 0 0 3 0 2.
+_FIRST_LABELS = {"mnist": bytes.fromhex("0500040109020103010403050306010702080609040009010102040302070308"),
+                 "fashion-mnist": bytes.fromhex("0900000300020702050500090505070901000604030104080403000204040503")}
 
 def _idx_owner(found: dict) -> str | None:
     "'mnist' or 'fashion-mnist' if the training labels in `found` begin as that published set's do, else None."

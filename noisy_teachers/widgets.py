@@ -478,7 +478,8 @@ def live_student(train=None, test=None, targets: Tensor | None = None, teacher=N
     """A `LiveStudent` on the digits data (default) or on `train`/`test` with `targets` or `teacher`.
     `epochs` overrides the default configuration's epochs (default 8; 4 when the IN_TEST environment variable is set);
     a `config` of your own carries its own."""
-    if epochs is not None and kwargs.get("config") is not None: raise ValueError("epochs, config: pass one of them (config has its epochs)")
+    if epochs is not None and kwargs.get("config") is not None:
+        raise ValueError("epochs, config: pass one of them (config has its epochs)")
     if epochs is None:
         epochs = 4 if os.environ.get("IN_TEST") else DIGITS_STUDENT_CONFIG["epochs"]
     epochs = check_number(_whole(epochs), "epochs", 1, 1000, integer=True)
