@@ -331,6 +331,12 @@ def _folder_records(out: Path, config, name: str = "results.jsonl") -> tuple[lis
     return unique_records([r for r in records if r["config_key"] == config.key]), others
 
 # %% ../nbs/07_cli.ipynb #d0c1c73c
+def _warn_others(out: Path, others: list, config, held: str, files: str):
+    "Warn that `out` also holds (`held`) the records of the configurations `others`: its `files` are now `config`'s."
+    if others: warnings.warn(f"--out {out} also holds {held}{'; '.join(others)}; {files} there are now this run's "
+                             f"({config.label}, {config.key}); `noisy-teachers summarize --out {out}` writes one folder "
+                             "per configuration")
+
 def _run_reproduce(args, parser, config):
     """`reproduce`: the protocol's arms (all, or those of --arms) on one benchmark, here or on Ray; then the report of
     every record of this configuration in --out (earlier seeds and arms included), and how many are new."""
@@ -338,9 +344,7 @@ def _run_reproduce(args, parser, config):
     before, others = _folder_records(args.out, config)
     run, kw = _runner(args, parser, run_benchmark, "run_benchmark_ray")
     records = unique_records(before + run(config, arms=args.arms, **kw))
-    if others: warnings.warn(f"--out {args.out} also holds {'; '.join(others)}; summary.md and the plots there are now "
-                             f"this run's ({config.label}, {config.key}); `noisy-teachers summarize --out {args.out}` "
-                             "writes one folder per configuration")
+    _warn_others(args.out, others, config, "", "summary.md and the plots")
     print(_report(args.out, records, _title(records)))
     print(f"{len(records) - len(before)} new records, {len(before)} already in {args.out}")
 
@@ -353,9 +357,7 @@ def _run_study(args, parser, config):
     run, kw = _runner(args, parser, noise_benefit_study, "noise_benefit_study_ray")
     new = run(config, args.sizes, args.sigmas, alphas, steps=args.steps, eval_every=args.eval_every, **kw)
     records = unique_records(before + new)
-    if others: warnings.warn(f"--out {args.out} also holds the study of {'; '.join(others)}; study.md (and study.png) there "
-                             f"are now this one's ({config.label}, {config.key}); `noisy-teachers summarize --out "
-                             f"{args.out}` writes one folder per configuration")
+    _warn_others(args.out, others, config, "the study of ", "study.md (and study.png)")
     print(_study_report(args.out, records))
 
 # %% ../nbs/07_cli.ipynb #49666f75

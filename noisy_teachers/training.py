@@ -688,12 +688,16 @@ def _check_same_stats(train: ImageData, d: ImageData, other: str):
                          f"with; build both ImageData with them (train: {said(train)}; {other}: {said(d)})")
 
 # %% ../nbs/05_training.ipynb #1a3e172a
+def _one_source(targets, teacher):
+    "A ValueError when both `targets` and `teacher` are given: which of the two would the student learn from?"
+    if teacher is not None and targets is not None:
+        raise ValueError("targets, teacher: pass one of them, not both (targets are used as they are; a teacher gives "
+                         "them, or runs online on each batch when config.augment)")
+
 def _resolve_targets(arms: list, config: TrainConfig, train: ImageData, targets, teacher):
     "Check `targets` and `teacher` for what `arms` need; returns the targets (computed from the teacher if need be)."
     if teacher is not None: _check_model(teacher, "teacher")
-    if teacher is not None and targets is not None:
-        raise ValueError("targets, teacher: pass one of them, not both (targets are used as they are; a teacher is run "
-                         "online when config.augment, else gives the targets)")
+    _one_source(targets, teacher)
     if targets is not None:
         check_tensor(targets, "targets", (len(train), train.n_classes), dtype="floating")   # (len(train), n_classes)
         if not bool(torch.isfinite(targets).all()): raise ValueError("targets must be finite (the teacher's logits hold nan or inf)")

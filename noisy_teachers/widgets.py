@@ -30,7 +30,7 @@ from .losses import logit_regression_loss
 from .models import build
 from .noise import check_noise_args, draw_noise, perturb_logits
 from .regularizer import expected_regularizer, noise_regularizer, sample_regularizer
-from .training import Arm, TrainConfig, _check_data, _check_same_stats, distil, teacher_logits, train_teacher
+from .training import Arm, TrainConfig, _check_data, _check_same_stats, _one_source, distil, teacher_logits, train_teacher
 
 # %% ../nbs/20_explore.ipynb #22077f7f
 _CACHE: dict = {}  # in-process cache: the digits teacher and the students' sigma = 0 baselines
@@ -402,7 +402,7 @@ def _student_data(train=None, test=None, targets: Tensor | None = None, teacher=
     "`(train, test, targets)`: the digits and their teacher's logits (`digits_setup`), or yours, checked."
     if (train is None) != (test is None):
         raise ValueError("train and test must be given together (or neither, for the digits data)")
-    if targets is not None and teacher is not None: raise ValueError("targets, teacher: pass one of them, not both")
+    _one_source(targets, teacher)
     if train is None:
         setup = digits_setup()
         train, test = setup["train"], setup["test"]
