@@ -28,8 +28,9 @@ from .data import (
     subset, sweep_stale_temporaries, tight_layout)
 from .models import ARCHITECTURES, PAIRS, with_dropout, build as build_model
 from .noise import combine_teachers
-from .training import (
-    Arm, BudgetReached, TrainConfig, distil, distil_many, get_device, state_sha256, teacher_logits, train_teacher)
+from noisy_teachers.training import (
+    Arm, BudgetReached, TrainConfig, _check_progress, distil, distil_many, get_device, state_sha256, teacher_logits,
+    train_teacher)
 
 # %% ../nbs/06_experiments.ipynb #p0000002
 def patch(f=None, *, as_prop: bool = False):
@@ -560,7 +561,7 @@ class Run:
     def __init__(self, config, data_root=None, out_dir="runs", device=None, progress=True, results_name="results.jsonl",
                  download=False, write=True, budget_minutes=None):
         if not isinstance(config, BenchmarkConfig): raise ValueError(f"config must be a BenchmarkConfig, got {type(config).__name__}")
-        if not (isinstance(progress, bool) or progress == "lines"): raise ValueError(f"progress must be True, False or 'lines', got {progress!r}")
+        _check_progress(progress)                                       # before the data are loaded
         if not isinstance(download, bool): raise ValueError(f"download must be True or False, got {download!r}")
         self.c, self.root, self.download, self.write = config, data_root, download, write
         self.progress, self.bars, self.lines = progress, progress is True, progress == "lines"   # as training takes it

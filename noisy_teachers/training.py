@@ -665,14 +665,18 @@ def _fit(model, train, test, config, arm, targets, teacher, checkpoint, progress
     return history
 
 # %% ../nbs/05_training.ipynb #feb2dd46
+def _check_progress(progress):
+    "A ValueError unless `progress` is True (bars), False (none) or 'lines' (a line per epoch, for logs)."
+    if not (isinstance(progress, bool) or progress == "lines"):
+        raise ValueError(f"progress must be True, False or 'lines', got {progress!r}")
+
 def _check_common(model, train, test, config, checkpoint, progress, name, val=None, label=None):
     "Validate the arguments that `train_teacher`, `distil` and `distil_many` share."
     _check_model(model, name); _check_data(train, "train"); _check_data(test, "test")
     if val is not None: _check_data(val, "val")
     if not isinstance(config, TrainConfig): raise ValueError(f"config must be a TrainConfig, got {type(config).__name__}")
     if checkpoint is not None: _check_path(checkpoint, "checkpoint", file=True)
-    if not (isinstance(progress, bool) or progress == "lines"):
-        raise ValueError(f"progress must be True, False or 'lines', got {progress!r}")
+    _check_progress(progress)
     if not (label is None or isinstance(label, str)): raise ValueError(f"label must be None or a string, got {label!r}")
     for other, d in (("test", test), ("val", val)):
         if d is not None and (train.in_shape != d.in_shape or train.n_classes != d.n_classes):
