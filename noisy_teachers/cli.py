@@ -292,14 +292,26 @@ def _per_configuration(out: Path, results: list, study: list):
         of = lambda records: [r for r in records if (r["benchmark"], r["variant"], r["config_key"]) == k]
         yield (out if len(keys) == 1 else out / "-".join(k)), of(results), of(study)
 
+def _write_index(out: Path, folders: list) -> str:
+    """summary.md in `out` listing the per-configuration `folders`, in place of the summary and figures an older run
+    of one configuration left there (they would read as the whole folder's)."""
+    for name in ("summary.md", "study.md", "study.png", *_PLOTS.values()): (out / name).unlink(missing_ok=True)
+    items = [f"- `{f.name}`: " + ", ".join(f"[{n}]({f.name}/{n})" for n in ("summary.md", "study.md") if (f / n).is_file())
+             for f in folders]
+    write_atomic(f"# {len(folders)} configurations, one folder each\n\n" + "\n".join(items) + "\n", out / "summary.md")
+    return f"wrote {out / 'summary.md'}: the index of the {len(folders)} configurations' folders"
+
 def _run_summarize(args, parser) -> int:
     "`summarize`: the tables and plots of the records in --out (a sub-folder per configuration when it holds several)."
     if not args.out.is_dir(): parser.error(f"argument --out: no such folder: {args.out}")
     res, st = load_records(args.out / "results.jsonl"), load_records(args.out / "study.jsonl")
     if not res and not st: parser.error(f"argument --out: {args.out} holds no results.jsonl or study.jsonl records")
+    folders = []
     for sub, r, s in _per_configuration(args.out, res, st):
         if r: print(_report(sub, r, _title(r)))
         if s: print(_study_report(sub, s))
+        folders.append(sub)
+    if folders != [args.out]: print(_write_index(args.out, folders))
     return 0
 
 # %% ../nbs/07_cli.ipynb #9940e326

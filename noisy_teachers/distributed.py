@@ -7,7 +7,9 @@ __all__ = ['RayMissingError', 'ray_connection', 'run_benchmark_ray', 'noise_bene
 
 # %% ../nbs/08_ray.ipynb #a4230aad
 import math
+import signal
 import sys
+import threading
 from contextlib import contextmanager
 from pathlib import Path
 from types import SimpleNamespace
@@ -39,11 +41,13 @@ def _check_address(address) -> None:
 def ray_connection(address=None):
     """Connected to Ray for the `with` block; yields the `ray` module. A connection this process already has is used
     and left open. Otherwise `address=None` starts a private local instance and shuts it down at the end; "auto",
-    "host:port" or "ray://host:port" joins that running cluster and disconnects at the end (the cluster runs on)."""
+    "host:port" or "ray://host:port" joins that running cluster and disconnects at the end (the cluster runs on).
+    A SIGTERM handler of the caller's (the command line's clean stop) stays in place of the one `ray.init` sets."""
     _check_address(address)
-    ray = _ray()
+    ray, on_term = _ray(), signal.getsignal(signal.SIGTERM)
     started = not ray.is_initialized()
     if started: ray.init(**(dict(address="local", include_dashboard=False) if address is None else dict(address=address)))
+    if callable(on_term) and threading.current_thread() is threading.main_thread(): signal.signal(signal.SIGTERM, on_term)
     try: yield ray
     finally:
         if started: ray.shutdown()
@@ -202,7 +206,7 @@ def run_benchmark_ray(config: BenchmarkConfig, seeds, data_root=None, out_dir="r
 # %% ../nbs/08_ray.ipynb #4feb997c
 def _study_tasks(S: Run, seed: int, specs, sizes, batched: bool, length: dict) -> list:
     "The tasks of `seed`'s study that `S` lacks: its teacher, then one per (size, group of arms) of `_study_plan`."
-    plan = _study_plan(S, seed, specs, sizes, batched)[1]
+    plan = _study_plan(S, seed, specs, sizes, batched, length)[1]
     return [("teacher", seed, 0, "teacher")] + [("study", seed, 1, (n, g, length)) for n, g in plan] if plan else []
 
 def noise_benefit_study_ray(config: BenchmarkConfig, sizes, sigmas, alphas, seeds, data_root=None, out_dir="runs/study",

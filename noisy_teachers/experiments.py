@@ -369,11 +369,16 @@ def record_key(r: dict) -> tuple:
     return (r["benchmark"], r["variant"], r.get("config_key"), r.get("study"), r.get("transfer_size"), r["seed"], r["arm"])
 
 def unique_records(records) -> list:
-    "`records` with each `record_key` once (the first written wins: a later duplicate came from a second run of the same arm)."
-    seen, out = set(), []
+    """`records` with each `record_key` once: the first written wins (a later duplicate came from a second run of the
+    same arm), with a warning when a duplicate's final error differs from it."""
+    first, clash = {}, []
     for r in records:
-        if record_key(r) not in seen: seen.add(record_key(r)); out.append(r)
-    return out
+        if (k := record_key(r)) not in first: first[k] = r; continue
+        a, b = (x.get("metrics", {}).get("final_error") for x in (first[k], r))
+        if a != b and not (a != a and b != b): clash.append(k)               # NaN twice is the same outcome
+    if clash: warnings.warn(f"{len(clash)} result(s) recorded twice with different final errors (the first: seed "
+                            f"{clash[0][5]}, arm {clash[0][6]}): the first written of each is used")
+    return list(first.values())
 
 # %% ../nbs/06_experiments.ipynb #637dd9eb
 class TeacherGapWarning(UserWarning):
@@ -1155,6 +1160,13 @@ def study_specs(config: BenchmarkConfig, sigmas, alphas) -> list:
                      Targets.TEACHER, config.l2_train) for s in sigmas if s > 0 for a in alphas if a > 0])
 
 # %% ../nbs/06_experiments.ipynb #d0348547
+def _study_length(config: BenchmarkConfig, N: int, n: int, max_epoch_factor: int = 10, steps: int | None = None,
+                  eval_every: int | None = None) -> tuple:
+    "(copies of the size-`n` subset in one epoch, epochs) of the study on `N` training images: `study_transfer`'s rule."
+    bs, E = config.l2_train.batch_size, config.l2_train.epochs
+    k = 1 if eval_every is None else math.ceil(eval_every * bs / n)
+    return k, math.ceil(steps / math.ceil(k * n / bs)) if steps else math.ceil(min(math.ceil(E * N / n), E * max_epoch_factor) / k)
+
 def study_transfer(config: BenchmarkConfig, train, n: int, seed: int, max_epoch_factor: int = 10, steps: int | None = None,
                    eval_every: int | None = None) -> tuple:
     """(transfer set, epochs) of the study's size `n` and `seed`: the stratified `data.subset` of `n` samples of `train`
@@ -1163,16 +1175,14 @@ def study_transfer(config: BenchmarkConfig, train, n: int, seed: int, max_epoch_
     repeated so that an epoch (the students are scored after each) has at least this many steps."""
     n = min(check_number(n, "n", 1, integer=True), len(train))
     seed = check_number(seed, "seed", 0, integer=True)
-    max_epoch_factor = check_number(max_epoch_factor, "max_epoch_factor", 1, integer=True)
-    steps = check_number(steps, "steps", 1, integer=True, allow_none=True)
-    every, bs = check_number(eval_every, "eval_every", 1, integer=True, allow_none=True), config.l2_train.batch_size
+    k, epochs = _study_length(config, len(train), n, check_number(max_epoch_factor, "max_epoch_factor", 1, integer=True),
+                              check_number(steps, "steps", 1, integer=True, allow_none=True),
+                              check_number(eval_every, "eval_every", 1, integer=True, allow_none=True))
     transfer = train if n == len(train) else subset(train, n, seed=seed)
-    k = 1 if every is None else math.ceil(every * bs / n)               # copies of the subset in one epoch
     if k > 1:
         transfer = ImageData(transfer.images.repeat(k, 1, 1, 1), transfer.labels.repeat(k), transfer.mean, transfer.std,
                              transfer.classes, f"{transfer.name}x{k}")
-    E, per_epoch = config.l2_train.epochs, math.ceil(len(transfer) / bs)
-    return transfer, (math.ceil(steps / per_epoch) if steps else math.ceil(min(math.ceil(E * len(train) / n), E * max_epoch_factor) / k))
+    return transfer, epochs
 
 # %% ../nbs/06_experiments.ipynb #df907b47
 def _study_args(config, sizes, sigmas, alphas, seeds, batched, max_epoch_factor, steps, eval_every) -> tuple:
@@ -1190,8 +1200,20 @@ def _warn_capped_sizes(sizes, N: int) -> None:
     "Say that the transfer-set `sizes` above the training set's `N` images are studied at N."
     if big := [n for n in sizes if n > N]: warnings.warn(f"sizes {big} exceed the {N:,} training images: studied at {N:,}")
 
-def _study_plan(S: Run, seed: int, specs, sizes, batched: bool) -> tuple:
-    "(`sizes` capped at the training set, [(n, group)] of `_groups_to_train` at each size n for `seed`)."
+def _check_study_length(S: Run, length: dict) -> None:
+    "Refuse a study whose length (`study_transfer`'s keywords) differs from that of the study records in `S`: never paired."
+    for r in (r for r in S.records if r.get("study") == "noise_benefit"):
+        k, epochs = _study_length(S.c, len(S.data[0]), r["transfer_size"], **length)
+        if (r.get("copies", 1), r["epochs"]) != (k, epochs):
+            raise ValueError(f"{S.path} holds study records at transfer-set size {r['transfer_size']} trained for "
+                             f"{r['epochs']} epochs of {r.get('copies', 1)} cop(ies) of the subset; this call would train "
+                             f"{epochs} epochs of {k}: its steps, eval_every or max_epoch_factor (--steps, --eval-every) "
+                             "differ from those runs'. Use theirs, or another output folder: runs of other lengths are never paired")
+
+def _study_plan(S: Run, seed: int, specs, sizes, batched: bool, length: dict) -> tuple:
+    """(`sizes` capped at the training set, [(n, group)] of `_groups_to_train` at each size n for `seed`), once the
+    records already in `S` are known to have this study's `length` (`_check_study_length`)."""
+    _check_study_length(S, length)
     ns = sorted({min(n, len(S.data[0])) for n in sizes})
     return ns, [(n, g) for n in ns for g in _groups_to_train(S, seed, specs, batched, transfer_size=n)]
 
@@ -1217,7 +1239,7 @@ def noise_benefit_study(config: BenchmarkConfig, sizes, sigmas, alphas, seeds, d
     with Run(config, data_root, out_dir, device, progress, "study.jsonl", download, budget_minutes=budget_minutes) as S:
         bar = None
         for seed in seeds:
-            ns, plan = _study_plan(S, seed, specs, sizes, batched)
+            ns, plan = _study_plan(S, seed, specs, sizes, batched, length)
             if bar is None:
                 bar = _bar(len(seeds) * len(ns) * len(specs), f"{config.label}: study", S.bars)
                 _warn_capped_sizes(sizes, len(S.data[0]))
