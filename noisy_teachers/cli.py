@@ -430,6 +430,7 @@ def main(argv=None) -> int:
         with warnings.catch_warnings():
             warnings.simplefilter("always")                 # every warning of this command, each on one line
             warnings.simplefilter("ignore", TeacherGapWarning)  # but the weak-teacher one: its banner has said it
+            warnings.filterwarnings("once", r"\d+ result\(s\) recorded twice")   # and this one, met by every table
             return _run(args, args.command_parser)
     except (ValueError, OSError, BudgetReached, FloatingPointError, KeyboardInterrupt) as e:   # what a user can fix
         return _user_error(e, args)
