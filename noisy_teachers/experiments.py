@@ -1206,8 +1206,8 @@ def _check_study_length(S: Run, length: dict) -> None:
         k, epochs = _study_length(S.c, len(S.data[0]), r["transfer_size"], **length)
         if (r.get("copies", 1), r["epochs"]) != (k, epochs):
             raise ValueError(f"{S.path} holds study records at transfer-set size {r['transfer_size']} trained for "
-                             f"{r['epochs']} epochs of {r.get('copies', 1)} cop(ies) of the subset; this call would train "
-                             f"{epochs} epochs of {k}: its steps, eval_every or max_epoch_factor (--steps, --eval-every) "
+                             f"{r['epochs']} epochs of {r.get('copies', 1)}× the subset; this call would train {epochs} epochs of "
+                             f"{k}×: its steps, eval_every or max_epoch_factor (--steps, --eval-every) "
                              "differ from those runs'. Use theirs, or another output folder: runs of other lengths are never paired")
 
 def _study_plan(S: Run, seed: int, specs, sizes, batched: bool, length: dict) -> tuple:
