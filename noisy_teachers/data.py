@@ -415,14 +415,17 @@ def _idx_owner(found: dict) -> str | None:
     except (OSError, EOFError, zlib.error): return None          # a damaged file: read_idx will say what is wrong
     return next((k for k, first in _FIRST_LABELS.items() if head == first), None)
 
-def _find_idx(dirs: list, notes: list, key: str = "mnist"):
+def _find_idx(dirs: list, notes: list, key: str = "mnist", passed: list | None = None):
     """('idx', {role: path}) for the first folder in `dirs` with all four IDX files of `key` (not those of the other
-    published set), else None; notes name the folders with only some, or with the other set's."""
+    published set), else None; notes name the folders with only some, or with the other set's. `passed`, if given,
+    collects `(folder, other set)` for each folder passed over for holding the other set's files."""
     for d in dirs:
         found = _idx_files(d)
         owner = _idx_owner(found) if len(found) == 4 else None
         if len(found) == 4 and owner in (None, key): return ("idx", found)
-        if owner is not None: notes.append(f"{d} holds {owner}'s files, not {key}'s")
+        if owner is not None:
+            notes.append(f"{d} holds {owner}'s files, not {key}'s")
+            if passed is not None: passed.append((d, owner))
         elif found: notes.append(f"{d} has {', '.join(p.name for p in found.values())} but lacks "
                                  f"{', '.join(s for r, s in _IDX_STEMS.items() if r not in found)}")
 
@@ -451,13 +454,14 @@ def _find_cifar(dirs: list, notes: list):
     return ("tarball", tarballs[0]) if tarballs else None
 
 # %% ../nbs/03_data.ipynb #ea9738a6
-def _locate(key: str, R: Path, explicit: bool):
-    "The first complete source for data set `key`: (kind, location), or None; plus the folders searched and notes on partial finds."
+def _locate(key: str, R: Path, explicit: bool, passed: list | None = None):
+    """The first complete source for data set `key`: (kind, location), or None; plus the folders searched and notes on
+    partial finds. `passed`: as for `_find_idx`."""
     searched, notes = _search_dirs(key, R, explicit), []
     if R.is_file():
         if key == "cifar10" and (any(R.match(g) for g in _TARBALL_GLOBS) or tarfile.is_tarfile(R)): return ("tarball", R), [R], notes
         raise ValueError(f"root must be a folder (or, for cifar10, a tarball), got the file {R}")
-    if key in ("mnist", "fashion-mnist"): return _find_idx(searched, notes, key), searched, notes
+    if key in ("mnist", "fashion-mnist"): return _find_idx(searched, notes, key, passed), searched, notes
     return {"svhn": _find_svhn, "cifar10": _find_cifar}[key](searched, notes), searched, notes
 
 # %% ../nbs/03_data.ipynb #6624f3c9
@@ -478,9 +482,10 @@ def _what_to_put(key: str) -> str:
             "(or torchvision's cifar-10-python.tar.gz)")
 
 # %% ../nbs/03_data.ipynb #a062ac30
-def _not_found(key, searched, notes, extra="") -> DataNotFoundError:
-    "The DataNotFoundError for data set `key`: the folders searched, the notes, the files to put there and how to download them."
-    lines = [f"{key}: no data found. Searched these folders:"] + [f"  {d}" for d in searched]
+def _not_found(key, searched, notes, extra="", lead="") -> DataNotFoundError:
+    """The DataNotFoundError for data set `key`: the folders searched, the notes, the files to put there and how to
+    download them; `lead` goes before 'no data found' on the first line, `extra` on a last line."""
+    lines = [f"{key}: {lead}no data found. Searched these folders:"] + [f"  {d}" for d in searched]
     lines += [f"  note: {n}" for n in notes]
     lines += [f"Put {_what_to_put(key)} into one of these folders (e.g. {searched[0]}),",
               f"or call load_dataset({key!r}, root=..., download=True) on a machine that is online "
@@ -488,10 +493,21 @@ def _not_found(key, searched, notes, extra="") -> DataNotFoundError:
     if extra: lines.append(extra)
     return DataNotFoundError("\n".join(lines), name=key, searched=searched, files=[_what_to_put(key)])
 
+# %% ../nbs/03_data.ipynb #a1f3c0d2
+_TV_FOLDERS = {"mnist": "MNIST/raw", "fashion-mnist": "FashionMNIST/raw", "svhn": "svhn", "cifar10": "."}
+
+def _new_folders(key: str, R: Path) -> list:
+    """The folders that torchvision's download of `key` into the root `R` makes (its folder under `R`, `R` itself and
+    `R`'s parents) and that do not exist yet, deepest first."""
+    d = R / _TV_FOLDERS[key]
+    return [p for p in (d, *d.parents) if not p.exists()]
+
 # %% ../nbs/03_data.ipynb #3df11e49
 def _download(key: str, R: Path, searched, notes):
-    "Download with torchvision's classes into the data root; any failure becomes a DataNotFoundError."
+    """Download with torchvision's classes into the data root. A failure removes the folders this call made that are
+    still empty (`_new_folders`) and becomes a DataNotFoundError naming the root, chained to torchvision's error."""
     import torchvision.datasets as tvd
+    new = _new_folders(key, R)
     try:
         R.mkdir(parents=True, exist_ok=True)
         for train in (True, False):
@@ -499,8 +515,13 @@ def _download(key: str, R: Path, searched, notes):
             elif key == "fashion-mnist": tvd.FashionMNIST(R, train=train, download=True)
             elif key == "cifar10": tvd.CIFAR10(R, train=train, download=True)
             else: tvd.SVHN(R / "svhn", split="train" if train else "test", download=True)
-    except Exception as e:
-        raise _not_found(key, searched, notes, f"download=True failed: {type(e).__name__}: {e}") from e
+    except BaseException as e:
+        for d in new:                                     # deepest first; rmdir removes nothing but an empty folder
+            try: d.rmdir()
+            except OSError: pass                          # it holds a (partly) downloaded file, or is gone
+        if not isinstance(e, Exception): raise            # Ctrl-C stays Ctrl-C
+        raise _not_found(key, searched, notes, f"download=True failed: {type(e).__name__}: {e}",
+                         lead=f"the download into {R} failed, and ") from e
 
 # %% ../nbs/03_data.ipynb #401563b6
 _CACHE_VERSION = 2
@@ -707,13 +728,19 @@ def _load_digits(test_fraction: float = 0.25, seed: int = 0) -> dict:
 
 # %% ../nbs/03_data.ipynb #e012640b
 def _find_or_download(key: str, root, download: bool) -> tuple:
-    "The located source of `key` ((kind, where)) and the folder for derived files; downloads when asked and nothing is there."
-    R = data_root(root)
-    source, searched, notes = _locate(key, R, explicit=root is not None)
+    """The located source of `key` ((kind, where)) and the folder for derived files; downloads when asked and nothing
+    is there. A folder of a root the user chose (`root`, `$NOISY_TEACHERS_DATA`) that was passed over for holding the
+    other published IDX set is named in a warning, as the not-found error would name it."""
+    R, explicit = data_root(root), root is not None
+    source, searched, notes = _locate(key, R, explicit, passed := [])
     if source is None and download:
         _download(key, R, searched, notes)
-        source, searched, notes = _locate(key, R, explicit=root is not None)
+        source, searched, notes = _locate(key, R, explicit, passed := [])
     if source is None: raise _not_found(key, searched, notes)
+    if explicit or os.environ.get(DATA_ENV):    # all `passed` are in that root: Debian's folder, searched last, is
+        for d, other in passed:                 # passed over only when nothing is found
+            warnings.warn(f"{key}: passed over {d}, which holds {other}'s published files, not {key}'s; "
+                          f"read {key} from {source[1]['train_labels'].parent} instead")
     return source, (R.parent if R.is_file() else R)
 
 # %% ../nbs/03_data.ipynb #3251da34
@@ -785,10 +812,13 @@ def _check_data(data, name="data") -> None:
 
 # %% ../nbs/03_data.ipynb #5503fc76
 def expand_by_augmentation(data: ImageData, copies: int, pad: int = 4, flip: bool = True, seed: int = 0) -> ImageData:
-    "The originals followed by `copies` randomly cropped (padding = mean colour) and flipped versions of each: N·(1+copies) images, labels repeated, same statistics."
+    """The originals followed by `copies` randomly cropped (padding = mean colour) and flipped versions of each:
+    N·(1+copies) images, labels repeated, same statistics. `pad` must be less than the images' height and width."""
     _check_data(data)
     copies = check_number(copies, "copies", 0, integer=True)
-    pad = check_number(pad, "pad", 0, integer=True)
+    H, W = data.in_shape[1:]                                   # a pad ≥ the image: crops of mostly (or only) padding
+    try: pad = check_number(pad, "pad", 0, min(H, W) - 1, integer=True)
+    except ValueError as e: raise ValueError(str(e).replace(", got", f" for {H}×{W} images, got", 1)) from None
     if not isinstance(flip, bool): raise ValueError(f"flip must be True or False, got {flip!r}")
     g = torch.Generator().manual_seed(check_number(seed, "seed", 0, integer=True))
     fill = (data.mean * 255).round().to(torch.uint8)

@@ -117,8 +117,16 @@ def _regularizer_numbers(g: Tensor, z: Tensor, xi: Tensor, chosen: Tensor, sigma
 
 # %% ../nbs/20_explore.ipynb #9d13cd01
 def _label_errors(labels, pred_before: Tensor, pred_after: Tensor, n_classes: int) -> dict:
-    "The labels (integers in [0, n_classes), one per row), and the error rates of the predictions before and after the noise."
-    labels = check_tensor(torch.as_tensor(labels).cpu(), "labels", (len(pred_before),), dtype="integer", lo=0, hi=n_classes - 1)
+    """The labels (integers in [0, n_classes), one per row: a list, tuple, NumPy array or tensor), and the error rates
+    of the predictions before and after the noise."""
+    B = len(pred_before)
+    try: t = torch.as_tensor(labels).cpu()
+    except (TypeError, ValueError, RuntimeError): t = None                 # a set, None, a string: no array at all
+    if t is None or t.dtype == torch.bool or t.is_floating_point() or t.is_complex() or tuple(t.shape) != (B,):
+        got = type(labels).__name__
+        if t is not None: got += f" of {str(t.dtype).removeprefix('torch.')}, shape {tuple(t.shape)}"
+        raise ValueError(f"labels must be {B} integers, one per row (a list, tuple, NumPy array or tensor), got {got}")
+    labels = check_tensor(t, "labels", lo=0, hi=n_classes - 1)
     return dict(labels=labels.numpy(), error_before=float((pred_before != labels).float().mean()),
                 error_after=float((pred_after != labels).float().mean()))
 
