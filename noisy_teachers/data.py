@@ -796,10 +796,15 @@ def _crop_flip(x: Tensor, pad: int, flip: bool, generator, fill: Tensor | None =
     return xp.permute(0, 2, 3, 1)[b, rows[:, :, None], cols[:, None, :]].permute(0, 3, 1, 2).contiguous()
 
 # %% ../nbs/03_data.ipynb #59833021
+def _check_pad(pad, H: int, W: int) -> int:
+    "`pad` checked against H×W images: a pad ≥ the image would give crops of mostly (or only) padding."
+    try: return check_number(pad, "pad", 0, min(H, W) - 1, integer=True)
+    except ValueError as e: raise ValueError(str(e).replace(", got", f" for {H}×{W} images, got", 1)) from None
+
 def augment(x: Tensor, pad: int = 4, flip: bool = True, generator: torch.Generator | None = None) -> Tensor:
     "Random crop of each image of `x` (B, C, H, W) from its zero-padded version (offsets uniform in 0..2·pad), then a left-right flip with probability 1/2; vectorised, on x's device."
     check_tensor(x, "x", ("B", "C", "H", "W"))
-    pad = check_number(pad, "pad", 0, integer=True)
+    pad = _check_pad(pad, *x.shape[2:])
     if not isinstance(flip, bool): raise ValueError(f"flip must be True or False, got {flip!r}")
     if generator is not None and not isinstance(generator, torch.Generator):
         raise ValueError(f"generator must be a torch.Generator or None, got {type(generator).__name__}")
@@ -816,9 +821,7 @@ def expand_by_augmentation(data: ImageData, copies: int, pad: int = 4, flip: boo
     N·(1+copies) images, labels repeated, same statistics. `pad` must be less than the images' height and width."""
     _check_data(data)
     copies = check_number(copies, "copies", 0, integer=True)
-    H, W = data.in_shape[1:]                                   # a pad ≥ the image: crops of mostly (or only) padding
-    try: pad = check_number(pad, "pad", 0, min(H, W) - 1, integer=True)
-    except ValueError as e: raise ValueError(str(e).replace(", got", f" for {H}×{W} images, got", 1)) from None
+    pad = _check_pad(pad, *data.in_shape[1:])
     if not isinstance(flip, bool): raise ValueError(f"flip must be True or False, got {flip!r}")
     g = torch.Generator().manual_seed(check_number(seed, "seed", 0, integer=True))
     fill = (data.mean * 255).round().to(torch.uint8)
