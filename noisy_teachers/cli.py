@@ -294,12 +294,15 @@ def _per_configuration(out: Path, results: list, study: list):
 
 def _write_index(out: Path, folders: list) -> str:
     """summary.md in `out` listing the per-configuration `folders`, in place of the summary and figures an older run
-    of one configuration left there (they would read as the whole folder's)."""
-    for name in ("summary.md", "study.md", "study.png", *_PLOTS.values()): (out / name).unlink(missing_ok=True)
-    items = [f"- `{f.name}`: " + ", ".join(f"[{n}]({f.name}/{n})" for n in ("summary.md", "study.md") if (f / n).is_file())
-             for f in folders]
-    write_atomic(f"# {len(folders)} configurations, one folder each\n\n" + "\n".join(items) + "\n", out / "summary.md")
-    return f"wrote {out / 'summary.md'}: the index of the {len(folders)} configurations' folders"
+    of one configuration left there (they would read as the whole folder's); says which it removed."""
+    old = [n for n in ("study.md", "study.png", *_PLOTS.values()) if (out / n).is_file()]
+    for name in old: (out / name).unlink()
+    links = lambda f: ", ".join(f"[{n}]({f.name}/{n})" for n in ("summary.md", "study.md") if (f / n).is_file())
+    items = [f"- `{f.name}`: {links(f) or 'no report yet (no finished pairs)'}" for f in folders]
+    write_atomic(f"# {len(folders)} configurations\n\nEach configuration's report is in a folder of its own:\n\n"
+                 + "\n".join(items) + "\n", out / "summary.md")
+    gone = f"; removed {', '.join(old)}, which described one configuration" if old else ""
+    return f"wrote {out / 'summary.md'}: the index of the {len(folders)} configurations' folders{gone}"
 
 def _run_summarize(args, parser) -> int:
     "`summarize`: the tables and plots of the records in --out (a sub-folder per configuration when it holds several)."

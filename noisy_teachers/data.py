@@ -798,6 +798,7 @@ def _crop_flip(x: Tensor, pad: int, flip: bool, generator, fill: Tensor | None =
 # %% ../nbs/03_data.ipynb #59833021
 def _check_pad(pad, H: int, W: int) -> int:
     "`pad` checked against H×W images: a pad ≥ the image would give crops of mostly (or only) padding."
+    if min(H, W) < 1: raise ValueError(f"images must be at least 1×1 to be cropped, got {H}×{W}")
     try: return check_number(pad, "pad", 0, min(H, W) - 1, integer=True)
     except ValueError as e: raise ValueError(str(e).replace(", got", f" for {H}×{W} images, got", 1)) from None
 

@@ -46,8 +46,11 @@ def ray_connection(address=None):
     _check_address(address)
     ray, on_term = _ray(), signal.getsignal(signal.SIGTERM)
     started = not ray.is_initialized()
-    if started: ray.init(**(dict(address="local", include_dashboard=False) if address is None else dict(address=address)))
-    if callable(on_term) and threading.current_thread() is threading.main_thread(): signal.signal(signal.SIGTERM, on_term)
+    try:
+        if started: ray.init(**(dict(address="local", include_dashboard=False) if address is None else dict(address=address)))
+    finally:                                                  # Ray sets its handler first thing, even if init then fails
+        if on_term not in (None, signal.SIG_DFL) and threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGTERM, on_term)
     try: yield ray
     finally:
         if started: ray.shutdown()

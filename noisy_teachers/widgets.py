@@ -15,6 +15,7 @@ import math
 import numbers
 import os
 import time
+from collections.abc import Sequence
 
 import ipywidgets as W
 import numpy as np
@@ -132,7 +133,7 @@ def _label_errors(labels, pred_before: Tensor, pred_after: Tensor, n_classes: in
 
 # %% ../nbs/20_explore.ipynb #b12b466b
 def noise_view(teacher_logits: Tensor, sigma, alpha, mu=0.0, seed: int = 0, student_logits: Tensor | None = None,
-               labels: Tensor | None = None, sample: int | None = None, n_draws: int = 200) -> dict:
+               labels: Tensor | Sequence[int] | None = None, sample: int | None = None, n_draws: int = 200) -> dict:
     """Everything the explorer shows for `teacher_logits` (B, n) perturbed by eq. (2) (`sigma` the noise's std, `alpha`
     the probability a row is chosen, `mu` its mean; drawn from `seed`), as numbers and NumPy arrays: the settings,
     `logits`, `perturbed`, `xi`, `chosen`, `flipped`, their counts, predictions, the `sample` row shown and its softmax
@@ -279,7 +280,7 @@ class NoiseExplorer:
     sliders, `readout` (an HTML line), `image` (the figure as a PNG, encoded only once the widget has been `shown`),
     `widget` (the whole box, what displaying the explorer displays), `state` (the last `noise_view` dict), `figure`
     (the last `noise_figure`), `n_updates` (how many times it was redrawn)."""
-    def __init__(self, teacher_logits: Tensor, labels: Tensor | None = None, student_logits: Tensor | None = None,
+    def __init__(self, teacher_logits: Tensor, labels: Tensor | Sequence[int] | None = None, student_logits: Tensor | None = None,
                  sigma=0.3, alpha=0.15, mu=0.0, seed=0, sample: int | None = None):
         self.teacher_logits = _as_logits(teacher_logits, "teacher_logits")
         self.labels, self.student_logits, self.sample = labels, student_logits, sample
@@ -356,7 +357,7 @@ def set(self: NoiseExplorer, sigma=None, alpha=None, mu=None, seed=None) -> Nois
     return self
 
 # %% ../nbs/20_explore.ipynb #28f85648
-def noise_explorer(teacher_logits: Tensor | None = None, labels: Tensor | None = None,
+def noise_explorer(teacher_logits: Tensor | None = None, labels: Tensor | Sequence[int] | None = None,
                    student_logits: Tensor | None = None, n: int = 32, **settings) -> NoiseExplorer:
     """A `NoiseExplorer` over `teacher_logits` (B, n), by default the first `n` logits of the digits teacher
     (`digits_teacher_logits`, trained once per process). `settings`: initial `sigma`, `alpha`, `mu`, `seed`, `sample`."""
