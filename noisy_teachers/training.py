@@ -216,8 +216,7 @@ def _check_fits(model: nn.Module, data: ImageData, name: str):
 def evaluate(model: nn.Module, data: ImageData, batch_size: int = 1024) -> dict:
     """Score `model` on `data` (an `ImageData`) in eval mode: dict(loss = mean cross-entropy with the labels,
     error = fraction misclassified, in [0, 1]). Runs on the model's device; the model's train/eval mode is restored."""
-    _check_model(model); _check_data(data, "data")
-    batch_size = check_number(batch_size, "batch_size", 1, integer=True)
+    _check_model(model); _check_data(data, "data")                 # `batches` checks batch_size
     device = _model_device(model)
     data, loss = data.to(device), torch.zeros((), device=device)
     wrong = torch.zeros((), dtype=torch.long, device=device)
