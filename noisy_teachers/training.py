@@ -348,6 +348,7 @@ def teacher_logits(teacher: nn.Module, data: ImageData, batch_size: int = 1024, 
     `cache_dir`); a damaged, misshapen, non-finite or stale cache is recomputed, with a warning naming the file."""
     _check_model(teacher, "teacher"); _check_data(data, "data")
     batch_size = check_number(batch_size, "batch_size", 1, integer=True)
+    path = None
     if cache_dir is not None:
         _check_path(cache_dir, "cache_dir")
         fp = fingerprint(teacher, data)
@@ -359,7 +360,7 @@ def teacher_logits(teacher: nn.Module, data: ImageData, batch_size: int = 1024, 
     with _eval_mode(teacher):
         z = torch.cat([teacher(data.batch(idx.to(device))[0]).float()
                        for idx in batches(len(data), batch_size, shuffle=False)]).cpu()
-    if cache_dir is not None: save_atomic(dict(format=2, logits=z, sha256=state_sha256(dict(logits=z)), fingerprint=fp), path)
+    if path is not None: save_atomic(dict(format=2, logits=z, sha256=state_sha256(dict(logits=z)), fingerprint=fp), path)
     return z
 
 # %% ../nbs/05_training.ipynb #d5a39481
@@ -472,7 +473,7 @@ def _save_checkpoint(path: Path, state: dict, gens: dict, device: torch.device):
     save_atomic(state, path)
 
 def _load_checkpoint(path: Path | None) -> dict | None:
-    "The checkpoint in `path`, or None: there is none, or it is untrusted and moved aside (never deleted), with a warning."
+    "The checkpoint in `path`; None if there is none or it is untrusted (then moved aside, not deleted, with a warning)."
     if path is None or not path.is_file(): return None
     try: state = safe_load(path)
     except (CorruptFileError, UnsafeFileError) as e: why = f"is unreadable or truncated ({type(e).__name__})"
@@ -697,7 +698,7 @@ def train_teacher(model: nn.Module, train: ImageData, test: ImageData, config: T
     """Train the teacher `model` on `train`'s labels (cross-entropy), scored on `test` (and `val`) after each epoch;
     returns the `History`, the model in eval mode. `checkpoint` (a file): written each epoch and resumed from (other
     settings, data or model are refused; more `epochs` go on with the new length's schedule; an untrusted file is moved
-    aside). `deadline` (a `time.time()`): raise `BudgetReached` after the epoch ending past it (calling again continues).
+    aside). `deadline` (a `time.time()`): raise `BudgetReached` after the epoch ending past it (a new call continues).
     `progress`: True (a bar), False or "lines" (one line per epoch on stderr), naming the run `label` ("teacher")."""
     _check_common(model, train, test, config, checkpoint, progress, "model", val, label)
     return _fit(model, train, test, config, Arm("hard"), None, None, checkpoint, progress, "teacher", val, "model", deadline,
@@ -762,7 +763,7 @@ def _bc(v: Tensor, like: Tensor) -> Tensor:
 
 @torch.no_grad()
 def _sgd_step(params: dict, grads: list, momentum: dict, hyper: dict, factor: float) -> Tensor | None:
-    "K students' `torch.optim.SGD` steps after `clip_grad_norm_`, in place; which ones the clip changed ((K,), or None)."
+    "K students' `torch.optim.SGD` steps after `clip_grad_norm_`, in place; which the clip changed ((K,), or None)."
     clipped, clip, wd = None, hyper["clip"], hyper["weight_decay"]
     if clip is not None:                                   # clip_grad_norm_: total 2-norm over all the student's tensors
         norms = torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g.flatten(1), dim=1) for g in grads]), dim=0)
