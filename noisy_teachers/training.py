@@ -33,7 +33,7 @@ def get_device(device=None) -> torch.device:
     """The device to train on: `device` if given (a `torch.device` or a string such as 'cpu', 'cuda:0', 'mps');
     None or 'auto' picks CUDA if available, then MPS, then the CPU. A device this machine cannot train on (CUDA
     without a GPU, a GPU index past the last one, 'tpu', 'meta', ...) is a ValueError naming `device`."""
-    mps = getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available()
+    mps = torch.backends.mps.is_available()
     if device is None or (isinstance(device, str) and device == "auto"):
         return torch.device("cuda" if torch.cuda.is_available() else "mps" if mps else "cpu")
     try: dev = torch.device(device)
@@ -63,11 +63,10 @@ def lr_factor(schedule: str, step: int, total_steps: int) -> float:
 # %% ../nbs/05_training.ipynb #c4673406
 @dataclass(frozen=True)
 class TrainConfig:
-    """How to train: `epochs` (>= 1) of SGD with `momentum` (in [0, 1)) and `weight_decay` (>= 0), batches of
-    `batch_size` (>= 1), learning rate `lr` (> 0) following `schedule` ('cosine', 'step' or 'constant', per step);
-    `clip_grad_norm` (None or > 0); `seed` (>= 0) fixes shuffling, noise, augmentation and dropout; `augment`: random
-    crops (zero-padded by `augment_pad` pixels) and, if `augment_flip`, flips (students then need the teacher online);
-    `amp` (bf16) and `compile` act on CUDA only; `device` (None: `get_device()`); `eval_batch_size` (>= 1).
+    """How to train: `epochs` of SGD (`lr` per step as `schedule` says, `momentum` in [0, 1), `weight_decay` >= 0,
+    `clip_grad_norm` None or > 0) on batches of `batch_size`; `seed` fixes shuffling, noise, augmentation and dropout;
+    `augment`: crops padded by `augment_pad` and flips if `augment_flip` (students then need the teacher online); `amp`
+    (bf16) and `compile` act on CUDA only; `device`: None is `get_device()`; `eval_batch_size` for scoring.
     Frozen, so every field stays as checked: `dataclasses.replace(config, lr=...)` makes a changed copy."""
     epochs: int = 10
     batch_size: int = 128
@@ -102,12 +101,10 @@ ARM_KINDS = ("hard", "l2", "kd", "noisy", "student_noise")
 
 @dataclass(frozen=True)
 class Arm:
-    """What the student learns from: `kind` in ('hard', 'l2', 'kd', 'noisy', 'student_noise'); `sigma` (the noise's
-    standard deviation, >= 0), `alpha` (probability that a sample is perturbed, in [0, 1]) and `mu` (the noise mean)
-    for 'noisy' and 'student_noise', which must be given `sigma` and `alpha` (left out, they would make the arm plain
-    L2 without a word); `temperature` (> 0) and `kd_weight` (weight of the soft term, in [0, 1]; 1 - w on
-    the hard labels) for 'kd'. Other kinds ignore the fields they do not use.
-    Frozen, as `TrainConfig` is."""
+    """What the student learns from: `kind` in `ARM_KINDS`; for 'noisy' and 'student_noise' (which must be given both)
+    `sigma`, the noise's standard deviation (>= 0), and `alpha`, the probability that a sample is perturbed, with `mu`
+    the noise mean; for 'kd' `temperature` (> 0) and `kd_weight`, the soft term's weight in [0, 1] (1 - w: the labels').
+    Other kinds ignore the fields they do not use. Frozen, as `TrainConfig` is."""
     kind: str = "hard"
     sigma: float | None = None      # None: 0 for the kinds without noise
     alpha: float | None = None
@@ -121,9 +118,8 @@ class Arm:
             raise ValueError(f"{'sigma' if self.sigma is None else 'alpha'}: arm kind {self.kind!r} needs sigma (the noise's "
                              f"standard deviation) and alpha (the probability that a sample is perturbed), e.g. "
                              f"Arm({self.kind!r}, sigma=0.2, alpha=0.15)")
-        for k in ("sigma", "alpha"):
-            if getattr(self, k) is None: object.__setattr__(self, k, 0.0)
-        for k, v in zip(("sigma", "alpha", "mu"), check_noise_args(self.sigma, self.alpha, self.mu)): object.__setattr__(self, k, v)
+        sigma, alpha = (0.0 if v is None else v for v in (self.sigma, self.alpha))
+        for k, v in zip(("sigma", "alpha", "mu"), check_noise_args(sigma, alpha, self.mu)): object.__setattr__(self, k, v)
         check_number(self.temperature, "temperature", 0, lo_open=True)
         check_number(self.kd_weight, "kd_weight", 0, 1)
 
@@ -143,10 +139,9 @@ class Arm:
 # %% ../nbs/05_training.ipynb #408079a6
 def arm_loss(arm: Arm, student_logits: Tensor, labels: Tensor | None = None, teacher_logits: Tensor | None = None,
              generator: torch.Generator | None = None) -> Tensor:
-    """The loss of `arm` on one mini-batch: `student_logits` (T, n), integer `labels` (T,) (for 'hard', and 'kd' unless
-    its `kd_weight` is 1),
-    `teacher_logits` (T, n) (for every kind but 'hard'); `generator` draws the noise of 'noisy' / 'student_noise'
-    (each call draws fresh noise). Returns a scalar tensor."""
+    """The loss of `arm` on one mini-batch, a scalar tensor: `student_logits` (T, n), integer `labels` (T,) (for 'hard',
+    and 'kd' unless its `kd_weight` is 1), `teacher_logits` (T, n) (for every kind but 'hard'); `generator` draws the
+    noise of 'noisy' / 'student_noise' (each call draws fresh noise)."""
     k = arm.kind
     if (k == "hard" or (k == "kd" and arm.kd_weight < 1)) and labels is None: raise ValueError(f"labels: arm kind {k!r} needs the labels, got None")
     if k != "hard" and teacher_logits is None: raise ValueError(f"teacher_logits: arm kind {k!r} needs the teacher's logits, got None")
@@ -178,7 +173,7 @@ def _check_data(data, name):
 
 def _check_path(path, name: str, file: bool = False):
     "A ValueError naming `name` unless `path` is a path whose folder (`path` itself unless `file`) can be created."
-    if isinstance(path, bool) or not isinstance(path, (str, os.PathLike)):
+    if not isinstance(path, (str, os.PathLike)):
         raise ValueError(f"{name} must be None or a {'file' if file else 'folder'} path, got {path!r}")
     if file and Path(path).is_dir(): raise ValueError(f"{name} must be a file path, but {str(path)!r} is a folder")
     folder = Path(path).parent if file else Path(path)
@@ -200,8 +195,7 @@ def _eval_mode(module: nn.Module | None):
 # %% ../nbs/05_training.ipynb #5a8a2faf
 @torch.no_grad()
 def _check_fits(model: nn.Module, data: ImageData, name: str):
-    """Run `model` once (eval mode, no grad) on 2 images of `data`: a ValueError naming both shapes if they do not fit,
-    or the dtype if its weights are not float32 (the images are; `config.amp` gives mixed precision on CUDA)."""
+    "Run `model` once (eval mode) on 2 images of `data`: a ValueError naming `name` unless it fits them, in float32."
     other = sorted({str(p.dtype) for p in model.parameters() if p.is_floating_point()} - {str(torch.float32)})
     if other: raise ValueError(f"{name}: the model's weights are {', '.join(other)}, but the images are float32: "
                                f"call .float() on it (config.amp gives mixed precision on CUDA)")
@@ -222,8 +216,7 @@ def _check_fits(model: nn.Module, data: ImageData, name: str):
 def evaluate(model: nn.Module, data: ImageData, batch_size: int = 1024) -> dict:
     """Score `model` on `data` (an `ImageData`) in eval mode: dict(loss = mean cross-entropy with the labels,
     error = fraction misclassified, in [0, 1]). Runs on the model's device; the model's train/eval mode is restored."""
-    _check_model(model); _check_data(data, "data")
-    batch_size = check_number(batch_size, "batch_size", 1, integer=True)
+    _check_model(model); _check_data(data, "data")                 # `batches` checks batch_size
     device = _model_device(model)
     data, loss = data.to(device), torch.zeros((), device=device)
     wrong = torch.zeros((), dtype=torch.long, device=device)
@@ -349,11 +342,10 @@ def _cached_logits(path: Path, fp: str, n: int, n_classes: int) -> Tensor | None
 # %% ../nbs/05_training.ipynb #5a512f78
 @torch.no_grad()
 def teacher_logits(teacher: nn.Module, data: ImageData, batch_size: int = 1024, cache_dir=None) -> Tensor:
-    """The `teacher`'s logits on every sample of `data`: a float32 CPU tensor (N, n_classes), row i for sample i,
-    computed in eval mode on the teacher's device. With `cache_dir` (a folder, created if need be) they are saved as
-    `teacher-logits-<fingerprint>.pt` with their SHA-256 and read back later (`fingerprint`: the teacher's printed
-    architecture and weights, and the data; a change to its `forward` that neither shows needs another `cache_dir`); a cache that is damaged, of the wrong
-    shape or dtype, not finite or fails its hash is recomputed, with a warning naming the file."""
+    """The `teacher`'s logits on every sample of `data`: a float32 CPU tensor (N, n_classes), row i for sample i, in
+    eval mode on the teacher's device. With `cache_dir` (a folder) they are saved with their SHA-256 as
+    `teacher-logits-<fingerprint>.pt` and read back later (a change to `forward` that `repr` does not show needs another
+    `cache_dir`); a damaged, misshapen, non-finite or stale cache is recomputed, with a warning naming the file."""
     _check_model(teacher, "teacher"); _check_data(data, "data")
     batch_size = check_number(batch_size, "batch_size", 1, integer=True)
     path = None
@@ -441,19 +433,11 @@ def _sgd(model: nn.Module, config: TrainConfig, total: int):
     opt = torch.optim.SGD(model.parameters(), lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay)
     return opt, torch.optim.lr_scheduler.LambdaLR(opt, lambda t: lr_factor(config.schedule, t, total))
 
-def _clip(params: list, clip: float | None) -> Tensor | None:
-    "Clip the gradients of `params` to total norm `clip` (None: no clip); whether the clip bound (a device tensor), or None."
-    return None if clip is None else nn.utils.clip_grad_norm_(params, clip) > clip
-
 # %% ../nbs/05_training.ipynb #b7fbe0e0
 def _autocast(config: TrainConfig, device: torch.device):
     "bf16 autocast for the forward pass when `config.amp` on CUDA, else a context that does nothing."
     amp = config.amp and device.type == "cuda"
     return torch.autocast("cuda", dtype=torch.bfloat16) if amp else contextlib.nullcontext()
-
-def _compiled(model: nn.Module, config: TrainConfig, device: torch.device):
-    "The model's forward pass: `torch.compile(model)` when `config.compile` on CUDA, else the model itself."
-    return torch.compile(model) if (config.compile and device.type == "cuda") else model
 
 # %% ../nbs/05_training.ipynb #bcc29509
 class BudgetReached(Exception):
@@ -488,17 +472,8 @@ def _save_checkpoint(path: Path, state: dict, gens: dict, device: torch.device):
     state["sha256"] = state_sha256({k: state[k] for k in _HASHED if k in state})
     save_atomic(state, path)
 
-def _set_aside(path: Path) -> Path:
-    "Move the file `path` to the first free name `<name>.untrusted`, `<name>.untrusted.1`, ... beside it; returns that."
-    aside, k = path.with_name(path.name + ".untrusted"), 0
-    while aside.exists(): k += 1; aside = path.with_name(f"{path.name}.untrusted.{k}")
-    os.replace(path, aside)
-    return aside
-
 def _load_checkpoint(path: Path | None) -> dict | None:
-    """The checkpoint in `path`; None if there is none, or if it cannot be trusted: then the file is moved aside
-    (`_set_aside`: a file this library did not write, your own saved weights say, is never overwritten), with a
-    warning naming both."""
+    "The checkpoint in `path`; None if there is none or it is untrusted (then moved aside, not deleted, with a warning)."
     if path is None or not path.is_file(): return None
     try: state = safe_load(path)
     except (CorruptFileError, UnsafeFileError) as e: why = f"is unreadable or truncated ({type(e).__name__})"
@@ -508,7 +483,10 @@ def _load_checkpoint(path: Path | None) -> dict | None:
         elif state_sha256({k: state[k] for k in _HASHED if k in state}) != state["sha256"]:
             why = "fails its sha256 (its weights or optimizer state changed after writing)"
         else: return state
-    warnings.warn(f"checkpoint {path} {why}; moved to {_set_aside(path).name}, starting the run afresh")
+    aside, k = path.with_name(path.name + ".untrusted"), 0                 # the first free <name>.untrusted[.k]
+    while aside.exists(): k += 1; aside = path.with_name(f"{path.name}.untrusted.{k}")
+    os.replace(path, aside)
+    warnings.warn(f"checkpoint {path} {why}; moved to {aside.name}, starting the run afresh")
     return None
 
 # %% ../nbs/05_training.ipynb #4999aa72
@@ -533,8 +511,7 @@ def _same_source(old: dict, new: dict) -> bool:
 
 def _check_resume(state: dict, run: str, configs: list, arms: list, n: int, path: Path, device: torch.device,
                   learns: dict | None = None):
-    """A ValueError if the checkpoint `state` was written by a run with other settings than these `configs` and
-    `arms`, or (when both know it) on other data, targets or online teacher than `learns` (`learns_from`)."""
+    "A ValueError if `state` was written with other `configs` or `arms`, or other data or teacher than `learns`."
     if state.get("device_type", "cpu") != ("cuda" if device.type == "cuda" else "cpu"):
         raise ValueError(f"checkpoint {path} holds random-generator states of a {state.get('device_type')} run; "
                          f"resume it on the same kind of device (device={device.type!r} now)")
@@ -597,21 +574,17 @@ def _record(histories: list, models: list, epoch: list, lrs: list, test: ImageDa
 class _EpochLines:
     "The bar of a log (`progress=\"lines\"`): no line per step, one on stderr per epoch, with the time so far."
     def __init__(self, desc: str): self.desc, self.t0 = desc, time.perf_counter()
-    def __enter__(self): return self
-    def __exit__(self, *exc): return False
     def update(self, n: int = 1): pass
     def set_postfix(self, **said):
         text = ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in said.items())
         print(f"  {self.desc}: {text} ({time.perf_counter() - self.t0:.0f} s)", file=sys.stderr, flush=True)
 
 def _progress_bar(epochs: int, start: int, steps: int, desc: str, show):
-    """What shows the progress of epochs `start`..`epochs`: a tqdm bar over their steps, started at `start`'s (empty
-    when a resumed run is finished); `_EpochLines` for `show="lines"`, after a line saying from which epoch a run
-    resumes; nothing for False. Use it in a `with`."""
+    "For a `with`: a tqdm bar over the steps of epochs `start`..`epochs` (False: hidden), or `_EpochLines` for 'lines'."
     done = start * steps if start < epochs else 0
     if show == "lines":
         if done: print(f"  {desc}: resuming after epoch {start}/{epochs}", file=sys.stderr, flush=True)
-        return _EpochLines(desc)
+        return contextlib.nullcontext(_EpochLines(desc))
     return tqdm(total=epochs * steps if start < epochs else 0, initial=done, desc=desc, disable=not show, unit="step", leave=True)
 
 # %% ../nbs/05_training.ipynb #f24fa1e5
@@ -634,13 +607,13 @@ def _fit(model, train, test, config, arm, targets, teacher, checkpoint, progress
     n, steps = len(train), math.ceil(len(train) / config.batch_size)
     total = config.epochs * steps
     opt, sched = _sgd(model, config, total)
-    params = [p for p in model.parameters() if p.requires_grad]
+    params, clip = [p for p in model.parameters() if p.requires_grad], config.clip_grad_norm
     gens, dropout_seed = _generators(config.seed, device)
     path = None if checkpoint is None else Path(checkpoint)
     learns = None if path is None else learns_from(train, targets, online)
     with _dropout_rng(dropout_seed, device):
         history, start = _resume(path, model, opt, sched, gens, device, config, arm, n, total, learns) or (History(label=desc), 0)
-        fwd = _compiled(model, config, device)
+        fwd = torch.compile(model) if (config.compile and device.type == "cuda") else model     # on CUDA only
         with _progress_bar(config.epochs, start, steps, label or desc, progress) as bar, _eval_mode(online):
             for epoch in range(start, config.epochs):
                 model.train()
@@ -652,7 +625,7 @@ def _fit(model, train, test, config, arm, targets, teacher, checkpoint, progress
                     tally.check(loss.reshape(1), step)
                     opt.zero_grad(set_to_none=True)
                     loss.backward()
-                    clipped = _clip(params, config.clip_grad_norm)
+                    clipped = None if clip is None else nn.utils.clip_grad_norm_(params, clip) > clip
                     opt.step()
                     sched.step()
                     tally.add(loss, clipped, len(idx))
@@ -722,14 +695,11 @@ def _resolve_targets(arms: list, config: TrainConfig, train: ImageData, targets,
 def train_teacher(model: nn.Module, train: ImageData, test: ImageData, config: TrainConfig, checkpoint=None,
                   progress: bool | str = True, val: ImageData | None = None, deadline: float | None = None,
                   label: str | None = None) -> History:
-    """Train the teacher `model` on the labels of `train` with cross-entropy, scoring it on `test` (and on the
-    validation set `val`, if given) after each epoch. `checkpoint` (a file path) is written after every epoch and
-    resumed from if it exists (a run with other settings, data or model is refused; more `epochs` continue with the
-    new length's schedule from the step reached; a file that is not a trusted checkpoint is moved aside, not
-    overwritten). `deadline` (a `time.time()` value): stop after the epoch that ends past it, its
-    checkpoint written, by raising `BudgetReached` (the same call again continues). `progress`: True (a bar), False,
-    or "lines" (a line per epoch on stderr, for logs), naming the run `label` (default: "teacher"). Returns the
-    `History`, and the model in eval mode."""
+    """Train the teacher `model` on `train`'s labels (cross-entropy), scored on `test` (and `val`) after each epoch;
+    returns the `History`, the model in eval mode. `checkpoint` (a file): written each epoch and resumed from (other
+    settings, data or model are refused; more `epochs` go on with the new length's schedule; an untrusted file is moved
+    aside). `deadline` (a `time.time()`): raise `BudgetReached` after the epoch ending past it (a new call continues).
+    `progress`: True (a bar), False or "lines" (one line per epoch on stderr), naming the run `label` ("teacher")."""
     _check_common(model, train, test, config, checkpoint, progress, "model", val, label)
     return _fit(model, train, test, config, Arm("hard"), None, None, checkpoint, progress, "teacher", val, "model", deadline,
                 label)
@@ -737,11 +707,9 @@ def train_teacher(model: nn.Module, train: ImageData, test: ImageData, config: T
 def distil(student: nn.Module, train: ImageData, test: ImageData, config: TrainConfig, arm: Arm, targets: Tensor | None = None,
            teacher: nn.Module | None = None, checkpoint=None, progress: bool | str = True, val: ImageData | None = None,
            deadline: float | None = None, label: str | None = None) -> History:
-    """Train `student` on the transfer set `train` as `arm` says, scored as in `train_teacher`. `targets`: the
-    teacher's logits on `train` (`teacher_logits`), row i for sample i; `teacher`: run online on each batch when
-    `config.augment`, else used to compute the targets (give one of the two; 'hard' needs neither). `checkpoint`,
-    `deadline`, `progress` and `label` (default: the arm's name) as in `train_teacher`. Returns the `History`, and the
-    student in eval mode."""
+    """Train `student` on the transfer set `train` as `arm` says. `targets`: the teacher's logits on `train`
+    (`teacher_logits`), row i for sample i; or `teacher`: run online on each batch when `config.augment`, else used to
+    compute the targets ('hard' needs neither). The rest as in `train_teacher` (`label`: the arm's name by default)."""
     _check_common(student, train, test, config, checkpoint, progress, "student", val, label)
     if not isinstance(arm, Arm): raise ValueError(f"arm must be an Arm, got {type(arm).__name__}")
     targets = _resolve_targets([arm], config, train, targets, teacher)
@@ -795,9 +763,7 @@ def _bc(v: Tensor, like: Tensor) -> Tensor:
 
 @torch.no_grad()
 def _sgd_step(params: dict, grads: list, momentum: dict, hyper: dict, factor: float) -> Tensor | None:
-    """One SGD step of K students, each exactly `torch.optim.SGD` (no dampening or Nesterov) after `clip_grad_norm_` at
-    its own clip; `hyper` from `_group_hyper`, `factor` the schedule's. Updates `params` and `momentum` in place;
-    returns which students' gradients the clip changed ((K,) bool, or None)."""
+    "K students' `torch.optim.SGD` steps after `clip_grad_norm_`, in place; which the clip changed ((K,), or None)."
     clipped, clip, wd = None, hyper["clip"], hyper["weight_decay"]
     if clip is not None:                                   # clip_grad_norm_: total 2-norm over all the student's tensors
         norms = torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g.flatten(1), dim=1) for g in grads]), dim=0)
@@ -828,8 +794,7 @@ def _loss_plan(arms: list, device: torch.device) -> dict:
 
 # %% ../nbs/05_training.ipynb #b7356226
 def _group_losses(plan: dict, arms: list, g: Tensor, y: Tensor, z: Tensor | None, generator) -> Tensor:
-    """The K students' losses (K,) from their logits `g` (K, T, n): each one's `arm_loss`, a kind at a time. The noisy
-    students share one draw per step: the `rand(T)` and `randn(T, n)` that each one's `distil` run would draw."""
+    "The K students' `arm_loss`es (K,) from their logits `g` (K, T, n), a kind at a time; the noisy ones share a draw."
     K, T, n = g.shape
     parts = []
     if len(plan["l2"]):                                   # 1/2 mean_i ||P_i - Q_i||^2, P and Q perturbed as eq. (2)
@@ -925,12 +890,10 @@ def _fit_many(students, train, test, configs, arms, targets, teacher, checkpoint
 def distil_many(students: list, train: ImageData, test: ImageData, config, arms, targets: Tensor | None = None,
                 teacher: nn.Module | None = None, checkpoint=None, progress: bool | str = True, val: ImageData | None = None,
                 deadline: float | None = None) -> list[History]:
-    """Train K `students` of one architecture together (vmapped), each as `distil` would alone, with its own arm
-    (`arms`: one `Arm` or a list of K) and lr, momentum, weight decay and clip (`config`: one `TrainConfig` or K that
-    differ in nothing else); dropout masks differ from `distil`'s, buffers (BatchNorm) are refused, `compile` unused.
-    `checkpoint` (one file), `deadline` and `progress` as in `distil`. Trains in place; returns the `History`s, in order, and
-    the students in eval mode. One student whose loss turns non-finite stops the group with a `FloatingPointError`
-    naming it (`experiments.Run` then trains that group's arms one by one, so that only that arm is lost)."""
+    """Train K `students` of one architecture together (vmapped), each as `distil` would alone, with its own `arms`
+    (an `Arm` or K) and lr, momentum, weight decay and clip (`config`: a `TrainConfig` or K differing in nothing else);
+    dropout masks differ from `distil`'s, buffers (BatchNorm) are refused, `compile` unused; the rest (`checkpoint`: one
+    file) as in `distil`. Returns K `History`s. A student whose loss turns non-finite stops the group, naming it."""
     students, configs, arms = _check_group(students, config, arms)
     _check_common(students[0], train, test, configs[0], checkpoint, progress, "students", val)
     targets = _resolve_targets(arms, configs[0], train, targets, teacher)
