@@ -796,10 +796,10 @@ def _crop_flip(x: Tensor, pad: int, flip: bool, generator, fill: Tensor | None =
     return xp.permute(0, 2, 3, 1)[b, rows[:, :, None], cols[:, None, :]].permute(0, 3, 1, 2).contiguous()
 
 # %% ../nbs/03_data.ipynb #59833021
-def _check_pad(pad, H: int, W: int) -> int:
-    "`pad` checked against H×W images: a pad ≥ the image would give crops of mostly (or only) padding."
+def _check_pad(pad, H: int, W: int, name: str = "pad") -> int:
+    "`pad` (called `name`) checked against H×W images: a pad ≥ the image would give crops of mostly (or only) padding."
     if min(H, W) < 1: raise ValueError(f"images must be at least 1×1 to be cropped, got {H}×{W}")
-    try: return check_number(pad, "pad", 0, min(H, W) - 1, integer=True)
+    try: return check_number(pad, name, 0, min(H, W) - 1, integer=True)
     except ValueError as e: raise ValueError(str(e).replace(", got", f" for {H}×{W} images, got", 1)) from None
 
 def augment(x: Tensor, pad: int = 4, flip: bool = True, generator: torch.Generator | None = None) -> Tensor:

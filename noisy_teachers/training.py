@@ -19,7 +19,8 @@ from torch import Tensor, nn
 from torch.func import functional_call, stack_module_state, vmap
 from tqdm.auto import tqdm
 
-from .data import CorruptFileError, ImageData, UnsafeFileError, augment, batches, safe_load, save_atomic, tight_layout
+from .data import (CorruptFileError, ImageData, UnsafeFileError, _check_pad, augment, batches, safe_load, save_atomic,
+                                 tight_layout)
 from .checks import check_logits, check_number, check_tensor
 from .losses import _soft_target, hard_label_loss, logit_regression_loss
 from .noise import check_noise_args, perturb_logits
@@ -594,6 +595,7 @@ def _setup(model, train, test, val, config, arms, targets, teacher, name):
     model.to(device)
     train, test, val = train.to(device), test.to(device), (None if val is None else val.to(device))
     _check_fits(model, train, name)
+    if config.augment: _check_pad(config.augment_pad, *train.in_shape[1:], name="config.augment_pad")   # before epoch 1
     needs = any(a.needs_teacher for a in arms)
     online = teacher.to(device) if (needs and config.augment) else None
     targets = targets.to(device=device, dtype=torch.float32) if (needs and online is None) else None
