@@ -423,9 +423,8 @@ _ABSENT = _Absent()
 
 @dataclass(kw_only=True)
 class Record:
-    """One result: a line of `results.jsonl` (or `study.jsonl`), written as `Record(...).to_dict()`, read back as a dict.
-    Every record has the fields without a default; teachers, student arms, the teacher check and the study add theirs.
-    On disk the fields keep this order."""
+    """One result, a line of `results.jsonl` (or `study.jsonl`) as `to_dict` writes it, fields in this order: each has
+    those without a default; teachers, student arms, the teacher check and the study add theirs."""
     benchmark: str                  # the data set (`BenchmarkConfig.name`)
     variant: str                    # "full", "quick" or "tiny"
     config_key: str                 # `BenchmarkConfig.key`: records of other settings are never mixed in
@@ -696,9 +695,8 @@ def teacher(self: Run, seed, k=0):
 # %% ../nbs/06_experiments.ipynb #d265a55f
 @patch
 def students(self: Run, seed, specs, targets, teacher=None, transfer=None, epochs=None, **extra) -> list:
-    """Train the arms `specs` of `seed`, one group of `arm_groups` (`training.distil_many`, or `distil` for one arm),
-    resumable through one checkpoint, and write one record per arm (`wall_s`: the group's time over its size). A group
-    that diverges is trained again arm by arm, so that only the diverging arm is recorded as diverged."""
+    """Train the arms `specs` of `seed`, one group of `arm_groups`, resumably; write a record per arm (`wall_s`: the
+    group's time over its size). A diverging group is trained again arm by arm: only the diverging arm is marked so."""
     transfer = self.transfer(seed) if transfer is None else transfer
     one, names = len(specs) == 1, ", ".join(s.name for s in specs)
     length = {} if epochs is None else dict(epochs=epochs)
@@ -864,9 +862,8 @@ def paired_gain(records, arm: str, baseline: str) -> dict:
 
 # %% ../nbs/06_experiments.ipynb #b06bn001
 def best_noisy(rows) -> tuple:
-    """(arm, chosen_on): the noisy-teacher arm of the `summarize` rows with the lowest mean validation error and
-    "validation" when every noisy row has one (rows that diverged in a seed aside); else the lowest mean test error and
-    "test" (which flatters it). (None, None) without a noisy row."""
+    """(arm, chosen_on): the noisy arm of the `summarize` rows with the lowest mean validation error and "validation" if
+    every noisy row that ran has one; else the lowest mean test error and "test" (flattering); (None, None) if none."""
     noisy = [r for r in rows if r["kind"] == "noisy"]
     if not noisy: return None, None
     ran = [r for r in noisy if math.isfinite(r["error_mean"])]      # one that diverged in a seed: out, sending none to test
@@ -1049,9 +1046,8 @@ class NothingToPlot(ValueError):
 
 # %% ../nbs/06_experiments.ipynb #20e4948b
 def plot_sigma(rows, alpha=None):
-    """Test error (%, mean ± std over seeds) against σ for the noisy teacher at `alpha` (default: the α most noisy arms
-    use), L2 as σ = 0; noise in the student as a second curve; the student alone, L2 and Hinton's KD as bands. `rows`
-    from `summarize`, one benchmark. Returns the figure."""
+    """Figure: test error (%, mean ± std over seeds) vs σ at `alpha` (default: the α most noisy arms use), L2 as σ = 0,
+    noise in the student as a second curve, the student alone, L2 and Hinton's KD as bands. `rows`: `summarize`'s."""
     title, arms = _one_benchmark(rows), {r["arm"]: r for r in rows}
     noisy = [r for r in rows if r["kind"] == "noisy"]
     if alpha is None and noisy: alpha = max(sorted({r["alpha"] for r in noisy}), key=lambda a: sum(r["alpha"] == a for r in noisy))
