@@ -15,9 +15,10 @@ __all__ = ['VARIANTS', 'patch', 'BenchmarkConfig', 'get_config', 'chosen_learnin
 # %% ../nbs/06_experiments.ipynb #70c5d6c7
 import hashlib, json, math, os, platform, sys, time, warnings
 from collections import defaultdict
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import asdict, dataclass, fields, replace
 from enum import Enum
+from itertools import groupby
 from numbers import Integral
 from pathlib import Path
 import numpy as np
@@ -45,9 +46,8 @@ def patch(f=None, *, as_prop: bool = False):
 # %% ../nbs/06_experiments.ipynb #5a7f7e00
 @dataclass(frozen=True)
 class BenchmarkConfig:
-    """One benchmark of the protocol: the data set, the paper's architectures and noise settings, the grids of its
-    studies, and our `training.TrainConfig`s, one per arm family (their seed and device are set per run). Checked and
-    normalised when made (a ValueError names the first wrong setting); each field is explained where it is declared."""
+    """One benchmark of the protocol: data set, the paper's architectures and noise, study grids, and one
+    `training.TrainConfig` per arm family. Checked and normalised when made (a ValueError names the first wrong field)."""
     name: str                       # the data set, one of `data.DATASETS`
     variant: str                    # "full", "quick" or "tiny"
     teacher: str                    # keys of `models.ARCHITECTURES`
@@ -176,10 +176,9 @@ def _variant(name, teacher, quick, tiny) -> dict:
 
 # %% ../nbs/06_experiments.ipynb #e32dedc8
 def get_config(name: str, quick: bool = False, tiny: bool = False, epochs: int | None = None) -> BenchmarkConfig:
-    """The protocol's `BenchmarkConfig` for `name` (one of `data.DATASETS`). `quick=True`: a few epochs on a 5,000-image
-    subset (the whole protocol in minutes); `tiny=True`: seconds, for tests (tens of seconds on svhn and cifar10's NiN).
-    `epochs`: train the teacher(s) and every student this many epochs instead (a budget: a CPU; records never mix with
-    other settings). Raises ValueError for an unknown name or for both flags at once."""
+    """The protocol's `BenchmarkConfig` for `name` (one of `data.DATASETS`). `quick`: a few epochs on 5,000 images
+    (minutes); `tiny`: seconds, for tests (tens of seconds on NiN). `epochs`: train the teacher(s) and every student this
+    many epochs instead (a CPU's budget). ValueError for an unknown name or for both flags at once."""
     if name not in DATASETS: raise ValueError(f"name must be one of {DATASETS}, got {name!r}")
     if not isinstance(quick, bool) or not isinstance(tiny, bool):
         raise ValueError(f"quick and tiny must be True or False, got quick={quick!r}, tiny={tiny!r}")
@@ -188,20 +187,18 @@ def get_config(name: str, quick: bool = False, tiny: bool = False, epochs: int |
     v = _variant(name, teacher, quick, tiny)
     lengths, bs = v.pop("epochs", {}), v.pop("batch_size", None)
     if epochs is not None: lengths = dict.fromkeys(_FAMILIES, check_number(epochs, "epochs", 1, integer=True))
-    fams = _FAMILIES + tuple(f for f in _DROPOUT if f in _TRAIN[name])
-    train = {f"{f}_train": replace(_TRAIN[name][f], **({"epochs": lengths[b]} if (b := _DROPOUT.get(f, f)) in lengths else {}),
-                                   **({"batch_size": bs} if bs else {})) for f in fams}
-    kw = dict(name=name, teacher=teacher, student=student, alpha=alpha, expand_copies=2 if name == "cifar10" else 0, **train)
+    train = {f"{f}_train": replace(tc, **({"epochs": lengths[b]} if (b := _DROPOUT.get(f, f)) in lengths else {}),
+                                   **({"batch_size": bs} if bs else {})) for f, tc in _TRAIN[name].items()}
+    kw = dict(name=name, teacher=teacher, student=student, alpha=alpha, **train,
+              expand_copies=0 if name != "cifar10" else 1 if quick or tiny else 2)
     if name == "cifar10": kw.update(alpha_study_sigma=0.2)
     if name == "digits" and not tiny: kw.update(transfer_size=300)     # few samples: where distillation matters
-    if quick or tiny: kw.update(expand_copies=min(kw["expand_copies"], 1))
     return BenchmarkConfig(**{**kw, **v})
 
 # %% ../nbs/06_experiments.ipynb #570aba0f
 def chosen_learning_rates(search) -> dict:
-    """{family: lr} from the records of a learning-rate search (each with `family`, `lr`, `diverged`,
-    `final_val_error` and the per-epoch `val_loss`): per family, the rate with the lowest final validation error
-    among those that did not diverge; ties go to the lower final validation loss."""
+    """{family: lr} from a learning-rate search's records (`family`, `lr`, `diverged`, `final_val_error`, `val_loss` per
+    epoch): the rate of lowest final validation error that did not diverge, ties to the lower final validation loss."""
     out = {}
     for fam in dict.fromkeys(r["family"] for r in search):
         ok = [r for r in search if r["family"] == fam and not r["diverged"]]
@@ -251,7 +248,6 @@ def arm_specs(config: BenchmarkConfig) -> list:
     def noisy(sigma, alpha, group):
         if sigma == 0 or alpha == 0: add("l2", group, Arm("l2"))
         else: add(noisy_arm_name(sigma, alpha), group, Arm("noisy", sigma=sigma, alpha=alpha, mu=c.mu))
-
     add("hard", "baseline", Arm("hard"), targets=Targets.LABELS, train=c.student_train)
     add("hard_dropout", "dropout", Arm("hard"), student=dropped, targets=Targets.LABELS, train=c.student_dropout_train or c.student_train)
     add("l2", "baseline", Arm("l2"))
@@ -259,10 +255,9 @@ def arm_specs(config: BenchmarkConfig) -> list:
     add("kd", "baseline", Arm("kd", temperature=c.temperature, kd_weight=c.kd_weight), train=c.kd_train)
     for s in c.sigmas: noisy(s, c.alpha, "sigma")
     for a in c.alpha_grid: noisy(c.alpha_study_sigma, a, "alpha")
-    for s in c.student_noise_sigmas:
-        if s > 0 and c.alpha > 0:
-            add(noisy_arm_name(s, c.alpha, "student_noise"), "student_noise",
-                Arm("student_noise", sigma=s, alpha=c.alpha, mu=c.mu))
+    for s in (s for s in c.student_noise_sigmas if s > 0 and c.alpha > 0):
+        add(noisy_arm_name(s, c.alpha, "student_noise"), "student_noise",
+            Arm("student_noise", sigma=s, alpha=c.alpha, mu=c.mu))
     if c.n_teachers >= 2: add(f"teachers{c.n_teachers}", "ensemble", Arm("l2"), targets=Targets.TEACHERS)
     return list(specs.values())
 
@@ -281,8 +276,7 @@ def select_arms(specs, arms=None) -> list:
 
 # %% ../nbs/06_experiments.ipynb #e29a2634
 def teacher_names(config: BenchmarkConfig, specs) -> list:
-    """The teachers a run of the arms `specs` trains per seed: "teacher", plus teacher_2 … teacher_n if an arm learns
-    from several."""
+    "The teachers a run of the arms `specs` trains per seed: 'teacher', plus teacher_2 … teacher_n if an arm needs several."
     several = any(s.targets is Targets.TEACHERS for s in specs)
     return ["teacher"] + ([f"teacher_{k}" for k in range(2, config.n_teachers + 1)] if several else [])
 
@@ -313,10 +307,9 @@ def _out_folder(out_dir, name: str = "out_dir") -> Path:
 
 # %% ../nbs/06_experiments.ipynb #763cb8d1
 def append_records(path, records) -> None:
-    """Append `records` (dicts) to `path`, one JSON line each, with one `write`: a true append (`O_APPEND`) under an
-    exclusive lock of the file, `fsync`'d before the lock is released, so concurrent writers never lose or interleave
-    lines, and the records of one call (every arm of a group) are never split by another writer or a kill between them.
-    A line left torn by a crash is closed off with a line break first (and skipped by `load_records`)."""
+    """Append `records` (dicts) to `path` as JSON lines in one `O_APPEND` write under an exclusive lock, `fsync`'d:
+    concurrent writers never lose or interleave lines, and one call's records (a group's) are never split. A line left
+    torn by a crash is closed off with a line break first (and skipped by `load_records`)."""
     if not isinstance(records, (list, tuple)): raise ValueError(f"records must be a list or tuple of dicts, got {type(records).__name__}")
     if bad := [r for r in records if not isinstance(r, dict)]: raise ValueError(f"record must be a dict, got {type(bad[0]).__name__}")
     path = Path(path); _need_locks()
@@ -348,9 +341,8 @@ def _record_problem(r) -> str | None:
 
 # %% ../nbs/06_experiments.ipynb #e682c673
 def load_records(path) -> list:
-    """The result records of the JSON-lines file `path` ([] when it does not exist). A line that is not JSON, or
-    JSON that is not a record (not an object with benchmark, variant, seed, arm, kind and metrics.final_error), is
-    skipped with a warning naming the file and line."""
+    """The result records of the JSON-lines file `path` ([] if missing). A line that is not JSON, or not a record (an
+    object with benchmark, variant, seed, arm, kind and metrics.final_error), is skipped with a warning naming it."""
     path = Path(path)
     if not path.exists(): return []
     if not path.is_file(): raise ValueError(f"results file {path} is not a file")
@@ -402,14 +394,12 @@ def teacher_gap_ok(teacher_error: float, student_error: float, min_gap: float = 
 def _metrics(history: dict) -> dict:
     "A record's metrics: final test error and loss, final validation error, the mean fraction of clipped steps, the history."
     last = lambda k: float(history[k][-1]) if history.get(k) else math.nan
-    clip = history.get("clip_fraction") or [0.0]
     return dict(final_error=last("test_error"), final_test_loss=last("test_loss"), val_error=last("val_error"),
-                clip_fraction=float(np.mean(clip)), history=history)
+                clip_fraction=float(np.mean(history.get("clip_fraction") or [0.0])), history=history)
 
 def val_picked_error(history: dict) -> float:
-    """The test error at the epoch whose validation error is lowest (the first such epoch): an early-stopping answer
-    with the epoch chosen on validation, never on test; epochs whose validation error is NaN are passed over. NaN
-    without a validation curve of one entry per epoch."""
+    """The test error at the (first) epoch of lowest validation error, NaN epochs passed over: early stopping chosen on
+    validation, never on test. NaN without a validation curve of one entry per epoch."""
     val, test = np.asarray(history.get("val_error") or [], dtype=float), history.get("test_error") or []
     if not (len(val) and len(val) == len(test) and np.isfinite(val).any()): return math.nan
     return float(test[int(np.nanargmin(val))])
@@ -433,9 +423,8 @@ _ABSENT = _Absent()
 
 @dataclass(kw_only=True)
 class Record:
-    """One result: a line of `results.jsonl` (`study.jsonl` for the study), written as `Record(...).to_dict()` and read
-    back as that plain dict (`load_records`). Every record has the fields without a default; a teacher's adds its
-    own, a student arm's its own, and the teacher check or the study theirs. On disk the fields keep this order."""
+    """One result, a line of `results.jsonl` (or `study.jsonl`) as `to_dict` writes it, fields in this order: each has
+    those without a default; teachers, student arms, the teacher check and the study add theirs."""
     benchmark: str                  # the data set (`BenchmarkConfig.name`)
     variant: str                    # "full", "quick" or "tiny"
     config_key: str                 # `BenchmarkConfig.key`: records of other settings are never mixed in
@@ -506,16 +495,14 @@ def _take_lock(out_dir) -> tuple[Path, int]:
             os.close(fd)
             raise FolderBusyError(f"out_dir {out} is in use by another run ({who}); wait for it to finish "
                                   "or choose another output folder") from None
-        try:
+        with suppress(FileNotFoundError):
             if os.fstat(fd).st_ino == os.stat(out / ".lock").st_ino: return out, fd
-        except FileNotFoundError: pass
         os.close(fd)
 
 @contextmanager
 def folder_lock(out_dir, new: bool | None = None):
     """Hold the exclusive lock of the run folder `out_dir` (created if missing); `FolderBusyError` if another run holds
-    it. A `new` folder (default: one this call creates) that nothing was written to (the data were missing, say) is
-    removed again."""
+    it. A `new` folder (default: one this call creates) left empty (the data were missing, say) is removed again."""
     if new is None: new = _missing_folder(out_dir)
     out, fd = _take_lock(out_dir)
     try:
@@ -526,22 +513,19 @@ def folder_lock(out_dir, new: bool | None = None):
         if empty: (out / ".lock").unlink()                               # while still locked: no other run holds it
         os.close(fd)
         if empty:
-            try: out.rmdir()                                             # unless a file appeared meanwhile
-            except OSError: pass
+            with suppress(OSError): out.rmdir()                          # unless a file appeared meanwhile
 
 # %% ../nbs/06_experiments.ipynb #92fd5216
 def save_teacher(path, model, history: dict, wall_s: float, identity: dict) -> str:
     "Save a trained teacher atomically with `identity` (which teacher it is) and the SHA-256 of its weights; returns that hash."
-    sd = model.state_dict()
-    sha = state_sha256(sd)
+    sha = state_sha256(sd := model.state_dict())
     save_atomic(dict(format=2, identity=identity, state_dict=sd, sha256=sha, history=history, wall_s=wall_s), path)
     return sha
 
 # %% ../nbs/06_experiments.ipynb #1e8361c6
 def load_teacher(path, identity: dict, weights_sha256: str | None = None):
-    """The teacher saved at `path` (a dict with `state_dict`, `history`, `wall_s`, `sha256`) if it is intact, is the
-    teacher `identity` names and, when given, has the weights `weights_sha256`; else None, with a warning naming the
-    file and why. `data.UnsafeFileError` (never caught here) for a file that would run code."""
+    """The teacher saved at `path` (a dict with `state_dict`, `history`, `wall_s`, `sha256`) if intact, of `identity` and
+    (if given) of weights `weights_sha256`; else None with a warning why. `data.UnsafeFileError` for a file running code."""
     try: saved = safe_load(path)
     except CorruptFileError as e: problem = str(e).removeprefix(f"{path} ")
     else:
@@ -557,12 +541,10 @@ def load_teacher(path, identity: dict, weights_sha256: str | None = None):
 
 # %% ../nbs/06_experiments.ipynb #9e683baf
 class Run:
-    """One runner call on `config`, writing `results_name` in `out_dir`. As a context manager it takes the folder's
-    lock, sweeps what a killed run left behind and reads this configuration's `records` once. `progress`: True (bars),
-    "lines" (lines on stderr as a teacher or group starts, per epoch, as each finishes) or False. `data_root`, `download`: for `data.load_dataset`;
-    `device`: for `training.get_device`. `write=False` (a worker that hands its records to a driver): no lock, nothing
-    read or appended. `budget_minutes`: no teacher or arm starts after it (`BudgetReached`), training stops at the end
-    of the epoch that crosses it."""
+    """One runner call on `config`, writing `results_name` in `out_dir`; as a context manager it locks the folder, sweeps
+    what a killed run left and reads this configuration's `records`. `progress`: True (bars), "lines" (on stderr) or False.
+    `write=False` (a worker): no lock, nothing read or appended. `budget_minutes`: no teacher or arm starts after it
+    (`BudgetReached`), training stops at the end of the epoch crossing it. `data_root`, `download`, `device`: the data's."""
     def __init__(self, config, data_root=None, out_dir="runs", device=None, progress=True, results_name="results.jsonl",
                  download=False, write=True, budget_minutes=None):
         if not isinstance(config, BenchmarkConfig): raise ValueError(f"config must be a BenchmarkConfig, got {type(config).__name__}")
@@ -650,9 +632,8 @@ def check_budget(self: Run, what: str):
 # %% ../nbs/06_experiments.ipynb #fbe15fa0
 @patch
 def add(self: Run, *recs: dict) -> None:
-    """Keep the finished records `recs` (built here or by a worker: a teacher's, or every arm of one group), appended
-    to the results file together when writing (`append_records`), and to `records`. A record of a (seed, arm,
-    transfer-set size) this run has already (an arm of a group trained again whole) is dropped."""
+    """Keep the finished records `recs` (a teacher's, or one group's): appended together to the results file when
+    writing, and to `records`; one of a (seed, arm, transfer-set size) this run already has is dropped."""
     recs = [r for r in recs if not self.has(r["seed"], r["arm"], transfer_size=r.get("transfer_size"))]
     if self.write and recs: append_records(self.path, recs)
     self.records.extend(recs)
@@ -662,10 +643,10 @@ def record(self: Run, seed, arm, kind, history: dict, wall, **extra) -> dict:
     """The `Record` of (`seed`, `arm`) as a dict: this run's fields, the `metrics` of `history`, `wall` seconds, and
     `extra` (a teacher's or an arm's fields, see `Record`). `add` keeps it (with the other arms of its group)."""
     c = self.c
-    rec = Record(benchmark=c.name, variant=c.variant, config_key=c.key, seed=seed, arm=arm, kind=kind, n_test=len(self.data[1]),
-                 metrics=_metrics(history), wall_s=round(wall, 3), device=str(self.device), versions=self.versions,
-                 finished=time.strftime("%Y-%m-%dT%H:%M:%S%z"), config=c.to_dict(), **extra).to_dict()
-    return rec
+    return Record(benchmark=c.name, variant=c.variant, config_key=c.key, seed=seed, arm=arm, kind=kind,
+                  n_test=len(self.data[1]), metrics=_metrics(history), wall_s=round(wall, 3), device=str(self.device),
+                  versions=self.versions, finished=time.strftime("%Y-%m-%dT%H:%M:%S%z"), config=c.to_dict(),
+                  **extra).to_dict()
 
 # %% ../nbs/06_experiments.ipynb #6acea206
 @patch
@@ -714,61 +695,54 @@ def teacher(self: Run, seed, k=0):
 # %% ../nbs/06_experiments.ipynb #d265a55f
 @patch
 def students(self: Run, seed, specs, targets, teacher=None, transfer=None, epochs=None, **extra) -> list:
-    """Train the arms `specs` of `seed`, one group of `arm_groups` (`training.distil_many`, or `distil` for one arm),
-    resumable through one checkpoint, and write one record per arm (`wall_s`: the group's time over its size). A group
-    that diverges is trained again arm by arm, so that only the diverging arm is recorded as diverged."""
-    test = self.data[1]
+    """Train the arms `specs` of `seed`, one group of `arm_groups`, resumably; write a record per arm (`wall_s`: the
+    group's time over its size). A diverging group is trained again arm by arm: only the diverging arm is marked so."""
     transfer = self.transfer(seed) if transfer is None else transfer
-    cfgs = [replace(s.train, seed=seed, device=str(self.device),
-                    **({} if epochs is None else dict(epochs=epochs))) for s in specs]
-    tag = specs[0].name if len(specs) == 1 else "group-" + hashlib.sha256(" ".join(s.name for s in specs).encode()).hexdigest()[:10]
+    one, names = len(specs) == 1, ", ".join(s.name for s in specs)
+    length = {} if epochs is None else dict(epochs=epochs)
+    cfgs = [replace(s.train, seed=seed, device=str(self.device), **length) for s in specs]
+    tag = names if one else "group-" + hashlib.sha256(" ".join(s.name for s in specs).encode()).hexdigest()[:10]
     ck = self.ckpt / f"seed{seed}" / f"{tag}_n{len(transfer)}.train.pt"
-    self.check_budget(f"seed {seed}: {', '.join(s.name for s in specs)}")
+    self.check_budget(f"seed {seed}: {names}")
     online = cfgs[0].augment                            # augmented images: the teacher runs on each batch, not targets
     kw = dict(targets=None if online else targets, teacher=teacher if online else None, checkpoint=ck, val=self.val,
               progress=self.progress, deadline=self.deadline)
-    names = specs[0].name if len(specs) == 1 else f"{', '.join(s.name for s in specs)} ({len(specs)} arms together)"
     at = f" on {extra['transfer_size']:,} images" if "transfer_size" in extra else ""      # the study's transfer sets
-    self.say(seed, _started(names + at, cfgs[0].epochs, ck))
+    self.say(seed, _started(names + ("" if one else f" ({len(specs)} arms together)") + at, cfgs[0].epochs, ck))
     t0, failure, models = time.perf_counter(), None, [self.build(s.student, seed) for s in specs]
     try:
-        if len(specs) == 1: hs = [distil(models[0], transfer, test, cfgs[0], specs[0].arm, label=specs[0].name, **kw).to_dict()]
-        else: hs = [h.to_dict() for h in distil_many(models, transfer, test, cfgs, [s.arm for s in specs], **kw)]
+        if one: hs = [distil(models[0], transfer, self.data[1], cfgs[0], specs[0].arm, label=names, **kw).to_dict()]
+        else: hs = [h.to_dict() for h in distil_many(models, transfer, self.data[1], cfgs, [s.arm for s in specs], **kw)]
     except FloatingPointError as e:                      # a diverged run is a result, not a crash of the sweep
         ck.unlink(missing_ok=True)
-        if len(specs) > 1: return [r for s in specs for r in self.students(seed, [s], targets, teacher, transfer, epochs, **extra)]
-        warnings.warn(f"seed {seed}, arm {specs[0].name}: {e}")
+        if not one: return [r for s in specs for r in self.students(seed, [s], targets, teacher, transfer, epochs, **extra)]
+        warnings.warn(f"seed {seed}, arm {names}: {e}")
         failure, hs = str(e), [dict(train_loss=[], test_loss=[math.nan], test_error=[math.nan], val_error=[math.nan], seconds=[], lr=[])]
-    wall, recs = (time.perf_counter() - t0) / len(specs), []
-    for s, cfg, h in zip(specs, cfgs, hs):
-        a = s.arm
-        recs.append(self.record(seed, s.name, a.kind, h, wall, **{"transfer_size": len(transfer), **extra}, groups=list(s.groups),
-                                student=s.student, sigma=a.sigma, alpha=a.alpha, mu=a.mu, temperature=a.temperature,
-                                kd_weight=a.kd_weight, epochs=cfg.epochs, lr=cfg.lr, diverged=failure))
+    wall, arm_keys = (time.perf_counter() - t0) / len(specs), ("sigma", "alpha", "mu", "temperature", "kd_weight")
+    recs = [self.record(seed, s.name, s.arm.kind, h, wall, **{"transfer_size": len(transfer), **extra},
+                        groups=list(s.groups), student=s.student, **{k: getattr(s.arm, k) for k in arm_keys},
+                        epochs=cfg.epochs, lr=cfg.lr, diverged=failure) for s, cfg, h in zip(specs, cfgs, hs)]
     self.add(*recs)                                      # in one write: a kill between two appends could keep half a group
-    together = "" if len(specs) == 1 else f" ({len(specs)} arms together in {_secs(wall * len(specs))})"
-    for r in recs: self.say(seed, f"{r['arm']}{at} finished" + (f" in {_secs(wall)}" if len(specs) == 1 else "")
-                            + f", test error {100 * r['metrics']['final_error']:.2f} %{together}")
+    took = f" in {_secs(wall)}" if one else ""
+    together = "" if one else f" ({len(specs)} arms together in {_secs(wall * len(specs))})"
+    for r in recs:
+        self.say(seed, f"{r['arm']}{at} finished{took}, test error {100 * r['metrics']['final_error']:.2f} %{together}")
     ck.unlink(missing_ok=True)
     return recs
 
 # %% ../nbs/06_experiments.ipynb #e3096976
 def arm_groups(config: BenchmarkConfig, specs, batched: bool = True) -> list:
-    """The arms `specs` as groups that can train together with `training.distil_many`: the same student
-    architecture, the same targets and the same schedule (their TrainConfigs may differ in learning rate, momentum,
-    weight decay and clip only). Without `batched`, one group per arm. Order is kept."""
+    """The arms `specs`, in order, as groups that `training.distil_many` can train together: same student, targets and
+    schedule (their TrainConfigs may differ in lr, momentum, weight decay and clip only). Without `batched`, one each."""
     if not batched: return [[s] for s in specs]
-    shape = lambda s: (s.student, s.targets, repr(replace(s.train, lr=1.0, momentum=0.0,
-                                                            weight_decay=0.0, clip_grad_norm=None)))
-    groups = {}
-    for s in specs: groups.setdefault(shape(s), []).append(s)
+    groups, free = {}, dict(lr=1.0, momentum=0.0, weight_decay=0.0, clip_grad_norm=None)   # may differ within a group
+    for s in specs: groups.setdefault((s.student, s.targets, repr(replace(s.train, **free))), []).append(s)
     return list(groups.values())
 
 # %% ../nbs/06_experiments.ipynb #9a7e0001
 def _groups_to_train(S: Run, seed: int, specs, batched: bool = True, **match) -> list:
-    """The groups of `arm_groups` over all of `specs` in which some arm lacks a record of `seed` (with the fields
-    `match`) in `S`. A group is trained whole, even when some of its arms are recorded (a results file cut between
-    them): an arm trained alone would differ from its batched run in the last bits; `Run.add` keeps only the new."""
+    """The groups of `arm_groups(S.c, specs, batched)` in which some arm lacks a record of `seed` (with fields `match`).
+    Trained whole even if partly recorded: alone, an arm would differ in the last bits; `Run.add` keeps only the new."""
     return [g for g in arm_groups(S.c, specs, batched) if not all(S.has(seed, s.name, **match) for s in g)]
 
 # %% ../nbs/06_experiments.ipynb #b67abe01
@@ -781,57 +755,51 @@ def _gap(config, teacher_error: float, hard: dict) -> dict:
 # %% ../nbs/06_experiments.ipynb #e38881d8
 def run_seed(S: Run, seed: int, specs, batched: bool = True, bar=None) -> None:
     """Everything `run_benchmark` does for one seed, skipping what `S` has: the teacher(s), the student alone and the
-    teacher check, the teacher's logits, then the groups of `arm_groups` over the other arms of `specs` that lack a
-    record (`_groups_to_train`)."""
-    c, names = S.c, teacher_names(S.c, specs)
-    todo = [a for a in names + [s.name for s in specs] if not S.has(seed, a)]
-    tick = (lambda n=1: bar.update(n)) if bar is not None else (lambda n=1: None)
-    if len(todo) < len(names) + len(specs):
-        S.say(seed, f"{len(names) + len(specs) - len(todo)} of {len(names) + len(specs)} teachers and arms already recorded")
+    teacher check, the teacher's logits, then the groups of the other arms of `specs` that lack a record."""
+    names = teacher_names(S.c, specs)
+    todo, total = [a for a in names + [s.name for s in specs] if not S.has(seed, a)], len(names) + len(specs)
+    tick = bar.update if bar is not None else (lambda n=1: None)
+    if len(todo) < total: S.say(seed, f"{total - len(todo)} of {total} teachers and arms already recorded")
     if not todo: return
     teacher, t_err = S.teacher(seed)
     tick("teacher" in todo)
     if "hard" in todo: hard = S.students(seed, specs[:1], None)[0]; tick()      # specs[0] is "hard" (select_arms)
     else: hard = next(r for r in S.records if r["seed"] == seed and r["arm"] == "hard")
     groups = _groups_to_train(S, seed, specs[1:], batched)
-    check = _gap(c, t_err, hard) if groups else {}         # once per seed: one warning when the teacher is too weak
+    check = _gap(S.c, t_err, hard) if groups else {}       # once per seed: one warning when the teacher is too weak
     transfer = S.transfer(seed)
-    z = teacher_logits(teacher, transfer, cache_dir=S.cache) if any(g[0].targets is not Targets.LABELS for g in groups) else None
-    zs = [z]
+    logits = any(g[0].targets is not Targets.LABELS for g in groups)
+    zs = [teacher_logits(teacher, transfer, cache_dir=S.cache) if logits else None]
     for k in range(1, len(names)):                         # the several-teachers arm's extra teachers
         tk, _ = S.teacher(seed, k)
         tick(names[k] in todo)
         if any(g[0].targets is Targets.TEACHERS for g in groups): zs.append(teacher_logits(tk, transfer, cache_dir=S.cache))
     for group in groups:
         if bar is not None: bar.set_postfix_str(f"seed {seed}: {', '.join(s.name for s in group)}")
-        new = sum(s.name in todo for s in group)
         S.students(seed, group, group[0].targets.pick(zs), teacher=teacher, **check)
-        tick(new)
+        tick(sum(s.name in todo for s in group))
 
 # %% ../nbs/06_experiments.ipynb #ae3c267e
 def run_benchmark(config: BenchmarkConfig, seeds, data_root=None, out_dir="runs", device=None, progress=True,
                   arms=None, download: bool = False, batched: bool = True, budget_minutes: float | None = None) -> list:
-    """Run the protocol of `config` for `seeds` (an int n = seeds 0..n-1, or a list) and return this configuration's
-    records of those seeds: per seed the teacher, the student alone ("hard") and the teacher check, then every arm of
-    `arm_specs(config)` (or those `select_arms` keeps for `arms`), with `batched` each group of `arm_groups` at once.
-    A teacher's record is appended to `out_dir/results.jsonl` when it finishes, a group's records together (one write)
-    when the group finishes; a rerun skips them, an interrupted teacher or group resumes from its checkpoint.
-    `budget_minutes`: stop cleanly (`training.BudgetReached`); the rest as in `Run`."""
+    """Run the protocol of `config` for `seeds` (n: seeds 0..n-1, or a list) and return this configuration's records of
+    them: per seed the teacher(s), the student alone and the teacher check, then the arms `select_arms` keeps for `arms`
+    (with `batched`, each group of `arm_groups` at once). Records go to `out_dir/results.jsonl` as teachers and groups
+    finish; a rerun skips them and resumes from checkpoints. `budget_minutes` and the rest: as in `Run`."""
     if not isinstance(batched, bool): raise ValueError(f"batched must be True or False, got {batched!r}")
     seeds, specs = _check_seeds(seeds), select_arms(arm_specs(config), arms)
     with Run(config, data_root, out_dir, device, progress, "results.jsonl", download, budget_minutes=budget_minutes) as S:
         wanted = teacher_names(config, specs) + [s.name for s in specs]
-        bar = _bar(sum(not S.has(seed, a) for seed in seeds for a in wanted), f"{config.label}: teachers and arms", S.bars)
-        for seed in seeds: run_seed(S, seed, specs, batched, bar)
-        bar.close()
+        todo = sum(not S.has(seed, a) for seed in seeds for a in wanted)
+        with _bar(todo, f"{config.label}: teachers and arms", S.bars) as bar:
+            for seed in seeds: run_seed(S, seed, specs, batched, bar)
         return [r for r in S.records if r["seed"] in seeds and r["arm"] in wanted]
 
 # %% ../nbs/06_experiments.ipynb #0df4d01f
 def paired_stats(d) -> dict:
-    """Mean, standard error, t-based 95 % interval half-width (df = n − 1) and two-sided paired t-test p-value of the
-    differences `d`: dict(n, gain, se, ci95, p); NaN where n < 2. When every difference is the same (a discrete test
-    set can do that: 13 images on each of two seeds) the t statistic is undefined; p is then the exact two-sided sign
-    test's, 2 · 0.5^n (1 when the differences are 0), not 0."""
+    """dict(n, gain, se, ci95, p) of the paired differences `d`: mean, standard error, t-based 95 % half-width (df = n − 1),
+    two-sided t-test p; NaN where n < 2. When every difference is the same (a discrete test set can do that), p is the
+    exact two-sided sign test's, 2 · 0.5^n (1 when the differences are 0), not 0."""
     from scipy import stats
     d = np.asarray(d, dtype=float)
     n = len(d)
@@ -861,10 +829,10 @@ def _finite_max(xs) -> float:
     return max((x for x in xs if math.isfinite(x)), default=math.nan)
 
 def summarize(records) -> list:
-    """One row per (benchmark, variant, transfer_size, arm), in order of first appearance: the arm's kind, groups,
-    sigma, alpha; n and the seeds; mean and sample std (NaN for n = 1) of the final (`error_*`) and the
-    validation-picked epoch's (`picked_*`, `val_picked_error`; NaN without a validation curve) test error; the mean validation error (`val_mean`, NaN without one), the largest fraction of clipped
-    steps (`clip_max`), `n_test` (None if unknown), the mean wall time, whether every seed passed the teacher check."""
+    """One row per (benchmark, variant, transfer_size, arm), in order of first appearance: kind, groups, sigma, alpha, n,
+    seeds; mean and sample std (NaN for n = 1) of the final (`error_*`) and the `val_picked_error` (`picked_*`) test
+    error; the mean validation error (`val_mean`), the largest clipped fraction (`clip_max`), `n_test` (None if
+    unknown), the mean wall time, whether every seed passed the teacher check. NaN where a value is missing."""
     groups = defaultdict(list)
     for r in unique_records(records): groups[(r["benchmark"], r["variant"], r.get("transfer_size"), r["arm"])].append(r)
     rows = []
@@ -884,9 +852,8 @@ def summarize(records) -> list:
 
 # %% ../nbs/06_experiments.ipynb #917ad555
 def paired_gain(records, arm: str, baseline: str) -> dict:
-    """How much `arm` lowers the test error below `baseline`, paired over the (benchmark, variant, transfer_size,
-    seed) both have: d = error(baseline) − error(arm); returns dict(arm, baseline) and the fields of
-    `paired_stats(d)`: n, gain = mean d, se, ci95 (t-based half-width) and p. Positive gain = `arm` is better."""
+    """How much `arm` lowers the test error below `baseline`, paired over the (benchmark, variant, transfer_size, seed)
+    both have: dict(arm, baseline, **`paired_stats`(d)), d = error(baseline) − error(arm) (positive: `arm` is better)."""
     by = defaultdict(dict)
     for r in unique_records(records): by[r["arm"]][(r["benchmark"], r["variant"], r.get("transfer_size"), r["seed"])] = r
     keys = sorted(set(by[arm]) & set(by[baseline]), key=str)
@@ -895,34 +862,27 @@ def paired_gain(records, arm: str, baseline: str) -> dict:
 
 # %% ../nbs/06_experiments.ipynb #b06bn001
 def best_noisy(rows) -> tuple:
-    """(arm, chosen_on): the noisy-teacher arm of the `summarize` rows with the lowest mean validation error and
-    "validation" when every noisy row has one (rows that diverged in a seed, with no mean, aside); else the lowest mean
-    test error and "test" (which flatters it).
-    (None, None) without a noisy row. `comparisons` and `plot_curves` pick their best noisy arm with it."""
+    """(arm, chosen_on): the noisy arm of the `summarize` rows with the lowest mean validation error and "validation" if
+    every noisy row that ran has one; else the lowest mean test error and "test" (flattering); (None, None) if none."""
     noisy = [r for r in rows if r["kind"] == "noisy"]
     if not noisy: return None, None
-    ran = [r for r in noisy if math.isfinite(r["error_mean"])]      # an arm that diverged in a seed is out of the running,
-    on = "validation" if all(math.isfinite(r["val_mean"]) for r in ran) else "test"   # and sends none of the rest to test
-    key = "val_mean" if on == "validation" else "error_mean"
+    ran = [r for r in noisy if math.isfinite(r["error_mean"])]      # one that diverged in a seed: out, sending none to test
+    on, key = ("validation", "val_mean") if all(math.isfinite(r["val_mean"]) for r in ran) else ("test", "error_mean")
     ok = [r for r in ran if math.isfinite(r[key])]
     return (min(ok, key=lambda r: r[key])["arm"] if ok else None), on
 
 # %% ../nbs/06_experiments.ipynb #f38e06a8
 def comparisons(records) -> list:
     """The protocol's questions as paired gains (`paired_gain`), one dict each: every distillation arm (and dropout) vs
-    the student alone; the best noisy teacher vs L2, vs dropout (4.2.1), vs several real teachers; noise in the teacher
-    vs in the student (4.2); Hinton's KD vs L2. The best noisy arm is `best_noisy`'s: the lowest mean validation
-    error (`chosen_on`; "test" without validation records, which flatters it). `p_holm`: Holm's correction over all
-    these questions."""
+    the student alone; `best_noisy` (`chosen_on`) vs L2, vs dropout (4.2.1), vs several real teachers; noise in the
+    teacher vs in the student (4.2); Hinton's KD vs L2. `p_holm`: Holm's correction over all these questions."""
     rows = [r for r in summarize(records) if r["kind"] != "teacher"]
     have = {r["arm"] for r in rows}
     out = []
     def add(question, a, b):
         if a in have and b in have: out.append(dict(question=question, **paired_gain(records, a, b)))
-    for r in rows:
-        if r["kind"] != "hard": add("distillation vs the student alone", r["arm"], "hard")
+    for r in (r for r in rows if r["kind"] != "hard"): add("distillation vs the student alone", r["arm"], "hard")
     add("dropout vs the student alone", "hard_dropout", "hard")
-    noisy = [r for r in rows if r["kind"] == "noisy"]
     best, on = best_noisy(rows)
     if best:
         add("best noisy teacher vs L2 (σ = 0)", best, "l2")
@@ -930,7 +890,7 @@ def comparisons(records) -> list:
         add("best noisy teacher vs L2 student + dropout (4.2.1)", best, "l2_dropout")
         for r in rows:
             if "ensemble" in r["groups"]: add("several real teachers vs the best noisy teacher", r["arm"], best)
-    for r in noisy:
+    for r in (r for r in rows if r["kind"] == "noisy"):
         add("noise in the teacher vs in the student (4.2)", r["arm"], noisy_arm_name(r["sigma"], r["alpha"], "student_noise"))
     add("Hinton KD vs L2", "kd", "l2")
     for c, p in zip(out, holm([c["p"] for c in out])): c.update(p_holm=p, chosen_on=on or "test")
@@ -1022,8 +982,7 @@ def verify_run(config: BenchmarkConfig, records, seeds, out_dir) -> list:
 
 # %% ../nbs/06_experiments.ipynb #7a1e0c02
 def seconds_per_image(model, in_shape, batch_size=32, batches=2, train=True) -> float:
-    """Wall-clock seconds per image, here, of an SGD step (train=True: forward, backward, update) or of a forward
-    pass, after one warm-up batch."""
+    "Wall-clock seconds per image here of an SGD step (`train`) or a forward pass, after one warm-up batch."
     x, y = torch.randn(batch_size, *in_shape), torch.randint(0, 10, (batch_size,))
     opt, times = torch.optim.SGD(model.parameters(), lr=1e-3, momentum=0.9), []
     model.train(train)
@@ -1041,9 +1000,8 @@ def seconds_per_image(model, in_shape, batch_size=32, batches=2, train=True) -> 
 def protocol_hours(config: BenchmarkConfig, n_train: int, n_test: int, t: dict, seeds: int = 3) -> dict:
     """Extrapolated hours of `run_benchmark(config, seeds)` from per-image times `t` (keys teacher_step, teacher_eval,
     student_step, student_eval): teachers' training and evaluation, their logits on the transfer set, every student arm."""
-    n_transfer = n_train * (1 + config.expand_copies)
-    tc = config.teacher_train
-    teachers = seeds * config.n_teachers * (tc.epochs * (n_train * t["teacher_step"] + n_test * t["teacher_eval"])
+    n_transfer, E = n_train * (1 + config.expand_copies), config.teacher_train.epochs
+    teachers = seeds * config.n_teachers * (E * (n_train * t["teacher_step"] + n_test * t["teacher_eval"])
                                             + n_transfer * t["teacher_eval"])
     students = seeds * sum(s.train.epochs * (n_transfer * t["student_step"] + n_test * t["student_eval"])
                            for s in arm_specs(config))
@@ -1071,6 +1029,10 @@ def _curve(ax, rows, x, label, **kw):
 
 _BANDS = (("hard", "C3", "student alone"), ("l2", "C2", "L2 (σ = 0)"), ("kd", "C4", "Hinton KD"))
 
+def _axes():
+    import matplotlib.pyplot as plt
+    return plt.subplots(figsize=(6.5, 3.8), dpi=90)
+
 def _finish(fig, ax, title, xlabel, pts, ylabel=None):
     "Title, axis labels (by default n = the most seeds behind a point of `pts`), legend and grid; returns `fig`."
     ax.set_title(title, fontsize=10)
@@ -1084,17 +1046,15 @@ class NothingToPlot(ValueError):
 
 # %% ../nbs/06_experiments.ipynb #20e4948b
 def plot_sigma(rows, alpha=None):
-    """Test error (%) against σ for the noisy teacher at `alpha` (default: the α most noisy arms use), mean ± std
-    over seeds, L2 as σ = 0; noise in the student as a second curve when present; the student alone, L2 and
-    Hinton's KD as bands (mean ± std). `rows` from `summarize`, one benchmark. Returns the figure."""
-    import matplotlib.pyplot as plt
+    """Figure: test error (%, mean ± std over seeds) vs σ at `alpha` (default: the α most noisy arms use), L2 as σ = 0,
+    noise in the student as a second curve, the student alone, L2 and Hinton's KD as bands. `rows`: `summarize`'s."""
     title, arms = _one_benchmark(rows), {r["arm"]: r for r in rows}
     noisy = [r for r in rows if r["kind"] == "noisy"]
     if alpha is None and noisy: alpha = max(sorted({r["alpha"] for r in noisy}), key=lambda a: sum(r["alpha"] == a for r in noisy))
     zero = [dict(arms["l2"], sigma=0.0)] if "l2" in arms else []
     pts = zero + [r for r in noisy if r["alpha"] == alpha]
     if len(pts) < 2: raise NothingToPlot("rows must hold L2 and noisy-teacher arms at one alpha to plot against sigma")
-    fig, ax = plt.subplots(figsize=(6.5, 3.8), dpi=90)
+    fig, ax = _axes()
     _curve(ax, pts, "sigma", f"noisy teacher (α = {alpha:g})", color="C0")
     sn = [r for r in rows if r["kind"] == "student_noise" and r["alpha"] == alpha]
     if sn: _curve(ax, zero + sn, "sigma", f"noise in the student (α = {alpha:g})", color="C1", ls=":")
@@ -1108,7 +1068,6 @@ def plot_sigma(rows, alpha=None):
 def plot_alpha(rows, sigma=None):
     """Test error (%) against α, the probability that a sample is perturbed, at a fixed `sigma` (default: the σ
     with the most α values; study 4.1), mean ± std over seeds; L2 is α = 0, the student alone a band. Returns the figure."""
-    import matplotlib.pyplot as plt
     title, arms = _one_benchmark(rows), {r["arm"]: r for r in rows}
     noisy = [r for r in rows if r["kind"] == "noisy"]
     if sigma is None and noisy:
@@ -1116,25 +1075,22 @@ def plot_alpha(rows, sigma=None):
     pts = [r for r in noisy if r["sigma"] == sigma]
     if len(pts) < 2: raise NothingToPlot("rows must hold noisy-teacher arms at two or more alphas of one sigma to plot against alpha")
     if "l2" in arms: pts = [dict(arms["l2"], alpha=0.0)] + pts
-    fig, ax = plt.subplots(figsize=(6.5, 3.8), dpi=90)
+    fig, ax = _axes()
     _curve(ax, pts, "alpha", f"noisy teacher (σ = {sigma:g})", color="C0")
     if "hard" in arms: _band(ax, arms["hard"], "C3", "student alone")
     return _finish(fig, ax, f"{title}: test error vs α (study 4.1)", "α, probability that a sample's targets are perturbed", pts)
 
 # %% ../nbs/06_experiments.ipynb #5d03b973
 def plot_curves(records, arms=None):
-    """Test error (%) per epoch, averaged over seeds, for `arms` (default: the teacher, the student alone, L2,
-    Hinton's KD and the best noisy arm of `best_noisy`, picked on validation when the records allow, its label saying
-    on which split). Returns the figure."""
-    import matplotlib.pyplot as plt
-    rows = summarize(records)
-    title = _one_benchmark(rows)
+    """Test error (%) per epoch, averaged over seeds, for `arms` (default: the teacher, the student alone, L2, Hinton's KD
+    and the `best_noisy` arm, its label saying on which split it was picked). Returns the figure."""
+    title = _one_benchmark(rows := summarize(records))
     if arms is None:
         arms = [a for a in ("teacher", "hard", "l2", "kd") if any(r["arm"] == a for r in rows)]
         best, on = best_noisy(rows)
         if best: arms.append(best)
     else: best = None
-    fig, ax = plt.subplots(figsize=(6.5, 3.8), dpi=90)
+    fig, ax = _axes()
     for a in arms:
         rs = [r for r in records if r["arm"] == a]
         if not rs: raise ValueError(f"arms: no records of arm {a!r}")
@@ -1170,9 +1126,8 @@ def _study_length(config: BenchmarkConfig, N: int, n: int, max_epoch_factor: int
 def study_transfer(config: BenchmarkConfig, train, n: int, seed: int, max_epoch_factor: int = 10, steps: int | None = None,
                    eval_every: int | None = None) -> tuple:
     """(transfer set, epochs) of the study's size `n` and `seed`: the stratified `data.subset` of `n` samples of `train`
-    drawn with `seed` (all of it when n >= len(train)), and ceil(epochs · len(train)/n) epochs of `config.l2_train`, at
-    most `max_epoch_factor` · epochs, or those that make at least `steps` optimizer steps. `eval_every`: the subset is
-    repeated so that an epoch (the students are scored after each) has at least this many steps."""
+    (all if n >= len(train)) and ceil(epochs · len(train)/n) epochs of `config.l2_train`, at most `max_epoch_factor` ·
+    epochs, or enough for `steps` optimizer steps. `eval_every`: the subset repeated so an epoch has that many steps."""
     n = min(check_number(n, "n", 1, integer=True), len(train))
     seed = check_number(seed, "seed", 0, integer=True)
     k, epochs = _study_length(config, len(train), n, check_number(max_epoch_factor, "max_epoch_factor", 1, integer=True),
@@ -1200,8 +1155,9 @@ def _warn_capped_sizes(sizes, N: int) -> None:
     "Say that the transfer-set `sizes` above the training set's `N` images are studied at N."
     if big := [n for n in sizes if n > N]: warnings.warn(f"sizes {big} exceed the {N:,} training images: studied at {N:,}")
 
-def _check_study_length(S: Run, length: dict) -> None:
-    "Refuse a study whose length (`study_transfer`'s keywords) differs from that of the study records in `S`: never paired."
+def _study_plan(S: Run, seed: int, specs, sizes, batched: bool, length: dict) -> tuple:
+    """(`sizes` capped at the training set, [(n, group)] of `_groups_to_train` at each n for `seed`); first refuses a
+    `length` (`study_transfer`'s keywords) other than that of the study records in `S`: they would never be paired."""
     for r in (r for r in S.records if r.get("study") == "noise_benefit"):
         k, epochs = _study_length(S.c, len(S.data[0]), r["transfer_size"], **length)
         if (r.get("copies", 1), r["epochs"]) != (k, epochs):
@@ -1209,11 +1165,6 @@ def _check_study_length(S: Run, length: dict) -> None:
                              f"{r['epochs']} epochs of {r.get('copies', 1)}× the subset; this call would train {epochs} epochs of "
                              f"{k}×: its steps, eval_every or max_epoch_factor (--steps, --eval-every) "
                              "differ from those runs'. Use theirs, or another output folder: runs of other lengths are never paired")
-
-def _study_plan(S: Run, seed: int, specs, sizes, batched: bool, length: dict) -> tuple:
-    """(`sizes` capped at the training set, [(n, group)] of `_groups_to_train` at each size n for `seed`), once the
-    records already in `S` are known to have this study's `length` (`_check_study_length`)."""
-    _check_study_length(S, length)
     ns = sorted({min(n, len(S.data[0])) for n in sizes})
     return ns, [(n, g) for n in ns for g in _groups_to_train(S, seed, specs, batched, transfer_size=n)]
 
@@ -1229,56 +1180,45 @@ def noise_benefit_study(config: BenchmarkConfig, sizes, sigmas, alphas, seeds, d
                         device=None, progress=True, max_epoch_factor: int = 10, download: bool = False,
                         batched: bool = True, steps: int | None = None, budget_minutes: float | None = None,
                         eval_every: int | None = None) -> list:
-    """Transfer-set size × σ × α × seeds: per seed and size n in `sizes` (capped at the training set), the L2-family
-    student on the noisy teacher at every σ of `sigmas` and α of `alphas`, with σ = 0 (`l2`) and the student on hard
-    labels (`hard`) as paired baselines (`study_specs`); one teacher per seed, shared with `run_benchmark` in `out_dir`.
-    `max_epoch_factor`, `steps`, `eval_every`: the run length (`study_transfer`); the rest as in `run_benchmark`.
-    Records go to `out_dir/study.jsonl` (a rerun skips them); returns this configuration's study records of `seeds`.
-    On Ray: `distributed.noise_benefit_study_ray`."""
+    """Transfer-set size (capped at the training set) × σ × α × seeds: the noisy-teacher students of `study_specs`, with
+    σ = 0 (`l2`) and the student alone (`hard`) as paired baselines; one teacher per seed, shared with `run_benchmark`.
+    `max_epoch_factor`, `steps`, `eval_every`: the run length (`study_transfer`); the rest as in `run_benchmark`. Records
+    go to `out_dir/study.jsonl` (a rerun skips them); returns this configuration's study records of `seeds`."""
     specs, sizes, seeds, length = _study_args(config, sizes, sigmas, alphas, seeds, batched, max_epoch_factor, steps, eval_every)
     with Run(config, data_root, out_dir, device, progress, "study.jsonl", download, budget_minutes=budget_minutes) as S:
-        bar = None
-        for seed in seeds:
-            ns, plan = _study_plan(S, seed, specs, sizes, batched, length)
-            if bar is None:
-                bar = _bar(len(seeds) * len(ns) * len(specs), f"{config.label}: study", S.bars)
-                _warn_capped_sizes(sizes, len(S.data[0]))
-            bar.update(len(ns) * len(specs) - sum(len(g) for _, g in plan))
-            if not plan: continue
-            teacher, t_err = S.teacher(seed)
-            for n in ns:
-                groups = [g for m, g in plan if m == n]
-                if not groups: continue
-                transfer, epochs = study_transfer(config, S.data[0], n, seed, **length)
-                z = teacher_logits(teacher, transfer, cache_dir=S.cache)
-                for group in groups:
-                    bar.set_postfix_str(f"seed {seed}, n = {n}: {', '.join(s.name for s in group)}")
-                    _study_group(S, seed, n, group, teacher, t_err, transfer, epochs, z)
-                    bar.update(len(group))
-        bar.close()                                       # made in the first seed's loop: seeds are never empty
+        plans = [(seed, *_study_plan(S, seed, specs, sizes, batched, length)) for seed in seeds]
+        _warn_capped_sizes(sizes, len(S.data[0]))
+        with _bar(len(seeds) * len(plans[0][1]) * len(specs), f"{config.label}: study", S.bars) as bar:
+            for seed, ns, plan in plans:
+                bar.update(len(ns) * len(specs) - sum(len(g) for _, g in plan))
+                if not plan: continue
+                teacher, t_err = S.teacher(seed)
+                for n, cell in groupby(plan, key=lambda p: p[0]):   # plan: by size
+                    transfer, epochs = study_transfer(config, S.data[0], n, seed, **length)
+                    z = teacher_logits(teacher, transfer, cache_dir=S.cache)
+                    for _, group in cell:
+                        bar.set_postfix_str(f"seed {seed}, n = {n}: {', '.join(s.name for s in group)}")
+                        _study_group(S, seed, n, group, teacher, t_err, transfer, epochs, z)
+                        bar.update(len(group))
         return [r for r in S.records if r["seed"] in seeds and r.get("study") == "noise_benefit"]
 
 # %% ../nbs/06_experiments.ipynb #5b5b0ae4
 def _teacher_check(r: dict, hard_error: float | None) -> bool | None:
-    """The teacher check of study record `r` against the student alone's error on its transfer set, as `_gap` makes it
-    for the protocol (a diverged student alone fails it); None when it cannot be made (no such record, no teacher error)."""
+    "`_gap`'s teacher check of study record `r` against the student alone's `hard_error` (None: it cannot be made)."
     if hard_error is None or r.get("teacher_error") is None: return None
     gap = hard_error - r["teacher_error"]
     return math.isfinite(gap) and gap >= r.get("config", {}).get("min_teacher_gap", 0.005)
 
 def study_gains(records) -> list:
-    """For every configuration and transfer-set size of the study records: each noisy cell (σ, α) against σ = 0
-    (`l2`), and `l2` against the student on hard labels (`hard`), paired over seeds on the same transfer set (never
-    across configurations): d = error(baseline) − error(arm); dict(benchmark, variant, config_key, transfer_size, arm,
-    baseline, sigma, alpha, error_mean, baseline_mean, the fields of `paired_stats(d)`, p_holm = Holm over all rows,
-    and teacher_gap_ok: `_teacher_check` over the seeds: False if it failed in one, None if it could not be made in
-    one, else True). Positive gain = the arm beats its baseline."""
+    """Per configuration and transfer-set size of the study records, each noisy cell (σ, α) against σ = 0 (`l2`) and `l2`
+    against `hard`, paired over seeds: d = error(baseline) − error(arm) (positive: the arm is better); dict(benchmark,
+    variant, config_key, transfer_size, arm, baseline, sigma, alpha, error_mean, baseline_mean, `paired_stats(d)`,
+    p_holm over all rows, teacher_gap_ok: False if the check failed in a seed, None if one could not make it)."""
     records = unique_records(records)
     key = lambda r: (r["benchmark"], r["variant"], r.get("config_key"), r.get("transfer_size"), r["seed"])
     err = {(key(r), r["kind"] if r["kind"] in ("l2", "hard") else r["arm"]): r["metrics"]["final_error"] for r in records}
     cells = defaultdict(list)
-    for r in records:
-        if r["kind"] not in ("noisy", "l2"): continue
+    for r in (r for r in records if r["kind"] in ("noisy", "l2")):
         base = "l2" if r["kind"] == "noisy" else "hard"
         if (key(r), base) in err:
             cells[(*key(r)[:4], r["arm"], base, r["sigma"], r["alpha"])].append(
@@ -1294,10 +1234,9 @@ def study_gains(records) -> list:
 
 # %% ../nbs/06_experiments.ipynb #69526ef9
 def format_study(gains, markdown: bool = True) -> str:
-    """The `study_gains` as a table: percentage points of test error, gain ± t-based 95 % interval over paired
-    seeds, Holm-corrected p; the verdict is "helps"/"hurts" when p_holm < 0.05, "—" otherwise, "?" with fewer than two
-    seeds. ⚠ marks a transfer set on which the teacher was not clearly better than the student alone, † one on which
-    that could not be checked."""
+    """The `study_gains` as a table (percentage points): gain ± t-based 95 % interval, Holm-corrected p, the verdict
+    ("helps"/"hurts" when p_holm < 0.05, "—" otherwise, "?" with fewer than two seeds). ⚠ marks a transfer set where the
+    teacher was not clearly better than the student alone, † one where that could not be checked."""
     body, mark = [], {False: " ⚠", None: " †"}
     for g in gains:
         v = _verdict(g).replace("better", "helps").replace("worse", "hurts")
@@ -1313,10 +1252,9 @@ def format_study(gains, markdown: bool = True) -> str:
 
 # %% ../nbs/06_experiments.ipynb #367c2ebf
 def plot_study(gains, alpha=None):
-    """Heat map of the noisy teacher's gain over σ = 0 (percentage points of test error; blue = the noise helps,
-    red = it hurts): transfer-set size × σ, one panel per α (or only `alpha`), each cell annotated with mean ±
-    standard error over the paired seeds (its colour bar says so; `format_study` gives 95 % intervals). Returns the
-    figure."""
+    """Heat map of the noisy teacher's gain over σ = 0 (percentage points; blue = the noise helps, red = it hurts):
+    transfer-set size × σ, one panel per α (or only `alpha`), each cell annotated with mean ± standard error over the
+    paired seeds (`format_study` gives 95 % intervals). Returns the figure."""
     import matplotlib.pyplot as plt
     gains = [g for g in gains if g["baseline"] == "l2"]
     if not gains: raise NothingToPlot("gains must hold noisy-teacher cells (σ > 0 against σ = 0)")
