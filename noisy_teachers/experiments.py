@@ -368,8 +368,10 @@ def unique_records(records) -> list:
         if (k := record_key(r)) not in first: first[k] = r; continue
         a, b = (x.get("metrics", {}).get("final_error") for x in (first[k], r))
         if a != b and not (a != a and b != b): clash.append(k)               # NaN twice is the same outcome
-    if clash: warnings.warn(f"{len(clash)} result(s) recorded twice with different final errors (the first: seed "
-                            f"{clash[0][5]}, arm {clash[0][6]}): the first written of each is used")
+    if clash:
+        b, v, key, _, n, seed, arm = clash[0]
+        warnings.warn(f"{len(clash)} result(s) recorded twice with different final errors (the first: {b} ({v}, {key}), "
+                      f"seed {seed}, arm {arm}{'' if n is None else f', transfer set {n}'}): the first written of each is used")
     return list(first.values())
 
 # %% ../nbs/06_experiments.ipynb #637dd9eb
@@ -1163,8 +1165,8 @@ def _study_plan(S: Run, seed: int, specs, sizes, batched: bool, length: dict) ->
         if (r.get("copies", 1), r["epochs"]) != (k, epochs):
             raise ValueError(f"{S.path} holds study records at transfer-set size {r['transfer_size']} trained for "
                              f"{r['epochs']} epochs of {r.get('copies', 1)}× the subset; this call would train {epochs} epochs of "
-                             f"{k}×: its steps, eval_every or max_epoch_factor (--steps, --eval-every) "
-                             "differ from those runs'. Use theirs, or another output folder: runs of other lengths are never paired")
+                             f"{k}×: its steps, eval_every or max_epoch_factor (--steps, --eval-every), or the training set "
+                             f"({len(S.data[0]):,} images now), differ from those runs'. Use theirs, or another output folder: runs of other lengths are never paired")
     ns = sorted({min(n, len(S.data[0])) for n in sizes})
     return ns, [(n, g) for n in ns for g in _groups_to_train(S, seed, specs, batched, transfer_size=n)]
 
