@@ -854,8 +854,9 @@ def summarize(records) -> list:
 
 # %% ../nbs/06_experiments.ipynb #917ad555
 def paired_gain(records, arm: str, baseline: str) -> dict:
-    """How much `arm` lowers the test error below `baseline`, paired over the (benchmark, variant, transfer_size, seed)
-    both have: dict(arm, baseline, **`paired_stats`(d)), d = error(baseline) − error(arm) (positive: `arm` is better)."""
+    """How much `arm` lowers the test error below `baseline`, paired over the (benchmark, variant, transfer_size,
+    seed) both have: d = error(baseline) − error(arm); returns dict(arm, baseline) and the fields of
+    `paired_stats(d)`: n, gain = mean d, se, ci95 (t-based half-width) and p. Positive gain = `arm` is better."""
     by = defaultdict(dict)
     for r in unique_records(records): by[r["arm"]][(r["benchmark"], r["variant"], r.get("transfer_size"), r["seed"])] = r
     keys = sorted(set(by[arm]) & set(by[baseline]), key=str)
