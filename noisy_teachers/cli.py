@@ -21,7 +21,7 @@ from .training import BudgetReached, get_device
 from .experiments import (
     NothingToPlot, TeacherGapWarning, arm_specs, comparisons, format_comparisons, format_study, format_table, get_config,
     load_records, noise_benefit_study, plot_alpha, plot_curves, plot_sigma, plot_study, run_benchmark, study_gains)
-from .experiments import summarize, unique_records
+from .experiments import DuplicateRecordWarning, summarize, unique_records
 
 # %% ../nbs/07_cli.ipynb #151b6eea
 def _int_from(low: int):
@@ -433,7 +433,7 @@ def main(argv=None) -> int:
         with warnings.catch_warnings():
             warnings.simplefilter("always")                 # every warning of this command, each on one line
             warnings.simplefilter("ignore", TeacherGapWarning)  # but the weak-teacher one: its banner has said it
-            warnings.filterwarnings("once", r"\d+ result\(s\) recorded twice")   # and this one, met by every table
+            warnings.simplefilter("once", DuplicateRecordWarning)   # and this one, met by every table, said once
             return _run(args, args.command_parser)
     except (ValueError, OSError, BudgetReached, FloatingPointError, KeyboardInterrupt) as e:   # what a user can fix
         return _user_error(e, args)

@@ -18,7 +18,7 @@ import torch
 
 from .experiments import (
     BenchmarkConfig, Run, _check_seeds, _gap, _groups_to_train, _study_args, _study_group, _study_plan, arm_specs,
-    _warn_capped_sizes, save_teacher, select_arms, study_transfer, teacher_names, Targets)
+    _check_study, save_teacher, select_arms, study_transfer, teacher_names, Targets)
 from .data import safe_load
 from .training import teacher_logits
 
@@ -209,7 +209,7 @@ def run_benchmark_ray(config: BenchmarkConfig, seeds, data_root=None, out_dir="r
 # %% ../nbs/08_ray.ipynb #4feb997c
 def _study_tasks(S: Run, seed: int, specs, sizes, batched: bool, length: dict) -> list:
     "The tasks of `seed`'s study that `S` lacks: its teacher, then one per (size, group of arms) of `_study_plan`."
-    plan = _study_plan(S, seed, specs, sizes, batched, length)[1]
+    plan = _study_plan(S, seed, specs, sizes, batched)[1]
     return [("teacher", seed, 0, "teacher")] + [("study", seed, 1, (n, g, length)) for n, g in plan] if plan else []
 
 def noise_benefit_study_ray(config: BenchmarkConfig, sizes, sigmas, alphas, seeds, data_root=None, out_dir="runs/study",
@@ -223,7 +223,7 @@ def noise_benefit_study_ray(config: BenchmarkConfig, sizes, sigmas, alphas, seed
     specs, sizes, seeds, length = _study_args(config, sizes, sigmas, alphas, seeds, batched, max_epoch_factor, steps, eval_every)
     _task_device(device, math.inf); _check_address(address)  # their spelling, checked before Ray starts
     with Run(config, data_root, out_dir, "cpu", progress, "study.jsonl", download) as S:
-        _warn_capped_sizes(sizes, len(S.data[0]))
+        _check_study(S, sizes, length)
         tasks = [t for seed in seeds for t in _study_tasks(S, seed, specs, sizes, batched, length)]
         _run_on_ray(S, tasks, address, device, data_root, download, progress)
         return [r for r in S.records if r["seed"] in seeds and r.get("study") == "noise_benefit"]

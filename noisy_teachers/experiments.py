@@ -5,12 +5,12 @@
 # %% auto #0
 __all__ = ['VARIANTS', 'patch', 'BenchmarkConfig', 'get_config', 'chosen_learning_rates', 'Targets', 'ArmSpec', 'noisy_arm_name',
            'arm_specs', 'select_arms', 'teacher_names', 'append_records', 'append_record', 'load_records', 'record_key',
-           'unique_records', 'TeacherGapWarning', 'teacher_gap_ok', 'val_picked_error', 'library_versions', 'Record',
-           'FolderBusyError', 'folder_lock', 'save_teacher', 'load_teacher', 'Run', 'arm_groups', 'run_seed',
-           'run_benchmark', 'paired_stats', 'holm', 'summarize', 'paired_gain', 'best_noisy', 'comparisons',
-           'quantum_note', 'format_table', 'format_comparisons', 'verify_run', 'seconds_per_image', 'protocol_hours',
-           'NothingToPlot', 'plot_sigma', 'plot_alpha', 'plot_curves', 'study_specs', 'study_transfer',
-           'noise_benefit_study', 'study_gains', 'format_study', 'plot_study']
+           'DuplicateRecordWarning', 'unique_records', 'TeacherGapWarning', 'teacher_gap_ok', 'val_picked_error',
+           'library_versions', 'Record', 'FolderBusyError', 'folder_lock', 'save_teacher', 'load_teacher', 'Run',
+           'arm_groups', 'run_seed', 'run_benchmark', 'paired_stats', 'holm', 'summarize', 'paired_gain', 'best_noisy',
+           'comparisons', 'quantum_note', 'format_table', 'format_comparisons', 'verify_run', 'seconds_per_image',
+           'protocol_hours', 'NothingToPlot', 'plot_sigma', 'plot_alpha', 'plot_curves', 'study_specs',
+           'study_transfer', 'noise_benefit_study', 'study_gains', 'format_study', 'plot_study']
 
 # %% ../nbs/06_experiments.ipynb #70c5d6c7
 import hashlib, json, math, os, platform, sys, time, warnings
@@ -360,6 +360,9 @@ def record_key(r: dict) -> tuple:
     "What identifies a result: (benchmark, variant, config_key, study, transfer_size, seed, arm)."
     return (r["benchmark"], r["variant"], r.get("config_key"), r.get("study"), r.get("transfer_size"), r["seed"], r["arm"])
 
+class DuplicateRecordWarning(UserWarning):
+    "A result recorded twice with different final errors: the first written is used."
+
 def unique_records(records) -> list:
     """`records` with each `record_key` once: the first written wins (a later duplicate came from a second run of the
     same arm), with a warning when a duplicate's final error differs from it."""
@@ -371,7 +374,8 @@ def unique_records(records) -> list:
     if clash:
         b, v, key, _, n, seed, arm = clash[0]
         warnings.warn(f"{len(clash)} result(s) recorded twice with different final errors (the first: {b} ({v}, {key}), "
-                      f"seed {seed}, arm {arm}{'' if n is None else f', transfer set {n}'}): the first written of each is used")
+                      f"seed {seed}, arm {arm}{'' if n is None else f', transfer set {n}'}): the first written of each is used",
+                      DuplicateRecordWarning)
     return list(first.values())
 
 # %% ../nbs/06_experiments.ipynb #637dd9eb
@@ -1154,20 +1158,22 @@ def _study_args(config, sizes, sigmas, alphas, seeds, batched, max_epoch_factor,
         eval_every=check_number(eval_every, "eval_every", 1, integer=True, allow_none=True)))
 
 # %% ../nbs/06_experiments.ipynb #5beb4995
-def _warn_capped_sizes(sizes, N: int) -> None:
-    "Say that the transfer-set `sizes` above the training set's `N` images are studied at N."
-    if big := [n for n in sizes if n > N]: warnings.warn(f"sizes {big} exceed the {N:,} training images: studied at {N:,}")
-
-def _study_plan(S: Run, seed: int, specs, sizes, batched: bool, length: dict) -> tuple:
-    """(`sizes` capped at the training set, [(n, group)] of `_groups_to_train` at each n for `seed`); first refuses a
-    `length` (`study_transfer`'s keywords) other than that of the study records in `S`: they would never be paired."""
+def _check_study(S: Run, sizes, length: dict) -> None:
+    """Before a study trains: refuse a `length` (`study_transfer`'s keywords) other than that of the study records in
+    `S`, which would be paired with this call's; and say which `sizes` exceed the training set (studied at its size)."""
+    N = len(S.data[0])
     for r in (r for r in S.records if r.get("study") == "noise_benefit"):
-        k, epochs = _study_length(S.c, len(S.data[0]), r["transfer_size"], **length)
+        k, epochs = _study_length(S.c, N, r["transfer_size"], **length)
         if (r.get("copies", 1), r["epochs"]) != (k, epochs):
             raise ValueError(f"{S.path} holds study records at transfer-set size {r['transfer_size']} trained for "
-                             f"{r['epochs']} epochs of {r.get('copies', 1)}× the subset; this call would train {epochs} epochs of "
-                             f"{k}×: its steps, eval_every or max_epoch_factor (--steps, --eval-every), or the training set "
-                             f"({len(S.data[0]):,} images now), differ from those runs'. Use theirs, or another output folder: runs of other lengths are never paired")
+                             f"{r['epochs']} epochs of {r.get('copies', 1)}× the subset; this call would train {epochs} "
+                             f"epochs of {k}×: its steps, eval_every or max_epoch_factor (--steps, --eval-every), or the "
+                             f"training set ({N:,} images now), differ from those runs'. Use theirs, or another output "
+                             "folder: runs of other lengths are never paired")
+    if big := [n for n in sizes if n > N]: warnings.warn(f"sizes {big} exceed the {N:,} training images: studied at {N:,}")
+
+def _study_plan(S: Run, seed: int, specs, sizes, batched: bool) -> tuple:
+    "(`sizes` capped at the training set, [(n, group)] of `_groups_to_train` at each n for `seed`)."
     ns = sorted({min(n, len(S.data[0])) for n in sizes})
     return ns, [(n, g) for n in ns for g in _groups_to_train(S, seed, specs, batched, transfer_size=n)]
 
@@ -1189,8 +1195,8 @@ def noise_benefit_study(config: BenchmarkConfig, sizes, sigmas, alphas, seeds, d
     go to `out_dir/study.jsonl` (a rerun skips them); returns this configuration's study records of `seeds`."""
     specs, sizes, seeds, length = _study_args(config, sizes, sigmas, alphas, seeds, batched, max_epoch_factor, steps, eval_every)
     with Run(config, data_root, out_dir, device, progress, "study.jsonl", download, budget_minutes=budget_minutes) as S:
-        plans = [(seed, *_study_plan(S, seed, specs, sizes, batched, length)) for seed in seeds]
-        _warn_capped_sizes(sizes, len(S.data[0]))
+        _check_study(S, sizes, length)
+        plans = [(seed, *_study_plan(S, seed, specs, sizes, batched)) for seed in seeds]
         with _bar(len(seeds) * len(plans[0][1]) * len(specs), f"{config.label}: study", S.bars) as bar:
             for seed, ns, plan in plans:
                 bar.update(len(ns) * len(specs) - sum(len(g) for _, g in plan))

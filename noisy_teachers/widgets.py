@@ -123,11 +123,11 @@ def _label_errors(labels, pred_before: Tensor, pred_after: Tensor, n_classes: in
     B = len(pred_before)
     try: t = torch.as_tensor(labels).cpu()
     except (TypeError, ValueError, RuntimeError): t = None                 # a set, None, a string: no array at all
-    if t is None or t.dtype == torch.bool or t.is_floating_point() or t.is_complex() or tuple(t.shape) != (B,):
-        got = type(labels).__name__
-        if t is not None: got += f" of {str(t.dtype).removeprefix('torch.')}, shape {tuple(t.shape)}"
-        raise ValueError(f"labels must be {B} integers, one per row (a list, tuple, NumPy array or tensor), got {got}")
-    labels = check_tensor(t, "labels", lo=0, hi=n_classes - 1)
+    try: labels = check_tensor(t, "labels", (B,), dtype="integer")
+    except ValueError:                                                     # say what is accepted besides a tensor
+        got = type(labels).__name__ + ("" if t is None else f" of {str(t.dtype).removeprefix('torch.')}, shape {tuple(t.shape)}")
+        raise ValueError(f"labels must be {B} integers, one per row (a list, tuple, NumPy array or tensor), got {got}") from None
+    labels = check_tensor(labels, "labels", lo=0, hi=n_classes - 1)
     return dict(labels=labels.numpy(), error_before=float((pred_before != labels).float().mean()),
                 error_after=float((pred_after != labels).float().mean()))
 
