@@ -24,22 +24,19 @@ from .experiments import (
 from .experiments import DuplicateRecordWarning, summarize, unique_records
 
 # %% ../nbs/07_cli.ipynb #151b6eea
-def _int_from(low: int):
-    "An argparse type: an integer >= `low`."
-    def parse(text: str) -> int:
-        try: v = int(text)
-        except ValueError: raise argparse.ArgumentTypeError(f"expected an integer >= {low}, got {text!r}") from None
-        if v < low: raise argparse.ArgumentTypeError(f"expected an integer >= {low}, got {text!r}")
+def _number_from(cast, ok, words: str):
+    "An argparse type: `cast(text)` (int or float) if `ok` of it and not inf (nan fails `ok`), else 'expected <words>'."
+    def parse(text: str):
+        try: v = cast(text)
+        except ValueError: v = None
+        if v is None or v == math.inf or not ok(v):                 # not isfinite: a huge int would overflow it
+            raise argparse.ArgumentTypeError(f"expected {words}, got {text!r}")
         return v
     return parse
 
-_positive_int, _non_negative_int = _int_from(1), _int_from(0)
-
-def _positive_number(text: str) -> float:
-    try: v = float(text)
-    except ValueError: raise argparse.ArgumentTypeError(f"expected a number > 0, got {text!r}") from None
-    if not (math.isfinite(v) and v > 0): raise argparse.ArgumentTypeError(f"expected a number > 0, got {text!r}")
-    return v
+_positive_int = _number_from(int, lambda v: v >= 1, "an integer >= 1")
+_non_negative_int = _number_from(int, lambda v: v >= 0, "an integer >= 0")
+_positive_number = _number_from(float, lambda v: v > 0, "a number > 0")
 
 # %% ../nbs/07_cli.ipynb #7b22299c
 def _number_list(lo: float, hi: float):
@@ -264,8 +261,7 @@ def _study_report(out: Path, records: list) -> str:
 # %% ../nbs/07_cli.ipynb #a0c011c7
 def _progress(args):
     "Bars in a terminal; lines (start, each epoch, finish) when stderr is a file or a pipe; none with --no-progress."
-    if not getattr(args, "progress", False): return False
-    return True if sys.stderr.isatty() else "lines"
+    return getattr(args, "progress", False) and (sys.stderr.isatty() or "lines")
 
 def _one_line_warning(message, category, filename, lineno, file=None, line=None) -> str:
     return f"noisy-teachers: warning: {message}\n"
@@ -285,16 +281,14 @@ def _run_demo(args, t0: float, config=None) -> int:
 
 # %% ../nbs/07_cli.ipynb #a5178fa1
 def _per_configuration(out: Path, results: list, study: list):
-    """(folder, its results records, its study records) for each configuration in either: `out` itself when there is
-    one, else `out`/benchmark-variant-key (made by the first file written there)."""
+    "(folder, results records, study records) per configuration: `out` if there is one, else out/bench-variant-key."
     keys = list(dict.fromkeys((r["benchmark"], r["variant"], r["config_key"]) for r in results + study))
     for k in keys:
         of = lambda records: [r for r in records if (r["benchmark"], r["variant"], r["config_key"]) == k]
         yield (out if len(keys) == 1 else out / "-".join(k)), of(results), of(study)
 
 def _write_index(out: Path, folders: list) -> str:
-    """summary.md in `out` listing the per-configuration `folders`, in place of the summary and figures an older run
-    of one configuration left there (they would read as the whole folder's); says which it removed."""
+    "summary.md in `out` listing the `folders`, instead of one configuration's older report there; says what it removed."
     old = [n for n in ("study.md", "study.png", *_PLOTS.values()) if (out / n).is_file()]
     for name in old: (out / name).unlink()
     links = lambda f: ", ".join(f"[{n}]({f.name}/{n})" for n in ("summary.md", "study.md") if (f / n).is_file())
@@ -353,8 +347,7 @@ def _warn_others(out: Path, others: list, config, held: str, files: str):
                              "per configuration")
 
 def _run_reproduce(args, parser, config):
-    """`reproduce`: the protocol's arms (all, or those of --arms) on one benchmark, here or on Ray; then the report of
-    every record of this configuration in --out (earlier seeds and arms included), and how many are new."""
+    "`reproduce`: the arms (all, or --arms) here or on Ray; then the report of every record of this configuration in --out."
     if args.arms: _check_arms(config, args.arms, parser)
     before, others = _folder_records(args.out, config)
     run, kw = _runner(args, parser, run_benchmark, "run_benchmark_ray")
@@ -365,8 +358,7 @@ def _run_reproduce(args, parser, config):
 
 # %% ../nbs/07_cli.ipynb #a93c4637
 def _run_study(args, parser, config):
-    """`study`: the noisy teacher's gain over sigma = 0 per transfer-set size, sigma and alpha, here or on Ray; then the
-    report of every study record of this configuration in --out (earlier seeds included)."""
+    "`study`: the gain over sigma = 0 per size, sigma and alpha, here or on Ray; then the report of all the study in --out."
     alphas = args.alphas if args.alphas is not None else [config.alpha]
     before, others = _folder_records(args.out, config, "study.jsonl")
     run, kw = _runner(args, parser, noise_benefit_study, "noise_benefit_study_ray")

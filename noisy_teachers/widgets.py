@@ -118,8 +118,7 @@ def _regularizer_numbers(g: Tensor, z: Tensor, xi: Tensor, chosen: Tensor, sigma
 
 # %% ../nbs/20_explore.ipynb #9d13cd01
 def _label_errors(labels, pred_before: Tensor, pred_after: Tensor, n_classes: int) -> dict:
-    """The labels (integers in [0, n_classes), one per row: a list, tuple, NumPy array or tensor), and the error rates
-    of the predictions before and after the noise."""
+    "The labels (one integer in [0, n_classes) per row, in any array-like) and the error rates before/after the noise."
     B = len(pred_before)
     try: t = torch.as_tensor(labels).cpu()
     except (TypeError, ValueError, RuntimeError): t = None                 # a set, None, a string: no array at all
@@ -134,11 +133,10 @@ def _label_errors(labels, pred_before: Tensor, pred_after: Tensor, n_classes: in
 # %% ../nbs/20_explore.ipynb #b12b466b
 def noise_view(teacher_logits: Tensor, sigma, alpha, mu=0.0, seed: int = 0, student_logits: Tensor | None = None,
                labels: Tensor | Sequence[int] | None = None, sample: int | None = None, n_draws: int = 200) -> dict:
-    """Everything the explorer shows for `teacher_logits` (B, n) perturbed by eq. (2) (`sigma` the noise's std, `alpha`
-    the probability a row is chosen, `mu` its mean; drawn from `seed`), as numbers and NumPy arrays: the settings,
-    `logits`, `perturbed`, `xi`, `chosen`, `flipped`, their counts, predictions, the `sample` row shown and its softmax
-    before/after, `E_R` with its expectations and its mean ± se over `n_draws` draws, eq. (1)'s `loss_clean` and
-    `loss_noisy` for `student_logits` (default `default_student_logits`), and with `labels` the error rates."""
+    """What the explorer shows for `teacher_logits` (B, n) under eq. (2)'s noise (`sigma` its std, `alpha` the chance a
+    row is chosen, `mu` its mean; drawn from `seed`), as numbers and NumPy arrays: settings, `logits`, `perturbed`, `xi`,
+    `chosen`, `flipped`, predictions, the `sample` row's softmax, `E_R` (mean ± se over `n_draws` draws), eq. (1)'s loss
+    for `student_logits` (None: `default_student_logits`) on clean and noisy targets, and with `labels` error rates."""
     z = _as_logits(teacher_logits, "teacher_logits")
     sigma, alpha, mu = check_noise_args(sigma, alpha, mu)
     seed = check_number(_whole(seed), "seed", 0, 2**63 - 1, integer=True)
@@ -251,29 +249,6 @@ def _check_settings(**values) -> dict:
     return {k: check_number(_whole(v) if k == "seed" else v, k, *ranges[k], integer=(k == "seed"))
             for k, v in values.items() if v is not None}
 
-# %% ../nbs/20_explore.ipynb #cd1e1b32
-def _close_widgets(image, box):
-    "Empty `image` and close `box`, its children and theirs (a widget object's `close`)."
-    image.value = b""
-    for w in box.children:
-        for c in getattr(w, "children", ()):
-            c.close()
-        w.close()
-    box.close()
-
-# %% ../nbs/20_explore.ipynb #0421634c
-def _explorer_widgets(v: dict, on_show) -> dict:
-    "The explorer's sliders (at the settings `v`), readout, image, and the `widget` box that shows them (`on_show`: see `_ShownBox`)."
-    w = dict(sigma=_slider(W.FloatSlider, "sigma", "σ (noise std)", v["sigma"], *SIGMA_RANGE, SIGMA_STEP, ".2f"),
-             alpha=_slider(W.FloatSlider, "alpha", "α (P chosen)", v["alpha"], *ALPHA_RANGE, ALPHA_STEP, ".2f"),
-             mu=_slider(W.FloatSlider, "mu", "μ (noise mean)", v["mu"], *MU_RANGE, MU_STEP, "+.2f"),
-             seed=_slider(W.IntSlider, "seed", "seed", v["seed"], *SEED_RANGE),
-             readout=W.HTML(layout=W.Layout(width="900px")).add_class("nt-explore-readout"),
-             image=W.Image(format="png", layout=W.Layout(width="900px")).add_class("nt-explore-image"))
-    w["widget"] = _ShownBox([W.HBox([w["sigma"], w["alpha"]]), W.HBox([w["mu"], w["seed"]]), w["readout"], w["image"]],
-                            on_show=on_show).add_class("nt-explore")
-    return w
-
 # %% ../nbs/20_explore.ipynb #703714fa
 class NoiseExplorer:
     """Sliders for sigma, alpha, mu and the seed over a batch of teacher logits, redrawn live. Attributes: the
@@ -285,7 +260,14 @@ class NoiseExplorer:
         self.teacher_logits = _as_logits(teacher_logits, "teacher_logits")
         self.labels, self.student_logits, self.sample = labels, student_logits, sample
         v = _check_settings(sigma=sigma, alpha=alpha, mu=mu, seed=seed)
-        vars(self).update(_explorer_widgets(v, on_show=lambda: self._show()))   # sigma, alpha, mu, seed, readout, image, widget
+        self.sigma = _slider(W.FloatSlider, "sigma", "σ (noise std)", v["sigma"], *SIGMA_RANGE, SIGMA_STEP, ".2f")
+        self.alpha = _slider(W.FloatSlider, "alpha", "α (P chosen)", v["alpha"], *ALPHA_RANGE, ALPHA_STEP, ".2f")
+        self.mu = _slider(W.FloatSlider, "mu", "μ (noise mean)", v["mu"], *MU_RANGE, MU_STEP, "+.2f")
+        self.seed = _slider(W.IntSlider, "seed", "seed", v["seed"], *SEED_RANGE)
+        self.readout = W.HTML(layout=W.Layout(width="900px")).add_class("nt-explore-readout")
+        self.image = W.Image(format="png", layout=W.Layout(width="900px")).add_class("nt-explore-image")
+        self.widget = _ShownBox([W.HBox([self.sigma, self.alpha]), W.HBox([self.mu, self.seed]), self.readout, self.image],
+                                on_show=lambda: self._show()).add_class("nt-explore")
         self.state, self.figure, self.n_updates, self._hold, self.shown = None, None, 0, False, False
         self.update()
         for w in self.sliders:
@@ -316,8 +298,10 @@ def _show(self: NoiseExplorer):
 
 @patch
 def close(self: NoiseExplorer):
-    "Drop the picture and close every widget of this object (its front-end views disappear)."
-    _close_widgets(self.image, self.widget)
+    "Drop the picture and close every widget of this object: the box, its children and theirs (views disappear)."
+    self.image.value, box = b"", self.widget
+    for w in [c for row in box.children for c in getattr(row, "children", ())] + [*box.children, box]:
+        w.close()
 
 @patch
 def _repr_mimebundle_(self: NoiseExplorer, **kwargs):
@@ -428,19 +412,6 @@ def _student_data(train=None, test=None, targets: Tensor | None = None, teacher=
                          f"got {tuple(targets.shape)}")
     return train, test, targets
 
-# %% ../nbs/20_explore.ipynb #3a9b7335
-def _student_widgets(v: dict, on_show) -> dict:
-    "The live student's sliders (at the settings `v`), Train button, progress bar, `log` (the tqdm bars), readout, image and `widget` box."
-    w = dict(sigma=_slider(W.FloatSlider, "student-sigma", "σ (noise std)", v["sigma"], *SIGMA_RANGE, SIGMA_STEP, ".2f"),
-             alpha=_slider(W.FloatSlider, "student-alpha", "α (P chosen)", v["alpha"], *ALPHA_RANGE, ALPHA_STEP, ".2f"),
-             button=W.Button(description="Train a student", button_style="primary", icon="play").add_class("nt-train"),
-             progress=W.IntProgress(value=0, min=0, max=2, description="idle", layout=W.Layout(width="330px")),
-             readout=W.HTML("Pick σ and α, then press <i>Train a student</i>.").add_class("nt-student-readout"),
-             image=W.Image(format="png", layout=W.Layout(width="900px")), log=W.Output())
-    w["widget"] = _ShownBox([W.HBox([w["sigma"], w["alpha"]]), W.HBox([w["button"], w["progress"]]),
-                             w["log"], w["readout"], w["image"]], on_show=on_show).add_class("nt-student")
-    return w
-
 # %% ../nbs/20_explore.ipynb #3601f5b9
 def _student_readout(result: dict, n_test: int, n_runs: int) -> str:
     "The line after a run: its test error, the baseline's, the gain, and one binomial standard error of the baseline's error."
@@ -468,7 +439,15 @@ class LiveStudent:
             raise ValueError(f"config must be None or a TrainConfig, got {type(config).__name__}")
         self.student = student
         self.config = TrainConfig(**{**DIGITS_STUDENT_CONFIG, "seed": self.seed}) if config is None else config
-        vars(self).update(_student_widgets(_check_settings(sigma=sigma, alpha=alpha), on_show=lambda: self._show()))
+        v = _check_settings(sigma=sigma, alpha=alpha)
+        self.sigma = _slider(W.FloatSlider, "student-sigma", "σ (noise std)", v["sigma"], *SIGMA_RANGE, SIGMA_STEP, ".2f")
+        self.alpha = _slider(W.FloatSlider, "student-alpha", "α (P chosen)", v["alpha"], *ALPHA_RANGE, ALPHA_STEP, ".2f")
+        self.button = W.Button(description="Train a student", button_style="primary", icon="play").add_class("nt-train")
+        self.progress = W.IntProgress(value=0, min=0, max=2, description="idle", layout=W.Layout(width="330px"))
+        self.readout = W.HTML("Pick σ and α, then press <i>Train a student</i>.").add_class("nt-student-readout")
+        self.image, self.log = W.Image(format="png", layout=W.Layout(width="900px")), W.Output()   # log: the tqdm bars
+        self.widget = _ShownBox([W.HBox([self.sigma, self.alpha]), W.HBox([self.button, self.progress]), self.log,
+                                 self.readout, self.image], on_show=lambda: self._show()).add_class("nt-student")
         self.results, self.baseline, self.last_history, self.figure, self.shown = [], None, None, None, False
         self.n_trained = 0  # students trained by this object, baselines included
         self.button.on_click(lambda button: self._on_click(button))
@@ -511,12 +490,10 @@ def _fit(self: LiveStudent, arm: Arm, progress: bool = False):
 def _baseline(self: LiveStudent, progress: bool = False) -> dict:
     "The sigma = 0 run (error, history) for this data and configuration, trained once per process."
     key = ("baseline", id(self.train), id(self.test), id(self.targets), str(self.student), repr(self.config))
-    hit = _CACHE.get(key)
-    if hit is None or hit["data"][0] is not self.train or hit["data"][2] is not self.targets:
-        history = self._fit(Arm("noisy", sigma=0.0, alpha=0.0), progress)
-        hit = _CACHE[key] = dict(error=float(history.test_error[-1]), history=history,
-                                 data=(self.train, self.test, self.targets))
-    return hit
+    if key not in _CACHE:                      # `data` keeps the objects alive: no other object can take their ids
+        h = self._fit(Arm("noisy", sigma=0.0, alpha=0.0), progress)
+        _CACHE[key] = dict(error=float(h.test_error[-1]), history=h, data=(self.train, self.test, self.targets))
+    return _CACHE[key]
 
 # %% ../nbs/20_explore.ipynb #e3f73bdc
 @patch
