@@ -99,13 +99,6 @@ def default_student_logits(teacher_logits: Tensor, offset: float = 0.5, seed: in
     eps = torch.randn(z.shape, generator=torch.Generator().manual_seed(int(seed)))
     return z + check_number(offset, "offset", 0) * eps
 
-# %% ../nbs/20_explore.ipynb #b4c5fd61
-def _shown_sample(sample, flipped: Tensor, chosen: Tensor) -> int:
-    "`sample` if given (checked), else the first chosen row that flipped, else the first chosen row, else 0."
-    if sample is None:
-        sample = (torch.nonzero(flipped).flatten().tolist() + torch.nonzero(chosen).flatten().tolist() + [0])[0]
-    return check_number(_whole(sample), "sample", 0, len(chosen) - 1, integer=True)
-
 # %% ../nbs/20_explore.ipynb #be966233
 def _regularizer_numbers(g: Tensor, z: Tensor, xi: Tensor, chosen: Tensor, sigma, alpha, mu, seed: int, n_draws: int) -> dict:
     "E_R of this draw, its expected values (over xi for the chosen rows; over the choice too), and its mean and standard error over `n_draws` fresh draws."
@@ -148,7 +141,9 @@ def noise_view(teacher_logits: Tensor, sigma, alpha, mu=0.0, seed: int = 0, stud
     zp = perturb_logits(z, sigma, alpha, mu, generator=torch.Generator().manual_seed(seed))
     pred0, pred1 = z.argmax(1), zp.argmax(1)
     flipped = chosen & (pred0 != pred1)
-    sample = _shown_sample(sample, flipped, chosen)
+    if sample is None:
+        sample = (torch.nonzero(flipped).flatten().tolist() + torch.nonzero(chosen).flatten().tolist() + [0])[0]
+    sample = check_number(_whole(sample), "sample", 0, len(z) - 1, integer=True)
     out = dict(
         sigma=sigma, alpha=alpha, mu=mu, seed=seed, batch=len(z), classes=z.shape[1],
         logits=z.numpy(), perturbed=zp.numpy(), xi=xi.numpy(), student=g.numpy(),
