@@ -163,9 +163,16 @@ def write_idx(path, array) -> Path:
     path.write_bytes(gzip.compress(data) if path.name.endswith(".gz") else data)
     return path
 
-# %% ../nbs/03_data.ipynb #5001baba
-def _idx_header(path: Path, raw: bytes) -> tuple:
-    "`(dims, dtype, offset)` of the IDX bytes `raw` read from `path`, once magic, sizes and length agree; else a CorruptDataError."
+# %% ../nbs/03_data.ipynb #94c67825
+def read_idx(path) -> Tensor:
+    """Read an IDX file into a tensor of its stored shape and type, validating magic, sizes and length; a file that
+    starts with gzip's magic `1f 8b` is gunzipped first, whatever its name."""
+    path = Path(path)
+    raw = path.read_bytes()
+    if raw[:2] == b"\x1f\x8b":
+        try: raw = gzip.decompress(raw)
+        except (OSError, EOFError, zlib.error) as e:
+            raise CorruptDataError(path, f"is not readable gzip data ({e})") from e
     if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] not in _IDX_TYPES or raw[3] == 0:
         raise CorruptDataError(path, f"is not an IDX file (magic number must be 00 00 <type 08/09/0B/0C/0D/0E> <ndim ≥ 1>, "
                                      f"got {raw[:4].hex(' ') or 'nothing'}; {len(raw)} bytes)")
@@ -177,19 +184,6 @@ def _idx_header(path: Path, raw: bytes) -> tuple:
     if len(raw) != want:
         raise CorruptDataError(path, f"is cut short or padded: its IDX header promises shape {dims} of {dt.name} ({want} bytes), "
                                      f"the file has {len(raw)} bytes")
-    return dims, dt, head
-
-# %% ../nbs/03_data.ipynb #94c67825
-def read_idx(path) -> Tensor:
-    """Read an IDX file into a tensor of its stored shape and type, validating magic, sizes and length; a file that
-    starts with gzip's magic `1f 8b` is gunzipped first, whatever its name."""
-    path = Path(path)
-    raw = path.read_bytes()
-    if raw[:2] == b"\x1f\x8b":
-        try: raw = gzip.decompress(raw)
-        except (OSError, EOFError, zlib.error) as e:
-            raise CorruptDataError(path, f"is not readable gzip data ({e})") from e
-    dims, dt, head = _idx_header(path, raw)
     arr = np.frombuffer(raw, dtype=dt, offset=head).reshape(dims)
     return torch.from_numpy(arr.astype(dt.newbyteorder("="), copy=True))
 
@@ -575,17 +569,10 @@ def write_atomic(data, path) -> Path:
     "`save_atomic` for text (written as UTF-8) or bytes: a results table, a copied file. Returns `path`."
     return save_atomic(data, path, save=lambda d, f: Path(f).write_bytes(d.encode() if isinstance(d, str) else d))
 
-# %% ../nbs/03_data.ipynb #ac6fdc91
-def _unpack(tarball: Path, dest: Path) -> None:
-    "Unpack `tarball` into the folder `dest` (tar's 'data' filter: no links out of it, no devices); a damaged archive is a CorruptDataError."
-    try:
-        with tarfile.open(tarball) as tf: tf.extractall(dest, filter="data")
-    except (tarfile.TarError, EOFError, lzma.LZMAError, zlib.error, gzip.BadGzipFile) as e:
-        raise CorruptDataError(tarball, f"is not a complete, readable tar archive ({type(e).__name__}: {e})") from e
-
 # %% ../nbs/03_data.ipynb #8c8261a0
 def _extract_once(tarball: Path, base: Path) -> Path:
-    "Unpack `tarball` into `<cache>/<stem>-<key>/` once: into a temporary folder, renamed into place only when complete."
+    """Unpack `tarball` into `<cache>/<stem>-<key>/` once: into a temporary folder (tar's 'data' filter: no links out of
+    it, no devices), renamed into place only when complete; a damaged archive is a CorruptDataError."""
     key = _fingerprint([tarball])
     stem = tarball.name.split(".tar")[0].removesuffix(".tgz")
     for d in _cache_dirs(base):
@@ -595,7 +582,10 @@ def _extract_once(tarball: Path, base: Path) -> Path:
     sweep_stale_temporaries(d)
     dest, tmp = d / f"{stem}-{key}", Path(tempfile.mkdtemp(dir=d, prefix=f".{stem}-{key}.{os.getpid()}.", suffix=".tmp"))
     try:
-        _unpack(tarball, tmp)
+        try:
+            with tarfile.open(tarball) as tf: tf.extractall(tmp, filter="data")
+        except (tarfile.TarError, EOFError, lzma.LZMAError, zlib.error, gzip.BadGzipFile) as e:
+            raise CorruptDataError(tarball, f"is not a complete, readable tar archive ({type(e).__name__}: {e})") from e
         os.chmod(tmp, _umask_mode(0o777))
         try: os.replace(tmp, dest)
         except OSError:
