@@ -366,22 +366,18 @@ def _canonical(name) -> str:
 # (the file names are the same), whether gzipped or not. One byte per label: MNIST's begin 5 0 4 1 9 2, Fashion's 9 0 0 3 0 2.
 _FIRST_LABELS = {"mnist": bytes.fromhex("0500040109020103010403050306010702080609040009010102040302070308"),
                  "fashion-mnist": bytes.fromhex("0900000300020702050500090505070901000604030104080403000204040503")}
-
-def _idx_owner(found: dict) -> str | None:
-    "'mnist' or 'fashion-mnist' if the training labels in `found` begin as that published set's do, else None."
-    p = found["train_labels"]
-    try:
-        with (gzip.open if p.name.endswith(".gz") else open)(p, "rb") as f: head = f.read(8 + 32)[8:]
-    except (OSError, EOFError, zlib.error): return None          # a damaged file: read_idx will say what is wrong
-    return next((k for k, first in _FIRST_LABELS.items() if head == first), None)
-
 def _find_idx(dirs: list, notes: list, key: str = "mnist", passed: list | None = None):
     """('idx', {role: path}) for the first folder in `dirs` with all four IDX files of `key`, not the other published
     set's, else None; `notes` name folders with some, or the other set's; `passed` gets (folder, other set) of those."""
     for d in dirs:
-        found = _idx_files(d)
-        owner = _idx_owner(found) if len(found) == 4 else None
-        if len(found) == 4 and owner in (None, key): return ("idx", found)
+        found, owner = _idx_files(d), None
+        if len(found) == 4:
+            p = found["train_labels"]
+            try:
+                with (gzip.open if p.name.endswith(".gz") else open)(p, "rb") as f: head = f.read(8 + 32)[8:]
+            except (OSError, EOFError, zlib.error): head = b""   # a damaged file: read_idx will say what is wrong
+            owner = next((k for k, first in _FIRST_LABELS.items() if head == first), None)
+            if owner in (None, key): return ("idx", found)
         if owner is not None:
             notes.append(f"{d} holds {owner}'s files, not {key}'s")
             if passed is not None: passed.append((d, owner))
