@@ -50,8 +50,7 @@ def _checked_stats(x, y, mean, std, classes) -> tuple[Tensor, Tensor, Tensor]:
         raise ValueError(f"labels must be an integer tensor of shape ({len(x)},), got {_describe(y)}")
     y = y.long()                                                        # uint16 and the like: torch has no min of those
     if y.device != x.device: raise ValueError(f"labels must be on the images' device {x.device}, got {y.device}")
-    mean, std = (torch.as_tensor(v, dtype=torch.float32).to(x.device) for v in (mean, std))
-    mean, std = (v.reshape(1) if v.ndim == 0 else v for v in (mean, std))       # a number: one channel
+    mean, std = (torch.atleast_1d(torch.as_tensor(v, dtype=torch.float32).to(x.device)) for v in (mean, std))  # 1 channel
     if mean.shape != (x.shape[1],) and mean.shape == (x.shape[-1],):
         raise ValueError(f"images must be (N, C, H, W) with the {len(mean)} channels of mean and std; {tuple(x.shape)} looks "
                          "like (N, H, W, C): pass images.permute(0, 3, 1, 2)")
@@ -569,14 +568,12 @@ def write_atomic(data, path) -> Path:
 def _extract_once(tarball: Path, base: Path) -> Path:
     """Unpack `tarball` into `<cache>/<stem>-<key>/` once: into a temporary folder (tar's 'data' filter: no links out of
     it, no devices), renamed into place only when complete; a damaged archive is a CorruptDataError."""
-    key = _fingerprint([tarball])
-    stem = tarball.name.split(".tar")[0].removesuffix(".tgz")
-    for d in _cache_dirs(base):
-        if (d / f"{stem}-{key}").is_dir(): return d / f"{stem}-{key}"
+    name = f"{tarball.name.split('.tar')[0].removesuffix('.tgz')}-{_fingerprint([tarball])}"
+    if done := next((d / name for d in _cache_dirs(base) if (d / name).is_dir()), None): return done
     d = next((d for d in _cache_dirs(base) if _writable(d)), None)
     if d is None: raise PermissionError(f"no writable folder to unpack {tarball} into (tried {[str(d) for d in _cache_dirs(base)]})")
     sweep_stale_temporaries(d)
-    dest, tmp = d / f"{stem}-{key}", Path(tempfile.mkdtemp(dir=d, prefix=f".{stem}-{key}.{os.getpid()}.", suffix=".tmp"))
+    dest, tmp = d / name, Path(tempfile.mkdtemp(dir=d, prefix=f".{name}.{os.getpid()}.", suffix=".tmp"))
     try:
         try:
             with tarfile.open(tarball) as tf: tf.extractall(tmp, filter="data")
@@ -617,8 +614,7 @@ def _cache_problem(obj) -> str | None:
     "What is wrong with a loaded cache, or None when it is a dict of the current format whose tensors match their sha256."
     if not isinstance(obj, dict): return f"a {type(obj).__name__}, not a dict"
     if obj.get("format") != _CACHE_FORMAT: return f"format {obj.get('format')!r}, expected {_CACHE_FORMAT}"
-    missing = [k for k in (*_CACHE_KEYS, "sha256") if k not in obj]
-    if missing: return f"no {', '.join(missing)}"
+    if missing := [k for k in (*_CACHE_KEYS, "sha256") if k not in obj]: return f"no {', '.join(missing)}"
     if not all(isinstance(obj[k], Tensor) for k in _CACHE_KEYS): return "an entry that is not a tensor"
     if _tensors_sha256(obj) != obj["sha256"]: return "its tensors do not match their sha256"
     return None
