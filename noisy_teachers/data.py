@@ -396,10 +396,8 @@ _TARBALL_GLOBS = ("cifar*.tar.xz", "cifar*.tar.gz", "cifar*.tgz", "cifar*.tar")
 def _find_cifar(dirs: list, notes: list):
     "The first CIFAR-10 source in `dirs`: python batches (lossless) anywhere, else an image tree, else a tarball; else None."
     for d in dirs:
-        b = d / "cifar-10-batches-py"
-        if b.is_dir():
-            missing = [f for f in _CIFAR_BATCHES if not (b / f).is_file()]
-            if not missing: return ("cifar-batches", b)
+        if (b := d / "cifar-10-batches-py").is_dir():
+            if not (missing := [f for f in _CIFAR_BATCHES if not (b / f).is_file()]): return ("cifar-batches", b)
             notes.append(f"{b} lacks {', '.join(missing)}")
     for d in dirs:
         if (d / "train").is_dir() and (d / "test").is_dir(): return ("image-tree", d)
