@@ -42,8 +42,7 @@ def channel_stats(images: Tensor) -> tuple[Tensor, Tensor]:
 
 # %% ../nbs/03_data.ipynb #85f46464
 def _checked_stats(x, y, mean, std, classes) -> tuple[Tensor, Tensor, Tensor]:
-    """Check the fields of a split (labels one per class, std > 0); return the labels as int64 (any integer dtype is
-    taken, uint8 from `read_idx` say), and `mean` and `std` (numbers or sequences too) as float32 on x's device."""
+    "Check a split's fields (integer labels one per class, std > 0): labels as int64, `mean`, `std` float32 on x's device."
     if not (isinstance(x, Tensor) and x.dtype == torch.uint8 and x.ndim == 4):
         raise ValueError(f"images must be a uint8 tensor (N, C, H, W), got {_describe(x)}")
     if not (isinstance(y, Tensor) and not (y.is_floating_point() or y.is_complex() or y.dtype == torch.bool)
@@ -51,8 +50,7 @@ def _checked_stats(x, y, mean, std, classes) -> tuple[Tensor, Tensor, Tensor]:
         raise ValueError(f"labels must be an integer tensor of shape ({len(x)},), got {_describe(y)}")
     y = y.long()                                                        # uint16 and the like: torch has no min of those
     if y.device != x.device: raise ValueError(f"labels must be on the images' device {x.device}, got {y.device}")
-    mean, std = (torch.as_tensor(v, dtype=torch.float32).to(x.device) for v in (mean, std))
-    mean, std = (v.reshape(1) if v.ndim == 0 else v for v in (mean, std))       # a number: one channel
+    mean, std = (torch.atleast_1d(torch.as_tensor(v, dtype=torch.float32).to(x.device)) for v in (mean, std))  # 1 channel
     if mean.shape != (x.shape[1],) and mean.shape == (x.shape[-1],):
         raise ValueError(f"images must be (N, C, H, W) with the {len(mean)} channels of mean and std; {tuple(x.shape)} looks "
                          "like (N, H, W, C): pass images.permute(0, 3, 1, 2)")
@@ -120,7 +118,6 @@ def batches(n: int, batch_size: int, shuffle: bool = True, generator: torch.Gene
 
 # %% ../nbs/03_data.ipynb #29520af1
 DATA_ENV = "NOISY_TEACHERS_DATA"
-
 def user_cache_dir() -> Path:
     "The per-user cache folder: `$XDG_CACHE_HOME/noisy-teachers`, else `~/.cache/noisy-teachers` (not created here)."
     xdg = os.environ.get("XDG_CACHE_HOME", "")
@@ -154,7 +151,6 @@ class CorruptDataError(DataFormatError):
 # %% ../nbs/03_data.ipynb #4f7a2c10
 _IDX_TYPES = {0x08: ">u1", 0x09: ">i1", 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
 _IDX_CODES = {np.dtype(t).newbyteorder("="): code for code, t in _IDX_TYPES.items()}
-
 def write_idx(path, array) -> Path:
     "Write `array` as an IDX file (magic 00 00 <type> <ndim>, the sizes as big-endian uint32, the elements big-endian); gzipped when the name ends in `.gz`. Returns the path."
     a = np.asarray(array)
@@ -166,9 +162,16 @@ def write_idx(path, array) -> Path:
     path.write_bytes(gzip.compress(data) if path.name.endswith(".gz") else data)
     return path
 
-# %% ../nbs/03_data.ipynb #5001baba
-def _idx_header(path: Path, raw: bytes) -> tuple:
-    "`(dims, dtype, offset)` of the IDX bytes `raw` read from `path`, once magic, sizes and length agree; else a CorruptDataError."
+# %% ../nbs/03_data.ipynb #94c67825
+def read_idx(path) -> Tensor:
+    """Read an IDX file into a tensor of its stored shape and type, validating magic, sizes and length; a file that
+    starts with gzip's magic `1f 8b` is gunzipped first, whatever its name."""
+    path = Path(path)
+    raw = path.read_bytes()
+    if raw[:2] == b"\x1f\x8b":
+        try: raw = gzip.decompress(raw)
+        except (OSError, EOFError, zlib.error) as e:
+            raise CorruptDataError(path, f"is not readable gzip data ({e})") from e
     if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] not in _IDX_TYPES or raw[3] == 0:
         raise CorruptDataError(path, f"is not an IDX file (magic number must be 00 00 <type 08/09/0B/0C/0D/0E> <ndim ≥ 1>, "
                                      f"got {raw[:4].hex(' ') or 'nothing'}; {len(raw)} bytes)")
@@ -180,19 +183,6 @@ def _idx_header(path: Path, raw: bytes) -> tuple:
     if len(raw) != want:
         raise CorruptDataError(path, f"is cut short or padded: its IDX header promises shape {dims} of {dt.name} ({want} bytes), "
                                      f"the file has {len(raw)} bytes")
-    return dims, dt, head
-
-# %% ../nbs/03_data.ipynb #94c67825
-def read_idx(path) -> Tensor:
-    """Read an IDX file into a tensor of its stored shape and type, validating magic, sizes and length; a file that
-    starts with gzip's magic `1f 8b` is gunzipped first, whatever its name."""
-    path = Path(path)
-    raw = path.read_bytes()
-    if raw[:2] == b"\x1f\x8b":
-        try: raw = gzip.decompress(raw)
-        except (OSError, EOFError, zlib.error) as e:
-            raise CorruptDataError(path, f"is not readable gzip data ({e})") from e
-    dims, dt, head = _idx_header(path, raw)
     arr = np.frombuffer(raw, dtype=dt, offset=head).reshape(dims)
     return torch.from_numpy(arr.astype(dt.newbyteorder("="), copy=True))
 
@@ -279,7 +269,6 @@ def _unpickle_cifar(path: Path) -> tuple[Tensor, Tensor]:
 
 # %% ../nbs/03_data.ipynb #ddb53203
 _CIFAR_BATCHES = [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch", "batches.meta"]
-
 def _cifar_split(folder: Path, split: str) -> tuple[Tensor, Tensor]:
     "Images and labels of `split` from `cifar-10-batches-py/`: its five training batches, or its test batch; `batches.meta` must name CIFAR-10's classes."
     meta = _unpickle(folder / "batches.meta")
@@ -290,10 +279,8 @@ def _cifar_split(folder: Path, split: str) -> tuple[Tensor, Tensor]:
 
 # %% ../nbs/03_data.ipynb #747c16fd
 _IMAGE_EXTS = (".jpg", ".jpeg", ".png")
-
 def _tree_files(folder: Path, split: str) -> tuple[list, list]:
-    """Sorted class names and [(path, label)] of an image-folder split `folder/split/<class>/*`. Image names that are
-    not regular files (a named pipe, a socket, a folder, a broken link) are skipped with a warning, never opened."""
+    "Sorted class names and [(path, label)] of `folder/split/<class>/*`; what is not a regular file: a warning, skipped."
     d = folder / split
     classes = sorted(p.name for p in d.iterdir() if p.is_dir())
     items = [(p, i) for i, c in enumerate(classes) for p in sorted((d / c).iterdir()) if p.suffix.lower() in _IMAGE_EXTS]
@@ -302,36 +289,22 @@ def _tree_files(folder: Path, split: str) -> tuple[list, list]:
         warnings.warn(f"skipping {p}: not a regular file (a pipe, socket, folder or broken link)")
     return classes, regular
 
-# %% ../nbs/03_data.ipynb #b39ca31f
-def _unreadable_image(p, nbytes: int) -> CorruptDataError:
-    "The error for an image file that cannot be decoded; its kind, JPEG or PNG, from its name."
-    kind = "PNG" if Path(p).suffix.lower() == ".png" else "JPEG"
-    return CorruptDataError(p, f"is not a readable {kind} image ({nbytes} bytes)")
-
-# %% ../nbs/03_data.ipynb #84d44097
-def _image_bytes(p) -> Tensor:
-    "The bytes of image file `p` as a uint8 tensor (what the decoders take); an empty file is an error."
-    b = Path(p).read_bytes()
-    if not b: raise _unreadable_image(p, 0)
-    return torch.frombuffer(bytearray(b), dtype=torch.uint8)
-
-# %% ../nbs/03_data.ipynb #d28cd7bf
-def _decode_one(p, b: Tensor) -> Tensor:
-    "One image as RGB (3, H, W) from its bytes `b`, or a CorruptDataError naming its file `p`."
-    from torchvision.io import ImageReadMode, decode_image
-    try: return decode_image(b, mode=ImageReadMode.RGB)
-    except RuntimeError as e: raise _unreadable_image(p, len(b)) from e
-
 # %% ../nbs/03_data.ipynb #19ae6cd7
 def _decode_chunk(paths: list, shape: tuple | None = None) -> Tensor:
     """Image files of one size (`shape`, default the first's) as one uint8 (N, 3, H, W) RGB tensor: JPEGs in one batched
-    call; a damaged file, or the first of another size, is named."""
+    call; the first damaged (or empty) file, or the first of another size, is named."""
     from torchvision.io import ImageReadMode, decode_image, decode_jpeg
-    data = [_image_bytes(p) for p in paths]
+    data, rgb = [torch.from_numpy(np.fromfile(p, np.uint8)) for p in paths], ImageReadMode.RGB
     try:
-        if all(Path(p).suffix.lower() in (".jpg", ".jpeg") for p in paths): imgs = decode_jpeg(data, mode=ImageReadMode.RGB)
-        else: imgs = [decode_image(b, mode=ImageReadMode.RGB) for b in data]
-    except RuntimeError: imgs = [_decode_one(p, b) for p, b in zip(paths, data)]   # one by one, to name the broken file
+        if all(Path(p).suffix.lower() in (".jpg", ".jpeg") for p in paths): imgs = decode_jpeg(data, mode=rgb)
+        else: imgs = [decode_image(b, mode=rgb) for b in data]
+    except RuntimeError:                                          # one by one, to name the broken file
+        imgs = []
+        for p, b in zip(paths, data):
+            try: imgs.append(decode_image(b, mode=rgb))
+            except RuntimeError as e:
+                kind = "PNG" if Path(p).suffix.lower() == ".png" else "JPEG"
+                raise CorruptDataError(p, f"is not a readable {kind} image ({len(b)} bytes)") from e
     shape = shape or tuple(imgs[0].shape)
     if odd := next(((p, tuple(im.shape)) for p, im in zip(paths, imgs) if tuple(im.shape) != shape), None):
         raise DataFormatError(f"images of different sizes: {odd[0]} is {odd[1]}, the images before it {shape}")
@@ -361,7 +334,6 @@ def _tree_split(folder: Path, split: str) -> tuple[Tensor, Tensor]:
 
 # %% ../nbs/03_data.ipynb #9e8144f7
 _SVHN_FILES = {"train": "train_32x32.mat", "test": "test_32x32.mat"}
-
 def _svhn_split(folder: Path, split: str) -> tuple[Tensor, Tensor]:
     "Images (N, 3, 32, 32) and labels 0–9 of SVHN's `split` from its .mat file in `folder` (label 10 is the digit 0)."
     path = folder / _SVHN_FILES[split]
@@ -381,7 +353,6 @@ def _svhn_split(folder: Path, split: str) -> tuple[Tensor, Tensor]:
 # %% ../nbs/03_data.ipynb #655c1a8b
 DATASETS = ("digits", "mnist", "fashion-mnist", "svhn", "cifar10")
 _ALIASES = {"fashion_mnist": "fashion-mnist", "fashionmnist": "fashion-mnist", "cifar-10": "cifar10", "cifar_10": "cifar10"}
-
 def _canonical(name) -> str:
     "The data set's name in `DATASETS` for `name` in any case or spelling of `_ALIASES`."
     key = str(name).strip().lower() if isinstance(name, str) else None
@@ -389,40 +360,23 @@ def _canonical(name) -> str:
     if key not in DATASETS: raise ValueError(f"name must be one of {', '.join(DATASETS)}; got {name!r}")
     return key
 
-# %% ../nbs/03_data.ipynb #6cc46ed7
-_SUBDIRS = {"mnist": ["MNIST/raw", "mnist", "MNIST"],
-            "fashion-mnist": ["FashionMNIST/raw", "fashion-mnist", "fashion_mnist", "FashionMNIST"],
-            "svhn": ["svhn", "SVHN"], "cifar10": ["cifar10", "cifar-10", "CIFAR10", "cifar10-jpeg"]}
-_SYSTEM_DIRS = {"fashion-mnist": [Path("/usr/share/datasets/fashion-mnist")]}
-
-def _search_dirs(key: str, R: Path, explicit: bool) -> list:
-    "The folders searched for data set `key` under the root `R`, in order (the table above)."
-    dirs = [R / s for s in _SUBDIRS[key]]
-    if key in ("svhn", "cifar10") or explicit: dirs.append(R)
-    return dirs + _SYSTEM_DIRS.get(key, [])
-
 # %% ../nbs/03_data.ipynb #8172001b
 # The first 32 training labels of the two published IDX data sets: they tell MNIST's files from Fashion-MNIST's
 # (the file names are the same), whether gzipped or not. One byte per label: MNIST's begin 5 0 4 1 9 2, Fashion's 9 0 0 3 0 2.
 _FIRST_LABELS = {"mnist": bytes.fromhex("0500040109020103010403050306010702080609040009010102040302070308"),
                  "fashion-mnist": bytes.fromhex("0900000300020702050500090505070901000604030104080403000204040503")}
-
-def _idx_owner(found: dict) -> str | None:
-    "'mnist' or 'fashion-mnist' if the training labels in `found` begin as that published set's do, else None."
-    p = found["train_labels"]
-    try:
-        with (gzip.open if p.name.endswith(".gz") else open)(p, "rb") as f: head = f.read(8 + 32)[8:]
-    except (OSError, EOFError, zlib.error): return None          # a damaged file: read_idx will say what is wrong
-    return next((k for k, first in _FIRST_LABELS.items() if head == first), None)
-
 def _find_idx(dirs: list, notes: list, key: str = "mnist", passed: list | None = None):
-    """('idx', {role: path}) for the first folder in `dirs` with all four IDX files of `key` (not those of the other
-    published set), else None; notes name the folders with only some, or with the other set's. `passed`, if given,
-    collects `(folder, other set)` for each folder passed over for holding the other set's files."""
+    """('idx', {role: path}) for the first folder in `dirs` with all four IDX files of `key`, not the other published
+    set's, else None; `notes` name folders with some, or the other set's; `passed` gets (folder, other set) of those."""
     for d in dirs:
-        found = _idx_files(d)
-        owner = _idx_owner(found) if len(found) == 4 else None
-        if len(found) == 4 and owner in (None, key): return ("idx", found)
+        found, owner = _idx_files(d), None
+        if len(found) == 4:
+            p = found["train_labels"]
+            try:
+                with (gzip.open if p.name.endswith(".gz") else open)(p, "rb") as f: head = f.read(8 + 32)[8:]
+            except (OSError, EOFError, zlib.error): head = b""   # a damaged file: read_idx will say what is wrong
+            owner = next((k for k, first in _FIRST_LABELS.items() if head == first), None)
+            if owner in (None, key): return ("idx", found)
         if owner is not None:
             notes.append(f"{d} holds {owner}'s files, not {key}'s")
             if passed is not None: passed.append((d, owner))
@@ -439,14 +393,11 @@ def _find_svhn(dirs: list, notes: list):
 
 # %% ../nbs/03_data.ipynb #d72e3669
 _TARBALL_GLOBS = ("cifar*.tar.xz", "cifar*.tar.gz", "cifar*.tgz", "cifar*.tar")
-
 def _find_cifar(dirs: list, notes: list):
     "The first CIFAR-10 source in `dirs`: python batches (lossless) anywhere, else an image tree, else a tarball; else None."
     for d in dirs:
-        b = d / "cifar-10-batches-py"
-        if b.is_dir():
-            missing = [f for f in _CIFAR_BATCHES if not (b / f).is_file()]
-            if not missing: return ("cifar-batches", b)
+        if (b := d / "cifar-10-batches-py").is_dir():
+            if not (missing := [f for f in _CIFAR_BATCHES if not (b / f).is_file()]): return ("cifar-batches", b)
             notes.append(f"{b} lacks {', '.join(missing)}")
     for d in dirs:
         if (d / "train").is_dir() and (d / "test").is_dir(): return ("image-tree", d)
@@ -454,10 +405,15 @@ def _find_cifar(dirs: list, notes: list):
     return ("tarball", tarballs[0]) if tarballs else None
 
 # %% ../nbs/03_data.ipynb #ea9738a6
+_SUBDIRS = {"mnist": ["MNIST/raw", "mnist", "MNIST"],
+            "fashion-mnist": ["FashionMNIST/raw", "fashion-mnist", "fashion_mnist", "FashionMNIST"],
+            "svhn": ["svhn", "SVHN"], "cifar10": ["cifar10", "cifar-10", "CIFAR10", "cifar10-jpeg"]}
+_SYSTEM_DIRS = {"fashion-mnist": [Path("/usr/share/datasets/fashion-mnist")]}
 def _locate(key: str, R: Path, explicit: bool, passed: list | None = None):
-    """The first complete source for data set `key`: (kind, location), or None; plus the folders searched and notes on
-    partial finds. `passed`: as for `_find_idx`."""
-    searched, notes = _search_dirs(key, R, explicit), []
+    """The first complete source for data set `key`, (kind, location) or None; the folders searched, in order (under
+    `_SUBDIRS`, then `R` itself for svhn, cifar10 or an `explicit` root, then `_SYSTEM_DIRS`); notes on partial finds."""
+    notes, own = [], [R] if key in ("svhn", "cifar10") or explicit else []
+    searched = [R / s for s in _SUBDIRS[key]] + own + _SYSTEM_DIRS.get(key, [])
     if R.is_file():
         if key == "cifar10" and (any(R.match(g) for g in _TARBALL_GLOBS) or tarfile.is_tarfile(R)): return ("tarball", R), [R], notes
         raise ValueError(f"root must be a folder (or, for cifar10, a tarball), got the file {R}")
@@ -471,50 +427,42 @@ class DataNotFoundError(FileNotFoundError):
         super().__init__(message)
         self.name, self.searched, self.files = name, [Path(p) for p in searched], list(files)
 
-# %% ../nbs/03_data.ipynb #e96c7151
-def _what_to_put(key: str) -> str:
-    "The files data set `key` needs, in words."
-    if key in ("mnist", "fashion-mnist"):
-        return "the four IDX files (each may be gzipped, name + '.gz'): " + ", ".join(_IDX_STEMS.values())
-    if key == "svhn": return "the two MATLAB files " + " and ".join(_SVHN_FILES.values())
-    return ("cifar-10-batches-py/ with " + ", ".join(_CIFAR_BATCHES) + "; or an image tree train/<class>/*.jpg and "
-            "test/<class>/*.jpg with the classes " + " ".join(CIFAR10_CLASSES) + "; or the tarball cifar10-jpeg.tar.xz "
-            "(or torchvision's cifar-10-python.tar.gz)")
-
 # %% ../nbs/03_data.ipynb #a062ac30
 def _not_found(key, searched, notes, extra="", lead="") -> DataNotFoundError:
-    """The DataNotFoundError for data set `key`: the folders searched, the notes, the files to put there and how to
-    download them; `lead` goes before 'no data found' on the first line, `extra` on a last line."""
+    """The DataNotFoundError for data set `key`: the folders searched, the notes, the files to put there (`files`, in
+    words) and how to download them; `lead` goes before 'no data found' on the first line, `extra` on a last line."""
+    if key == "svhn": put = "the two MATLAB files " + " and ".join(_SVHN_FILES.values())
+    elif key == "cifar10":
+        put = ("cifar-10-batches-py/ with " + ", ".join(_CIFAR_BATCHES) + "; or an image tree train/<class>/*.jpg and "
+               "test/<class>/*.jpg with the classes " + " ".join(CIFAR10_CLASSES) + "; or the tarball cifar10-jpeg.tar.xz "
+               "(or torchvision's cifar-10-python.tar.gz)")
+    else: put = "the four IDX files (each may be gzipped, name + '.gz'): " + ", ".join(_IDX_STEMS.values())
     lines = [f"{key}: {lead}no data found. Searched these folders:"] + [f"  {d}" for d in searched]
     lines += [f"  note: {n}" for n in notes]
-    lines += [f"Put {_what_to_put(key)} into one of these folders (e.g. {searched[0]}),",
+    lines += [f"Put {put} into one of these folders (e.g. {searched[0]}),",
               f"or call load_dataset({key!r}, root=..., download=True) on a machine that is online "
               f"(torchvision downloads into the data root), or point root= or ${DATA_ENV} at the folder that holds them."]
     if extra: lines.append(extra)
-    return DataNotFoundError("\n".join(lines), name=key, searched=searched, files=[_what_to_put(key)])
+    return DataNotFoundError("\n".join(lines), name=key, searched=searched, files=[put])
 
 # %% ../nbs/03_data.ipynb #a1f3c0d2
 _TV_FOLDERS = {"mnist": "MNIST/raw", "fashion-mnist": "FashionMNIST/raw", "svhn": "svhn", "cifar10": "."}
-
 def _new_folders(key: str, R: Path) -> list:
-    """The folders that torchvision's download of `key` into the root `R` makes (its folder under `R`, `R` itself and
-    `R`'s parents) and that do not exist yet, deepest first."""
+    "The folders, deepest first, that torchvision's download of `key` into `R` makes: those of R/<its folder> and up."
     d = R / _TV_FOLDERS[key]
     return [p for p in (d, *d.parents) if not p.exists()]
 
 # %% ../nbs/03_data.ipynb #3df11e49
 def _download(key: str, R: Path, searched, notes):
-    """Download with torchvision's classes into the data root. A failure removes the folders this call made that are
-    still empty (`_new_folders`) and becomes a DataNotFoundError naming the root, chained to torchvision's error."""
+    """Download with torchvision into the root `R`; a failure removes the folders made that are still empty
+    (`_new_folders`) and becomes a DataNotFoundError naming `R`, chained to torchvision's error."""
     import torchvision.datasets as tvd
     new = _new_folders(key, R)
     try:
         R.mkdir(parents=True, exist_ok=True)
         for train in (True, False):
-            if key == "mnist": tvd.MNIST(R, train=train, download=True)
-            elif key == "fashion-mnist": tvd.FashionMNIST(R, train=train, download=True)
-            elif key == "cifar10": tvd.CIFAR10(R, train=train, download=True)
-            else: tvd.SVHN(R / "svhn", split="train" if train else "test", download=True)
+            if key == "svhn": tvd.SVHN(R / "svhn", split="train" if train else "test", download=True)
+            else: {"mnist": tvd.MNIST, "fashion-mnist": tvd.FashionMNIST, "cifar10": tvd.CIFAR10}[key](R, train, download=True)
     except BaseException as e:
         for d in new:                                     # deepest first; rmdir removes nothing but an empty folder
             try: d.rmdir()
@@ -525,7 +473,6 @@ def _download(key: str, R: Path, searched, notes):
 
 # %% ../nbs/03_data.ipynb #401563b6
 _CACHE_VERSION = 2
-
 def _fingerprint(paths, base: Path | None = None) -> str:
     "Key of a source from its CONTENT: sha256 over each file's name (relative to `base`, else its own), size and bytes (read in 1 MiB chunks)."
     h = hashlib.sha256(f"v{_CACHE_VERSION}".encode())
@@ -565,7 +512,6 @@ def _umask_mode(mode: int) -> int:
 
 # %% ../nbs/03_data.ipynb #b72d3e02
 _TEMPORARY = re.compile(r"\..+?(?:\.(\d+)(?:\.[a-z0-9_]{8})?|[.-][a-z0-9_]{8})\.tmp")   # .<name>.<pid>[.<random>].tmp; older: no pid
-
 def _alive(pid: int) -> bool:
     "Does process `pid` exist? (Another user's counts as alive; on Windows every pid does.)"
     if os.name == "nt": return True                   # os.kill would terminate it: leave it to the age rule
@@ -616,27 +562,21 @@ def write_atomic(data, path) -> Path:
     "`save_atomic` for text (written as UTF-8) or bytes: a results table, a copied file. Returns `path`."
     return save_atomic(data, path, save=lambda d, f: Path(f).write_bytes(d.encode() if isinstance(d, str) else d))
 
-# %% ../nbs/03_data.ipynb #ac6fdc91
-def _unpack(tarball: Path, dest: Path) -> None:
-    "Unpack `tarball` into the folder `dest` (tar's 'data' filter: no links out of it, no devices); a damaged archive is a CorruptDataError."
-    try:
-        with tarfile.open(tarball) as tf: tf.extractall(dest, filter="data")
-    except (tarfile.TarError, EOFError, lzma.LZMAError, zlib.error, gzip.BadGzipFile) as e:
-        raise CorruptDataError(tarball, f"is not a complete, readable tar archive ({type(e).__name__}: {e})") from e
-
 # %% ../nbs/03_data.ipynb #8c8261a0
 def _extract_once(tarball: Path, base: Path) -> Path:
-    "Unpack `tarball` into `<cache>/<stem>-<key>/` once: into a temporary folder, renamed into place only when complete."
-    key = _fingerprint([tarball])
-    stem = tarball.name.split(".tar")[0].removesuffix(".tgz")
-    for d in _cache_dirs(base):
-        if (d / f"{stem}-{key}").is_dir(): return d / f"{stem}-{key}"
+    """Unpack `tarball` into `<cache>/<stem>-<key>/` once: into a temporary folder (tar's 'data' filter: no links out of
+    it, no devices), renamed into place only when complete; a damaged archive is a CorruptDataError."""
+    name = f"{tarball.name.split('.tar')[0].removesuffix('.tgz')}-{_fingerprint([tarball])}"
+    if done := next((d / name for d in _cache_dirs(base) if (d / name).is_dir()), None): return done
     d = next((d for d in _cache_dirs(base) if _writable(d)), None)
     if d is None: raise PermissionError(f"no writable folder to unpack {tarball} into (tried {[str(d) for d in _cache_dirs(base)]})")
     sweep_stale_temporaries(d)
-    dest, tmp = d / f"{stem}-{key}", Path(tempfile.mkdtemp(dir=d, prefix=f".{stem}-{key}.{os.getpid()}.", suffix=".tmp"))
+    dest, tmp = d / name, Path(tempfile.mkdtemp(dir=d, prefix=f".{name}.{os.getpid()}.", suffix=".tmp"))
     try:
-        _unpack(tarball, tmp)
+        try:
+            with tarfile.open(tarball) as tf: tf.extractall(tmp, filter="data")
+        except (tarfile.TarError, EOFError, lzma.LZMAError, zlib.error, gzip.BadGzipFile) as e:
+            raise CorruptDataError(tarball, f"is not a complete, readable tar archive ({type(e).__name__}: {e})") from e
         os.chmod(tmp, _umask_mode(0o777))
         try: os.replace(tmp, dest)
         except OSError:
@@ -658,7 +598,6 @@ def _cifar_in_tarball_dir(d: Path):
 # %% ../nbs/03_data.ipynb #e05b6105
 _CACHE_FORMAT = 2
 _CACHE_KEYS = ("train_images", "train_labels", "test_images", "test_labels", "mean", "std")
-
 def _tensors_sha256(splits: dict) -> str:
     "sha256 over the name, dtype, shape and bytes of each tensor `_CACHE_KEYS` of a cache, in that order."
     h = hashlib.sha256()
@@ -673,8 +612,7 @@ def _cache_problem(obj) -> str | None:
     "What is wrong with a loaded cache, or None when it is a dict of the current format whose tensors match their sha256."
     if not isinstance(obj, dict): return f"a {type(obj).__name__}, not a dict"
     if obj.get("format") != _CACHE_FORMAT: return f"format {obj.get('format')!r}, expected {_CACHE_FORMAT}"
-    missing = [k for k in (*_CACHE_KEYS, "sha256") if k not in obj]
-    if missing: return f"no {', '.join(missing)}"
+    if missing := [k for k in (*_CACHE_KEYS, "sha256") if k not in obj]: return f"no {', '.join(missing)}"
     if not all(isinstance(obj[k], Tensor) for k in _CACHE_KEYS): return "an entry that is not a tensor"
     if _tensors_sha256(obj) != obj["sha256"]: return "its tensors do not match their sha256"
     return None
@@ -728,9 +666,8 @@ def _load_digits(test_fraction: float = 0.25, seed: int = 0) -> dict:
 
 # %% ../nbs/03_data.ipynb #e012640b
 def _find_or_download(key: str, root, download: bool) -> tuple:
-    """The located source of `key` ((kind, where)) and the folder for derived files; downloads when asked and nothing
-    is there. A folder of a root the user chose (`root`, `$NOISY_TEACHERS_DATA`) that was passed over for holding the
-    other published IDX set is named in a warning, as the not-found error would name it."""
+    """`key`'s located source (kind, where), downloaded when asked and missing, and the folder for derived files; warns
+    of each folder of a root the user chose (`root`, `$NOISY_TEACHERS_DATA`) passed over for the other IDX set's files."""
     R, explicit = data_root(root), root is not None
     source, searched, notes = _locate(key, R, explicit, passed := [])
     if source is None and download:
@@ -771,9 +708,8 @@ def digits_as_idx(folder, n_train: int = 600, n_test: int = 300) -> Path:
     x = np.pad(np.kron(np.rint(d.images * (255 / 16)), np.ones((3, 3))), ((0, 0), (2, 2), (2, 2))).astype(np.uint8)
     y = d.target.astype(np.uint8)
     folder = Path(folder); folder.mkdir(parents=True, exist_ok=True)
-    for role, a in (("train_images", x[:n_train]), ("train_labels", y[:n_train]),
-                    ("test_images", x[n_train:n_train + n_test]), ("test_labels", y[n_train:n_train + n_test])):
-        write_idx(folder / _IDX_STEMS[role], a)
+    parts = x[:n_train], y[:n_train], x[n_train:n_train + n_test], y[n_train:n_train + n_test]
+    for stem, a in zip(_IDX_STEMS.values(), parts): write_idx(folder / stem, a)
     return folder
 
 # %% ../nbs/03_data.ipynb #7609a992
@@ -826,30 +762,24 @@ def expand_by_augmentation(data: ImageData, copies: int, pad: int = 4, flip: boo
     if not isinstance(flip, bool): raise ValueError(f"flip must be True or False, got {flip!r}")
     g = torch.Generator().manual_seed(check_number(seed, "seed", 0, integer=True))
     fill = (data.mean * 255).round().to(torch.uint8)
-    parts = [data.images]
-    for _ in range(copies):
-        for i in range(0, len(data), 8192): parts.append(_crop_flip(data.images[i:i + 8192], pad, flip, g, fill))
+    parts = [data.images] + [_crop_flip(data.images[i:i + 8192], pad, flip, g, fill)
+                             for _ in range(copies) for i in range(0, len(data), 8192)]
     return replace(data, images=torch.cat(parts), labels=data.labels.repeat(copies + 1),
                    name=f"{data.name}+{copies}aug")
 
 # %% ../nbs/03_data.ipynb #bf33eef1
 def _stratified(data: ImageData, n: int, seed: int, hold_back: int = 0) -> Tensor:
-    """Sorted CPU indices of `n` samples drawn per class in proportion (largest remainders rounded up);
-    `n` in [1, N - hold_back], checked after `data`."""
+    "Sorted CPU indices of `n` ∈ [1, N - hold_back] samples drawn per class in proportion (largest remainders rounded up)."
     _check_data(data)
     n = check_number(n, "n", 1, len(data) - hold_back, integer=True)
     g = torch.Generator().manual_seed(check_number(seed, "seed", 0, integer=True))
     y = data.labels.cpu()
-    counts = torch.bincount(y, minlength=data.n_classes)
-    share = counts.double() * n / len(data)
+    share = torch.bincount(y, minlength=data.n_classes).double() * n / len(data)
     quota = share.floor().long()
     extra = n - int(quota.sum())
     quota[torch.argsort(share - quota, descending=True, stable=True)[:extra]] += 1
-    picks = []
-    for c in range(data.n_classes):
-        idx = (y == c).nonzero().flatten()
-        picks.append(idx[torch.randperm(len(idx), generator=g)[:int(quota[c])]])
-    return torch.cat(picks).sort().values
+    idx = [(y == c).nonzero().flatten() for c in range(data.n_classes)]
+    return torch.cat([i[torch.randperm(len(i), generator=g)[:int(q)]] for i, q in zip(idx, quota)]).sort().values
 
 # %% ../nbs/03_data.ipynb #382f96c9
 def _take(data: ImageData, idx: Tensor, name: str) -> ImageData:
