@@ -504,6 +504,10 @@ def _cache_dirs(base: Path) -> list:
     "Where derived files may go, best first: the data root, then $NOISY_TEACHERS_DATA, then the user cache."
     return list(dict.fromkeys((base, data_root(None), user_cache_dir())))
 
+def _writable_cache(base: Path) -> Path | None:
+    "The first of `_cache_dirs(base)` we may write to, or None."
+    return next((d for d in _cache_dirs(base) if _writable(d)), None)
+
 # %% ../nbs/03_data.ipynb #0ff02bd6
 def _umask_mode(mode: int) -> int:
     "`mode` less the process umask (mkstemp/mkdtemp create private 0600/0700 entries; a shared data root wants the usual ones)."
@@ -568,7 +572,7 @@ def _extract_once(tarball: Path, base: Path) -> Path:
     it, no devices), renamed into place only when complete; a damaged archive is a CorruptDataError."""
     name = f"{tarball.name.split('.tar')[0].removesuffix('.tgz')}-{_fingerprint([tarball])}"
     if done := next((d / name for d in _cache_dirs(base) if (d / name).is_dir()), None): return done
-    d = next((d for d in _cache_dirs(base) if _writable(d)), None)
+    d = _writable_cache(base)
     if d is None: raise PermissionError(f"no writable folder to unpack {tarball} into (tried {[str(d) for d in _cache_dirs(base)]})")
     sweep_stale_temporaries(d)
     dest, tmp = d / name, Path(tempfile.mkdtemp(dir=d, prefix=f".{name}.{os.getpid()}.", suffix=".tmp"))
@@ -643,7 +647,7 @@ def _load_cached(key: str, kind: str, where, base: Path) -> dict:
     splits = _load_source(kind, where, base)
     splits["mean"], splits["std"] = channel_stats(splits["train_images"])
     splits["format"], splits["sha256"] = _CACHE_FORMAT, _tensors_sha256(splits)
-    d = next((d for d in _cache_dirs(base) if _writable(d)), None)
+    d = _writable_cache(base)
     if d is None: warnings.warn(f"no writable folder for the cache {fname}; the next load decodes again")
     else: save_atomic(splits, d / fname)
     return splits
