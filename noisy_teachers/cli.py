@@ -16,7 +16,7 @@ import warnings
 from pathlib import Path
 
 from .checks import _range_words
-from .data import DATASETS, DataNotFoundError, save_atomic, write_atomic
+from .data import DATA_ENV, DATASETS, DataNotFoundError, save_atomic, write_atomic
 from .training import BudgetReached, get_device
 from .experiments import (
     NothingToPlot, TeacherGapWarning, arm_specs, comparisons, format_comparisons, format_study, format_table, get_config,
@@ -241,7 +241,8 @@ def _report(out: Path, records: list, title: str, plots=_PLOTS) -> str:
             continue
         made.append(_save(fig, out / plots[name]))
     text = format_table(rows, markdown=False) + "\n\n" + format_comparisons(comps, markdown=False)
-    return text + "\n\nwrote " + ", ".join(str(p) for p in [out / "summary.md"] + made)
+    text += "\n\nHow to read the columns and verdicts (*?*: fewer than two seeds): the end of summary.md."
+    return text + "\nwrote " + ", ".join(str(p) for p in [out / "summary.md"] + made)
 
 # %% ../nbs/07_cli.ipynb #c1707995
 def _study_report(out: Path, records: list) -> str:
@@ -397,13 +398,14 @@ def _user_error(e: BaseException, args) -> int:
         print(f"noisy-teachers: {e} (--budget-minutes {args.budget_minutes:g}); finished arms are in {args.out}, and "
               "rerunning the same command continues where this one stopped.", file=sys.stderr)
         return 0
-    hint = ""
-    if isinstance(e, DataNotFoundError) and not getattr(args, "download", True):
-        hint = "\nFrom the command line: add --download to fetch it into --data-root (on a machine that is online)."
     text = str(e)                                           # the option, not the API's name, for out_dir and device
+    if isinstance(e, DataNotFoundError):                    # the data module's advice, in the command's words
+        get = "" if getattr(args, "download", True) else "rerun with --download on a machine that is online, or "
+        text = "\n".join(f"or {get}point --data-root or ${DATA_ENV} at the folder that holds them."
+                         if line.startswith("or call load_dataset(") else line for line in text.splitlines())
     if text.startswith("out_dir "): text = f"argument --out: {text[8:]}"
     if text.startswith("device="): text = "argument --device: " + text.replace("use None or 'cpu'", "leave it out or use cpu")
-    print(f"noisy-teachers: error: {text}{hint}", file=sys.stderr)
+    print(f"noisy-teachers: error: {text}", file=sys.stderr)
     return 1 if isinstance(e, FloatingPointError) else 2       # a teacher diverged (student arms record it and go on)
 
 # %% ../nbs/07_cli.ipynb #c8ee32c9

@@ -881,7 +881,8 @@ def _fit_many(students, train, test, configs, arms, targets, teacher, checkpoint
                 _unstack(params, students)                                                # the students get their weights
                 _record(histories, students, epoch_sums, [c.lr * lr_factor(config.schedule, t, total) for c in configs], test, val,
                         config.eval_batch_size)
-                bar.set_postfix(epoch=f"{epoch + 1}/{config.epochs}", test_error=" ".join(f"{100 * h.test_error[-1]:.1f}%" for h in histories))
+                bar.set_postfix(epoch=f"{epoch + 1}/{config.epochs}", loss=" ".join(f"{h.train_loss[-1]:.4g}" for h in histories),
+                                test_error=" ".join(f"{100 * h.test_error[-1]:.2f}%" for h in histories))
                 if path is not None: _save_checkpoint(path, _group_state(epoch, t, params, momentum, histories, configs, arms, n, learns), gens, device)
                 _check_budget(deadline, epoch, config.epochs, path)
     if start >= config.epochs: _unstack(params, students)       # nothing ran: the students get the checkpoint's weights
