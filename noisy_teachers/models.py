@@ -339,11 +339,10 @@ def with_dropout(spec: str, p: float = 0.5) -> str:
     p = check_number(p, "p (a dropout probability)", 0, 1, lo_open=True, hi_open=True)
     spec = _resolve(spec)
     layers = parse_spec(spec)
-    pairs = [(a, b) for a, b in zip(layers, layers[1:]) if a.kind == "FC" and b.kind == "FC"]
-    already = any(a.kind == "FC" and d.kind == "D" and b.kind == "FC" for a, d, b in zip(layers, layers[1:], layers[2:]))
-    if not pairs and not already:
+    after_fc = [b for a, b in zip(layers, layers[1:]) if a.kind == b.kind == "FC"]     # each FC that follows an FC
+    already = any(a.kind == b.kind == "FC" and d.kind == "D" for a, d, b in zip(layers, layers[1:], layers[2:]))
+    if not after_fc and not already:
         raise ValueError(f"spec: {spec!r} has no hidden fully connected layer to put dropout after")
     text = format(Decimal(repr(float(p))), "f")        # 0.5 -> '0.5', 1e-05 -> '0.00001': the parser reads it back
-    for _, b in reversed(pairs):
-        spec = spec[:b.pos] + f"D{text}-" + spec[b.pos:]
+    for b in reversed(after_fc): spec = spec[:b.pos] + f"D{text}-" + spec[b.pos:]
     return spec

@@ -57,13 +57,6 @@ def sample_regularizer(student_logits: Tensor, teacher_logits: Tensor, sigma, al
     if chosen is not None: ch = ch & check_tensor(chosen, "chosen", (T,), dtype=torch.bool)
     return noise_regularizer(student_logits.detach(), teacher_logits.detach(), xi, ch)
 
-# %% ../nbs/02_noise_is_a_regularizer.ipynb #ebcafbc8
-def _noise_weights(T, sigma, alpha, mu, chosen, like: Tensor):
-    "Per-sample mean weight w_i and variance v_i = w sigma^2 + w (1 - w) mu^2 of c_i * xi_ik / (sigma, mu)."
-    w = (torch.full((T,), alpha, dtype=like.dtype, device=like.device) if chosen is None
-         else check_tensor(chosen, "chosen", (T,), dtype=torch.bool).to(like.dtype))
-    return w, w * sigma ** 2 + w * (1 - w) * mu ** 2
-
 # %% ../nbs/02_noise_is_a_regularizer.ipynb #e2b40004
 def gradient_noise_formula(teacher_logits: Tensor, sigma, alpha, mu=0.0, chosen: Tensor | None = None,
                            inputs: Tensor | None = None) -> dict[str, tuple[Tensor, Tensor]]:
@@ -73,7 +66,9 @@ def gradient_noise_formula(teacher_logits: Tensor, sigma, alpha, mu=0.0, chosen:
     sigma, alpha, mu = check_noise_args(sigma, alpha, mu)
     z = teacher_logits
     T = check_logits(z, "teacher_logits").shape[0]
-    w, v = _noise_weights(T, sigma, alpha, mu, chosen, z)
+    w = (torch.full((T,), alpha, dtype=z.dtype, device=z.device) if chosen is None       # E[c_i]
+         else check_tensor(chosen, "chosen", (T,), dtype=torch.bool).to(z.dtype))
+    v = w * sigma ** 2 + w * (1 - w) * mu ** 2                                             # Var[c_i xi_ik]
     out = {"logits": (-(mu / T) * w[:, None] * z, v[:, None] * z * z / T ** 2)}
     if inputs is not None:
         x = check_tensor(inputs, "inputs", (T, "features")).to(z.dtype)
