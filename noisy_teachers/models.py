@@ -31,11 +31,6 @@ class Layer:
     width_span: tuple = (0, 0)      # where that number is written in the spec
     p: float = 0.0                  # dropout probability
 
-# %% ../nbs/04_models.ipynb #0bc08881
-def _spec_error(spec: str, pos: int, msg: str) -> ValueError:
-    "A ValueError that shows `spec` with a caret under character `pos`, like a compiler."
-    return ValueError(f"spec: {msg} (position {pos})\n    {spec}\n    {' ' * pos}^")
-
 # %% ../nbs/04_models.ipynb #97560610
 @dataclass
 class _Cursor:
@@ -44,52 +39,53 @@ class _Cursor:
     i: int = 0
     layers: list = field(default_factory=list)
 
-    def err(self, msg: str, pos: int | None = None) -> ValueError: return _spec_error(self.s, self.i if pos is None else pos, msg)
+    def err(self, msg: str, pos: int | None = None) -> ValueError:
+        "A ValueError that shows the spec with a caret under `pos` (default: the cursor), like a compiler."
+        pos = self.i if pos is None else pos
+        return ValueError(f"spec: {msg} (position {pos})\n    {self.s}\n    {' ' * pos}^")
+
+    def take(self, text: str) -> bool:
+        "Whether the spec goes on with `text` at the cursor (spaces are not skipped); if so, move past it."
+        found = self.s.startswith(text, self.i)
+        if found: self.i += len(text)
+        return found
 
     def peek(self) -> str:
         "The next character that is not a space ('' at the end), after moving past the spaces."
-        while self.i < len(self.s) and self.s[self.i].isspace(): self.i += 1
-        return self.s[self.i] if self.i < len(self.s) else ""
+        while self.s[self.i:self.i + 1].isspace(): self.i += 1
+        return self.s[self.i:self.i + 1]
 
 # %% ../nbs/04_models.ipynb #5f9700c1
-_INT = re.compile(r"\d+")
-
 def _integer(c: _Cursor, what: str, minimum: int) -> tuple[int, tuple]:
     "The integer at the cursor, at least `minimum`, and where it is written (start, end); the cursor moves past it."
-    m = _INT.match(c.s, c.i)
+    m = re.compile(r"\d+").match(c.s, c.i)
     if m is None: raise c.err(f"expected {what} (an integer)")
     v = int(m.group())
     if v < minimum: raise c.err(f"{what} must be >= {minimum}, got {v}")
     c.i = m.end()
-    return v, (m.start(), m.end())
+    return v, m.span()
 
 # %% ../nbs/04_models.ipynb #604c48d1
 def _options(c: _Cursor) -> dict:
     "An optional `(S<stride>P<padding>)` group at the cursor, as a dict of the letters found ({} when there is none)."
     opts = {}
-    if c.i >= len(c.s) or c.s[c.i] != "(": return opts
-    c.i += 1
-    while True:
-        ch = c.s[c.i] if c.i < len(c.s) else ""
-        if ch == ")" and opts:
+    if c.take("("):
+        while not (opts and c.take(")")):
+            ch = c.s[c.i:c.i + 1]
+            if ch not in ("S", "P"): raise c.err("expected S<stride> or P<padding>" + (" or ')'" if opts else ""))
+            if ch in opts: raise c.err(f"{ch} given twice")
             c.i += 1
-            return opts
-        if ch not in ("S", "P"): raise c.err("expected S<stride> or P<padding>" + (" or ')'" if opts else ""))
-        if ch in opts: raise c.err(f"{ch} given twice")
-        c.i += 1
-        opts[ch] = _integer(c, "the stride" if ch == "S" else "the padding", 1 if ch == "S" else 0)[0]
+            opts[ch] = _integer(c, "the stride" if ch == "S" else "the padding", 1 if ch == "S" else 0)[0]
+    return opts
 
 # %% ../nbs/04_models.ipynb #e1c5c8d6
-_FLOAT = re.compile(r"\d+(?:\.\d*)?|\.\d+")
-
 def _dropout_args(c: _Cursor) -> dict:
     "The probability of a dropout layer `D<p>`, with the cursor after the `D`: p in [0, 1)."
-    m = _FLOAT.match(c.s, c.i)
+    m = re.compile(r"\d+(?:\.\d*)?|\.\d+").match(c.s, c.i)
     if m is None: raise c.err("expected the dropout probability (a number such as 0.5)")
-    p = float(m.group())
-    if not p < 1: raise c.err(f"dropout probability must be in [0, 1), got {m.group()}")
+    if not float(m.group()) < 1: raise c.err(f"dropout probability must be in [0, 1), got {m.group()}")
     c.i = m.end()
-    return dict(p=p)
+    return dict(p=float(m.group()))
 
 # %% ../nbs/04_models.ipynb #b7493de9
 def _window_args(c: _Cursor, kind: str) -> dict:
@@ -99,8 +95,7 @@ def _window_args(c: _Cursor, kind: str) -> dict:
     opts = _options(c)
     kw = dict(kernel=k, stride=opts.get("S", 1 if kind == "C" else k), padding=opts.get("P", 0))
     if kind == "C":
-        if c.i >= len(c.s) or c.s[c.i] != "@": raise c.err("expected '@' and the number of filters")
-        c.i += 1
+        if not c.take("@"): raise c.err("expected '@' and the number of filters")
         width, span = _integer(c, "the number of filters", 1)
         kw.update(width=width, width_span=span)
     elif 2 * kw["padding"] > k:   # PyTorch's pooling layers require it
@@ -112,51 +107,37 @@ _KINDS = ("FC", "MP", "AP", "C", "D")        # two-letter names first
 
 def _layer(c: _Cursor) -> None:
     "Read one layer at the cursor and append its `Layer`."
-    start, s = c.i, c.s
-    kind = next((k for k in _KINDS if s.startswith(k, start)), None)
+    start = c.i
+    kind = next((k for k in _KINDS if c.take(k)), None)
     if kind is None: raise c.err("unknown layer: expected C, MP, AP, D, FC or '['")
-    c.i += len(kind)
     if kind == "D": kw = _dropout_args(c)
     elif kind == "FC":
         width, span = _integer(c, "the number of units", 1)
         kw = dict(width=width, width_span=span)
     else: kw = _window_args(c, kind)
-    c.layers.append(Layer(kind, s[start:c.i], start, **kw))
-
-# %% ../nbs/04_models.ipynb #9573e68a
-def _item(c: _Cursor) -> None:
-    "Read one item at the cursor: a layer, or a bracketed sequence `[...]` (the brackets only group)."
-    ch = c.peek()
-    if ch == "": raise c.err("expected a layer, got the end of the spec")
-    if ch != "[": return _layer(c)
-    opened = c.i
-    c.i += 1
-    if c.peek() == "]": raise c.err("empty brackets: expected a layer")
-    _sequence(c, 1)
-    if c.peek() != "]": raise c.err("unbalanced '[': no ']' closes it", opened)
-    c.i += 1
-
-# %% ../nbs/04_models.ipynb #87055246
-def _sequence(c: _Cursor, depth: int) -> None:
-    "Read items joined by '-' up to the end of the spec (`depth` 0) or to the ']' that closes the current bracket."
-    while True:
-        _item(c)
-        ch = c.peek()
-        if ch == "-": c.i += 1
-        elif ch == "": return
-        elif ch == "]":
-            if depth == 0: raise c.err("unbalanced ']': no '[' opens it")
-            return
-        else: raise c.err(f"expected '-' between layers, got {ch!r}")
+    c.layers.append(Layer(kind, c.s[start:c.i], start, **kw))
 
 # %% ../nbs/04_models.ipynb #592f4565
 def parse_spec(spec: str) -> list[Layer]:
     "Parse the paper's notation into a flat list of `Layer`s (brackets only group); ValueError with a caret if malformed."
     if not isinstance(spec, str):
         raise ValueError(f"spec must be a string such as 'FC800-FC10', got {type(spec).__name__}")
-    c = _Cursor(spec)
+    c, opened = _Cursor(spec), []                 # where the '[' not yet closed are
     if c.peek() == "": raise c.err("the spec is empty; expected a layer such as FC10")
-    _sequence(c, 0)
+    while True:
+        if c.peek() == "": raise c.err("expected a layer, got the end of the spec")
+        if c.take("["):
+            opened.append(c.i - 1)
+            if c.peek() == "]": raise c.err("empty brackets: expected a layer")
+            continue
+        _layer(c)
+        while c.peek() == "]":
+            if not opened: raise c.err("unbalanced ']': no '[' opens it")
+            opened.pop()
+            c.i += 1
+        if c.peek() == "": break
+        if not c.take("-"): raise c.err(f"expected '-' between layers, got {c.peek()!r}")
+    if opened: raise c.err("unbalanced '[': no ']' closes it", opened[-1])
     return c.layers
 
 # %% ../nbs/04_models.ipynb #945e30f4
@@ -193,7 +174,7 @@ def _init_weights(model: nn.Sequential, generator) -> None:
 def _layer_module(spec: str, l: Layer, shape: tuple) -> tuple:
     "`(module, name prefix, output shape)` of layer `l` on inputs of `shape` (flat for FC); weights on the meta device, uninitialised."
     if l.kind in ("C", "MP", "AP") and len(shape) != 3:
-        raise _spec_error(spec, l.pos, f"{l.text} needs an image input (channels, height, width), but gets {shape[0]} features")
+        raise _Cursor(spec, l.pos).err(f"{l.text} needs an image input (channels, height, width), but gets {shape[0]} features")
     if l.kind == "C":
         new = (l.width,) + tuple(_conv_out(n, l.kernel, l.stride, l.padding) for n in shape[1:])
         module, prefix = nn.Conv2d(shape[0], l.width, l.kernel, l.stride, l.padding, device="meta"), "conv"
@@ -203,7 +184,8 @@ def _layer_module(spec: str, l: Layer, shape: tuple) -> tuple:
         module = pool(l.kernel, l.stride, l.padding, ceil_mode=True)
     elif l.kind == "D": new, module, prefix = shape, nn.Dropout(l.p), "dropout"
     else: new, module, prefix = (l.width,), nn.Linear(shape[0], l.width, device="meta"), "fc"
-    if min(new) < 1: raise _spec_error(spec, l.pos, f"{l.text} turns its input of shape {shape} into an empty output {new}")
+    if min(new) < 1:
+        raise _Cursor(spec, l.pos).err(f"{l.text} turns its input of shape {shape} into an empty output {new}")
     return module, prefix, new
 
 # %% ../nbs/04_models.ipynb #b4fbd0e9
@@ -314,32 +296,26 @@ def _macs(m: nn.Module, out: torch.Tensor) -> int:
     if isinstance(m, nn.Linear): return out[0].numel() * m.in_features
     return 0
 
-# %% ../nbs/04_models.ipynb #83e2807e
-def _run_hooked(model: nn.Module, x: torch.Tensor, hook) -> None:
-    "One forward pass of `x` in evaluation mode without gradients, with the forward `hook` on every leaf module; hooks removed and modes restored after."
-    hooks, modes = [], {m: m.training for m in model.modules()}
-    for m in model.modules():
-        if not list(m.children()): hooks.append(m.register_forward_hook(hook))
-    try:
-        model.eval()
-        with torch.no_grad(): model(x)
-    finally:
-        for h in hooks: h.remove()
-        for m, mode in modes.items(): m.training = mode
-
 # %% ../nbs/04_models.ipynb #ee1245c3
 def summary_rows(model: nn.Module, in_shape) -> list[dict]:
-    "One dict per layer (a ReLU is folded into the layer before it): name, layer, output_shape, parameters, macs."
+    """One dict per layer (a ReLU is folded into the layer before it): name, layer, output_shape, parameters, macs.
+    Measured by hooks on the leaf modules in one forward pass of zeros, in evaluation mode without gradients."""
     count_parameters(model)          # validates `model`
     in_shape = _check_in_shape(in_shape)
     p0 = next(model.parameters(), torch.empty(0, dtype=torch.float32))       # the input follows the weights
-    x = torch.zeros(1, *in_shape, device=p0.device, dtype=p0.dtype)
     names, rows = {m: n for n, m in model.named_modules()}, []
     def hook(m, inputs, out):
         if isinstance(m, nn.ReLU) and rows: rows[-1]["layer"] += " + ReLU"
         else: rows.append(dict(name=names[m], layer=_describe(m), output_shape=tuple(out.shape[1:]),
                                parameters=sum(q.numel() for q in m.parameters()), macs=_macs(m, out)))
-    _run_hooked(model, x, hook)
+    modes = {m: m.training for m in names}
+    hooks = [m.register_forward_hook(hook) for m in names if not list(m.children())]
+    try:
+        model.eval()
+        with torch.no_grad(): model(torch.zeros(1, *in_shape, device=p0.device, dtype=p0.dtype))
+    finally:                                      # hooks removed and modes restored, even after an error
+        for h in hooks: h.remove()
+        for m, mode in modes.items(): m.training = mode
     return rows
 
 # %% ../nbs/04_models.ipynb #14552216
@@ -363,11 +339,10 @@ def with_dropout(spec: str, p: float = 0.5) -> str:
     p = check_number(p, "p (a dropout probability)", 0, 1, lo_open=True, hi_open=True)
     spec = _resolve(spec)
     layers = parse_spec(spec)
-    pairs = [(a, b) for a, b in zip(layers, layers[1:]) if a.kind == "FC" and b.kind == "FC"]
-    already = any(a.kind == "FC" and d.kind == "D" and b.kind == "FC" for a, d, b in zip(layers, layers[1:], layers[2:]))
-    if not pairs and not already:
+    after_fc = [b for a, b in zip(layers, layers[1:]) if a.kind == b.kind == "FC"]     # each FC that follows an FC
+    already = any(a.kind == b.kind == "FC" and d.kind == "D" for a, d, b in zip(layers, layers[1:], layers[2:]))
+    if not after_fc and not already:
         raise ValueError(f"spec: {spec!r} has no hidden fully connected layer to put dropout after")
     text = format(Decimal(repr(float(p))), "f")        # 0.5 -> '0.5', 1e-05 -> '0.00001': the parser reads it back
-    for _, b in reversed(pairs):
-        spec = spec[:b.pos] + f"D{text}-" + spec[b.pos:]
+    for b in reversed(after_fc): spec = spec[:b.pos] + f"D{text}-" + spec[b.pos:]
     return spec

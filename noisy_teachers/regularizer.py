@@ -15,33 +15,26 @@ from torch import Tensor
 
 from .checks import check_logits, check_number, check_tensor
 from .losses import logit_regression_loss
-from .noise import check_noise_args, draw_noise
+from .noise import check_noise_args, draw_noise, perturb_logits
 
 # %% ../nbs/02_noise_is_a_regularizer.ipynb #20047efb
 def noise_regularizer(student_logits: Tensor, teacher_logits: Tensor, xi: Tensor, chosen: Tensor) -> Tensor:
-    """The noise term E_R with `L(x, z', theta) = L(x, z, theta) + E_R` for the noisy targets z' = (1 + xi) * z:
+    """E_R, the noise term of `L(x, z', theta) = L(x, z, theta) + E_R` for the noisy targets z' = (1 + xi) * z.
 
-    E_R = 1/(2T) * sum over chosen i of [ ||xi_i * z_i||^2 - 2 (xi_i * z_i) . (g_i - z_i) ].
-
-    `student_logits` g and `teacher_logits` z are (T, n); `xi` is (T, n) and `chosen` bool (T,) as returned by
-    `draw_noise` (a scalar is returned), or a stack of D draws, `xi` (D, T, n) and `chosen` (D, T) (returns (D,)).
-    Rows that are not chosen contribute nothing whatever `xi` holds there."""
+    `student_logits` g and `teacher_logits` z are (T, n); `xi` (T, n) and `chosen` bool (T,) as `draw_noise` returns
+    them (gives a scalar), or stacks of D draws, (D, T, n) and (D, T) (gives (D,)). Unchosen rows add nothing."""
     T, n = check_logits(student_logits, "student_logits", teacher_logits=teacher_logits).shape
     check_tensor(xi, "xi", (T, n), ("draws", T, n))
     check_tensor(chosen, "chosen", tuple(xi.shape[:-1]), dtype=torch.bool)
-    g, z = student_logits, teacher_logits
-    d = xi * z                                                        # the perturbation z' - z
-    per_sample = (d * d).sum(-1) - 2 * (d * (g - z)).sum(-1)          # (..., T)
+    d = xi * teacher_logits                                                       # the perturbation z' - z
+    per_sample = (d * d).sum(-1) - 2 * (d * (student_logits - teacher_logits)).sum(-1)     # (..., T)
     return torch.where(chosen, per_sample, 0.0).sum(-1) / (2 * T)
 
 # %% ../nbs/02_noise_is_a_regularizer.ipynb #96042f42
 def expected_regularizer(student_logits: Tensor, teacher_logits: Tensor, sigma, alpha, mu=0.0,
                          chosen: Tensor | None = None) -> Tensor:
-    """Closed form of E[E_R] (scalar) over the noise xi ~ N(mu, sigma^2) i.i.d. (sigma: standard deviation):
-
-    E[E_R] = 1/(2T) * sum_i w_i [ (sigma^2 + mu^2) ||z_i||^2 - 2 mu z_i . (g_i - z_i) ],
-
-    with w_i = chosen_i when `chosen` (bool (T,)) is given, else w_i = alpha (the average over the choice too).
+    """Closed form of E[E_R] (a scalar) over the noise xi ~ N(mu, sigma^2) i.i.d. (sigma: standard deviation),
+    for the given choice `chosen` (bool (T,)), or also averaged over the choice (None: weight alpha per sample).
     For mu = 0 it does not depend on `student_logits`."""
     sigma, alpha, mu = check_noise_args(sigma, alpha, mu)
     T = check_logits(student_logits, "student_logits", teacher_logits=teacher_logits).shape[0]
@@ -53,41 +46,29 @@ def expected_regularizer(student_logits: Tensor, teacher_logits: Tensor, sigma, 
 # %% ../nbs/02_noise_is_a_regularizer.ipynb #e2b40002
 def sample_regularizer(student_logits: Tensor, teacher_logits: Tensor, sigma, alpha, mu=0.0, n_draws: int = 1000,
                        chosen: Tensor | None = None, generator: torch.Generator | None = None) -> Tensor:
-    """`n_draws` independent values of E_R (shape (n_draws,)), each with fresh noise from `draw_noise`.
-
-    Without `chosen`, each draw also re-chooses every sample with probability `alpha`; with `chosen`
-    (bool (T,)) the choice is held fixed and only xi is redrawn. Memory: n_draws * T * n elements."""
+    """`n_draws` independent values of E_R (shape (n_draws,)), each with fresh noise from `draw_noise`: a fresh
+    choice of samples too, or the choice `chosen` (bool (T,)) held fixed. Memory: n_draws * T * n elements."""
     sigma, alpha, mu = check_noise_args(sigma, alpha, mu)
     T, n = check_logits(student_logits, "student_logits", teacher_logits=teacher_logits).shape
     D = check_number(n_draws, "n_draws", 1, integer=True)
     zz = teacher_logits.detach().repeat(D, 1)                # (D*T, n): draw_noise chooses every row independently
     xi, ch = draw_noise(zz, sigma, alpha if chosen is None else 1.0, mu, generator)
     xi, ch = xi.view(D, T, n), ch.view(D, T)
-    if chosen is not None:
-        ch = ch & check_tensor(chosen, "chosen", (T,), dtype=torch.bool)
+    if chosen is not None: ch = ch & check_tensor(chosen, "chosen", (T,), dtype=torch.bool)
     return noise_regularizer(student_logits.detach(), teacher_logits.detach(), xi, ch)
-
-# %% ../nbs/02_noise_is_a_regularizer.ipynb #ebcafbc8
-def _noise_weights(T, sigma, alpha, mu, chosen, like: Tensor):
-    "Per-sample mean weight w_i and variance v_i = w sigma^2 + w (1 - w) mu^2 of c_i * xi_ik / (sigma, mu)."
-    w = (torch.full((T,), alpha, dtype=like.dtype, device=like.device) if chosen is None
-         else check_tensor(chosen, "chosen", (T,), dtype=torch.bool).to(like.dtype))
-    return w, w * sigma ** 2 + w * (1 - w) * mu ** 2
 
 # %% ../nbs/02_noise_is_a_regularizer.ipynb #e2b40004
 def gradient_noise_formula(teacher_logits: Tensor, sigma, alpha, mu=0.0, chosen: Tensor | None = None,
                            inputs: Tensor | None = None) -> dict[str, tuple[Tensor, Tensor]]:
-    """Predicted mean and variance of the noise the noisy teacher adds to the student's gradient of the noisy loss
-    L(x, z', theta) of eq. (3).
-
-    Returns {"logits": (mean, var)} for the noise in dL/dg, both (T, n): mean = -(w_i mu / T) z_ik,
-    var = v_i z_ik^2 / T^2, with w_i = alpha (random choice) or chosen_i (given), v_i = w_i sigma^2 + w_i (1-w_i) mu^2.
-    With `inputs` x (T, d), also "weight" (n, d) and "bias" (n,) for a linear student g = x W^T + b:
-    mean = -(mu/T) sum_i w_i z_ik x_ij, var = (1/T^2) sum_i v_i z_ik^2 x_ij^2 (x_ij -> 1 for the bias)."""
+    """Predicted (mean, variance) of the noise that the noisy targets add to the student's gradient of eq. (3):
+    {"logits": ...} for dL/dg, both (T, n), with weights w_i = alpha (random choice) or `chosen` (bool (T,), given).
+    With `inputs` x (T, d), also "weight" (n, d) and "bias" (n,) for a linear student g = x W^T + b."""
     sigma, alpha, mu = check_noise_args(sigma, alpha, mu)
     z = teacher_logits
     T = check_logits(z, "teacher_logits").shape[0]
-    w, v = _noise_weights(T, sigma, alpha, mu, chosen, z)
+    w = (torch.full((T,), alpha, dtype=z.dtype, device=z.device) if chosen is None       # E[c_i]
+         else check_tensor(chosen, "chosen", (T,), dtype=torch.bool).to(z.dtype))
+    v = w * sigma ** 2 + w * (1 - w) * mu ** 2                                             # Var[c_i xi_ik]
     out = {"logits": (-(mu / T) * w[:, None] * z, v[:, None] * z * z / T ** 2)}
     if inputs is not None:
         x = check_tensor(inputs, "inputs", (T, "features")).to(z.dtype)
@@ -111,12 +92,9 @@ def _student_logits(student, inputs) -> tuple[Tensor, list]:
 def gradient_noise_samples(student, teacher_logits: Tensor, sigma, alpha, mu=0.0, n_draws: int = 10_000,
                            inputs: Tensor | None = None, chosen: Tensor | None = None,
                            generator: torch.Generator | None = None) -> dict[str, Tensor]:
-    """`n_draws` draws of the noise term in the student's gradient: grad L(x, z', .) - grad L(x, z, .).
-
-    `student` is either a (T, n) tensor of student logits (the logits themselves are the parameters; returns
-    {"logits": (n_draws, T, n)}) or an `nn.Module` applied to `inputs` (returns "logits" and one entry per
-    trainable named parameter, each (n_draws, *param.shape)). Gradients come from `logit_regression_loss` and
-    autograd; each draw re-chooses samples with probability `alpha` (or keeps `chosen`, bool (T,)) and redraws xi."""
+    """`n_draws` draws of the noise in the student's gradient, grad L(x, z', .) - grad L(x, z, .), each with a fresh
+    choice (or `chosen`, bool (T,), kept) and fresh xi. `student`: (T, n) logits (returns {"logits": (n_draws, T, n)})
+    or an `nn.Module` applied to `inputs` (also one (n_draws, *shape) entry per trainable named parameter)."""
     sigma, alpha, mu = check_noise_args(sigma, alpha, mu)
     D = check_number(n_draws, "n_draws", 1, integer=True)
     g, params = _student_logits(student, inputs)
@@ -124,18 +102,16 @@ def gradient_noise_samples(student, teacher_logits: Tensor, sigma, alpha, mu=0.0
     T, n = check_logits(g, "student_logits", teacher_logits=z).shape
     zz = z.repeat(D, 1)
     xi, ch = draw_noise(zz, sigma, alpha if chosen is None else 1.0, mu, generator)
-    if chosen is not None:
-        ch = ch & check_tensor(chosen, "chosen", (T,), dtype=torch.bool).repeat(D)
+    if chosen is not None: ch = ch & check_tensor(chosen, "chosen", (T,), dtype=torch.bool).repeat(D)
     z_noisy = torch.where(ch[:, None], zz + xi * zz, zz)                  # eq. (2), D batches stacked
     G = g.detach().repeat(D, 1).requires_grad_(True)
     # D * mean-over-(D*T) loss = sum over draws of each draw's batch loss, so dG[d] is draw d's gradient
     dG, = torch.autograd.grad(D * logit_regression_loss(G, z_noisy), G)
     g0 = g.detach().clone().requires_grad_(True)
     clean, = torch.autograd.grad(logit_regression_loss(g0, z), g0)
-    noise = (dG.view(D, T, n) - clean).detach()
-    out = {"logits": noise}
+    out = {"logits": (dG.view(D, T, n) - clean).detach()}
     if params:
-        grads = torch.autograd.grad(g, [p for _, p in params], grad_outputs=noise, is_grads_batched=True)
+        grads = torch.autograd.grad(g, [p for _, p in params], grad_outputs=out["logits"], is_grads_batched=True)
         out.update({name: gr.detach() for (name, _), gr in zip(params, grads)})
     return out
 
@@ -184,21 +160,16 @@ def noisy_input_solution(inputs: Tensor, targets: Tensor, s, copies: int,
     dev = generator.device if generator is not None else torch.device("cpu")
     E = s * torch.randn(K, *X.shape, generator=generator, device=dev, dtype=X.dtype).to(X.device)
     Xn = X + E                                                             # (K, N, d)
-    A = torch.einsum("kna,knb->ab", Xn, Xn)
-    b = torch.einsum("kna,n...->a...", Xn, y)
-    return torch.linalg.solve(A, b)
+    return torch.linalg.solve(torch.einsum("kna,knb->ab", Xn, Xn), torch.einsum("kna,n...->a...", Xn, y))
 
 # %% ../nbs/02_noise_is_a_regularizer.ipynb #e2b40013
 def noisy_teacher_solution(inputs: Tensor, teacher_logits: Tensor, sigma, alpha, mu=0.0, copies: int = 1,
                            generator: torch.Generator | None = None) -> Tensor:
-    """Least-squares linear student W (d, n), logits = inputs @ W, fit to `copies` noisy copies of the teacher's
-    logits `teacher_logits` (N, n) (each copy perturbed by `perturb_logits`' rule with `draw_noise`: every sample of
-    every copy chosen on its own). Tends to (1 + alpha mu) W_OLS."""
-    sigma, alpha, mu = check_noise_args(sigma, alpha, mu)
+    """Least-squares linear student W (d, n), logits = inputs @ W, fit to `copies` copies of the teacher's logits
+    `teacher_logits` (N, n), each perturbed by `perturb_logits` (every sample of every copy chosen on its own).
+    Tends to (1 + alpha mu) W_OLS."""
     X = check_tensor(inputs, "inputs", ("samples", "features"), dtype="floating")
     z = check_tensor(teacher_logits, "teacher_logits", (len(X), "classes")).to(X.dtype)   # 2-D: a row per sample
     K = check_number(copies, "copies", 1, integer=True)
-    zz = z.repeat(K, 1)
-    xi, ch = draw_noise(zz, sigma, alpha, mu, generator)
-    z_noisy = torch.where(ch[:, None], zz + xi * zz, zz).view(K, *z.shape)
+    z_noisy = perturb_logits(z.repeat(K, 1), sigma, alpha, mu, generator).view(K, *z.shape)
     return ridge_solution(X, z_noisy.mean(0), 0.0)
