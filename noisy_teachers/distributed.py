@@ -6,16 +6,11 @@
 __all__ = ['RayMissingError', 'ray_connection', 'run_benchmark_ray', 'noise_benefit_study_ray']
 
 # %% ../nbs/08_ray.ipynb #a4230aad
-import math
-import signal
-import sys
-import threading
+import math, signal, sys, threading
 from contextlib import contextmanager
 from pathlib import Path
 from types import SimpleNamespace
-
 import torch
-
 from .experiments import (
     BenchmarkConfig, Run, _check_seeds, _gap, _groups_to_train, _study_args, _study_group, _study_plan, arm_specs,
     _check_study, save_teacher, select_arms, study_transfer, teacher_names, Targets)
@@ -75,9 +70,8 @@ def _worker(config, where: dict, threads: int) -> Run:
     torch.set_num_threads(threads)
     key = (config.key, tuple(sorted(where.items())))
     if key not in _RUNS: _RUNS.clear(); _RUNS[key] = Run(config, progress=False, write=False, **where)
-    S = _RUNS[key]
-    S.records = []
-    return S
+    _RUNS[key].records = []
+    return _RUNS[key]
 
 def _teacher_job(config, seed: int, k: int, name: str, where: dict, threads: int, record) -> dict:
     "Teacher `k` of `seed` by `Run.teacher` (`record`: the driver's, if any): its `saved` checkpoint, `error`, new `record`."
@@ -142,11 +136,11 @@ def _get(ray, ref):
 
 def _keep_teacher(S: Run, seed: int, name: str, out: dict) -> list:
     "Save the teacher a task returned into this run's checkpoints (for any later run, with Ray or not), write its record if new."
-    sv = out["saved"]
+    sv, recs = out["saved"], [out["record"]] if out["record"] is not None else []
     save_teacher(S.ckpt / f"seed{seed}" / f"{name}.pt", SimpleNamespace(state_dict=lambda: sv["state_dict"]),
                  sv["history"], sv["wall_s"], sv["identity"])
-    if out["record"] is not None: S.add(out["record"])
-    return [out["record"]] if out["record"] is not None else []
+    S.add(*recs)
+    return recs
 
 # %% ../nbs/08_ray.ipynb #fa5e0caf
 def _drive(ray, S: Run, tasks, where, resources, lines) -> None:
@@ -166,12 +160,10 @@ def _drive(ray, S: Run, tasks, where, resources, lines) -> None:
             (ref,), _ = ray.wait(list(pending), num_returns=1)
             what, seed, x = pending.pop(ref)
             out, done = _get(ray, ref), done + 1
-            if what == "teacher": recs = _keep_teacher(S, seed, x, out)
-            elif what == "group": recs = out; waiting.setdefault(seed, []).append(out)
-            else:                                                 # "hard" or a study group: complete records
-                recs = out
-                S.add(*out)
-                if what == "hard": hard[seed] = out[0]
+            recs = _keep_teacher(S, seed, x, out) if what == "teacher" else out
+            if what == "group": waiting.setdefault(seed, []).append(out)
+            elif what != "teacher": S.add(*out)                   # "hard" or a study group: complete records
+            if what == "hard": hard[seed] = out[0]
             for group in waiting.pop(seed, []) if hard[seed] is not None else []:
                 if seed not in checks: checks[seed] = _gap(c, group[0]["teacher_error"], hard[seed])  # once per seed
                 for r in group: r.update(checks[seed])
@@ -192,11 +184,9 @@ def _run_on_ray(S: Run, tasks, address, device, data_root, download: bool, progr
 # %% ../nbs/08_ray.ipynb #ee57b81d
 def run_benchmark_ray(config: BenchmarkConfig, seeds, data_root=None, out_dir="runs", device=None, progress=True,
                       arms=None, download: bool = False, batched: bool = True, address=None) -> list:
-    """`run_benchmark` with every teacher, student alone ("hard") and group of `arm_groups` of each seed a Ray task:
-    the same records, the same return value. Only this process writes records (`out_dir/results.jsonl`, under the
-    folder lock); the workers write training checkpoints and the teacher they trained into `out_dir`. A rerun skips what
-    is in `out_dir/results.jsonl`. `progress`: a line on stderr per finished task (False: none); `address`: see
-    `ray_connection`. A task asks for one GPU (on CUDA) or one CPU and uses this process's number of torch threads."""
+    """`run_benchmark` with every teacher, student alone and group of arms of each seed a Ray task (one GPU on CUDA,
+    else one CPU; this process's torch threads): the same records and return value. Only this process writes records;
+    workers write checkpoints into `out_dir`. `progress`: a line on stderr per finished task; `address`: `ray_connection`'s."""
     _ray()                                                    # without Ray: one line, before anything is touched
     if not isinstance(batched, bool): raise ValueError(f"batched must be True or False, got {batched!r}")
     seeds, specs = _check_seeds(seeds), select_arms(arm_specs(config), arms)
@@ -216,9 +206,8 @@ def noise_benefit_study_ray(config: BenchmarkConfig, sizes, sigmas, alphas, seed
                             device=None, progress=True, max_epoch_factor: int = 10, download: bool = False,
                             batched: bool = True, steps: int | None = None, address=None, eval_every: int | None = None) -> list:
     """`noise_benefit_study` with every teacher and (seed, transfer-set size, group of arms) a Ray task: the same
-    records, in the order they were written to `out_dir/study.jsonl` (by this process only; a rerun skips what is
-    there). This process loads the training set (to cap `sizes`), so it needs the data too. `progress`, `address`,
-    `device`: as in `run_benchmark_ray`; the other arguments as in `noise_benefit_study`."""
+    records, in the order written (by this process, which needs the data too: it caps `sizes`). `progress`, `address`,
+    `device`: as in `run_benchmark_ray`; the rest as in `noise_benefit_study`."""
     _ray()                                                    # without Ray: one line, before anything is touched
     specs, sizes, seeds, length = _study_args(config, sizes, sigmas, alphas, seeds, batched, max_epoch_factor, steps, eval_every)
     _task_device(device, math.inf); _check_address(address)  # their spelling, checked before Ray starts

@@ -176,9 +176,8 @@ def _variant(name, teacher, quick, tiny) -> dict:
 
 # %% ../nbs/06_experiments.ipynb #e32dedc8
 def get_config(name: str, quick: bool = False, tiny: bool = False, epochs: int | None = None) -> BenchmarkConfig:
-    """The protocol's `BenchmarkConfig` for `name` (one of `data.DATASETS`). `quick`: a few epochs on 5,000 images
-    (minutes); `tiny`: seconds, for tests (tens of seconds on NiN). `epochs`: train the teacher(s) and every student this
-    many epochs instead (a CPU's budget). ValueError for an unknown name or for both flags at once."""
+    """The protocol's `BenchmarkConfig` for `name` (in `data.DATASETS`). `quick`: minutes, on 5,000 images; `tiny`: seconds,
+    for tests; not both. `epochs`: train the teacher(s) and every student this many epochs instead (a CPU's budget)."""
     if name not in DATASETS: raise ValueError(f"name must be one of {DATASETS}, got {name!r}")
     if not isinstance(quick, bool) or not isinstance(tiny, bool):
         raise ValueError(f"quick and tiny must be True or False, got quick={quick!r}, tiny={tiny!r}")
@@ -307,9 +306,8 @@ def _out_folder(out_dir, name: str = "out_dir") -> Path:
 
 # %% ../nbs/06_experiments.ipynb #763cb8d1
 def append_records(path, records) -> None:
-    """Append `records` (dicts) to `path` as JSON lines in one `O_APPEND` write under an exclusive lock, `fsync`'d:
-    concurrent writers never lose or interleave lines, and one call's records (a group's) are never split. A line left
-    torn by a crash is closed off with a line break first (and skipped by `load_records`)."""
+    """Append `records` (dicts) to `path` as JSON lines in one locked, `fsync`'d `O_APPEND` write: concurrent writers never
+    lose, split or interleave them. A line torn by a crash is closed off first (`load_records` skips it)."""
     if not isinstance(records, (list, tuple)): raise ValueError(f"records must be a list or tuple of dicts, got {type(records).__name__}")
     if bad := [r for r in records if not isinstance(r, dict)]: raise ValueError(f"record must be a dict, got {type(bad[0]).__name__}")
     path = Path(path); _need_locks()
@@ -489,8 +487,7 @@ def _missing_folder(out_dir) -> bool:
     return isinstance(out_dir, (str, os.PathLike)) and not os.path.isdir(out_dir)
 
 def _take_lock(out_dir) -> tuple[Path, int]:
-    """(the folder, an open descriptor of its `.lock`, exclusively locked); `FolderBusyError` if another run holds it.
-    A lock file that a finishing run removed between our open and our lock is no longer the folder's: take it anew."""
+    "(the folder, an open, exclusively locked descriptor of its `.lock`); `FolderBusyError` if another run holds it."
     _need_locks()
     while True:
         out = _out_folder(out_dir)
@@ -547,10 +544,9 @@ def load_teacher(path, identity: dict, weights_sha256: str | None = None):
 
 # %% ../nbs/06_experiments.ipynb #9e683baf
 class Run:
-    """One runner call on `config`, writing `results_name` in `out_dir`; as a context manager it locks the folder, sweeps
-    what a killed run left and reads this configuration's `records`. `progress`: True (bars), "lines" (on stderr) or False.
-    `write=False` (a worker): no lock, nothing read or appended. `budget_minutes`: no teacher or arm starts after it
-    (`BudgetReached`), training stops at the end of the epoch crossing it. `data_root`, `download`, `device`: the data's."""
+    """One runner call on `config`, writing `results_name` in `out_dir` (`write=False`, a worker: nothing read or written);
+    as a context manager it locks the folder and reads this configuration's `records`. `progress`: True (bars), "lines"
+    (on stderr) or False. `budget_minutes`: no teacher or arm starts after it (`BudgetReached`)."""
     def __init__(self, config, data_root=None, out_dir="runs", device=None, progress=True, results_name="results.jsonl",
                  download=False, write=True, budget_minutes=None):
         if not isinstance(config, BenchmarkConfig): raise ValueError(f"config must be a BenchmarkConfig, got {type(config).__name__}")
@@ -638,16 +634,14 @@ def check_budget(self: Run, what: str):
 # %% ../nbs/06_experiments.ipynb #fbe15fa0
 @patch
 def add(self: Run, *recs: dict) -> None:
-    """Keep the finished records `recs` (a teacher's, or one group's): appended together to the results file when
-    writing, and to `records`; one of a (seed, arm, transfer-set size) this run already has is dropped."""
+    "Keep `recs` (a teacher's, or one group's) in `records` and the results file, in one write; drops those it has."
     recs = [r for r in recs if not self.has(r["seed"], r["arm"], transfer_size=r.get("transfer_size"))]
     if self.write and recs: append_records(self.path, recs)
     self.records.extend(recs)
 
 @patch
 def record(self: Run, seed, arm, kind, history: dict, wall, **extra) -> dict:
-    """The `Record` of (`seed`, `arm`) as a dict: this run's fields, the `metrics` of `history`, `wall` seconds, and
-    `extra` (a teacher's or an arm's fields, see `Record`). `add` keeps it (with the other arms of its group)."""
+    "The `Record` of (`seed`, `arm`) as a dict: this run's fields, `history`'s metrics, `wall` seconds, `extra` fields."
     c = self.c
     return Record(benchmark=c.name, variant=c.variant, config_key=c.key, seed=seed, arm=arm, kind=kind,
                   n_test=len(self.data[1]), metrics=_metrics(history), wall_s=round(wall, 3), device=str(self.device),
@@ -657,8 +651,7 @@ def record(self: Run, seed, arm, kind, history: dict, wall, **extra) -> dict:
 # %% ../nbs/06_experiments.ipynb #6acea206
 @patch
 def say(self: Run, seed, text: str) -> None:
-    """With `progress="lines"` (a log file, a pipe): one line on stderr, '<benchmark>, seed <seed>: <text>'. The teacher
-    and every group say when they start (and whether they resume) and when they finish; a seed says what it skips."""
+    """With `progress="lines"` (a log file, a pipe): one line on stderr, '<benchmark>, seed <seed>: <text>'."""
     if self.lines: print(f"{self.c.label}, seed {seed}: {text}", file=sys.stderr, flush=True)
 
 def _started(name: str, epochs: int, checkpoint: Path) -> str:
@@ -705,8 +698,7 @@ def students(self: Run, seed, specs, targets, teacher=None, transfer=None, epoch
     group's time over its size). A diverging group is trained again arm by arm: only the diverging arm is marked so."""
     transfer = self.transfer(seed) if transfer is None else transfer
     one, names = len(specs) == 1, ", ".join(s.name for s in specs)
-    length = {} if epochs is None else dict(epochs=epochs)
-    cfgs = [replace(s.train, seed=seed, device=str(self.device), **length) for s in specs]
+    cfgs = [replace(s.train, seed=seed, device=str(self.device), epochs=epochs or s.train.epochs) for s in specs]
     tag = names if one else "group-" + hashlib.sha256(" ".join(s.name for s in specs).encode()).hexdigest()[:10]
     ck = self.ckpt / f"seed{seed}" / f"{tag}_n{len(transfer)}.train.pt"
     self.check_budget(f"seed {seed}: {names}")
@@ -747,8 +739,7 @@ def arm_groups(config: BenchmarkConfig, specs, batched: bool = True) -> list:
 
 # %% ../nbs/06_experiments.ipynb #9a7e0001
 def _groups_to_train(S: Run, seed: int, specs, batched: bool = True, **match) -> list:
-    """The groups of `arm_groups(S.c, specs, batched)` in which some arm lacks a record of `seed` (with fields `match`).
-    Trained whole even if partly recorded: alone, an arm would differ in the last bits; `Run.add` keeps only the new."""
+    "The groups of `arm_groups(S.c, specs, batched)` in which an arm lacks a record of `seed` (with fields `match`)."
     return [g for g in arm_groups(S.c, specs, batched) if not all(S.has(seed, s.name, **match) for s in g)]
 
 # %% ../nbs/06_experiments.ipynb #b67abe01
@@ -788,10 +779,9 @@ def run_seed(S: Run, seed: int, specs, batched: bool = True, bar=None) -> None:
 # %% ../nbs/06_experiments.ipynb #ae3c267e
 def run_benchmark(config: BenchmarkConfig, seeds, data_root=None, out_dir="runs", device=None, progress=True,
                   arms=None, download: bool = False, batched: bool = True, budget_minutes: float | None = None) -> list:
-    """Run the protocol of `config` for `seeds` (n: seeds 0..n-1, or a list) and return this configuration's records of
-    them: per seed the teacher(s), the student alone and the teacher check, then the arms `select_arms` keeps for `arms`
-    (with `batched`, each group of `arm_groups` at once). Records go to `out_dir/results.jsonl` as teachers and groups
-    finish; a rerun skips them and resumes from checkpoints. `budget_minutes` and the rest: as in `Run`."""
+    """Run the protocol of `config` for `seeds` (n: 0..n-1, or a list): the teacher(s), then the arms `select_arms` keeps
+    for `arms` (`batched`: each of `arm_groups` at once), written to `out_dir/results.jsonl` as they finish (a rerun
+    skips them, resumes from checkpoints); returns their records. `budget_minutes` and the rest: as in `Run`."""
     if not isinstance(batched, bool): raise ValueError(f"batched must be True or False, got {batched!r}")
     seeds, specs = _check_seeds(seeds), select_arms(arm_specs(config), arms)
     with Run(config, data_root, out_dir, device, progress, "results.jsonl", download, budget_minutes=budget_minutes) as S:
@@ -830,15 +820,10 @@ def _mean_std(xs) -> tuple:
     xs = np.asarray(xs, dtype=float)
     return float(xs.mean()), (float(xs.std(ddof=1)) if len(xs) > 1 else math.nan)
 
-def _finite_max(xs) -> float:
-    "The largest finite value of `xs` (NaN when there is none): Python's `max` would depend on where a NaN stands."
-    return max((x for x in xs if math.isfinite(x)), default=math.nan)
-
 def summarize(records) -> list:
-    """One row per (benchmark, variant, transfer_size, arm), in order of first appearance: kind, groups, sigma, alpha, n,
-    seeds; mean and sample std (NaN for n = 1) of the final (`error_*`) and the `val_picked_error` (`picked_*`) test
-    error; the mean validation error (`val_mean`), the largest clipped fraction (`clip_max`), `n_test` (None if
-    unknown), the mean wall time, whether every seed passed the teacher check. NaN where a value is missing."""
+    """One row per (benchmark, variant, transfer_size, arm), in order of first appearance: mean and sample std over seeds
+    of the final (`error_*`) and `val_picked_error` (`picked_*`) test error, `val_mean`, `clip_max`, `wall_mean`, `n`,
+    `teacher_gap_ok` (every seed's), and the arm's fields. NaN where a value is missing (a std of n = 1 too)."""
     groups = defaultdict(list)
     for r in unique_records(records): groups[(r["benchmark"], r["variant"], r.get("transfer_size"), r["arm"])].append(r)
     rows = []
@@ -846,21 +831,20 @@ def summarize(records) -> list:
         rs = sorted(rs, key=lambda r: r["seed"])
         fm, fs = _mean_std([r["metrics"]["final_error"] for r in rs])
         pm, ps = _mean_std([val_picked_error(r["metrics"].get("history", {})) for r in rs])
-        r0 = rs[0]
+        r0, clip = rs[0], [r["metrics"].get("clip_fraction", math.nan) for r in rs]
         rows.append(dict(benchmark=b, variant=v, arm=arm, kind=r0["kind"], groups=list(r0.get("groups", [])),
                          sigma=r0.get("sigma"), alpha=r0.get("alpha"), transfer_size=n_tr, n=len(rs),
                          seeds=[r["seed"] for r in rs], error_mean=fm, error_std=fs, picked_mean=pm, picked_std=ps,
                          val_mean=float(np.mean([r["metrics"].get("val_error", math.nan) for r in rs])),
-                         clip_max=_finite_max(r["metrics"].get("clip_fraction", math.nan) for r in rs), n_test=r0.get("n_test"),
+                         clip_max=max(filter(math.isfinite, clip), default=math.nan), n_test=r0.get("n_test"),
                          wall_mean=float(np.mean([r["wall_s"] for r in rs])),
                          teacher_gap_ok=all(r.get("teacher_gap_ok", True) for r in rs)))
     return rows
 
 # %% ../nbs/06_experiments.ipynb #917ad555
 def paired_gain(records, arm: str, baseline: str) -> dict:
-    """How much `arm` lowers the test error below `baseline`, paired over the (benchmark, variant, transfer_size,
-    seed) both have: d = error(baseline) − error(arm); returns dict(arm, baseline) and the fields of
-    `paired_stats(d)`: n, gain = mean d, se, ci95 (t-based half-width) and p. Positive gain = `arm` is better."""
+    """dict(arm, baseline, **`paired_stats(d)`) of d = error(baseline) − error(arm) over the (benchmark, variant,
+    transfer_size, seed) both have: a positive gain means `arm` has the lower test error."""
     by = defaultdict(dict)
     for r in unique_records(records): by[r["arm"]][(r["benchmark"], r["variant"], r.get("transfer_size"), r["seed"])] = r
     keys = sorted(set(by[arm]) & set(by[baseline]), key=str)
@@ -961,9 +945,8 @@ def format_comparisons(comps, markdown: bool = True) -> str:
 
 # %% ../nbs/06_experiments.ipynb #f4db22e4
 def verify_run(config: BenchmarkConfig, records, seeds, out_dir) -> list:
-    """Check what must hold after `run_benchmark(config, seeds, out_dir=out_dir)` returned `records` — every
-    (seed, arm) once and in the results file, every history as long as its schedule, finite errors, nothing diverged,
-    the teacher check as recorded — and return the `summarize` rows. Raises AssertionError naming what failed."""
+    """Check the `records` of `run_benchmark(config, seeds, out_dir=out_dir)`: every (seed, arm) once and on file, full
+    histories, finite errors, nothing diverged, the teacher check; returns the `summarize` rows, or AssertionError."""
     def expect(ok, what):
         if not ok: raise AssertionError(what)
     specs = {s.name: s for s in arm_specs(config)}
@@ -1112,15 +1095,12 @@ def plot_curves(records, arms=None):
 def study_specs(config: BenchmarkConfig, sigmas, alphas) -> list:
     """The arms of `noise_benefit_study`, in run order, each of group "study": the student on hard labels ("hard"),
     σ = 0 ("l2"), then the noisy teacher at every σ > 0 of `sigmas` and every α > 0 of `alphas` (σ-major)."""
-    if not isinstance(config, BenchmarkConfig):
-        raise ValueError(f"config must be a BenchmarkConfig, got {type(config).__name__}")
     sigmas = tuple(dict.fromkeys(check_numbers(sigmas, "sigmas", 0)))                 # order kept, no duplicates
     alphas = tuple(dict.fromkeys(check_numbers(alphas, "alphas", 0, 1)))
     if not sigmas or not alphas: raise ValueError("sigmas and alphas must each hold at least one value")
-    return ([ArmSpec("hard", ("study",), Arm("hard"), config.student, Targets.LABELS, config.student_train),
-             ArmSpec("l2", ("study",), Arm("l2"), config.student, Targets.TEACHER, config.l2_train)] +
-            [ArmSpec(noisy_arm_name(s, a), ("study",), Arm("noisy", sigma=s, alpha=a, mu=config.mu), config.student,
-                     Targets.TEACHER, config.l2_train) for s in sigmas if s > 0 for a in alphas if a > 0])
+    base = [replace(s, groups=("study",)) for s in arm_specs(config) if s.name in ("hard", "l2")]   # checks config
+    return base + [ArmSpec(noisy_arm_name(s, a), ("study",), Arm("noisy", sigma=s, alpha=a, mu=config.mu), config.student,
+                          Targets.TEACHER, config.l2_train) for s in sigmas if s > 0 for a in alphas if a > 0]
 
 # %% ../nbs/06_experiments.ipynb #d0348547
 def _study_length(config: BenchmarkConfig, N: int, n: int, max_epoch_factor: int = 10, steps: int | None = None,
@@ -1159,8 +1139,7 @@ def _study_args(config, sizes, sigmas, alphas, seeds, batched, max_epoch_factor,
 
 # %% ../nbs/06_experiments.ipynb #5beb4995
 def _check_study(S: Run, sizes, length: dict) -> None:
-    """Before a study trains: refuse a `length` (`study_transfer`'s keywords) other than that of the study records in
-    `S`, which would be paired with this call's; and say which `sizes` exceed the training set (studied at its size)."""
+    "Refuse a `length` other than that of `S`'s study records (they would be paired); warn of `sizes` too large."
     N = len(S.data[0])
     for r in (r for r in S.records if r.get("study") == "noise_benefit"):
         k, epochs = _study_length(S.c, N, r["transfer_size"], **length)
@@ -1189,10 +1168,9 @@ def noise_benefit_study(config: BenchmarkConfig, sizes, sigmas, alphas, seeds, d
                         device=None, progress=True, max_epoch_factor: int = 10, download: bool = False,
                         batched: bool = True, steps: int | None = None, budget_minutes: float | None = None,
                         eval_every: int | None = None) -> list:
-    """Transfer-set size (capped at the training set) × σ × α × seeds: the noisy-teacher students of `study_specs`, with
-    σ = 0 (`l2`) and the student alone (`hard`) as paired baselines; one teacher per seed, shared with `run_benchmark`.
-    `max_epoch_factor`, `steps`, `eval_every`: the run length (`study_transfer`); the rest as in `run_benchmark`. Records
-    go to `out_dir/study.jsonl` (a rerun skips them); returns this configuration's study records of `seeds`."""
+    """Transfer-set size (capped at the training set) × σ × α × seeds: the arms of `study_specs`, one teacher per seed
+    (`run_benchmark`'s). `max_epoch_factor`, `steps`, `eval_every`: the run length (`study_transfer`); the rest as in
+    `run_benchmark`, but written to `out_dir/study.jsonl`; returns this configuration's study records of `seeds`."""
     specs, sizes, seeds, length = _study_args(config, sizes, sigmas, alphas, seeds, batched, max_epoch_factor, steps, eval_every)
     with Run(config, data_root, out_dir, device, progress, "study.jsonl", download, budget_minutes=budget_minutes) as S:
         _check_study(S, sizes, length)
@@ -1261,9 +1239,8 @@ def format_study(gains, markdown: bool = True) -> str:
 
 # %% ../nbs/06_experiments.ipynb #367c2ebf
 def plot_study(gains, alpha=None):
-    """Heat map of the noisy teacher's gain over σ = 0 (percentage points; blue = the noise helps, red = it hurts):
-    transfer-set size × σ, one panel per α (or only `alpha`), each cell annotated with mean ± standard error over the
-    paired seeds (`format_study` gives 95 % intervals). Returns the figure."""
+    """Heat map of the noisy teacher's gain over σ = 0 (pp; blue: the noise helps), transfer-set size × σ, one panel per α
+    (or only `alpha`), each cell annotated with mean ± standard error over the paired seeds. Returns the figure."""
     import matplotlib.pyplot as plt
     gains = [g for g in gains if g["baseline"] == "l2"]
     if not gains: raise NothingToPlot("gains must hold noisy-teacher cells (σ > 0 against σ = 0)")
