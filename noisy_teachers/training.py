@@ -490,6 +490,15 @@ def _load_checkpoint(path: Path | None) -> dict | None:
     warnings.warn(f"checkpoint {path} {why}; moved to {aside.name}, starting the run afresh")
     return None
 
+# %% ../nbs/05_training.ipynb #c05cksec1
+def _checkpoint_seconds(path) -> list:
+    """The per-epoch `seconds` of the history a checkpoint in `path` holds (a group's: its first run's), [] without a
+    readable one. Only a look before a run resumes: nothing is checked or moved aside (`_load_checkpoint` does that)."""
+    try: h = safe_load(path)["history"] if path is not None and Path(path).is_file() else None
+    except (CorruptFileError, UnsafeFileError, KeyError, TypeError): h = None
+    h = h[0] if isinstance(h, list) and h else h
+    return list(h.get("seconds", [])) if isinstance(h, dict) else []
+
 # %% ../nbs/05_training.ipynb #4999aa72
 _RESUME_FIELDS = ("batch_size", "lr", "momentum", "weight_decay", "schedule", "clip_grad_norm", "seed", "augment",
                   "augment_pad", "augment_flip", "amp")
