@@ -498,8 +498,8 @@ def _take_lock(out_dir) -> tuple[Path, int]:
             os.close(fd)
             raise FolderBusyError(f"out_dir {out} is in use by another run ({who}); wait for it to finish "
                                   "or choose another output folder") from None
-        with suppress(FileNotFoundError):
-            if os.fstat(fd).st_ino == os.stat(out / ".lock").st_ino: return out, fd
+        with suppress(FileNotFoundError):     # a finishing run may have removed this file between our open and our lock
+            if os.fstat(fd).st_ino == os.stat(out / ".lock").st_ino: return out, fd   # still the folder's: ours
         os.close(fd)
 
 @contextmanager
@@ -748,7 +748,8 @@ def arm_groups(config: BenchmarkConfig, specs, batched: bool = True) -> list:
 
 # %% ../nbs/06_experiments.ipynb #9a7e0001
 def _groups_to_train(S: Run, seed: int, specs, batched: bool = True, **match) -> list:
-    "The groups of `arm_groups(S.c, specs, batched)` in which an arm lacks a record of `seed` (with fields `match`)."
+    """The groups of `arm_groups(S.c, specs, batched)` in which an arm lacks a record of `seed` (with fields `match`),
+    trained whole: alone, an arm would differ in the last bits from its group's run; `Run.add` keeps only the new."""
     return [g for g in arm_groups(S.c, specs, batched) if not all(S.has(seed, s.name, **match) for s in g)]
 
 # %% ../nbs/06_experiments.ipynb #b67abe01
@@ -852,8 +853,9 @@ def summarize(records) -> list:
 
 # %% ../nbs/06_experiments.ipynb #917ad555
 def paired_gain(records, arm: str, baseline: str) -> dict:
-    """dict(arm, baseline, **`paired_stats(d)`) of d = error(baseline) − error(arm) over the (benchmark, variant,
-    transfer_size, seed) both have: a positive gain means `arm` has the lower test error."""
+    """How much `arm` lowers the test error below `baseline`, paired over the (benchmark, variant, transfer_size,
+    seed) both have: d = error(baseline) − error(arm); returns dict(arm, baseline) and the fields of
+    `paired_stats(d)`: n, gain = mean d, se, ci95 (t-based half-width) and p. Positive gain = `arm` is better."""
     by = defaultdict(dict)
     for r in unique_records(records): by[r["arm"]][(r["benchmark"], r["variant"], r.get("transfer_size"), r["seed"])] = r
     keys = sorted(set(by[arm]) & set(by[baseline]), key=str)

@@ -19,7 +19,8 @@ from .noise import check_noise_args, draw_noise, perturb_logits
 
 # %% ../nbs/02_noise_is_a_regularizer.ipynb #20047efb
 def noise_regularizer(student_logits: Tensor, teacher_logits: Tensor, xi: Tensor, chosen: Tensor) -> Tensor:
-    """E_R, the noise term of `L(x, z', theta) = L(x, z, theta) + E_R` for the noisy targets z' = (1 + xi) * z.
+    """E_R, the noise term of `L(x, z', theta) = L(x, z, theta) + E_R` for the noisy targets z' = (1 + xi) * z:
+    E_R = 1/(2T) * sum over chosen i of [ ||xi_i * z_i||^2 - 2 (xi_i * z_i) . (g_i - z_i) ].
 
     `student_logits` g and `teacher_logits` z are (T, n); `xi` (T, n) and `chosen` bool (T,) as `draw_noise` returns
     them (gives a scalar), or stacks of D draws, (D, T, n) and (D, T) (gives (D,)). Unchosen rows add nothing."""
@@ -34,7 +35,8 @@ def noise_regularizer(student_logits: Tensor, teacher_logits: Tensor, xi: Tensor
 def expected_regularizer(student_logits: Tensor, teacher_logits: Tensor, sigma, alpha, mu=0.0,
                          chosen: Tensor | None = None) -> Tensor:
     """Closed form of E[E_R] (a scalar) over the noise xi ~ N(mu, sigma^2) i.i.d. (sigma: standard deviation),
-    for the given choice `chosen` (bool (T,)), or also averaged over the choice (None: weight alpha per sample).
+    E[E_R] = 1/(2T) * sum_i w_i [ (sigma^2 + mu^2) ||z_i||^2 - 2 mu z_i . (g_i - z_i) ],
+    with w_i = chosen_i for a given choice `chosen` (bool (T,)), else alpha (the average over the choice too).
     For mu = 0 it does not depend on `student_logits`."""
     sigma, alpha, mu = check_noise_args(sigma, alpha, mu)
     T = check_logits(student_logits, "student_logits", teacher_logits=teacher_logits).shape[0]
@@ -61,7 +63,8 @@ def sample_regularizer(student_logits: Tensor, teacher_logits: Tensor, sigma, al
 def gradient_noise_formula(teacher_logits: Tensor, sigma, alpha, mu=0.0, chosen: Tensor | None = None,
                            inputs: Tensor | None = None) -> dict[str, tuple[Tensor, Tensor]]:
     """Predicted (mean, variance) of the noise that the noisy targets add to the student's gradient of eq. (3):
-    {"logits": ...} for dL/dg, both (T, n), with weights w_i = alpha (random choice) or `chosen` (bool (T,), given).
+    {"logits": ...} for dL/dg, both (T, n): mean = -(w_i mu / T) z_ik, var = v_i z_ik^2 / T^2, v_i = w_i sigma^2 +
+    w_i (1 - w_i) mu^2, with weights w_i = alpha (random choice) or `chosen` (bool (T,), given).
     With `inputs` x (T, d), also "weight" (n, d) and "bias" (n,) for a linear student g = x W^T + b."""
     sigma, alpha, mu = check_noise_args(sigma, alpha, mu)
     z = teacher_logits

@@ -472,7 +472,7 @@ def live_student(train=None, test=None, targets: Tensor | None = None, teacher=N
 
 # %% ../nbs/20_explore.ipynb #5b6a13d6
 @patch
-def _fit(self: LiveStudent, arm: Arm, progress: bool = False):
+def _train_student(self: LiveStudent, arm: Arm, progress: bool = False):
     "Train one student with `arm` from the object's initial weights; returns its `History`."
     model = build(self.student, self.train.in_shape, self.train.n_classes,
                   generator=torch.Generator().manual_seed(self.seed))
@@ -486,7 +486,7 @@ def _baseline(self: LiveStudent, progress: bool = False) -> dict:
     "The sigma = 0 run (error, history) for this data and configuration, trained once per process."
     key = ("baseline", id(self.train), id(self.test), id(self.targets), str(self.student), repr(self.config))
     if key not in _CACHE:                      # `data` keeps the objects alive: no other object can take their ids
-        h = self._fit(Arm("noisy", sigma=0.0, alpha=0.0), progress)
+        h = self._train_student(Arm("noisy", sigma=0.0, alpha=0.0), progress)
         _CACHE[key] = dict(error=float(h.test_error[-1]), history=h, data=(self.train, self.test, self.targets))
     return _CACHE[key]
 
@@ -507,7 +507,7 @@ def train_once(self: LiveStudent, sigma=None, alpha=None, progress: bool = False
         self.progress.value, self.progress.description = 1, "baseline ✓"
         self.readout.value = f"training a student with σ = {sigma:.2f}, α = {alpha:.2f} …"
         t0 = time.perf_counter()
-        history = self._fit(Arm("noisy", sigma=sigma, alpha=alpha), progress)
+        history = self._train_student(Arm("noisy", sigma=sigma, alpha=alpha), progress)
         err = float(history.test_error[-1])
         result = dict(sigma=sigma, alpha=alpha, error=err, baseline=self.baseline["error"],
                       gain=self.baseline["error"] - err, seconds=time.perf_counter() - t0)
