@@ -30,7 +30,7 @@ from .data import (
 from .models import ARCHITECTURES, PAIRS, with_dropout, build as build_model
 from .noise import combine_teachers
 from .training import (     # a last line past the module name's end: nbdev makes it relative
-    Arm, BudgetReached, TrainConfig, _check_progress, _checkpoint_seconds, distil, distil_many,
+    Arm, BudgetReached, TrainConfig, _check_progress, distil, distil_many,
     get_device, state_sha256, teacher_logits, train_teacher)
 
 # %% ../nbs/06_experiments.ipynb #p0000002
@@ -660,12 +660,6 @@ def _started(name: str, epochs: int, checkpoint: Path) -> str:
 
 def _secs(s: float) -> str: return f"{s:.1f} s" if s < 10 else f"{s:.0f} s"
 
-# %% ../nbs/06_experiments.ipynb #c06wall1
-def _wall(t0: float, before: list, seconds: list) -> float:
-    """Seconds since `t0`, plus the epochs an earlier, stopped run had trained (`before`, its checkpoint's per-epoch
-    seconds) when this history's `seconds` resumed them: a run made in slices records the time of every slice."""
-    return time.perf_counter() - t0 + (sum(before) if before and seconds[:len(before)] == before else 0.0)
-
 # %% ../nbs/06_experiments.ipynb #551e57a8
 @patch
 def teacher(self: Run, seed, k=0):
@@ -684,12 +678,11 @@ def teacher(self: Run, seed, k=0):
     else:
         self.check_budget(f"seed {seed}'s {name}")
         t0, ck = time.perf_counter(), final.with_name(f"{name}.train.pt")
-        before = _checkpoint_seconds(ck)                    # the epochs of earlier slices, if it resumes
         self.say(seed, _started(name, c.teacher_train.epochs, ck))
         h = train_teacher(model, train, test, replace(c.teacher_train, seed=tseed, device=str(self.device)),
                           checkpoint=ck, progress=self.progress, val=self.val, deadline=self.deadline, label=name)
         hist = h.to_dict()
-        wall = _wall(t0, before, hist["seconds"])
+        wall = time.perf_counter() - t0 + sum(h.seconds[:h.resumed])     # and the slices before, if it resumed
         sha = save_teacher(final, model, hist, wall, identity)
         ck.unlink(missing_ok=True)
         self.say(seed, f"{name} finished in {_secs(wall)}, test error {100 * hist['test_error'][-1]:.2f} %")
@@ -716,16 +709,16 @@ def students(self: Run, seed, specs, targets, teacher=None, transfer=None, epoch
     at = f" on {extra['transfer_size']:,} images" if "transfer_size" in extra else ""      # the study's transfer sets
     self.say(seed, _started(names + ("" if one else f" ({len(specs)} arms together)") + at, cfgs[0].epochs, ck))
     t0, failure, models = time.perf_counter(), None, [self.build(s.student, seed) for s in specs]
-    before = _checkpoint_seconds(ck)                        # the epochs of earlier slices, if it resumes
     try:
-        if one: hs = [distil(models[0], transfer, self.data[1], cfgs[0], specs[0].arm, label=names, **kw).to_dict()]
-        else: hs = [h.to_dict() for h in distil_many(models, transfer, self.data[1], cfgs, [s.arm for s in specs], **kw)]
+        if one: hs = [distil(models[0], transfer, self.data[1], cfgs[0], specs[0].arm, label=names, **kw)]
+        else: hs = distil_many(models, transfer, self.data[1], cfgs, [s.arm for s in specs], **kw)
+        earlier, hs = sum(hs[0].seconds[:hs[0].resumed]), [h.to_dict() for h in hs]     # the slices before, if it resumed
     except FloatingPointError as e:                      # a diverged run is a result, not a crash of the sweep
         ck.unlink(missing_ok=True)
         if not one: return [r for s in specs for r in self.students(seed, [s], targets, teacher, transfer, epochs, **extra)]
         warnings.warn(f"seed {seed}, arm {names}: {e}")
-        failure, hs = str(e), [dict(train_loss=[], test_loss=[math.nan], test_error=[math.nan], val_error=[math.nan], seconds=[], lr=[])]
-    wall, arm_keys = _wall(t0, before, hs[0]["seconds"]) / len(specs), ("sigma", "alpha", "mu", "temperature", "kd_weight")
+        failure, earlier, hs = str(e), 0.0, [dict(train_loss=[], test_loss=[math.nan], test_error=[math.nan], val_error=[math.nan], seconds=[], lr=[])]
+    wall, arm_keys = (time.perf_counter() - t0 + earlier) / len(specs), ("sigma", "alpha", "mu", "temperature", "kd_weight")
     recs = [self.record(seed, s.name, s.arm.kind, h, wall, **{"transfer_size": len(transfer), **extra},
                         groups=list(s.groups), student=s.student, **{k: getattr(s.arm, k) for k in arm_keys},
                         epochs=cfg.epochs, lr=cfg.lr, diverged=failure) for s, cfg, h in zip(specs, cfgs, hs)]

@@ -235,7 +235,8 @@ class History:
     """Per-epoch record of a run: `train_loss` (the arm's objective), `test_loss`, `test_error` (in [0, 1]), `seconds`
     (training time of the epoch), `lr` (at the epoch's end), `val_loss` and `val_error` (on the validation set; empty
     lists when there is none) and `clip_fraction` (the fraction of the epoch's optimizer steps at which gradient-norm
-    clipping changed the gradient; 0.0 without a clip)."""
+    clipping changed the gradient; 0.0 without a clip). `resumed`: the epochs the run that returned it restored from
+    its checkpoint, trained by earlier calls (not part of `to_dict`)."""
     train_loss: list = field(default_factory=list)
     test_loss: list = field(default_factory=list)
     test_error: list = field(default_factory=list)
@@ -245,6 +246,7 @@ class History:
     val_error: list = field(default_factory=list)
     clip_fraction: list = field(default_factory=list)
     label: str = ""
+    resumed: int = field(default=0, compare=False)
 
     def __len__(self): return len(self.train_loss)
 
@@ -258,7 +260,7 @@ class History:
 
     def to_dict(self) -> dict:
         "A plain dict of lists (JSON-ready)."
-        return dataclasses.asdict(self)
+        return {k: v for k, v in dataclasses.asdict(self).items() if k != "resumed"}
 
     @classmethod
     def from_dict(cls, d: dict) -> "History":
@@ -490,15 +492,6 @@ def _load_checkpoint(path: Path | None) -> dict | None:
     warnings.warn(f"checkpoint {path} {why}; moved to {aside.name}, starting the run afresh")
     return None
 
-# %% ../nbs/05_training.ipynb #c05cksec1
-def _checkpoint_seconds(path) -> list:
-    """The per-epoch `seconds` of the history a checkpoint in `path` holds (a group's: its first run's), [] without a
-    readable one. Only a look before a run resumes: nothing is checked or moved aside (`_load_checkpoint` does that)."""
-    try: h = safe_load(path)["history"] if path is not None and Path(path).is_file() else None
-    except (CorruptFileError, UnsafeFileError, KeyError, TypeError): h = None
-    h = h[0] if isinstance(h, list) and h else h
-    return list(h.get("seconds", [])) if isinstance(h, dict) else []
-
 # %% ../nbs/05_training.ipynb #4999aa72
 _RESUME_FIELDS = ("batch_size", "lr", "momentum", "weight_decay", "schedule", "clip_grad_norm", "seed", "augment",
                   "augment_pad", "augment_flip", "amp")
@@ -570,7 +563,7 @@ def _resume(path, model, opt, sched, gens, device, config, arm, n, total, learns
     _set_rng_state(state, gens, device)
     for group, base in zip(opt.param_groups, sched.base_lrs):   # the schedule of the requested run length
         group["lr"] = base * lr_factor(config.schedule, sched.last_epoch, total)
-    return History.from_dict(state["history"]), state["epoch"]
+    return dataclasses.replace(History.from_dict(state["history"]), resumed=state["epoch"]), state["epoch"]
 
 # %% ../nbs/05_training.ipynb #c1e143c7
 def _record(histories: list, models: list, epoch: list, lrs: list, test: ImageData, val: ImageData | None, batch_size: int):
@@ -852,7 +845,8 @@ def _resume_group(path, params, momentum, gens, device, configs, arms, n, learns
     with torch.no_grad():
         for k in params: params[k].copy_(state["params"][k]); momentum[k].copy_(state["momentum"][k])
     _set_rng_state(state, gens, device)
-    return [History.from_dict(h) for h in state["history"]], state["epoch"], state["step"]
+    histories = [dataclasses.replace(History.from_dict(h), resumed=state["epoch"]) for h in state["history"]]
+    return histories, state["epoch"], state["step"]
 
 # %% ../nbs/05_training.ipynb #9d885e0b
 def _fit_many(students, train, test, configs, arms, targets, teacher, checkpoint, progress, val, deadline=None) -> list[History]:
