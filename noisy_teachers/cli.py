@@ -74,7 +74,8 @@ def _device(text: str) -> str:
 # %% ../nbs/07_cli.ipynb #34da1c26
 def _common(p: argparse.ArgumentParser, out_default=None, threads=None):
     p.add_argument("--no-batched", dest="batched", action="store_false",
-                   help="train each student on its own instead of the arms of a group together (training.distil_many)")
+                   help="train each student on its own instead of the arms of a group together (training.distil_many); "
+                        "faster on a CPU for a large student such as MNIST's MLP (results/speed/cpu-batched.log)")
     p.add_argument("--out", type=_folder, default=out_default, required=out_default is None, metavar="DIR",
                    help="output folder: results file, checkpoints, tables and plots" +
                         (f" (default: {out_default})" if out_default else ""))
