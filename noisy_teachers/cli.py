@@ -242,7 +242,7 @@ def _report(out: Path, records: list, title: str, plots=_PLOTS) -> str:
             continue
         made.append(_save(fig, out / plots[name]))
     text = format_table(rows, markdown=False) + "\n\n" + format_comparisons(comps, markdown=False)
-    text += "\n\nHow to read the columns and verdicts (*?*: fewer than two seeds): the end of summary.md."
+    text += "\n\nHow to read the columns and verdicts (?: fewer than two seeds): the end of summary.md."
     return text + "\nwrote " + ", ".join(str(p) for p in [out / "summary.md"] + made)
 
 # %% ../nbs/07_cli.ipynb #c1707995
