@@ -7,12 +7,14 @@ __all__ = ['build_parser', 'main']
 
 # %% ../nbs/07_cli.ipynb #ff6eb36e
 import argparse
+import logging
 import math
 import signal
 import sys
 import threading
 import time
 import warnings
+from contextlib import contextmanager
 from pathlib import Path
 
 from .checks import _range_words
@@ -215,7 +217,8 @@ _HOW_TO_READ = """## How to read these tables
 - Comparisons: the gain of *arm* over *baseline* in percentage points of test error (positive: the arm is better),
   mean ± t-based 95 % interval over the paired seeds. p is Holm-corrected over all the rows; when every seed's
   difference is the same, the interval is ± 0.00 and p is the exact sign test's, 2 · 0.5ⁿ (0.5 for two seeds).
-  Verdict *better*/*worse* when p < 0.05, *—* otherwise, *?* with fewer than two seeds. The best noisy teacher is the
+  Verdict *better*/*worse* when p < 0.05, *—* otherwise, *?* with fewer than two seeds, *diverged (k/n seeds)* when
+  the arm or its baseline diverged in k of the n paired seeds (no gain is computed then). The best noisy teacher is the
   `noisy_…` arm with the lowest mean val error (lowest test error without one, which flatters it). Section numbers
   are the paper's.
 """
@@ -409,12 +412,24 @@ def _user_error(e: BaseException, args) -> int:
     print(f"noisy-teachers: error: {text}", file=sys.stderr)
     return 1 if isinstance(e, FloatingPointError) else 2       # a teacher diverged (student arms record it and go on)
 
+# %% ../nbs/07_cli.ipynb #c07log01
+@contextmanager
+def _say_data_steps():
+    "While the command runs, what the library writes to disk once (an unpacked archive, a decoded cache) as `noisy-teachers: …` lines on stderr."
+    log, handler = logging.getLogger("noisy_teachers"), logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("noisy-teachers: %(message)s"))
+    level = log.level
+    log.addHandler(handler); log.setLevel(logging.INFO)
+    try: yield
+    finally: log.removeHandler(handler); log.setLevel(level)
+
 # %% ../nbs/07_cli.ipynb #c8ee32c9
 def main(argv=None) -> int:
     """The `noisy-teachers` command: `main(["demo", "--out", "d"])` as from a shell. Returns the exit code: 0 done,
     2 for missing or unreadable data, an invalid setting or an unusable folder (one line on stderr, no traceback),
     1 when a teacher's training diverged, 130 when interrupted (Ctrl-C), 143 when terminated (SIGTERM); argparse exits
-    with 2 itself for bad arguments (and 0 for --help). Warnings print as one line each."""
+    with 2 itself for bad arguments (and 0 for --help). Warnings print as one line each, and so does each file the
+    data module writes once (`_say_data_steps`)."""
     parser = build_parser()
     args = parser.parse_args(argv)
     if "ipykernel" not in sys.modules:                      # a terminal: draw to files only, no display needed
@@ -425,7 +440,7 @@ def main(argv=None) -> int:
     on_term = signal.getsignal(signal.SIGTERM)
     try:
         if main_thread: signal.signal(signal.SIGTERM, _terminate)
-        with warnings.catch_warnings():
+        with warnings.catch_warnings(), _say_data_steps():
             warnings.simplefilter("always")                 # every warning of this command, each on one line
             warnings.simplefilter("ignore", TeacherGapWarning)  # but the weak-teacher one: its banner has said it
             warnings.simplefilter("once", DuplicateRecordWarning)   # and this one, met by every table, said once

@@ -11,7 +11,7 @@ __all__ = ['DATA_ENV', 'CIFAR10_CLASSES', 'FASHION_MNIST_CLASSES', 'DIGIT_CLASSE
            'start_from_results']
 
 # %% ../nbs/03_data.ipynb #dd6b806d
-import gzip, hashlib, lzma, math, os, pickle, re, shutil, struct, tarfile, tempfile, time, warnings, zlib
+import gzip, hashlib, logging, lzma, math, os, pickle, re, shutil, struct, tarfile, tempfile, time, warnings, zlib
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -567,6 +567,8 @@ def write_atomic(data, path) -> Path:
     return save_atomic(data, path, save=lambda d, f: Path(f).write_bytes(d.encode() if isinstance(d, str) else d))
 
 # %% ../nbs/03_data.ipynb #8c8261a0
+_log = logging.getLogger("noisy_teachers.data")   # what is written to disk, said once: the command line shows it
+
 def _extract_once(tarball: Path, base: Path) -> Path:
     """Unpack `tarball` into `<cache>/<stem>-<key>/` once: into a temporary folder (tar's 'data' filter: no links out of
     it, no devices), renamed into place only when complete; a damaged archive is a CorruptDataError."""
@@ -586,6 +588,7 @@ def _extract_once(tarball: Path, base: Path) -> Path:
         except OSError:
             if not dest.is_dir(): raise
             shutil.rmtree(tmp, ignore_errors=True)            # another process unpacked it first
+        else: _log.info(f"unpacked {tarball.name} once into {dest}")
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True); raise
     return dest
@@ -647,9 +650,8 @@ def _load_cached(key: str, kind: str, where, base: Path) -> dict:
     splits = _load_source(kind, where, base)
     splits["mean"], splits["std"] = channel_stats(splits["train_images"])
     splits["format"], splits["sha256"] = _CACHE_FORMAT, _tensors_sha256(splits)
-    d = _writable_cache(base)
-    if d is None: warnings.warn(f"no writable folder for the cache {fname}; the next load decodes again")
-    else: save_atomic(splits, d / fname)
+    if (d := _writable_cache(base)) is None: warnings.warn(f"no writable folder for the cache {fname}; the next load decodes again")
+    else: _log.info(f"{key}: decoded once into {save_atomic(splits, d / fname)} ({(d / fname).stat().st_size / 1e6:.1f} MB)")
     return splits
 
 # %% ../nbs/03_data.ipynb #860d041c

@@ -504,18 +504,20 @@ def _take_lock(out_dir) -> tuple[Path, int]:
 
 @contextmanager
 def folder_lock(out_dir, new: bool | None = None):
-    """Hold the exclusive lock of the run folder `out_dir` (created if missing); `FolderBusyError` if another run holds
-    it. A `new` folder (default: one this call creates) left empty (the data were missing, say) is removed again."""
+    """Hold the exclusive lock of the run folder `out_dir` (created if missing; its `.lock` file removed at the end);
+    `FolderBusyError` if another run holds it. A `new` folder (default: one this call creates) left empty (the data were
+    missing, say) is removed again."""
     if new is None: new = _missing_folder(out_dir)
     out, fd = _take_lock(out_dir)
     try:
         os.ftruncate(fd, 0); os.pwrite(fd, f"pid {os.getpid()}, started {time.strftime('%Y-%m-%d %H:%M:%S')}".encode(), 0)
         yield out
     finally:
-        empty = new and [p.name for p in out.iterdir()] == [".lock"]
-        if empty: (out / ".lock").unlink()                               # while still locked: no other run holds it
+        # removed while still locked, and only if still ours: a run that opened it meanwhile sees it gone, takes a new one
+        with suppress(FileNotFoundError):
+            if os.fstat(fd).st_ino == os.stat(out / ".lock").st_ino: (out / ".lock").unlink()
         os.close(fd)
-        if empty:
+        if new and not any(out.iterdir()):
             with suppress(OSError): out.rmdir()                          # unless a file appeared meanwhile
 
 # %% ../nbs/06_experiments.ipynb #92fd5216
@@ -796,16 +798,18 @@ def run_benchmark(config: BenchmarkConfig, seeds, data_root=None, out_dir="runs"
 
 # %% ../nbs/06_experiments.ipynb #0df4d01f
 def paired_stats(d) -> dict:
-    """dict(n, gain, se, ci95, p) of the paired differences `d`: mean, standard error, t-based 95 % half-width (df = n − 1),
-    two-sided t-test p; NaN where n < 2. When every difference is the same (a discrete test set can do that), p is the
+    """dict(n, gain, se, ci95, p, diverged) of the paired differences `d`: mean, standard error, t-based 95 % half-width
+    (df = n − 1), two-sided t-test p; NaN where n < 2 or where `diverged` > 0, the number of differences that are not
+    finite (a run of the pair diverged). When every difference is the same (a discrete test set can do that), p is the
     exact two-sided sign test's, 2 · 0.5^n (1 when the differences are 0), not 0."""
     from scipy import stats
     d = np.asarray(d, dtype=float)
-    n = len(d)
-    if n < 2: return dict(n=n, gain=float(d.mean()) if n else math.nan, se=math.nan, ci95=math.nan, p=math.nan)
+    n, lost = len(d), int((~np.isfinite(d)).sum())
+    if n < 2 or lost:
+        return dict(n=n, gain=float(d.mean()) if n else math.nan, se=math.nan, ci95=math.nan, p=math.nan, diverged=lost)
     se = 0.0 if np.ptp(d) <= 1e-12 else float(d.std(ddof=1) / math.sqrt(n))   # equal up to float rounding: equal
     p = (1.0 if d.mean() == 0 else min(1.0, 2 * 0.5 ** n)) if se == 0 else float(2 * stats.t.sf(abs(d.mean()) / se, n - 1))
-    return dict(n=n, gain=float(d.mean()), se=se, ci95=float(stats.t.ppf(0.975, n - 1) * se), p=p)
+    return dict(n=n, gain=float(d.mean()), se=se, ci95=float(stats.t.ppf(0.975, n - 1) * se), p=p, diverged=0)
 
 # %% ../nbs/06_experiments.ipynb #edd80485
 def holm(ps) -> list:
@@ -911,6 +915,7 @@ def quantum_note(n_test) -> str:
 
 # %% ../nbs/06_experiments.ipynb #8c1f093b
 def _verdict(c) -> str:
+    if c.get("diverged"): return f"diverged ({c['diverged']}/{c['n']} seeds)"
     p = c.get("p_holm", c.get("p"))
     return "?" if p is None or not math.isfinite(p) else ("better" if c["gain"] > 0 else "worse") if p < 0.05 else "—"
 
@@ -938,7 +943,8 @@ def format_table(rows, markdown: bool = True) -> str:
 # %% ../nbs/06_experiments.ipynb #389f6d24
 def format_comparisons(comps, markdown: bool = True) -> str:
     """The `comparisons` as a table: gain in percentage points of test error, mean ± t-based 95 % interval over
-    paired seeds, the Holm-corrected p-value, and the verdict ("better"/"worse" when p_holm < 0.05, "—" otherwise)."""
+    paired seeds, the Holm-corrected p-value, and the verdict ("better"/"worse" when p_holm < 0.05, "—" otherwise, "?" with
+    fewer than two seeds, "diverged (k/n seeds)" when the arm or its baseline diverged in k of the n paired seeds)."""
     body = [[c["question"], c["arm"], c["baseline"], _pm(c["gain"], c.get("ci95")), str(c["n"]),
              "" if not math.isfinite(c.get("p_holm", math.nan)) else f"{c['p_holm']:.3f}", _verdict(c)] for c in comps]
     text = _table(["question", "arm", "baseline", "gain (pp) ± 95 % CI", "n", "p (Holm)", "verdict"], body, markdown)
@@ -1226,7 +1232,8 @@ def study_gains(records) -> list:
 # %% ../nbs/06_experiments.ipynb #69526ef9
 def format_study(gains, markdown: bool = True) -> str:
     """The `study_gains` as a table (percentage points): gain ± t-based 95 % interval, Holm-corrected p, the verdict
-    ("helps"/"hurts" when p_holm < 0.05, "—" otherwise, "?" with fewer than two seeds). ⚠ marks a transfer set where the
+    ("helps"/"hurts" when p_holm < 0.05, "—" otherwise, "?" with fewer than two seeds, "diverged (k/n seeds)" when a run
+    of k of the n pairs diverged). ⚠ marks a transfer set where the
     teacher was not clearly better than the student alone, † one where that could not be checked."""
     body, mark = [], {False: " ⚠", None: " †"}
     for g in gains:
@@ -1244,13 +1251,14 @@ def format_study(gains, markdown: bool = True) -> str:
 # %% ../nbs/06_experiments.ipynb #367c2ebf
 def plot_study(gains, alpha=None):
     """Heat map of the noisy teacher's gain over σ = 0 (pp; blue: the noise helps), transfer-set size × σ, one panel per α
-    (or only `alpha`), each cell annotated with mean ± standard error over the paired seeds. Returns the figure."""
+    (or only `alpha`), each cell annotated with mean ± standard error over the paired seeds (blank and marked "diverged
+    k/n" when a run of k of its n pairs diverged). Returns the figure."""
     import matplotlib.pyplot as plt
     gains = [g for g in gains if g["baseline"] == "l2"]
     if not gains: raise NothingToPlot("gains must hold noisy-teacher cells (σ > 0 against σ = 0)")
     alphas = sorted({g["alpha"] for g in gains}) if alpha is None else [alpha]
     sizes, sigmas = sorted({g["transfer_size"] for g in gains}), sorted({g["sigma"] for g in gains})
-    vmax = max(abs(g["gain"]) for g in gains) * 100 or 1.0
+    vmax = max((abs(g["gain"]) for g in gains if math.isfinite(g["gain"])), default=0.0) * 100 or 1.0
     fig, axes = plt.subplots(1, len(alphas), figsize=(min(9, 1.5 + 2.6 * len(alphas)), 1.6 + 0.5 * len(sizes)),
                              dpi=90, squeeze=False, layout="constrained")
     for ax, a in zip(axes[0], alphas):
@@ -1259,7 +1267,8 @@ def plot_study(gains, alpha=None):
             i, j = sizes.index(g["transfer_size"]), sigmas.index(g["sigma"])
             M[i, j] = g["gain"] * 100
             se = "" if not math.isfinite(g["se"]) else f"\n± {g['se'] * 100:.2f}"
-            ax.text(j, i, f"{M[i, j]:+.2f}{se}", ha="center", va="center", fontsize=7,
+            text = f"{M[i, j]:+.2f}{se}" if math.isfinite(M[i, j]) else f"diverged\n{g.get('diverged', '?')}/{g['n']}"
+            ax.text(j, i, text, ha="center", va="center", fontsize=7,
                     color="white" if abs(M[i, j]) > 0.6 * vmax else "black")
         im = ax.imshow(M, cmap="RdBu", vmin=-vmax, vmax=vmax, aspect="auto", origin="lower")
         ax.set_xticks(range(len(sigmas)), [f"{s:g}" for s in sigmas]); ax.set_yticks(range(len(sizes)), sizes)
