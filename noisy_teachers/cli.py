@@ -23,7 +23,7 @@ from .training import BudgetReached, get_device
 from .experiments import (
     NothingToPlot, TeacherGapWarning, arm_specs, comparisons, format_comparisons, format_study, format_table, get_config,
     load_records, noise_benefit_study, plot_alpha, plot_curves, plot_sigma, plot_study, run_benchmark, study_gains)
-from .experiments import DuplicateRecordWarning, summarize, unique_records
+from .experiments import TEACHER_SEED_STRIDE, DuplicateRecordWarning, summarize, unique_records
 
 # %% ../nbs/07_cli.ipynb #151b6eea
 def _number_from(cast, ok, words: str):
@@ -328,6 +328,9 @@ def _check_arms(config, arms: list, parser):
 # %% ../nbs/07_cli.ipynb #9c4d2e18
 def _runner(args, parser, here, on_ray: str) -> tuple:
     "`here`, or with --ray the `distributed` function named `on_ray`, and the keywords every run takes from `args`."
+    if (last := args.first_seed + args.seeds - 1) >= TEACHER_SEED_STRIDE:
+        parser.error(f"argument --first-seed/--seeds: seeds K..K+N-1 must be in [0, {TEACHER_SEED_STRIDE - 1}] (a seed's "
+                     f"teachers are seeded {TEACHER_SEED_STRIDE:,} apart), got {args.first_seed}..{last}")
     kw = dict(seeds=list(range(args.first_seed, args.first_seed + args.seeds)), data_root=args.data_root, out_dir=args.out,
               device=args.device, progress=_progress(args), download=args.download, batched=args.batched)
     if args.ray is None: return here, dict(kw, budget_minutes=args.budget_minutes)
