@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from .checks import check_number, check_tensor
+from .checks import check_flag, check_number, check_tensor
 
 # %% ../nbs/03_data.ipynb #a4cdd81c
 def _describe(x) -> str:
@@ -690,7 +690,7 @@ def _find_or_download(key: str, root, download: bool) -> tuple:
 def load_dataset(name: str, root=None, download: bool = False, device="cpu") -> tuple[ImageData, ImageData]:
     "(train, test) `ImageData` of `name` in `DATASETS` on `device`; both normalised with the TRAINING statistics."
     key = _canonical(name)
-    if not isinstance(download, bool): raise ValueError(f"download must be True or False, got {download!r}")
+    check_flag(download, "download")
     try: device = torch.device(device)
     except (RuntimeError, TypeError) as e:
         raise ValueError(f"device must be a torch device such as 'cpu' or 'cuda', got {device!r}") from e
@@ -748,7 +748,7 @@ def augment(x: Tensor, pad: int = 4, flip: bool = True, generator: torch.Generat
     "Random crop of each image of `x` (B, C, H, W) from its zero-padded version (offsets uniform in 0..2·pad), then a left-right flip with probability 1/2; vectorised, on x's device."
     check_tensor(x, "x", ("B", "C", "H", "W"))
     pad = _check_pad(pad, *x.shape[2:])
-    if not isinstance(flip, bool): raise ValueError(f"flip must be True or False, got {flip!r}")
+    check_flag(flip, "flip")
     if generator is not None and not isinstance(generator, torch.Generator):
         raise ValueError(f"generator must be a torch.Generator or None, got {type(generator).__name__}")
     return _crop_flip(x, pad, flip, generator)
@@ -765,7 +765,7 @@ def expand_by_augmentation(data: ImageData, copies: int, pad: int = 4, flip: boo
     _check_data(data)
     copies = check_number(copies, "copies", 0, integer=True)
     pad = _check_pad(pad, *data.in_shape[1:])
-    if not isinstance(flip, bool): raise ValueError(f"flip must be True or False, got {flip!r}")
+    check_flag(flip, "flip")
     g = torch.Generator().manual_seed(check_number(seed, "seed", 0, integer=True))
     fill = (data.mean * 255).round().to(torch.uint8)
     parts = [data.images] + [_crop_flip(data.images[i:i + 8192], pad, flip, g, fill)

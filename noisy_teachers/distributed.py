@@ -14,6 +14,7 @@ import torch
 from .experiments import (
     BenchmarkConfig, Run, _check_seeds, _gap, _groups_to_train, _study_args, _study_group, _study_plan, arm_specs,
     _check_study, save_teacher, select_arms, study_transfer, teacher_names, Targets)
+from .checks import check_flag
 from .data import safe_load
 from .training import teacher_logits
 
@@ -188,7 +189,7 @@ def run_benchmark_ray(config: BenchmarkConfig, seeds, data_root=None, out_dir="r
     else one CPU; this process's torch threads): the same records and return value. Only this process writes records;
     workers write checkpoints into `out_dir`. `progress`: a line on stderr per finished task; `address`: `ray_connection`'s."""
     _ray()                                                    # without Ray: one line, before anything is touched
-    if not isinstance(batched, bool): raise ValueError(f"batched must be True or False, got {batched!r}")
+    check_flag(batched, "batched")
     seeds, specs = _check_seeds(seeds), select_arms(arm_specs(config), arms)
     _task_device(device, math.inf); _check_address(address)  # their spelling, checked before Ray starts
     with Run(config, data_root, out_dir, "cpu", progress, "results.jsonl", download) as S:

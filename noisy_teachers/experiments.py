@@ -24,7 +24,7 @@ from numbers import Integral
 from pathlib import Path
 import numpy as np
 import torch
-from .checks import check_number, check_numbers
+from .checks import check_flag, check_number, check_numbers
 from .data import (
     DATASETS, CorruptFileError, ImageData, expand_by_augmentation, load_dataset, safe_load, save_atomic, split_off,
     subset, sweep_stale_temporaries, tight_layout)
@@ -180,8 +180,7 @@ def get_config(name: str, quick: bool = False, tiny: bool = False, epochs: int |
     """The protocol's `BenchmarkConfig` for `name` (in `data.DATASETS`). `quick`: minutes, on 5,000 images; `tiny`: seconds,
     for tests; not both. `epochs`: train the teacher(s) and every student this many epochs instead (a CPU's budget)."""
     if name not in DATASETS: raise ValueError(f"name must be one of {DATASETS}, got {name!r}")
-    if not isinstance(quick, bool) or not isinstance(tiny, bool):
-        raise ValueError(f"quick and tiny must be True or False, got quick={quick!r}, tiny={tiny!r}")
+    check_flag(quick, "quick"); check_flag(tiny, "tiny")
     if quick and tiny: raise ValueError("quick and tiny are exclusive: pass at most one of them")
     teacher, student, alpha = _paper(name)
     v = _variant(name, teacher, quick, tiny)
@@ -559,7 +558,7 @@ class Run:
                  download=False, write=True, budget_minutes=None):
         if not isinstance(config, BenchmarkConfig): raise ValueError(f"config must be a BenchmarkConfig, got {type(config).__name__}")
         _check_progress(progress)                                       # before the data are loaded
-        if not isinstance(download, bool): raise ValueError(f"download must be True or False, got {download!r}")
+        check_flag(download, "download")
         self.c, self.root, self.download, self.write = config, data_root, download, write
         self.progress, self.bars, self.lines = progress, progress is True, progress == "lines"   # as training takes it
         if write: _need_locks()                                         # before the folder is made
@@ -793,7 +792,7 @@ def run_benchmark(config: BenchmarkConfig, seeds, data_root=None, out_dir="runs"
     """Run the protocol of `config` for `seeds` (n: 0..n-1, or a list): the teacher(s), then the arms `select_arms` keeps
     for `arms` (`batched`: each of `arm_groups` at once), written to `out_dir/results.jsonl` as they finish (a rerun
     skips them, resumes from checkpoints); returns their records. `budget_minutes` and the rest: as in `Run`."""
-    if not isinstance(batched, bool): raise ValueError(f"batched must be True or False, got {batched!r}")
+    check_flag(batched, "batched")
     seeds, specs = _check_seeds(seeds), select_arms(arm_specs(config), arms)
     with Run(config, data_root, out_dir, device, progress, "results.jsonl", download, budget_minutes=budget_minutes) as S:
         wanted = teacher_names(config, specs) + [s.name for s in specs]
@@ -1147,7 +1146,7 @@ def _study_args(config, sizes, sigmas, alphas, seeds, batched, max_epoch_factor,
     "The study's arguments, checked: (`study_specs`, sizes sorted, seeds, the keyword arguments of `study_transfer`)."
     specs, sizes = study_specs(config, sigmas, alphas), sorted(set(check_numbers(sizes, "sizes", 1, integer=True)))
     if not sizes: raise ValueError("sizes must hold at least one transfer-set size")
-    if not isinstance(batched, bool): raise ValueError(f"batched must be True or False, got {batched!r}")
+    check_flag(batched, "batched")
     return (specs, sizes, _check_seeds(seeds), dict(
         max_epoch_factor=check_number(max_epoch_factor, "max_epoch_factor", 1, integer=True),
         steps=check_number(steps, "steps", 1, integer=True, allow_none=True),
