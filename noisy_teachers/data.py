@@ -755,8 +755,9 @@ def augment(x: Tensor, pad: int = 4, flip: bool = True, generator: torch.Generat
 
 # %% ../nbs/03_data.ipynb #6fd4597d
 def _check_data(data, name="data") -> None:
-    "A ValueError unless `data` is an `ImageData`."
+    "A ValueError naming `name` unless `data` is an `ImageData` of at least one sample (here and in training)."
     if not isinstance(data, ImageData): raise ValueError(f"{name} must be an ImageData, got {type(data).__name__}")
+    if len(data) == 0: raise ValueError(f"{name} must hold at least 1 sample, got 0")
 
 # %% ../nbs/03_data.ipynb #5503fc76
 def expand_by_augmentation(data: ImageData, copies: int, pad: int = 4, flip: bool = True, seed: int = 0) -> ImageData:

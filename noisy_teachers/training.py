@@ -19,7 +19,7 @@ from torch import Tensor, nn
 from torch.func import functional_call, stack_module_state, vmap
 from tqdm.auto import tqdm
 
-from .data import (CorruptFileError, ImageData, UnsafeFileError, _check_pad, augment, batches, safe_load, save_atomic,
+from .data import (CorruptFileError, ImageData, UnsafeFileError, _check_data, _check_pad, augment, batches, safe_load, save_atomic,
                                  tight_layout)
 from .checks import check_logits, check_number, check_tensor
 from .losses import _soft_target, hard_label_loss, logit_regression_loss
@@ -167,10 +167,6 @@ def _model_device(model: nn.Module) -> torch.device:
 
 def _check_model(model, name="model"):
     if not isinstance(model, nn.Module): raise ValueError(f"{name} must be a torch.nn.Module, got {type(model).__name__}")
-
-def _check_data(data, name):
-    if not isinstance(data, ImageData): raise ValueError(f"{name} must be a data.ImageData, got {type(data).__name__}")
-    if len(data) == 0: raise ValueError(f"{name} must hold at least 1 sample, got 0")
 
 def _check_path(path, name: str, file: bool = False):
     "A ValueError naming `name` unless `path` is a path whose folder (`path` itself unless `file`) can be created."

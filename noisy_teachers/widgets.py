@@ -24,14 +24,14 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
 from torch import Tensor
 
-from .data import load_dataset
+from .data import _check_data, load_dataset
 from .checks import check_logits, check_number, check_tensor
 from .experiments import patch
 from .losses import logit_regression_loss
 from .models import build
 from .noise import check_noise_args, draw_noise, perturb_logits
 from .regularizer import expected_regularizer, noise_regularizer, sample_regularizer
-from .training import Arm, TrainConfig, _check_data, _check_same_stats, _one_source, distil, teacher_logits, train_teacher
+from .training import Arm, TrainConfig, _check_same_stats, _one_source, distil, teacher_logits, train_teacher
 
 # %% ../nbs/20_explore.ipynb #22077f7f
 _CACHE: dict = {}  # in-process cache: the digits teacher and the students' sigma = 0 baselines
