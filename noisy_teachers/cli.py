@@ -218,9 +218,9 @@ _HOW_TO_READ = """## How to read these tables
   mean ± t-based 95 % interval over the paired seeds. p is Holm-corrected over all the rows; when every seed's
   difference is the same, the interval is ± 0.00 and p is the exact sign test's, 2 · 0.5ⁿ (0.5 for two seeds).
   Verdict *better*/*worse* when p < 0.05, *—* otherwise, *?* with fewer than two seeds, *diverged (k/n seeds)* when
-  the arm or its baseline diverged in k of the n paired seeds (no gain is computed then). The best noisy teacher is the
-  `noisy_…` arm with the lowest mean val error (lowest test error without one, which flatters it). Section numbers
-  are the paper's.
+  the arm or its baseline diverged in k of the n paired seeds (no gain is computed then; the row still counts in Holm's
+  correction, as p = 1). The best noisy teacher is the `noisy_…` arm with the lowest mean val error (lowest test error
+  without one, which flatters it). Section numbers are the paper's.
 """
 
 def _title(records: list, seeds: int | None = None) -> str:

@@ -879,7 +879,8 @@ def best_noisy(rows) -> tuple:
 def comparisons(records) -> list:
     """The protocol's questions as paired gains (`paired_gain`), one dict each: every distillation arm (and dropout) vs
     the student alone; `best_noisy` (`chosen_on`) vs L2, vs dropout (4.2.1), vs several real teachers; noise in the
-    teacher vs in the student (4.2); Hinton's KD vs L2. `p_holm`: Holm's correction over all these questions."""
+    teacher vs in the student (4.2); Hinton's KD vs L2. `p_holm`: Holm's correction over all these questions (one that
+    diverged counts as p = 1)."""
     rows = [r for r in summarize(records) if r["kind"] != "teacher"]
     have = {r["arm"] for r in rows}
     out = []
@@ -897,7 +898,8 @@ def comparisons(records) -> list:
     for r in (r for r in rows if r["kind"] == "noisy"):
         add("noise in the teacher vs in the student (4.2)", r["arm"], noisy_arm_name(r["sigma"], r["alpha"], "student_noise"))
     add("Hinton KD vs L2", "kd", "l2")
-    for c, p in zip(out, holm([c["p"] for c in out])): c.update(p_holm=p, chosen_on=on or "test")
+    family = holm([1.0 if c["diverged"] else c["p"] for c in out])     # a question that diverged still counts: p = 1
+    for c, p in zip(out, family): c.update(p_holm=p, chosen_on=on or "test")
     return out
 
 # %% ../nbs/06_experiments.ipynb #64da9c60
@@ -1215,7 +1217,7 @@ def study_gains(records) -> list:
     """Per configuration and transfer-set size of the study records, each noisy cell (σ, α) against σ = 0 (`l2`) and `l2`
     against `hard`, paired over seeds: d = error(baseline) − error(arm) (positive: the arm is better); dict(benchmark,
     variant, config_key, transfer_size, arm, baseline, sigma, alpha, error_mean, baseline_mean, `paired_stats(d)`,
-    p_holm over all rows, teacher_gap_ok: False if the check failed in a seed, None if one could not make it)."""
+    p_holm over all rows (a diverged one counting as p = 1), teacher_gap_ok: False if the check failed in a seed, None if one could not make it)."""
     records = unique_records(records)
     key = lambda r: (r["benchmark"], r["variant"], r.get("config_key"), r.get("transfer_size"), r["seed"])
     err = {(key(r), r["kind"] if r["kind"] in ("l2", "hard") else r["arm"]): r["metrics"]["final_error"] for r in records}
@@ -1231,7 +1233,7 @@ def study_gains(records) -> list:
         rows.append(dict(benchmark=b, variant=v, config_key=k, transfer_size=n, arm=arm, baseline=base, sigma=s, alpha=a,
                          error_mean=float(e.mean()), baseline_mean=float(e0.mean()), **paired_stats(e0 - e),
                          teacher_gap_ok=False if False in oks else None if None in oks else True))
-    for r, p in zip(rows, holm([r["p"] for r in rows])): r["p_holm"] = p
+    for r, p in zip(rows, holm([1.0 if r["diverged"] else r["p"] for r in rows])): r["p_holm"] = p   # diverged: p = 1
     return rows
 
 # %% ../nbs/06_experiments.ipynb #69526ef9
