@@ -418,7 +418,8 @@ def _user_error(e: BaseException, args) -> int:
 # %% ../nbs/07_cli.ipynb #c07log01
 @contextmanager
 def _say_data_steps():
-    "While the command runs, what the library writes to disk once (an unpacked archive, a decoded cache) as `noisy-teachers: …` lines on stderr."
+    """While the command runs, what the library writes to disk once (an unpacked archive, a decoded cache), as
+    `noisy-teachers: …` lines on stderr."""
     log, handler = logging.getLogger("noisy_teachers"), logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("noisy-teachers: %(message)s"))
     level = log.level

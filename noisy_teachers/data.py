@@ -650,8 +650,11 @@ def _load_cached(key: str, kind: str, where, base: Path) -> dict:
     splits = _load_source(kind, where, base)
     splits["mean"], splits["std"] = channel_stats(splits["train_images"])
     splits["format"], splits["sha256"] = _CACHE_FORMAT, _tensors_sha256(splits)
-    if (d := _writable_cache(base)) is None: warnings.warn(f"no writable folder for the cache {fname}; the next load decodes again")
-    else: _log.info(f"{key}: decoded once into {save_atomic(splits, d / fname)} ({(d / fname).stat().st_size / 1e6:.1f} MB)")
+    if (d := _writable_cache(base)) is None:
+        warnings.warn(f"no writable folder for the cache {fname}; the next load decodes again")
+    else:
+        path = save_atomic(splits, d / fname)
+        _log.info(f"{key}: decoded once into {path} ({path.stat().st_size / 1e6:.1f} MB)")
     return splits
 
 # %% ../nbs/03_data.ipynb #860d041c

@@ -466,13 +466,14 @@ class Record:
         return {f.name: getattr(self, f.name) for f in fields(self) if getattr(self, f.name) is not _ABSENT}
 
 # %% ../nbs/06_experiments.ipynb #60fa0b12
-TEACHER_SEED_STRIDE = 10_000   # teacher_j of seed s is seeded s + 10000·(j − 1): seeds stay below it, no two teachers share one
+TEACHER_SEED_STRIDE = 10_000   # teacher_j of seed s is seeded s + 10000·(j − 1): seeds below it share no teacher
 
 def _check_seeds(seeds) -> list:
     """An int n -> [0, ..., n-1]; a non-empty list (any collection) of distinct ints in [0, TEACHER_SEED_STRIDE) -> those
     ints, as a list; else ValueError."""
     top = TEACHER_SEED_STRIDE
-    if isinstance(seeds, Integral) and not isinstance(seeds, bool): return list(range(check_number(seeds, "seeds", 1, top, integer=True)))
+    if isinstance(seeds, Integral) and not isinstance(seeds, bool):
+        return list(range(check_number(seeds, "seeds", 1, top, integer=True)))
     if isinstance(seeds, (str, bytes, bool)) or not hasattr(seeds, "__iter__") or not (s := list(seeds)) or len(set(s)) < len(s):
         raise ValueError(f"seeds must be an integer in [1, {top}] (seeds 0..n-1) or a non-empty list of distinct integers "
                          f"in [0, {top - 1}], got {seeds!r}")
@@ -1217,7 +1218,8 @@ def study_gains(records) -> list:
     """Per configuration and transfer-set size of the study records, each noisy cell (σ, α) against σ = 0 (`l2`) and `l2`
     against `hard`, paired over seeds: d = error(baseline) − error(arm) (positive: the arm is better); dict(benchmark,
     variant, config_key, transfer_size, arm, baseline, sigma, alpha, error_mean, baseline_mean, `paired_stats(d)`,
-    p_holm over all rows (a diverged one counting as p = 1), teacher_gap_ok: False if the check failed in a seed, None if one could not make it)."""
+    p_holm over all rows (a diverged one counting as p = 1), teacher_gap_ok: False if the check failed in a seed, None
+    if one could not make it)."""
     records = unique_records(records)
     key = lambda r: (r["benchmark"], r["variant"], r.get("config_key"), r.get("transfer_size"), r["seed"])
     err = {(key(r), r["kind"] if r["kind"] in ("l2", "hard") else r["arm"]): r["metrics"]["final_error"] for r in records}

@@ -19,8 +19,8 @@ from torch import Tensor, nn
 from torch.func import functional_call, stack_module_state, vmap
 from tqdm.auto import tqdm
 
-from .data import (CorruptFileError, ImageData, UnsafeFileError, _check_data, _check_pad, augment, batches, safe_load, save_atomic,
-                                 tight_layout)
+from .data import (CorruptFileError, ImageData, UnsafeFileError, _check_data, _check_pad, augment, batches,
+                                 safe_load, save_atomic, tight_layout)
 from .checks import check_logits, check_number, check_tensor
 from .losses import _soft_target, hard_label_loss, logit_regression_loss
 from .noise import check_noise_args, perturb_logits
