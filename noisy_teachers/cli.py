@@ -38,6 +38,8 @@ def _number_from(cast, ok, words: str):
 
 _positive_int = _number_from(int, lambda v: v >= 1, "an integer >= 1")
 _non_negative_int = _number_from(int, lambda v: v >= 0, "an integer >= 0")
+_seed_count = _number_from(int, lambda v: 1 <= v <= TEACHER_SEED_STRIDE, f"an integer in [1, {TEACHER_SEED_STRIDE}]")
+_first_seed = _number_from(int, lambda v: 0 <= v < TEACHER_SEED_STRIDE, f"an integer in [0, {TEACHER_SEED_STRIDE - 1}]")
 _positive_number = _number_from(float, lambda v: v > 0, "a number > 0")
 
 # %% ../nbs/07_cli.ipynb #7b22299c
@@ -107,15 +109,15 @@ def _add_demo(sub) -> argparse.ArgumentParser:
     d = sub.add_parser("demo", help="the method end to end on the bundled 8x8 digits, offline, in about a minute",
                        description="Teacher, student alone, L2 student and noisy students (sigma grid) on "
                                    "scikit-learn's 8x8 digits; prints the table and saves demo.png.")
-    d.add_argument("--seeds", type=_positive_int, default=3, metavar="N", help="number of seeds (default: 3)")
+    d.add_argument("--seeds", type=_seed_count, default=3, metavar="N", help="number of seeds (default: 3)")
     _common(d, out_default=Path("noisy-teachers-demo"), threads=1)
     return d
 
 # %% ../nbs/07_cli.ipynb #5e0a7c31
 def _protocol_options(p: argparse.ArgumentParser, tasks: str, quick: str, tiny: str, epochs: str = ""):
     "The options of `reproduce` and `study`: seeds, data, the protocol's size, Ray (`tasks`: what a task runs), budget."
-    p.add_argument("--seeds", type=_positive_int, required=True, metavar="N", help="number of seeds (0..N-1)")
-    p.add_argument("--first-seed", type=_non_negative_int, default=0, metavar="K",
+    p.add_argument("--seeds", type=_seed_count, required=True, metavar="N", help="number of seeds (0..N-1)")
+    p.add_argument("--first-seed", type=_first_seed, default=0, metavar="K",
                    help="start at seed K: seeds K..K+N-1 (to split seeds over processes or machines)")
     p.add_argument("--data-root", type=Path, default=None, metavar="DIR",
                    help="folder holding the data set (default: $NOISY_TEACHERS_DATA, else the per-user cache)")
@@ -245,7 +247,8 @@ def _report(out: Path, records: list, title: str, plots=_PLOTS) -> str:
             continue
         made.append(_save(fig, out / plots[name]))
     text = format_table(rows, markdown=False) + "\n\n" + format_comparisons(comps, markdown=False)
-    text += "\n\nHow to read the columns and verdicts (?: fewer than two seeds): the end of summary.md."
+    text += ("\n\nHow to read the columns and verdicts (?: fewer than two seeds; diverged: a run of the pair diverged): "
+             "the end of summary.md.")
     return text + "\nwrote " + ", ".join(str(p) for p in [out / "summary.md"] + made)
 
 # %% ../nbs/07_cli.ipynb #c1707995
@@ -422,10 +425,10 @@ def _say_data_steps():
     `noisy-teachers: …` lines on stderr."""
     log, handler = logging.getLogger("noisy_teachers"), logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("noisy-teachers: %(message)s"))
-    level = log.level
-    log.addHandler(handler); log.setLevel(logging.INFO)
+    level, propagate = log.level, log.propagate
+    log.addHandler(handler); log.setLevel(logging.INFO); log.propagate = False     # not a second time by the root's
     try: yield
-    finally: log.removeHandler(handler); log.setLevel(level)
+    finally: log.removeHandler(handler); log.setLevel(level); log.propagate = propagate
 
 # %% ../nbs/07_cli.ipynb #c8ee32c9
 def main(argv=None) -> int:

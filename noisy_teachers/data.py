@@ -109,6 +109,7 @@ def batches(n: int, batch_size: int, shuffle: bool = True, generator: torch.Gene
     "Iterator of int64 index tensors covering range(n) in blocks of `batch_size`, in `torch.randperm` order when `shuffle`."
     n = check_number(n, "n", 0, integer=True)
     batch_size = check_number(batch_size, "batch_size", 1, integer=True)
+    check_flag(shuffle, "shuffle"); check_flag(drop_last, "drop_last")
     if generator is not None and not isinstance(generator, torch.Generator):
         raise ValueError(f"generator must be a torch.Generator or None, got {type(generator).__name__}")
     if shuffle: order = torch.randperm(n, generator=generator, device=generator.device if generator is not None else "cpu")
@@ -529,7 +530,7 @@ def sweep_stale_temporaries(folder, recursive: bool = False, max_age_s: float = 
     """Remove the temporaries that writers killed mid-write leave: entries of `folder` (and of its sub-folders when
     `recursive`; default: that folder only) named `.<name>.<pid>.<random>.tmp` or `.<name>.<pid>.tmp` whose writer
     process no longer exists, or older than `max_age_s` seconds. Returns the removed paths; touches nothing else."""
-    folder = Path(folder)
+    folder, recursive = Path(folder), check_flag(recursive, "recursive")
     if not folder.is_dir(): raise ValueError(f"folder must be an existing folder, got {str(folder)!r}")
     removed, now = [], time.time()
     for p in sorted(folder.rglob(".*.tmp") if recursive else folder.glob(".*.tmp")):

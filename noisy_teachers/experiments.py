@@ -8,7 +8,7 @@ __all__ = ['VARIANTS', 'TEACHER_SEED_STRIDE', 'patch', 'BenchmarkConfig', 'get_c
            'load_records', 'record_key', 'DuplicateRecordWarning', 'unique_records', 'TeacherGapWarning',
            'teacher_gap_ok', 'val_picked_error', 'library_versions', 'Record', 'FolderBusyError', 'folder_lock',
            'save_teacher', 'load_teacher', 'Run', 'arm_groups', 'run_seed', 'run_benchmark', 'paired_stats', 'holm',
-           'summarize', 'paired_gain', 'best_noisy', 'comparisons', 'quantum_note', 'format_table',
+           'holm_family', 'summarize', 'paired_gain', 'best_noisy', 'comparisons', 'quantum_note', 'format_table',
            'format_comparisons', 'verify_run', 'seconds_per_image', 'protocol_hours', 'NothingToPlot', 'plot_sigma',
            'plot_alpha', 'plot_curves', 'study_specs', 'study_transfer', 'noise_benefit_study', 'study_gains',
            'format_study', 'plot_study']
@@ -298,8 +298,8 @@ def _out_folder(out_dir, name: str = "out_dir") -> Path:
     if isinstance(out_dir, bool) or not isinstance(out_dir, (str, os.PathLike)) or str(out_dir).strip() == "":
         raise ValueError(f"{name} must be a folder path, got {out_dir!r}")
     out = Path(out_dir)
-    if out.exists() and not out.is_dir(): raise ValueError(f"{name} {out} is a file, not a folder")
-    try: out.mkdir(parents=True, exist_ok=True)
+    try: out.mkdir(parents=True, exist_ok=True)             # one step: a folder another run removes meanwhile is made
+    except FileExistsError: raise ValueError(f"{name} {out} is a file, not a folder") from None
     except OSError as e: raise ValueError(f"{name} {out} cannot be created: {e.strerror or e}") from None
     if not os.access(out, os.W_OK | os.X_OK): raise ValueError(f"{name} {out} is not writable")
     return out
@@ -497,7 +497,8 @@ def _take_lock(out_dir) -> tuple[Path, int]:
     _need_locks()
     while True:
         out = _out_folder(out_dir)
-        fd = os.open(out / ".lock", os.O_RDWR | os.O_CREAT, 0o666)
+        try: fd = os.open(out / ".lock", os.O_RDWR | os.O_CREAT, 0o666)
+        except FileNotFoundError: continue    # a finishing run removed the empty folder it had made: make it again
         try: _lock_fd(fd, wait=False)
         except BlockingIOError:
             who = os.pread(fd, 200, 0).decode(errors="replace").strip() or "another process"
@@ -519,12 +520,12 @@ def folder_lock(out_dir, new: bool | None = None):
         os.ftruncate(fd, 0); os.pwrite(fd, f"pid {os.getpid()}, started {time.strftime('%Y-%m-%d %H:%M:%S')}".encode(), 0)
         yield out
     finally:
-        # removed while still locked, and only if still ours: a run that opened it meanwhile sees it gone, takes a new one
-        with suppress(FileNotFoundError):
+        # removed while still locked, and only if still ours: a run that opened it meanwhile sees it gone, takes a new one;
+        with suppress(OSError):                 # a folder deleted or made read-only meanwhile: left as it is, no error
             if os.fstat(fd).st_ino == os.stat(out / ".lock").st_ino: (out / ".lock").unlink()
         os.close(fd)
-        if new and not any(out.iterdir()):
-            with suppress(OSError): out.rmdir()                          # unless a file appeared meanwhile
+        with suppress(OSError):                                          # unless a file appeared meanwhile
+            if new and not any(out.iterdir()): out.rmdir()
 
 # %% ../nbs/06_experiments.ipynb #92fd5216
 def save_teacher(path, model, history: dict, wall_s: float, identity: dict) -> str:
@@ -559,7 +560,7 @@ class Run:
                  download=False, write=True, budget_minutes=None):
         if not isinstance(config, BenchmarkConfig): raise ValueError(f"config must be a BenchmarkConfig, got {type(config).__name__}")
         _check_progress(progress)                                       # before the data are loaded
-        check_flag(download, "download")
+        check_flag(download, "download"); check_flag(write, "write")
         self.c, self.root, self.download, self.write = config, data_root, download, write
         self.progress, self.bars, self.lines = progress, progress is True, progress == "lines"   # as training takes it
         if write: _need_locks()                                         # before the folder is made
@@ -673,7 +674,7 @@ def _secs(s: float) -> str: return f"{s:.1f} s" if s < 10 else f"{s:.0f} s"
 def teacher(self: Run, seed, k=0):
     """Teacher k of `seed`: loaded from its checked checkpoint (`load_teacher`), or trained (resumably) and saved
     (`save_teacher`); writes its record, with the SHA-256 of its weights, if missing. -> (model, test error)"""
-    c, (train, test) = self.c, self.data
+    seed, c, (train, test) = check_number(seed, "seed", 0, TEACHER_SEED_STRIDE - 1, integer=True), self.c, self.data
     name, tseed = ("teacher" if k == 0 else f"teacher_{k + 1}"), seed + TEACHER_SEED_STRIDE * k
     final = self.ckpt / f"seed{seed}" / f"{name}.pt"
     identity = dict(config_key=c.key, seed=seed, teacher=name, teacher_seed=tseed)
@@ -742,7 +743,7 @@ def students(self: Run, seed, specs, targets, teacher=None, transfer=None, epoch
 def arm_groups(config: BenchmarkConfig, specs, batched: bool = True) -> list:
     """The arms `specs`, in order, as groups that `training.distil_many` can train together: same student, targets and
     schedule (their TrainConfigs may differ in lr, momentum, weight decay and clip only). Without `batched`, one each."""
-    if not batched: return [[s] for s in specs]
+    if not check_flag(batched, "batched"): return [[s] for s in specs]
     groups, free = {}, dict(lr=1.0, momentum=0.0, weight_decay=0.0, clip_grad_norm=None)   # may differ within a group
     for s in specs: groups.setdefault((s.student, s.targets, repr(replace(s.train, **free))), []).append(s)
     return list(groups.values())
@@ -828,6 +829,11 @@ def holm(ps) -> list:
         out[i] = running
     return out
 
+def holm_family(rows) -> list:
+    """`holm` over the rows' `p`, where a comparison that diverged (`diverged` > 0) with two seeds or more counts as
+    p = 1: it was asked, and losing a run must not make the other verdicts easier to reach."""
+    return holm([1.0 if r.get("diverged") and r["n"] >= 2 else r["p"] for r in rows])
+
 # %% ../nbs/06_experiments.ipynb #f878359e
 def _mean_std(xs) -> tuple:
     xs = np.asarray(xs, dtype=float)
@@ -858,7 +864,7 @@ def summarize(records) -> list:
 def paired_gain(records, arm: str, baseline: str) -> dict:
     """How much `arm` lowers the test error below `baseline`, paired over the (benchmark, variant, transfer_size,
     seed) both have: d = error(baseline) − error(arm); returns dict(arm, baseline) and the fields of
-    `paired_stats(d)`: n, gain = mean d, se, ci95 (t-based half-width) and p. Positive gain = `arm` is better."""
+    `paired_stats(d)`: n, gain = mean d, se, ci95 (t-based half-width), p and diverged. Positive gain = `arm` is better."""
     by = defaultdict(dict)
     for r in unique_records(records): by[r["arm"]][(r["benchmark"], r["variant"], r.get("transfer_size"), r["seed"])] = r
     keys = sorted(set(by[arm]) & set(by[baseline]), key=str)
@@ -880,8 +886,8 @@ def best_noisy(rows) -> tuple:
 def comparisons(records) -> list:
     """The protocol's questions as paired gains (`paired_gain`), one dict each: every distillation arm (and dropout) vs
     the student alone; `best_noisy` (`chosen_on`) vs L2, vs dropout (4.2.1), vs several real teachers; noise in the
-    teacher vs in the student (4.2); Hinton's KD vs L2. `p_holm`: Holm's correction over all these questions (one that
-    diverged counts as p = 1)."""
+    teacher vs in the student (4.2); Hinton's KD vs L2. `p_holm`: Holm's correction over all these questions
+    (`holm_family`: one that diverged counts as p = 1)."""
     rows = [r for r in summarize(records) if r["kind"] != "teacher"]
     have = {r["arm"] for r in rows}
     out = []
@@ -899,8 +905,7 @@ def comparisons(records) -> list:
     for r in (r for r in rows if r["kind"] == "noisy"):
         add("noise in the teacher vs in the student (4.2)", r["arm"], noisy_arm_name(r["sigma"], r["alpha"], "student_noise"))
     add("Hinton KD vs L2", "kd", "l2")
-    family = holm([1.0 if c["diverged"] else c["p"] for c in out])     # a question that diverged still counts: p = 1
-    for c, p in zip(out, family): c.update(p_holm=p, chosen_on=on or "test")
+    for c, p in zip(out, holm_family(out)): c.update(p_holm=p, chosen_on=on or "test")
     return out
 
 # %% ../nbs/06_experiments.ipynb #64da9c60
@@ -909,7 +914,7 @@ def _pm(m, s, scale=100.0, digits=2) -> str:
     return f"{m * scale:.{digits}f}" + ("" if s is None or not math.isfinite(s) else f" ± {s * scale:.{digits}f}")
 
 def _table(head, body, markdown) -> str:
-    if markdown:
+    if check_flag(markdown, "markdown"):
         return "\n".join(["| " + " | ".join(head) + " |", "|" + "|".join("---" for _ in head) + "|"]
                          + ["| " + " | ".join(b) + " |" for b in body])
     w = [max(len(x) for x in col) for col in zip(head, *body)]
@@ -922,6 +927,12 @@ def quantum_note(n_test) -> str:
     return f"1 test image = {100 / n_test:.3g} pp (N = {n_test:,} test images)" if n_test else ""
 
 # %% ../nbs/06_experiments.ipynb #8c1f093b
+def _gain_cells(c) -> list:
+    "A comparison's gain ± 95 % interval, n and Holm p as table cells: '—' and '' when a run of it diverged (no test)."
+    lost = c.get("diverged")
+    return ["—" if lost else _pm(c["gain"], c.get("ci95")), str(c["n"]),
+            "" if lost or not math.isfinite(c.get("p_holm", math.nan)) else f"{c['p_holm']:.3f}"]
+
 def _verdict(c) -> str:
     if c.get("diverged"): return f"diverged ({c['diverged']}/{c['n']} seeds)"
     p = c.get("p_holm", c.get("p"))
@@ -953,8 +964,7 @@ def format_comparisons(comps, markdown: bool = True) -> str:
     """The `comparisons` as a table: gain in percentage points of test error, mean ± t-based 95 % interval over
     paired seeds, the Holm-corrected p-value, and the verdict ("better"/"worse" when p_holm < 0.05, "—" otherwise, "?" with
     fewer than two seeds, "diverged (k/n seeds)" when the arm or its baseline diverged in k of the n paired seeds)."""
-    body = [[c["question"], c["arm"], c["baseline"], _pm(c["gain"], c.get("ci95")), str(c["n"]),
-             "" if not math.isfinite(c.get("p_holm", math.nan)) else f"{c['p_holm']:.3f}", _verdict(c)] for c in comps]
+    body = [[c["question"], c["arm"], c["baseline"], *_gain_cells(c), _verdict(c)] for c in comps]
     text = _table(["question", "arm", "baseline", "gain (pp) ± 95 % CI", "n", "p (Holm)", "verdict"], body, markdown)
     chosen = {c.get("chosen_on") for c in comps if c["question"].startswith("best noisy")}
     if "test" in chosen: text += "\n\nThe best noisy teacher was picked on the test set (no validation records): its gains are flattered."
@@ -1218,7 +1228,7 @@ def study_gains(records) -> list:
     """Per configuration and transfer-set size of the study records, each noisy cell (σ, α) against σ = 0 (`l2`) and `l2`
     against `hard`, paired over seeds: d = error(baseline) − error(arm) (positive: the arm is better); dict(benchmark,
     variant, config_key, transfer_size, arm, baseline, sigma, alpha, error_mean, baseline_mean, `paired_stats(d)`,
-    p_holm over all rows (a diverged one counting as p = 1), teacher_gap_ok: False if the check failed in a seed, None
+    p_holm over all rows (`holm_family`), teacher_gap_ok: False if the check failed in a seed, None
     if one could not make it)."""
     records = unique_records(records)
     key = lambda r: (r["benchmark"], r["variant"], r.get("config_key"), r.get("transfer_size"), r["seed"])
@@ -1235,21 +1245,20 @@ def study_gains(records) -> list:
         rows.append(dict(benchmark=b, variant=v, config_key=k, transfer_size=n, arm=arm, baseline=base, sigma=s, alpha=a,
                          error_mean=float(e.mean()), baseline_mean=float(e0.mean()), **paired_stats(e0 - e),
                          teacher_gap_ok=False if False in oks else None if None in oks else True))
-    for r, p in zip(rows, holm([1.0 if r["diverged"] else r["p"] for r in rows])): r["p_holm"] = p   # diverged: p = 1
+    for r, p in zip(rows, holm_family(rows)): r["p_holm"] = p
     return rows
 
 # %% ../nbs/06_experiments.ipynb #69526ef9
 def format_study(gains, markdown: bool = True) -> str:
     """The `study_gains` as a table (percentage points): gain ± t-based 95 % interval, Holm-corrected p, the verdict
     ("helps"/"hurts" when p_holm < 0.05, "—" otherwise, "?" with fewer than two seeds, "diverged (k/n seeds)" when a run
-    of k of the n pairs diverged). ⚠ marks a transfer set where the
-    teacher was not clearly better than the student alone, † one where that could not be checked."""
+    of k of the n pairs diverged: no gain, no p). ⚠ marks a transfer set where the teacher was not clearly better than
+    the student alone, † one where that could not be checked."""
     body, mark = [], {False: " ⚠", None: " †"}
     for g in gains:
         v = _verdict(g).replace("better", "helps").replace("worse", "hurts")
         body.append([str(g["transfer_size"]), g["arm"] + mark.get(g.get("teacher_gap_ok", True), ""), g["baseline"],
-                     _pm(g["baseline_mean"], None), _pm(g["error_mean"], None), _pm(g["gain"], g["ci95"]), str(g["n"]),
-                     "" if not math.isfinite(g["p_holm"]) else f"{g['p_holm']:.3f}", v])
+                     _pm(g["baseline_mean"], None), _pm(g["error_mean"], None), *_gain_cells(g), v])
     text = _table(["transfer set", "arm", "baseline", "baseline error %", "error %", "gain (pp) ± 95 % CI", "n",
                    "p (Holm)", "verdict"], body, markdown)
     notes = {False: "⚠ on the transfer sets marked so, the teacher was not clearly better than the student alone in "

@@ -21,7 +21,7 @@ from tqdm.auto import tqdm
 
 from .data import (CorruptFileError, ImageData, UnsafeFileError, _check_data, _check_pad, augment, batches,
                                  safe_load, save_atomic, tight_layout)
-from .checks import check_logits, check_number, check_tensor
+from .checks import check_flag, check_logits, check_number, check_tensor
 from .losses import _soft_target, hard_label_loss, logit_regression_loss
 from .noise import check_noise_args, perturb_logits
 
@@ -93,8 +93,7 @@ class TrainConfig:
         check_number(self.weight_decay, "weight_decay", 0)
         if self.schedule not in SCHEDULES: raise _bad("schedule", f"one of {SCHEDULES}", self.schedule)
         check_number(self.clip_grad_norm, "clip_grad_norm", 0, lo_open=True, allow_none=True)
-        for name in ("augment", "augment_flip", "amp", "compile"):
-            if not isinstance(getattr(self, name), bool): raise _bad(name, "True or False", getattr(self, name))
+        for name in ("augment", "augment_flip", "amp", "compile"): check_flag(getattr(self, name), name)
         if self.device is not None: get_device(self.device)           # raises ValueError naming the device
 
 # %% ../nbs/05_training.ipynb #cec0b331
