@@ -298,7 +298,7 @@ def _out_folder(out_dir, name: str = "out_dir") -> Path:
     if isinstance(out_dir, bool) or not isinstance(out_dir, (str, os.PathLike)) or str(out_dir).strip() == "":
         raise ValueError(f"{name} must be a folder path, got {out_dir!r}")
     out = Path(out_dir)
-    try: out.mkdir(parents=True, exist_ok=True)             # one step: a folder another run removes meanwhile is made
+    try: out.mkdir(parents=True, exist_ok=True)             # no exists() first: a folder removed in between read as a file
     except FileExistsError: raise ValueError(f"{name} {out} is a file, not a folder") from None
     except OSError as e: raise ValueError(f"{name} {out} cannot be created: {e.strerror or e}") from None
     if not os.access(out, os.W_OK | os.X_OK): raise ValueError(f"{name} {out} is not writable")
