@@ -202,7 +202,7 @@ _HOW_TO_READ = """## How to read these tables
 
 - *test error %*, *val-picked %*: mean ± standard deviation over the n seeds, in percent of the test set; *test error*
   at the last epoch, *val-picked* at the epoch whose validation error is lowest (early stopping, the epoch chosen on
-  validation; "—": no validation split).
+  validation; "—": no validation split). *diverged (k/n seeds)*: the training of k of the n seeds diverged.
 - *val error %*: the mean over the seeds at the last epoch, in percent of the validation images held out of the
   training set, on which learning rates and the reported noisy teacher are chosen ("—": no validation split).
 - *σ*: the standard deviation of the noise ξ; *α*: the probability that a sample's logits are perturbed

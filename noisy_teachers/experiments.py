@@ -842,7 +842,8 @@ def _mean_std(xs) -> tuple:
 def summarize(records) -> list:
     """One row per (benchmark, variant, transfer_size, arm), in order of first appearance: mean and sample std over seeds
     of the final (`error_*`) and `val_picked_error` (`picked_*`) test error, `val_mean`, `clip_max`, `wall_mean`, `n`,
-    `teacher_gap_ok` (every seed's), and the arm's fields. NaN where a value is missing (a std of n = 1 too)."""
+    `diverged` (seeds whose final error is not finite), `teacher_gap_ok` (every seed's), and the arm's fields. NaN where
+    a value is missing (a std of n = 1 too)."""
     groups = defaultdict(list)
     for r in unique_records(records): groups[(r["benchmark"], r["variant"], r.get("transfer_size"), r["arm"])].append(r)
     rows = []
@@ -853,6 +854,7 @@ def summarize(records) -> list:
         r0, clip = rs[0], [r["metrics"].get("clip_fraction", math.nan) for r in rs]
         rows.append(dict(benchmark=b, variant=v, arm=arm, kind=r0["kind"], groups=list(r0.get("groups", [])),
                          sigma=r0.get("sigma"), alpha=r0.get("alpha"), transfer_size=n_tr, n=len(rs),
+                         diverged=sum(not math.isfinite(r["metrics"]["final_error"]) for r in rs),
                          seeds=[r["seed"] for r in rs], error_mean=fm, error_std=fs, picked_mean=pm, picked_std=ps,
                          val_mean=float(np.mean([r["metrics"].get("val_error", math.nan) for r in rs])),
                          clip_max=max(filter(math.isfinite, clip), default=math.nan), n_test=r0.get("n_test"),
@@ -940,15 +942,17 @@ def _verdict(c) -> str:
 
 # %% ../nbs/06_experiments.ipynb #96b496e3
 def format_table(rows, markdown: bool = True) -> str:
-    """The `summarize` rows as a table (Markdown, or plain text): test error in % as mean ± std over n seeds, the
-    validation error, the largest fraction of clipped steps, and what one test image is worth."""
+    """The `summarize` rows as a table (Markdown, or plain text): test error in % as mean ± std over n seeds ("diverged
+    (k/n seeds)" when k seeds' is not finite), the validation error, the largest fraction of clipped steps, and what
+    one test image is worth."""
     body = []
     for r in rows:
         noisy = r["kind"] in ("noisy", "student_noise")
         bench = r["benchmark"] + ("" if r["variant"] == "full" else f" ({r['variant']})")
         clip = r.get("clip_max", math.nan)
+        err = f"diverged ({r['diverged']}/{r['n']} seeds)" if r.get("diverged") else _pm(r["error_mean"], r["error_std"])
         body.append([bench, r["arm"] + ("" if r["teacher_gap_ok"] else " ⚠"), f"{r['sigma']:g}" if noisy else "",
-                     f"{r['alpha']:g}" if noisy else "", _pm(r["error_mean"], r["error_std"]),
+                     f"{r['alpha']:g}" if noisy else "", err,
                      _pm(r.get("val_mean", math.nan), None).replace("nan", "—"), "—" if not math.isfinite(clip) else f"{clip:.2f}",
                      _pm(r["picked_mean"], r["picked_std"]).replace("nan", "—"), str(r["n"]), f"{r['wall_mean']:.1f}"])
     text = _table(["benchmark", "arm", "σ", "α", "test error %", "val error %", "clipped", "val-picked %", "n", "s/run"],
