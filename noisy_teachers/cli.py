@@ -37,6 +37,7 @@ def _number_from(cast, ok, words: str):
     return parse
 
 _positive_int = _number_from(int, lambda v: v >= 1, "an integer >= 1")
+_non_negative_int = _number_from(int, lambda v: v >= 0, "an integer >= 0")          # scripts/lr_search.py's --seed
 _seed_count = _number_from(int, lambda v: 1 <= v <= TEACHER_SEED_STRIDE, f"an integer in [1, {TEACHER_SEED_STRIDE}]")
 _first_seed = _number_from(int, lambda v: 0 <= v < TEACHER_SEED_STRIDE, f"an integer in [0, {TEACHER_SEED_STRIDE - 1}]")
 _positive_number = _number_from(float, lambda v: v > 0, "a number > 0")
