@@ -7,6 +7,7 @@ __all__ = ['build_parser', 'main']
 
 # %% ../nbs/07_cli.ipynb #ff6eb36e
 import argparse
+import functools
 import logging
 import math
 import signal
@@ -271,8 +272,13 @@ def _progress(args):
     "Bars in a terminal; lines (start, each epoch, finish) when stderr is a file or a pipe; none with --no-progress."
     return getattr(args, "progress", False) and (sys.stderr.isatty() or "lines")
 
-def _one_line_warning(message, category, filename, lineno, file=None, line=None) -> str:
-    return f"noisy-teachers: warning: {message}\n"
+def _prog(args) -> str:
+    "The command as argparse's own errors name it: 'noisy-teachers reproduce' ('noisy-teachers' without a command)."
+    parser = getattr(args, "command_parser", None)
+    return parser.prog if parser is not None else "noisy-teachers"
+
+def _one_line_warning(message, category, filename, lineno, file=None, line=None, prog="noisy-teachers") -> str:
+    return f"{prog}: warning: {message}\n"
 
 # %% ../nbs/07_cli.ipynb #d6795c91
 _DEMO_ARMS = ("hard", "l2", "sigma")     # the student alone, L2, the noisy teacher over the sigma grid
@@ -401,11 +407,11 @@ def _user_error(e: BaseException, args) -> int:
     "Say on stderr, without a traceback, what stopped the command (bad settings, unusable folders, unreadable files, ...); return the exit code."
     if isinstance(e, KeyboardInterrupt):
         how = "terminated" if isinstance(e, _Terminated) else "interrupted"
-        print(f"\nnoisy-teachers: {how}; finished arms are in {args.out}. Rerun the same command to resume.",
+        print(f"\n{_prog(args)}: {how}; finished arms are in {args.out}. Rerun the same command to resume.",
               file=sys.stderr)
         return 143 if isinstance(e, _Terminated) else 130
     if isinstance(e, BudgetReached):
-        print(f"noisy-teachers: {e} (--budget-minutes {args.budget_minutes:g}); finished arms are in {args.out}, and "
+        print(f"{_prog(args)}: {e} (--budget-minutes {args.budget_minutes:g}); finished arms are in {args.out}, and "
               "rerunning the same command continues where this one stopped.", file=sys.stderr)
         return 0
     text = str(e)                                           # the option, not the API's name, for out_dir and device
@@ -415,16 +421,16 @@ def _user_error(e: BaseException, args) -> int:
                          if line.startswith("or call load_dataset(") else line for line in text.splitlines())
     if text.startswith("out_dir "): text = f"argument --out: {text[8:]}"
     if text.startswith("device="): text = "argument --device: " + text.replace("use None or 'cpu'", "leave it out or use cpu")
-    print(f"noisy-teachers: error: {text}", file=sys.stderr)
+    print(f"{_prog(args)}: error: {text}", file=sys.stderr)             # the prefix of argparse's own errors
     return 1 if isinstance(e, FloatingPointError) else 2       # a teacher diverged (student arms record it and go on)
 
 # %% ../nbs/07_cli.ipynb #c07log01
 @contextmanager
-def _say_data_steps():
+def _say_data_steps(prog: str = "noisy-teachers"):
     """While the command runs, what the library writes to disk once (an unpacked archive, a decoded cache), as
-    `noisy-teachers: …` lines on stderr."""
+    `prog: …` lines on stderr."""
     log, handler = logging.getLogger("noisy_teachers"), logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("noisy-teachers: %(message)s"))
+    handler.setFormatter(logging.Formatter(f"{prog}: %(message)s"))
     level, propagate = log.level, log.propagate
     log.addHandler(handler); log.setLevel(logging.INFO); log.propagate = False     # not a second time by the root's
     try: yield
@@ -442,12 +448,12 @@ def main(argv=None) -> int:
     if "ipykernel" not in sys.modules:                      # a terminal: draw to files only, no display needed
         import matplotlib
         matplotlib.use("Agg")
-    fmt, warnings.formatwarning = warnings.formatwarning, _one_line_warning
+    fmt, warnings.formatwarning = warnings.formatwarning, functools.partial(_one_line_warning, prog=_prog(args))
     main_thread = threading.current_thread() is threading.main_thread()      # where Python lets a handler be set
     on_term = signal.getsignal(signal.SIGTERM)
     try:
         if main_thread: signal.signal(signal.SIGTERM, _terminate)
-        with warnings.catch_warnings(), _say_data_steps():
+        with warnings.catch_warnings(), _say_data_steps(_prog(args)):
             warnings.simplefilter("always")                 # every warning of this command, each on one line
             warnings.simplefilter("ignore", TeacherGapWarning)  # but the weak-teacher one: its banner has said it
             warnings.simplefilter("once", DuplicateRecordWarning)   # and this one, met by every table, said once
