@@ -405,13 +405,14 @@ def _terminate(signum, frame): raise _Terminated()
 
 def _user_error(e: BaseException, args) -> int:
     "Say on stderr, without a traceback, what stopped the command (bad settings, unusable folders, unreadable files, ...); return the exit code."
+    prog = _prog(args)
     if isinstance(e, KeyboardInterrupt):
         how = "terminated" if isinstance(e, _Terminated) else "interrupted"
-        print(f"\n{_prog(args)}: {how}; finished arms are in {args.out}. Rerun the same command to resume.",
+        print(f"\n{prog}: {how}; finished arms are in {args.out}. Rerun the same command to resume.",
               file=sys.stderr)
         return 143 if isinstance(e, _Terminated) else 130
     if isinstance(e, BudgetReached):
-        print(f"{_prog(args)}: {e} (--budget-minutes {args.budget_minutes:g}); finished arms are in {args.out}, and "
+        print(f"{prog}: {e} (--budget-minutes {args.budget_minutes:g}); finished arms are in {args.out}, and "
               "rerunning the same command continues where this one stopped.", file=sys.stderr)
         return 0
     text = str(e)                                           # the option, not the API's name, for out_dir and device
@@ -421,7 +422,7 @@ def _user_error(e: BaseException, args) -> int:
                          if line.startswith("or call load_dataset(") else line for line in text.splitlines())
     if text.startswith("out_dir "): text = f"argument --out: {text[8:]}"
     if text.startswith("device="): text = "argument --device: " + text.replace("use None or 'cpu'", "leave it out or use cpu")
-    print(f"{_prog(args)}: error: {text}", file=sys.stderr)             # the prefix of argparse's own errors
+    print(f"{prog}: error: {text}", file=sys.stderr)             # the prefix of argparse's own errors
     return 1 if isinstance(e, FloatingPointError) else 2       # a teacher diverged (student arms record it and go on)
 
 # %% ../nbs/07_cli.ipynb #c07log01
@@ -448,12 +449,13 @@ def main(argv=None) -> int:
     if "ipykernel" not in sys.modules:                      # a terminal: draw to files only, no display needed
         import matplotlib
         matplotlib.use("Agg")
-    fmt, warnings.formatwarning = warnings.formatwarning, functools.partial(_one_line_warning, prog=_prog(args))
+    prog = _prog(args)
+    fmt, warnings.formatwarning = warnings.formatwarning, functools.partial(_one_line_warning, prog=prog)
     main_thread = threading.current_thread() is threading.main_thread()      # where Python lets a handler be set
     on_term = signal.getsignal(signal.SIGTERM)
     try:
         if main_thread: signal.signal(signal.SIGTERM, _terminate)
-        with warnings.catch_warnings(), _say_data_steps(_prog(args)):
+        with warnings.catch_warnings(), _say_data_steps(prog):
             warnings.simplefilter("always")                 # every warning of this command, each on one line
             warnings.simplefilter("ignore", TeacherGapWarning)  # but the weak-teacher one: its banner has said it
             warnings.simplefilter("once", DuplicateRecordWarning)   # and this one, met by every table, said once

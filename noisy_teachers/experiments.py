@@ -935,8 +935,10 @@ def _gain_cells(c) -> list:
     return ["—" if lost else _pm(c["gain"], c.get("ci95")), str(c["n"]),
             "" if lost or not math.isfinite(c.get("p_holm", math.nan)) else f"{c['p_holm']:.3f}"]
 
+def _diverged(k: int, n: int) -> str: return f"diverged ({k}/{n} seeds)"    # in the verdicts and the arms' table
+
 def _verdict(c) -> str:
-    if c.get("diverged"): return f"diverged ({c['diverged']}/{c['n']} seeds)"
+    if c.get("diverged"): return _diverged(c["diverged"], c["n"])
     p = c.get("p_holm", c.get("p"))
     return "?" if p is None or not math.isfinite(p) else ("better" if c["gain"] > 0 else "worse") if p < 0.05 else "—"
 
@@ -950,7 +952,7 @@ def format_table(rows, markdown: bool = True) -> str:
         noisy = r["kind"] in ("noisy", "student_noise")
         bench = r["benchmark"] + ("" if r["variant"] == "full" else f" ({r['variant']})")
         clip = r.get("clip_max", math.nan)
-        err = f"diverged ({r['diverged']}/{r['n']} seeds)" if r.get("diverged") else _pm(r["error_mean"], r["error_std"])
+        err = _diverged(r["diverged"], r["n"]) if r.get("diverged") else _pm(r["error_mean"], r["error_std"])
         body.append([bench, r["arm"] + ("" if r["teacher_gap_ok"] else " ⚠"), f"{r['sigma']:g}" if noisy else "",
                      f"{r['alpha']:g}" if noisy else "", err,
                      _pm(r.get("val_mean", math.nan), None).replace("nan", "—"), "—" if not math.isfinite(clip) else f"{clip:.2f}",
