@@ -548,7 +548,8 @@ def sweep_stale_temporaries(folder, recursive: bool = False, max_age_s: float = 
 def save_atomic(obj, path, save=torch.save) -> Path:
     """`save(obj, tmp)` (default `torch.save`; any writer that takes an object and a file path, e.g. for text or a
     figure) to a temporary `.<name>.<pid>.<random>.tmp` beside `path`, then `os.replace`, so that no reader (or crash)
-    sees a half-written file. Makes the parent folder, sweeps its stale temporaries; returns `path`."""
+    sees a half-written file. Makes the parent folder, sweeps its stale temporaries; returns `path`. A failed write
+    says which file and how much room its disk has left (torch's own error on a full disk names neither)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     sweep_stale_temporaries(path.parent)
@@ -558,8 +559,11 @@ def save_atomic(obj, path, save=torch.save) -> Path:
         save(obj, tmp)
         os.chmod(tmp, _umask_mode(0o666))
         os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True); raise
+    except BaseException as e:
+        Path(tmp).unlink(missing_ok=True)
+        if isinstance(e, Exception):
+            e.add_note(f"while writing {path} ({shutil.disk_usage(path.parent).free / 2**20:,.0f} MB free on its disk)")
+        raise
     return path
 
 # %% ../nbs/03_data.ipynb #3a70e001

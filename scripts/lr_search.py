@@ -114,6 +114,7 @@ def search(benchmark, out: Path, data_root=None, device="cpu", seed=0, families=
                           checkpoint=ck / "teacher.train.pt", progress=False, deadline=deadline)
         print(f"teacher: validation error {100 * h.test_error[-1]:.2f} %", flush=True)
         save_atomic(teacher.state_dict(), tpath)
+        (ck / "teacher.train.pt").unlink(missing_ok=True)          # finished: its weights are kept, not its training state
     teacher.eval()
     transfer = run.transfer(seed)                                    # as the benchmark's students (subset, augmented copies)
     z = teacher_logits(teacher, transfer, cache_dir=ck)
@@ -127,9 +128,10 @@ def search(benchmark, out: Path, data_root=None, device="cpu", seed=0, families=
             cfg = replace(base, lr=lr, clip_grad_norm=None, seed=seed, device=run.device)
             student = run.build(arch, seed)
             t0, diverged = time.perf_counter(), None
+            state = ck / f"{fam}-lr{lr:g}.train.pt"                     # resumes an unfinished candidate; removed once recorded
             try:
-                h = distil(student, transfer, val, cfg, arms[fam], targets=z, checkpoint=ck / f"{fam}-lr{lr:g}.train.pt",
-                           progress=False, deadline=deadline).to_dict()
+                h = distil(student, transfer, val, cfg, arms[fam], targets=z, checkpoint=state, progress=False,
+                           deadline=deadline).to_dict()
             except FloatingPointError as e:
                 diverged, h = str(e), dict(test_error=[1.0] * cfg.epochs, test_loss=[math.nan] * cfg.epochs)
             rec = dict(benchmark=benchmark, family=fam, lr=lr, seed=seed, epochs=cfg.epochs, batch_size=cfg.batch_size,
@@ -139,6 +141,7 @@ def search(benchmark, out: Path, data_root=None, device="cpu", seed=0, families=
                        wall_s=round(time.perf_counter() - t0, 1), torch=torch.__version__, device=str(run.device),
                        **({"variant": c.variant} if tiny else {}))
             append_record(log, rec)
+            state.unlink(missing_ok=True)
             print(f"{fam} lr={lr:g}: final validation error {100 * rec['final_val_error']:.2f} %"
                   + (" (diverged)" if diverged else ""), flush=True)
     return log
