@@ -397,6 +397,15 @@ def _run(args, parser) -> int:
     print(f"done in {time.perf_counter() - t0:.0f} s; results in {args.out}")
     return 0
 
+# %% ../nbs/07_cli.ipynb #c07fin01
+def _finished(out, name: str = "results.jsonl") -> str:
+    "What a stopped run has kept in `out`/`name`, for the note that says how to resume it."
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")                     # a damaged line: the rerun says so
+        try: n = len(load_records(Path(out) / name))
+        except (OSError, ValueError): n = 0                 # not a readable file: the rerun says so
+    return f"{n} finished record{'s' * (n != 1)} in {out}" if n else f"nothing had finished yet in {out}"
+
 # %% ../nbs/07_cli.ipynb #fdc23c75
 class _Terminated(KeyboardInterrupt):
     "SIGTERM (`kill`, a cluster's time limit) as an interrupt: the same clean stop as Ctrl-C, temporaries removed."
@@ -406,15 +415,15 @@ def _terminate(signum, frame): raise _Terminated()
 def _user_error(e: BaseException, args) -> int:
     "Say on stderr, without a traceback, what stopped the command (bad settings, unusable folders, unreadable files, ...); return the exit code."
     prog = _prog(args)
-    if isinstance(e, KeyboardInterrupt):
+    if isinstance(e, (KeyboardInterrupt, BudgetReached)):        # a clean stop: what is kept, and how to go on
+        kept = _finished(args.out, "study.jsonl" if getattr(args, "command", None) == "study" else "results.jsonl")
+        if isinstance(e, BudgetReached):
+            print(f"{prog}: {e} (--budget-minutes {args.budget_minutes:g}); {kept}, and "
+                  "rerunning the same command continues where this one stopped.", file=sys.stderr)
+            return 0
         how = "terminated" if isinstance(e, _Terminated) else "interrupted"
-        print(f"\n{prog}: {how}; finished arms are in {args.out}. Rerun the same command to resume.",
-              file=sys.stderr)
+        print(f"\n{prog}: {how}; {kept}. Rerun the same command to resume.", file=sys.stderr)
         return 143 if isinstance(e, _Terminated) else 130
-    if isinstance(e, BudgetReached):
-        print(f"{prog}: {e} (--budget-minutes {args.budget_minutes:g}); finished arms are in {args.out}, and "
-              "rerunning the same command continues where this one stopped.", file=sys.stderr)
-        return 0
     text = str(e)                                           # the option, not the API's name, for out_dir and device
     if isinstance(e, DataNotFoundError):                    # the data module's advice, in the command's words
         get = "" if getattr(args, "download", True) else "rerun with --download on a machine that is online, or "
@@ -440,7 +449,7 @@ def _say_data_steps(prog: str = "noisy-teachers"):
 # %% ../nbs/07_cli.ipynb #c8ee32c9
 def main(argv=None) -> int:
     """The `noisy-teachers` command: `main(["demo", "--out", "d"])` as from a shell. Returns the exit code: 0 done,
-    2 for missing or unreadable data, an invalid setting or an unusable folder (one line on stderr, no traceback),
+    2 for missing or unreadable data, an invalid setting, an unusable folder or a full disk (one line on stderr, no traceback),
     1 when a teacher's training diverged, 130 when interrupted (Ctrl-C), 143 when terminated (SIGTERM); argparse exits
     with 2 itself for bad arguments (and 0 for --help). Warnings print as one line each, and so does each file the
     data module writes once (`_say_data_steps`)."""

@@ -218,10 +218,12 @@ def _idx_split(files: dict, split: str) -> tuple[Tensor, Tensor]:
 # %% ../nbs/03_data.ipynb #982f4c8a
 class UnsafeFileError(ValueError):
     "A file that would import or call code if it were unpickled: refused, and nothing in it executed."
+    reason = "a pickle that would run code when loaded (refused: nothing in it ran)"      # in a warning's words
 
 # %% ../nbs/03_data.ipynb #04c0c980
 class CorruptFileError(ValueError):
     "A file that cannot be read back (truncated, damaged, or not a PyTorch file)."
+    reason = "unreadable or truncated"
 
 # %% ../nbs/03_data.ipynb #cc11b8ad
 def safe_load(path):
@@ -548,8 +550,9 @@ def sweep_stale_temporaries(folder, recursive: bool = False, max_age_s: float = 
 def save_atomic(obj, path, save=torch.save) -> Path:
     """`save(obj, tmp)` (default `torch.save`; any writer that takes an object and a file path, e.g. for text or a
     figure) to a temporary `.<name>.<pid>.<random>.tmp` beside `path`, then `os.replace`, so that no reader (or crash)
-    sees a half-written file. Makes the parent folder, sweeps its stale temporaries; returns `path`. A failed write
-    says which file and how much room its disk has left (torch's own error on a full disk names neither)."""
+    sees a half-written file. Makes the parent folder, sweeps its stale temporaries; returns `path`. A write that fails
+    (a full disk: torch's own error, "basic_ios::clear: iostream error", names neither) is an `OSError` naming the
+    file and the room left on its disk."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     sweep_stale_temporaries(path.parent)
@@ -561,9 +564,9 @@ def save_atomic(obj, path, save=torch.save) -> Path:
         os.replace(tmp, path)
     except BaseException as e:
         Path(tmp).unlink(missing_ok=True)
-        if isinstance(e, Exception):
-            e.add_note(f"while writing {path} ({shutil.disk_usage(path.parent).free / 2**20:,.0f} MB free on its disk)")
-        raise
+        if not isinstance(e, (OSError, RuntimeError)): raise      # an interrupt, an object that cannot be pickled
+        free = shutil.disk_usage(path.parent).free / 2**20
+        raise OSError(f"could not write {path} ({free:,.0f} MB free on its disk): {e}") from e
     return path
 
 # %% ../nbs/03_data.ipynb #3a70e001
@@ -633,7 +636,7 @@ def _cache_problem(obj) -> str | None:
 def _read_cache(path: Path) -> dict | None:
     "The splits cached in `path`, or None, with a warning naming the file, when it is unreadable or not intact (`_cache_problem`)."
     try: splits = safe_load(path); problem = _cache_problem(splits)
-    except (CorruptFileError, UnsafeFileError) as e: problem = f"unreadable: {type(e).__name__}"
+    except (CorruptFileError, UnsafeFileError) as e: problem = e.reason
     if problem is None: return splits
     warnings.warn(f"{path} is corrupt ({problem}); rebuilding it")
 
@@ -658,8 +661,9 @@ def _load_cached(key: str, kind: str, where, base: Path) -> dict:
     if (d := _writable_cache(base)) is None:
         warnings.warn(f"no writable folder for the cache {fname}; the next load decodes again")
     else:
-        path = save_atomic(splits, d / fname)
-        _log.info(f"{key}: decoded once into {path} ({path.stat().st_size / 1e6:.1f} MB)")
+        try: path = save_atomic(splits, d / fname)
+        except OSError as e: warnings.warn(f"{e}; the next load decodes again")      # a full disk: the cache is optional
+        else: _log.info(f"{key}: decoded once into {path} ({path.stat().st_size / 1e6:.1f} MB)")
     return splits
 
 # %% ../nbs/03_data.ipynb #860d041c

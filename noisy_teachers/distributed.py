@@ -12,8 +12,8 @@ from pathlib import Path
 from types import SimpleNamespace
 import torch
 from .experiments import (
-    BenchmarkConfig, Run, _check_seeds, _gap, _groups_to_train, _study_args, _study_group, _study_plan, arm_specs,
-    _check_study, save_teacher, select_arms, study_transfer, teacher_names, Targets)
+    BenchmarkConfig, Run, _check_seeds, _drop_stale_checkpoints, _gap, _groups_to_train, _study_args, _study_group,
+    _study_plan, arm_specs, _check_study, save_teacher, select_arms, study_transfer, teacher_names, Targets)
 from .checks import check_flag
 from .data import safe_load
 from .training import teacher_logits
@@ -194,6 +194,7 @@ def run_benchmark_ray(config: BenchmarkConfig, seeds, data_root=None, out_dir="r
     _task_device(device, math.inf); _check_address(address)  # their spelling, checked before Ray starts
     with Run(config, data_root, out_dir, "cpu", progress, "results.jsonl", download) as S:
         _run_on_ray(S, [t for seed in seeds for t in _plan(S, seed, specs, batched)], address, device, data_root, download, progress)
+        for seed in seeds: _drop_stale_checkpoints(S, seed)           # as `run_seed` does at its end
         wanted = teacher_names(config, specs) + [s.name for s in specs]
         return [r for r in S.records if r["seed"] in seeds and r["arm"] in wanted]
 

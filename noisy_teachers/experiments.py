@@ -307,7 +307,8 @@ def _out_folder(out_dir, name: str = "out_dir") -> Path:
 # %% ../nbs/06_experiments.ipynb #763cb8d1
 def append_records(path, records) -> None:
     """Append `records` (dicts) to `path` as JSON lines in one locked, `fsync`'d `O_APPEND` write: concurrent writers never
-    lose, split or interleave them. A line torn by a crash is closed off first (`load_records` skips it)."""
+    lose, split or interleave them. A line torn by a crash is closed off first (`load_records` skips it); a write that
+    fails (a full disk) takes back what it wrote, and says which file."""
     if not isinstance(records, (list, tuple)): raise ValueError(f"records must be a list or tuple of dicts, got {type(records).__name__}")
     if bad := [r for r in records if not isinstance(r, dict)]: raise ValueError(f"record must be a dict, got {type(bad[0]).__name__}")
     path = Path(path); _need_locks()
@@ -318,8 +319,12 @@ def append_records(path, records) -> None:
         _lock_fd(fd)
         if (size := os.fstat(fd).st_size) and os.pread(fd, 1, size - 1) != b"\n": data = b"\n" + data
         view = memoryview(data)
-        while view: view = view[os.write(fd, view):]
-        os.fsync(fd)
+        try:
+            while view: view = view[os.write(fd, view):]
+            os.fsync(fd)
+        except OSError as e:                                # no half record left behind, while the lock is still ours
+            os.ftruncate(fd, size)
+            raise OSError(e.errno, f"could not append to {path}: {e.strerror}") from e
     finally: os.close(fd)
 
 def append_record(path, record: dict) -> None:
@@ -761,15 +766,26 @@ def _gap(config, teacher_error: float, hard: dict) -> dict:
     return dict(teacher_error=teacher_error, student_alone_error=e,
                 teacher_gap_ok=teacher_gap_ok(teacher_error, e, config.min_teacher_gap) if math.isfinite(e) else False)
 
+# %% ../nbs/06_experiments.ipynb #c06stale1
+def _drop_stale_checkpoints(S: Run, seed: int) -> list:
+    """Once every teacher and arm of the configuration has its record for `seed`, no training checkpoint of that seed can
+    resume: remove those still there (a group killed, then its arms trained another way). Returns the files removed."""
+    specs = arm_specs(S.c)
+    if not all(S.has(seed, a) for a in teacher_names(S.c, specs) + [s.name for s in specs]): return []
+    stale = sorted((S.ckpt / f"seed{seed}").glob("*.train.pt"))
+    for p in stale: p.unlink(missing_ok=True)
+    return stale
+
 # %% ../nbs/06_experiments.ipynb #e38881d8
 def run_seed(S: Run, seed: int, specs, batched: bool = True, bar=None) -> None:
     """Everything `run_benchmark` does for one seed, skipping what `S` has: the teacher(s), the student alone and the
-    teacher check, the teacher's logits, then the groups of the other arms of `specs` that lack a record."""
+    teacher check, the teacher's logits, then the groups of the other arms of `specs` that lack a record; at the end, the
+    training checkpoints nothing can resume any more (`_drop_stale_checkpoints`)."""
     names = teacher_names(S.c, specs)
     todo, total = [a for a in names + [s.name for s in specs] if not S.has(seed, a)], len(names) + len(specs)
     tick = bar.update if bar is not None else (lambda n=1: None)
     if len(todo) < total: S.say(seed, f"{total - len(todo)} of {total} teachers and arms already recorded")
-    if not todo: return
+    if not todo: _drop_stale_checkpoints(S, seed); return
     teacher, t_err = S.teacher(seed)
     tick("teacher" in todo)
     if "hard" in todo: hard = S.students(seed, specs[:1], None)[0]; tick()      # specs[0] is "hard" (select_arms)
@@ -787,6 +803,7 @@ def run_seed(S: Run, seed: int, specs, batched: bool = True, bar=None) -> None:
         if bar is not None: bar.set_postfix_str(f"seed {seed}: {', '.join(s.name for s in group)}")
         S.students(seed, group, group[0].targets.pick(zs), teacher=teacher, **check)
         tick(sum(s.name in todo for s in group))
+    _drop_stale_checkpoints(S, seed)
 
 # %% ../nbs/06_experiments.ipynb #ae3c267e
 def run_benchmark(config: BenchmarkConfig, seeds, data_root=None, out_dir="runs", device=None, progress=True,

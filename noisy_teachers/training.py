@@ -323,7 +323,7 @@ def fingerprint(teacher: nn.Module, data: ImageData) -> str:
 def _cached_logits(path: Path, fp: str, n: int, n_classes: int) -> Tensor | None:
     "The logits cached in `path` if the file is whole and right (else a warning naming the file, and None)."
     try: saved = safe_load(path)
-    except (CorruptFileError, UnsafeFileError) as e: why = f"unreadable or truncated ({type(e).__name__})"
+    except (CorruptFileError, UnsafeFileError) as e: why = e.reason
     else:
         z = saved.get("logits") if isinstance(saved, dict) else None
         if not isinstance(saved, dict) or saved.get("format") != 2: why = "not a format-2 cache (an older bare tensor?)"
@@ -474,7 +474,7 @@ def _load_checkpoint(path: Path | None) -> dict | None:
     "The checkpoint in `path`; None if there is none or it is untrusted (then moved aside, not deleted, with a warning)."
     if path is None or not path.is_file(): return None
     try: state = safe_load(path)
-    except (CorruptFileError, UnsafeFileError) as e: why = f"is unreadable or truncated ({type(e).__name__})"
+    except (CorruptFileError, UnsafeFileError) as e: why = f"is {e.reason}"
     else:
         if not isinstance(state, dict) or state.get("format") != 2 or not isinstance(state.get("sha256"), str):
             why = "is not a format-2 checkpoint with a content hash"
@@ -581,7 +581,7 @@ def _progress_bar(epochs: int, start: int, steps: int, desc: str, show):
     "For a `with`: a tqdm bar over the steps of epochs `start`..`epochs` (False: hidden), or `_EpochLines` for 'lines'."
     done = start * steps if start < epochs else 0
     if show == "lines":
-        if done: print(f"  {desc}: resuming after epoch {start}/{epochs}", file=sys.stderr, flush=True)
+        if done: print(f"  {desc}: resuming after epoch {start}/{epochs} (the seconds below count from here)", file=sys.stderr, flush=True)
         return contextlib.nullcontext(_EpochLines(desc))
     return tqdm(total=epochs * steps if start < epochs else 0, initial=done, desc=desc, disable=not show, unit="step", leave=True)
 

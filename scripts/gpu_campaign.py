@@ -155,13 +155,19 @@ def main(argv=None):
     args.out.mkdir(parents=True, exist_ok=True)
     if args.carry: unpack(args.carry, args.out)
     deadline = time.time() + 60 * (args.budget_minutes if args.budget_minutes is not None else 1e9)
-    finished = True
-    for step, name, seeds in STEPS:
-        if step not in args.steps: continue
-        if not run_step(step, name, 1 if args.smoke else seeds, args.out, args, deadline):
-            finished = False
-            break
-    if args.pack: pack(args.out, args.pack)
+    finished, failed = True, None
+    try:
+        for step, name, seeds in STEPS:
+            if step not in args.steps: continue
+            if not run_step(step, name, 1 if args.smoke else seeds, args.out, args, deadline):
+                finished = False
+                break
+    except (OSError, ValueError) as e:          # a full disk, a folder another campaign holds, a search of other settings
+        failed = f"{p.prog}: error in step {step}: {e}"
+    if args.pack: pack(args.out, args.pack)      # what was done travels, even after an error
+    if failed:
+        print(failed, file=sys.stderr)
+        return 2
     print("campaign complete" if finished else "campaign stopped at the budget: rerun (with --carry) to continue")
     return 0
 

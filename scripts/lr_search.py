@@ -16,7 +16,8 @@ job at their full schedules; `--budget-minutes` stops cleanly and the same comma
 benchmark's tiny configuration in seconds (CI's smoke test).
 
 Records (one JSON line per (family, lr)) go to OUT/<benchmark>.jsonl; a rerun skips finished ones and resumes an
-interrupted one from its checkpoint in OUT/<benchmark>-checkpoints/. A run whose loss becomes non-finite is recorded
+interrupted one from its checkpoint in OUT/<benchmark>-checkpoints/ (removed once its record is written). A folder
+holds one search (one seed, the tiny or the full configuration; another is refused) and one process at a time. A run whose loss becomes non-finite is recorded
 as diverged, with validation error 1.0 at every epoch (its earlier epochs are not kept). The MNIST search (18 students,
 one thread each on a 2-core x86_64 CPU) took about 1.5 h: 75 min of students by their records, plus the teacher.
 """
@@ -31,7 +32,7 @@ import torch
 
 from noisy_teachers import models
 from noisy_teachers.data import DATASETS, DataNotFoundError, safe_load, save_atomic, write_atomic
-from noisy_teachers.experiments import Run, append_record, chosen_learning_rates, get_config
+from noisy_teachers.experiments import Run, append_record, chosen_learning_rates, folder_lock, get_config
 from noisy_teachers.training import Arm, BudgetReached, distil, teacher_logits, train_teacher
 
 # Each grid spans at least 10x. L2 on raw logits gets a lower grid: the paper's eq. (1) sums over the classes and its
@@ -99,13 +100,23 @@ def families_of(c) -> list:
 
 def search(benchmark, out: Path, data_root=None, device="cpu", seed=0, families=None, tiny=False, deadline=None):
     """Train every (family, lr) of `families` (default `families_of`) on the benchmark's own splits (its `Run`: the
-    same validation hold-out and transfer set as its students). Resumable; raises `BudgetReached` past `deadline`."""
+    same validation hold-out and transfer set as its students). Resumable; one search per folder (a `ValueError` names the
+    other search a folder holds), one process at a time (`FolderBusyError`); raises `BudgetReached` past `deadline`."""
     c = get_config(benchmark, tiny=tiny)
     run = Run(c, data_root=data_root, out_dir=out, device=device, progress=False, write=False)
     fit, val = run.data[0], run.val
-    out.mkdir(parents=True, exist_ok=True)
+    with folder_lock(out):
+        return _search(benchmark, c, run, fit, val, out, seed, families, tiny, deadline)
+
+
+def _search(benchmark, c, run, fit, val, out, seed, families, tiny, deadline):
+    "`search`'s work, in its locked folder."
     log, ck = out / f"{benchmark}.jsonl", out / f"{benchmark}-checkpoints"
-    done = {(r["family"], r["lr"]) for r in read_search(log)}
+    this, found = dict(seed=seed, variant=c.variant if tiny else None, n_fit=len(fit), n_val=len(val)), read_search(log)
+    say = lambda s: f"seed {s['seed']}, {s['variant'] or 'full'} configuration, n_fit {s['n_fit']}, n_val {s['n_val']}"
+    if that := next(({k: r.get(k) for k in this} for r in found if any(r.get(k) != v for k, v in this.items())), None):
+        raise ValueError(f"{log} holds another search ({say(that)}), not this one ({say(this)}): use another --out")
+    done = {(r["family"], r["lr"]) for r in found}
     teacher = run.build(c.teacher, seed)
     tpath = ck / "teacher.pt"
     if tpath.exists(): teacher.load_state_dict(safe_load(tpath))
@@ -180,8 +191,9 @@ def main(argv=None):
         search(a.benchmark, a.out, a.data_root, a.device, a.seed, a.families, a.tiny, deadline)
     except BudgetReached as e:
         print(f"{e}; rerun the same command to continue", flush=True)
-    except DataNotFoundError as e:
-        p.error(str(e))
+    except (DataNotFoundError, OSError, ValueError) as e:    # no data, a full disk, a folder in use or holding another search
+        text = str(e)
+        p.error("argument --out: " + text[len("out_dir "):] if text.startswith("out_dir ") else text)
 
 
 if __name__ == "__main__":
