@@ -581,7 +581,8 @@ def _progress_bar(epochs: int, start: int, steps: int, desc: str, show):
     "For a `with`: a tqdm bar over the steps of epochs `start`..`epochs` (False: hidden), or `_EpochLines` for 'lines'."
     done = start * steps if start < epochs else 0
     if show == "lines":
-        if done: print(f"  {desc}: resuming after epoch {start}/{epochs} (the seconds below count from here)", file=sys.stderr, flush=True)
+        if done: print(f"  {desc}: resuming after epoch {start}/{epochs} (the seconds below count from here)",
+                       file=sys.stderr, flush=True)
         return contextlib.nullcontext(_EpochLines(desc))
     return tqdm(total=epochs * steps if start < epochs else 0, initial=done, desc=desc, disable=not show, unit="step", leave=True)
 

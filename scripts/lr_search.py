@@ -17,9 +17,10 @@ benchmark's tiny configuration in seconds (CI's smoke test).
 
 Records (one JSON line per (family, lr)) go to OUT/<benchmark>.jsonl; a rerun skips finished ones and resumes an
 interrupted one from its checkpoint in OUT/<benchmark>-checkpoints/ (removed once its record is written). A folder
-holds one search (one seed, the tiny or the full configuration; another is refused) and one process at a time. A run whose loss becomes non-finite is recorded
-as diverged, with validation error 1.0 at every epoch (its earlier epochs are not kept). The MNIST search (18 students,
-one thread each on a 2-core x86_64 CPU) took about 1.5 h: 75 min of students by their records, plus the teacher.
+holds one search (one seed, the tiny or the full configuration; another is refused) and one process at a time. A run
+whose loss becomes non-finite is recorded as diverged, with validation error 1.0 at every epoch (its earlier epochs are
+not kept). The MNIST search (18 students, one thread each on a 2-core x86_64 CPU) took about 1.5 h: 75 min of students
+by their records, plus the teacher.
 """
 import argparse
 import json
