@@ -392,17 +392,17 @@ def _run(args, parser) -> int:
     t0 = time.perf_counter()
     if args.command == "demo": return _run_demo(args, t0)
     if args.command == "summarize": return _run_summarize(args, parser)
-    config = get_config(args.benchmark, quick=args.quick, tiny=args.tiny, epochs=args.epochs)
+    config = args.config = get_config(args.benchmark, quick=args.quick, tiny=args.tiny, epochs=args.epochs)   # kept: see _user_error
     (_run_reproduce if args.command == "reproduce" else _run_study)(args, parser, config)
     print(f"done in {time.perf_counter() - t0:.0f} s; results in {args.out}")
     return 0
 
 # %% ../nbs/07_cli.ipynb #c07fin01
-def _finished(out, name: str = "results.jsonl") -> str:
-    "What a stopped run has kept in `out`/`name`, for the note that says how to resume it."
+def _finished(out, name: str = "results.jsonl", key: str | None = None) -> str:
+    "What a stopped run has kept in `out`/`name` (of the configuration `key`, if given), for the note on how to resume it."
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")                     # a damaged line: the rerun says so
-        try: n = len(load_records(Path(out) / name))
+        try: n = sum(key is None or r.get("config_key") == key for r in load_records(Path(out) / name))
         except (OSError, ValueError): n = 0                 # not a readable file: the rerun says so
     return f"{n} finished record{'s' * (n != 1)} in {out}" if n else f"nothing had finished yet in {out}"
 
@@ -416,7 +416,8 @@ def _user_error(e: BaseException, args) -> int:
     "Say on stderr, without a traceback, what stopped the command (bad settings, unusable folders, unreadable files, ...); return the exit code."
     prog = _prog(args)
     if isinstance(e, (KeyboardInterrupt, BudgetReached)):        # a clean stop: what is kept, and how to go on
-        kept = _finished(args.out, "study.jsonl" if getattr(args, "command", None) == "study" else "results.jsonl")
+        name = "study.jsonl" if getattr(args, "command", None) == "study" else "results.jsonl"
+        kept = _finished(args.out, name, getattr(getattr(args, "config", None), "key", None))     # this configuration's
         if isinstance(e, BudgetReached):
             print(f"{prog}: {e} (--budget-minutes {args.budget_minutes:g}); {kept}, and "
                   "rerunning the same command continues where this one stopped.", file=sys.stderr)

@@ -218,7 +218,7 @@ def _idx_split(files: dict, split: str) -> tuple[Tensor, Tensor]:
 # %% ../nbs/03_data.ipynb #982f4c8a
 class UnsafeFileError(ValueError):
     "A file that would import or call code if it were unpickled: refused, and nothing in it executed."
-    reason = "a pickle that would run code when loaded (refused: nothing in it ran)"      # in a warning's words
+    reason = "a pickle that would run code when loaded, refused: nothing in it ran"      # in a warning's words
 
 # %% ../nbs/03_data.ipynb #04c0c980
 class CorruptFileError(ValueError):
@@ -547,12 +547,16 @@ def sweep_stale_temporaries(folder, recursive: bool = False, max_age_s: float = 
     return removed
 
 # %% ../nbs/03_data.ipynb #59fe18a5
+def _room(folder) -> str:
+    "How much a failed write had left, in its message: 'N MiB free on its disk'."
+    return f"{shutil.disk_usage(folder).free / 2**20:,.0f} MiB free on its disk"
+
 def save_atomic(obj, path, save=torch.save) -> Path:
     """`save(obj, tmp)` (default `torch.save`; any writer that takes an object and a file path, e.g. for text or a
     figure) to a temporary `.<name>.<pid>.<random>.tmp` beside `path`, then `os.replace`, so that no reader (or crash)
     sees a half-written file. Makes the parent folder, sweeps its stale temporaries; returns `path`. A write that fails
-    (a full disk: torch's own error, "basic_ios::clear: iostream error", names neither) is an `OSError` naming the
-    file and the room left on its disk."""
+    is an `OSError` (of the same errno, if it had one) that names the file and the room left on its disk: torch's own
+    error on a full disk, "basic_ios::clear: iostream error", names neither."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     sweep_stale_temporaries(path.parent)
@@ -565,8 +569,9 @@ def save_atomic(obj, path, save=torch.save) -> Path:
     except BaseException as e:
         Path(tmp).unlink(missing_ok=True)
         if not isinstance(e, (OSError, RuntimeError)): raise      # an interrupt, an object that cannot be pickled
-        free = shutil.disk_usage(path.parent).free / 2**20
-        raise OSError(f"could not write {path} ({free:,.0f} MB free on its disk): {e}") from e
+        said = f"could not write {path} ({_room(path.parent)})"
+        if getattr(e, "errno", None) is None: raise OSError(f"{said}: {e}") from e
+        raise OSError(e.errno, f"{said}: {e.strerror}") from e     # e.g. PermissionError, as the writer's
     return path
 
 # %% ../nbs/03_data.ipynb #3a70e001
@@ -638,7 +643,7 @@ def _read_cache(path: Path) -> dict | None:
     try: splits = safe_load(path); problem = _cache_problem(splits)
     except (CorruptFileError, UnsafeFileError) as e: problem = e.reason
     if problem is None: return splits
-    warnings.warn(f"{path} is corrupt ({problem}); rebuilding it")
+    warnings.warn(f"{path} cannot be used ({problem}); rebuilding it")
 
 # %% ../nbs/03_data.ipynb #3c786ea1
 def _load_source(kind: str, where, base: Path) -> dict:

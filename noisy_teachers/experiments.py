@@ -26,7 +26,7 @@ import numpy as np
 import torch
 from .checks import check_flag, check_number, check_numbers
 from .data import (
-    DATASETS, CorruptFileError, ImageData, expand_by_augmentation, load_dataset, safe_load, save_atomic, split_off,
+    DATASETS, CorruptFileError, ImageData, _room, expand_by_augmentation, load_dataset, safe_load, save_atomic, split_off,
     subset, sweep_stale_temporaries, tight_layout)
 from .models import ARCHITECTURES, PAIRS, with_dropout, build as build_model
 from .noise import combine_teachers
@@ -324,7 +324,7 @@ def append_records(path, records) -> None:
             os.fsync(fd)
         except OSError as e:                                # no half record left behind, while the lock is still ours
             os.ftruncate(fd, size)
-            raise OSError(e.errno, f"could not append to {path}: {e.strerror}") from e
+            raise OSError(e.errno, f"could not append to {path} ({_room(path.parent)}): {e.strerror}") from e
     finally: os.close(fd)
 
 def append_record(path, record: dict) -> None:
@@ -715,7 +715,8 @@ def students(self: Run, seed, specs, targets, teacher=None, transfer=None, epoch
     one, names = len(specs) == 1, ", ".join(s.name for s in specs)
     cfgs = [replace(s.train, seed=seed, device=str(self.device), epochs=epochs or s.train.epochs) for s in specs]
     tag = names if one else "group-" + hashlib.sha256(" ".join(s.name for s in specs).encode()).hexdigest()[:10]
-    ck = self.ckpt / f"seed{seed}" / f"{tag}_n{len(transfer)}.train.pt"
+    study = extra.get("study", "")                      # a study's checkpoints: in a folder of their own, seed<k>/<study>/
+    ck = self.ckpt / f"seed{seed}" / study / f"{tag}_n{len(transfer)}.train.pt"
     self.check_budget(f"seed {seed}: {names}")
     online = cfgs[0].augment                            # augmented images: the teacher runs on each batch, not targets
     kw = dict(targets=None if online else targets, teacher=teacher if online else None, checkpoint=ck, val=self.val,
@@ -768,8 +769,9 @@ def _gap(config, teacher_error: float, hard: dict) -> dict:
 
 # %% ../nbs/06_experiments.ipynb #c06stale1
 def _drop_stale_checkpoints(S: Run, seed: int) -> list:
-    """Once every teacher and arm of the configuration has its record for `seed`, no training checkpoint of that seed can
-    resume: remove those still there (a group killed, then its arms trained another way). Returns the files removed."""
+    """Once every teacher and arm of the configuration has its record for `seed`, none of the protocol's training
+    checkpoints of that seed can resume: remove those still there (a group killed, then its arms trained another way).
+    A study's (in `seed<k>/<study>/`, beside them) are left alone. Returns the files removed."""
     specs = arm_specs(S.c)
     if not all(S.has(seed, a) for a in teacher_names(S.c, specs) + [s.name for s in specs]): return []
     stale = sorted((S.ckpt / f"seed{seed}").glob("*.train.pt"))

@@ -111,14 +111,26 @@ def pack(out: Path, dest: Path):
         for p in chosen: tar.add(p, arcname=str(p.relative_to(out)))
     data = buf.getvalue()
     dest.mkdir(parents=True, exist_ok=True)
-    for old in dest.glob("slice.tar.part*"): old.unlink()
-    for k in range(0, len(data), PART): (dest / f"slice.tar.part{k // PART}").write_bytes(data[k:k + PART])
+    new = [dest / f"slice.tar.part{k // PART}.new" for k in range(0, len(data), PART)]
+    try:                                         # all the new parts written, or none: the last slice's parts stay whole
+        for k, q in zip(range(0, len(data), PART), new): q.write_bytes(data[k:k + PART])
+    except BaseException:
+        for q in new: q.unlink(missing_ok=True)
+        raise
+    for old in parts_in(dest): old.unlink()
+    for q in new: q.rename(q.with_suffix(""))
     print(f"packed {len(chosen)} files ({len(data) / 2 ** 20:.1f} MiB) into {dest}/slice.tar.part*"
           + (f"; left out (restart next slice): {', '.join(str(p.relative_to(out)) for p in left_out)}" if left_out else ""))
 
 
+def parts_in(folder: Path) -> list:
+    "The archive parts `pack` wrote in `folder`, in order (not the `.new` ones of a pack that did not finish)."
+    parts = [p for p in folder.glob("slice.tar.part*") if p.name.removeprefix("slice.tar.part").isdigit()]
+    return sorted(parts, key=lambda p: int(p.name.removeprefix("slice.tar.part")))
+
+
 def unpack(src: Path, out: Path):
-    parts = sorted(src.glob("slice.tar.part*"), key=lambda p: int(p.name.rsplit("part", 1)[1]))
+    parts = parts_in(src)
     if not parts: print(f"nothing to unpack in {src}"); return
     with tarfile.open(fileobj=io.BytesIO(b"".join(p.read_bytes() for p in parts)), mode="r") as tar:
         tar.extractall(out, filter="data")
@@ -155,7 +167,7 @@ def main(argv=None):
     args.out.mkdir(parents=True, exist_ok=True)
     if args.carry: unpack(args.carry, args.out)
     deadline = time.time() + 60 * (args.budget_minutes if args.budget_minutes is not None else 1e9)
-    finished, failed = True, None
+    finished, failed = True, False
     try:
         for step, name, seeds in STEPS:
             if step not in args.steps: continue
@@ -163,11 +175,11 @@ def main(argv=None):
                 finished = False
                 break
     except (OSError, ValueError) as e:          # a full disk, a folder another campaign holds, a search of other settings
-        failed = f"{p.prog}: error in step {step}: {e}"
-    if args.pack: pack(args.out, args.pack)      # what was done travels, even after an error
-    if failed:
-        print(failed, file=sys.stderr)
-        return 2
+        print(f"{p.prog}: error in step {step}: {e}", file=sys.stderr, flush=True)
+        failed = True
+    finally:
+        if args.pack: pack(args.out, args.pack)  # what was done travels, whatever stopped the slice
+    if failed: return 2
     print("campaign complete" if finished else "campaign stopped at the budget: rerun (with --carry) to continue")
     return 0
 

@@ -25,6 +25,7 @@ by their records, plus the teacher.
 import argparse
 import json
 import math
+import sys
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -114,9 +115,12 @@ def _search(benchmark, c, run, fit, val, out, seed, families, tiny, deadline):
     "`search`'s work, in its locked folder."
     log, ck = out / f"{benchmark}.jsonl", out / f"{benchmark}-checkpoints"
     this, found = dict(seed=seed, variant=c.variant if tiny else None, n_fit=len(fit), n_val=len(val)), read_search(log)
+    mark = ck / "search.json"                    # whose checkpoints these are: a teacher may be there before any record
+    seen = [{k: r.get(k) for k in this} for r in found] + ([json.loads(mark.read_text())] if mark.is_file() else [])
     say = lambda s: f"seed {s['seed']}, {s['variant'] or 'full'} configuration, n_fit {s['n_fit']}, n_val {s['n_val']}"
-    if that := next(({k: r.get(k) for k in this} for r in found if any(r.get(k) != v for k, v in this.items())), None):
-        raise ValueError(f"{log} holds another search ({say(that)}), not this one ({say(this)}): use another --out")
+    if that := next((s for s in seen if s != this), None):
+        raise ValueError(f"{out} holds another search ({say(that)}), not this one ({say(this)}): use another --out")
+    write_atomic(json.dumps(this) + "\n", mark)
     done = {(r["family"], r["lr"]) for r in found}
     teacher = run.build(c.teacher, seed)
     tpath = ck / "teacher.pt"
@@ -166,7 +170,8 @@ def _device_or_auto(text: str) -> str:
 
 
 def main(argv=None):
-    from noisy_teachers.cli import _OneLineParser, _device_here, _folder, _non_negative_int, _positive_int, _positive_number
+    from noisy_teachers.cli import (_OneLineParser, _device_here, _folder, _non_negative_int, _positive_int,
+                                    _positive_number, _user_error)
     p = _OneLineParser(description=__doc__.split("\n")[0])
     p.add_argument("benchmark", choices=DATASETS)
     p.add_argument("--data-root", default=None, metavar="DIR", help="folder holding the data set (default: $NOISY_TEACHERS_DATA)")
@@ -184,6 +189,7 @@ def main(argv=None):
     p.add_argument("--tiny", action="store_true", help="the benchmark's tiny configuration (seconds; a smoke test)")
     p.add_argument("--report", action="store_true", help="only write OUT/<benchmark>.md and .png from the records")
     a = p.parse_args(argv)
+    a.command_parser = p                             # for `_user_error`: its lines start with this script's name
     if a.report: return report(a.out / f"{a.benchmark}.jsonl")
     _device_here(p, a.device)                        # cuda without a GPU, a GPU index past the last one, ...
     torch.set_num_threads(a.threads)
@@ -193,9 +199,9 @@ def main(argv=None):
     except BudgetReached as e:
         print(f"{e}; rerun the same command to continue", flush=True)
     except (DataNotFoundError, OSError, ValueError) as e:    # no data, a full disk, a folder in use or holding another search
-        text = str(e)
-        p.error("argument --out: " + text[len("out_dir "):] if text.startswith("out_dir ") else text)
+        return _user_error(e, a)                     # one line, as the noisy-teachers command says it; exit status 2
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())
