@@ -551,6 +551,12 @@ def _room(folder) -> str:
     "How much a failed write had left, in its message: 'N MiB free on its disk'."
     return f"{shutil.disk_usage(folder).free / 2**20:,.0f} MiB free on its disk"
 
+def _write_error(e: Exception, said: str) -> OSError:
+    "`e` (an OSError, or torch's RuntimeError) as an OSError of the same kind and errno whose message is `said: why`."
+    x = type(e)(f"{said}: {e.strerror or e}") if isinstance(e, OSError) else OSError(f"{said}: {e}")
+    x.errno = getattr(e, "errno", None)
+    return x
+
 def save_atomic(obj, path, save=torch.save) -> Path:
     """`save(obj, tmp)` (default `torch.save`; any writer that takes an object and a file path, e.g. for text or a
     figure) to a temporary `.<name>.<pid>.<random>.tmp` beside `path`, then `os.replace`, so that no reader (or crash)
@@ -569,9 +575,7 @@ def save_atomic(obj, path, save=torch.save) -> Path:
     except BaseException as e:
         Path(tmp).unlink(missing_ok=True)
         if not isinstance(e, (OSError, RuntimeError)): raise      # an interrupt, an object that cannot be pickled
-        said = f"could not write {path} ({_room(path.parent)})"
-        if getattr(e, "errno", None) is None: raise OSError(f"{said}: {e}") from e
-        raise OSError(e.errno, f"{said}: {e.strerror}") from e     # e.g. PermissionError, as the writer's
+        raise _write_error(e, f"could not write {path} ({_room(path.parent)})") from e     # a PermissionError stays one
     return path
 
 # %% ../nbs/03_data.ipynb #3a70e001

@@ -26,8 +26,8 @@ import numpy as np
 import torch
 from .checks import check_flag, check_number, check_numbers
 from .data import (
-    DATASETS, CorruptFileError, ImageData, _room, expand_by_augmentation, load_dataset, safe_load, save_atomic, split_off,
-    subset, sweep_stale_temporaries, tight_layout)
+    DATASETS, CorruptFileError, ImageData, _room, _write_error, expand_by_augmentation, load_dataset, safe_load,
+    save_atomic, split_off, subset, sweep_stale_temporaries, tight_layout)
 from .models import ARCHITECTURES, PAIRS, with_dropout, build as build_model
 from .noise import combine_teachers
 from .training import (     # a last line past the module name's end: nbdev makes it relative
@@ -324,7 +324,7 @@ def append_records(path, records) -> None:
             os.fsync(fd)
         except OSError as e:                                # no half record left behind, while the lock is still ours
             os.ftruncate(fd, size)
-            raise OSError(e.errno, f"could not append to {path} ({_room(path.parent)}): {e.strerror}") from e
+            raise _write_error(e, f"could not append to {path} ({_room(path.parent)})") from e
     finally: os.close(fd)
 
 def append_record(path, record: dict) -> None:

@@ -28,6 +28,7 @@ the first slice, starts afresh). See results/README.md.
 """
 import argparse
 import io
+import signal
 import sys
 import tarfile
 import time
@@ -114,9 +115,11 @@ def pack(out: Path, dest: Path):
     new = [dest / f"slice.tar.part{k // PART}.new" for k in range(0, len(data), PART)]
     try:                                         # all the new parts written, or none: the last slice's parts stay whole
         for k, q in zip(range(0, len(data), PART), new): q.write_bytes(data[k:k + PART])
-    except BaseException:
+    except BaseException as e:
         for q in new: q.unlink(missing_ok=True)
-        raise
+        if not isinstance(e, OSError): raise
+        from noisy_teachers.data import _room, _write_error
+        raise _write_error(e, f"could not pack into {dest} ({_room(dest)})") from e
     for old in parts_in(dest): old.unlink()
     for q in new: q.rename(q.with_suffix(""))
     print(f"packed {len(chosen)} files ({len(data) / 2 ** 20:.1f} MiB) into {dest}/slice.tar.part*"
@@ -131,6 +134,8 @@ def parts_in(folder: Path) -> list:
 
 def unpack(src: Path, out: Path):
     parts = parts_in(src)
+    if not parts and list(src.glob("slice.tar.part*.new")):   # killed between its last write and its renames
+        raise ValueError(f"{src} holds only the .new parts of a pack that did not finish: not unpacked")
     if not parts: print(f"nothing to unpack in {src}"); return
     with tarfile.open(fileobj=io.BytesIO(b"".join(p.read_bytes() for p in parts)), mode="r") as tar:
         tar.extractall(out, filter="data")
@@ -165,23 +170,38 @@ def main(argv=None):
         args.device = args.device or "cpu"
     _device_here(p, args.device)                     # cuda without a GPU, a GPU index past the last one, ...
     args.out.mkdir(parents=True, exist_ok=True)
-    if args.carry: unpack(args.carry, args.out)
-    deadline = time.time() + 60 * (args.budget_minutes if args.budget_minutes is not None else 1e9)
-    finished, failed = True, False
+    from noisy_teachers.cli import _Terminated, _terminate
+    from noisy_teachers.experiments import folder_lock
+    signal.signal(signal.SIGTERM, _terminate)        # `timeout`, a loan's end: a clean stop, as Ctrl-C, and the pack
+    code = 0
     try:
-        for step, name, seeds in STEPS:
-            if step not in args.steps: continue
-            if not run_step(step, name, 1 if args.smoke else seeds, args.out, args, deadline):
-                finished = False
-                break
-    except (OSError, ValueError) as e:          # a full disk, a folder another campaign holds, a search of other settings
-        print(f"{p.prog}: error in step {step}: {e}", file=sys.stderr, flush=True)
-        failed = True
-    finally:
-        if args.pack: pack(args.out, args.pack)  # what was done travels, whatever stopped the slice
-    if failed: return 2
-    print("campaign complete" if finished else "campaign stopped at the budget: rerun (with --carry) to continue")
-    return 0
+        with folder_lock(args.out):                  # one campaign per folder, from the unpack to the pack
+            try:
+                if args.carry: unpack(args.carry, args.out)
+                print(run_steps(args), flush=True)
+            except KeyboardInterrupt as e:
+                code = 143 if isinstance(e, _Terminated) else 130
+                print(f"{p.prog}: {'terminated' if code == 143 else 'interrupted'}; rerun (with --carry) to continue",
+                      file=sys.stderr, flush=True)
+            except (OSError, ValueError) as e:       # a full disk, a step's folder in use, a search of other settings
+                code = 2
+                print(f"{p.prog}: error: {e}", file=sys.stderr, flush=True)
+            finally:
+                if args.pack: pack(args.out, args.pack)   # what was done travels, whatever stopped the slice
+    except (OSError, ValueError) as e:               # another campaign holds OUT, or the pack itself failed
+        print(f"{p.prog}: error: {e}", file=sys.stderr)
+        return 2
+    return code
+
+
+def run_steps(args) -> str:
+    "The chosen steps, in their fixed order, until one stops at the budget; what to say at the end."
+    deadline = time.time() + 60 * (args.budget_minutes if args.budget_minutes is not None else 1e9)
+    for step, name, seeds in ((s, n, k) for s, n, k in STEPS if s in args.steps):
+        print(f"[{step}] starting", flush=True)     # an error's line that follows is this step's
+        if not run_step(step, name, 1 if args.smoke else seeds, args.out, args, deadline):
+            return "campaign stopped at the budget: rerun (with --carry) to continue"
+    return "campaign complete"
 
 
 if __name__ == "__main__":

@@ -65,7 +65,7 @@ def report(path: Path):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     recs = read_search(path)
-    if not recs: raise SystemExit(f"no search records in {path}: run the search first")
+    if not recs: raise ValueError(f"no search records in {path}: run the search first")
     best = chosen_learning_rates(recs)
     n_val = recs[0]["n_val"]
     lines = [f"# Learning-rate search: {recs[0]['benchmark']}", "",
@@ -116,7 +116,12 @@ def _search(benchmark, c, run, fit, val, out, seed, families, tiny, deadline):
     log, ck = out / f"{benchmark}.jsonl", out / f"{benchmark}-checkpoints"
     this, found = dict(seed=seed, variant=c.variant if tiny else None, n_fit=len(fit), n_val=len(val)), read_search(log)
     mark = ck / "search.json"                    # whose checkpoints these are: a teacher may be there before any record
-    seen = [{k: r.get(k) for k in this} for r in found] + ([json.loads(mark.read_text())] if mark.is_file() else [])
+    seen = [{k: r.get(k) for k in this} for r in found]
+    if mark.is_file():
+        try: seen.append({k: json.loads(mark.read_text())[k] for k in this})
+        except (ValueError, TypeError, KeyError) as e:
+            why = f"{type(e).__name__}: {e}"
+            raise ValueError(f"{mark} cannot be used ({why}); remove it if the folder is this search's") from None
     say = lambda s: f"seed {s['seed']}, {s['variant'] or 'full'} configuration, n_fit {s['n_fit']}, n_val {s['n_val']}"
     if that := next((s for s in seen if s != this), None):
         raise ValueError(f"{out} holds another search ({say(that)}), not this one ({say(this)}): use another --out")
@@ -190,14 +195,17 @@ def main(argv=None):
     p.add_argument("--report", action="store_true", help="only write OUT/<benchmark>.md and .png from the records")
     a = p.parse_args(argv)
     a.command_parser = p                             # for `_user_error`: its lines start with this script's name
-    if a.report: return report(a.out / f"{a.benchmark}.jsonl")
     _device_here(p, a.device)                        # cuda without a GPU, a GPU index past the last one, ...
     torch.set_num_threads(a.threads)
     deadline = None if a.budget_minutes is None else time.time() + 60 * a.budget_minutes
     try:
-        search(a.benchmark, a.out, a.data_root, a.device, a.seed, a.families, a.tiny, deadline)
+        if a.report: report(a.out / f"{a.benchmark}.jsonl")
+        else: search(a.benchmark, a.out, a.data_root, a.device, a.seed, a.families, a.tiny, deadline)
     except BudgetReached as e:
         print(f"{e}; rerun the same command to continue", flush=True)
+    except KeyboardInterrupt:
+        print(f"\n{p.prog}: interrupted; rerun the same command to resume", file=sys.stderr)
+        return 130
     except (DataNotFoundError, OSError, ValueError) as e:    # no data, a full disk, a folder in use or holding another search
         return _user_error(e, a)                     # one line, as the noisy-teachers command says it; exit status 2
     return 0
