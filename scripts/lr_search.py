@@ -118,7 +118,7 @@ def _search(benchmark, c, run, fit, val, out, seed, families, tiny, deadline):
     mark = ck / "search.json"                    # whose checkpoints these are: a teacher may be there before any record
     seen = [{k: r.get(k) for k in this} for r in found]
     if mark.is_file():
-        try: seen.append({k: json.loads(mark.read_text())[k] for k in this})
+        try: saved = json.loads(mark.read_text()); seen.append({k: saved[k] for k in this})
         except (ValueError, TypeError, KeyError) as e:
             why = f"{type(e).__name__}: {e}"
             raise ValueError(f"{mark} cannot be used ({why}); remove it if the folder is this search's") from None
