@@ -412,6 +412,10 @@ class _Terminated(KeyboardInterrupt):
 
 def _terminate(signum, frame): raise _Terminated()
 
+def _stopped(e: KeyboardInterrupt) -> tuple[str, int]:
+    "How an interrupt stopped a command, and its exit code: ('terminated', 143) for SIGTERM, ('interrupted', 130) else."
+    return ("terminated", 143) if isinstance(e, _Terminated) else ("interrupted", 130)
+
 def _user_error(e: BaseException, args) -> int:
     "Say on stderr, without a traceback, what stopped the command (bad settings, unusable folders, unreadable files, ...); return the exit code."
     prog = _prog(args)
@@ -422,9 +426,9 @@ def _user_error(e: BaseException, args) -> int:
             print(f"{prog}: {e} (--budget-minutes {args.budget_minutes:g}); {kept}, and "
                   "rerunning the same command continues where this one stopped.", file=sys.stderr)
             return 0
-        how = "terminated" if isinstance(e, _Terminated) else "interrupted"
+        how, code = _stopped(e)
         print(f"\n{prog}: {how}; {kept}. Rerun the same command to resume.", file=sys.stderr)
-        return 143 if isinstance(e, _Terminated) else 130
+        return code
     text = str(e)                                           # the option, not the API's name, for out_dir and device
     if isinstance(e, DataNotFoundError):                    # the data module's advice, in the command's words
         get = "" if getattr(args, "download", True) else "rerun with --download on a machine that is online, or "

@@ -170,7 +170,7 @@ def main(argv=None):
         args.device = args.device or "cpu"
     _device_here(p, args.device)                     # cuda without a GPU, a GPU index past the last one, ...
     args.out.mkdir(parents=True, exist_ok=True)
-    from noisy_teachers.cli import _Terminated, _terminate
+    from noisy_teachers.cli import _stopped, _terminate
     from noisy_teachers.experiments import folder_lock
     signal.signal(signal.SIGTERM, _terminate)        # `timeout`, a loan's end: a clean stop, as Ctrl-C, and the pack
     code = 0
@@ -180,9 +180,8 @@ def main(argv=None):
                 if args.carry: unpack(args.carry, args.out)
                 print(run_steps(args), flush=True)
             except KeyboardInterrupt as e:
-                code = 143 if isinstance(e, _Terminated) else 130
-                print(f"{p.prog}: {'terminated' if code == 143 else 'interrupted'}; rerun (with --carry) to continue",
-                      file=sys.stderr, flush=True)
+                how, code = _stopped(e)
+                print(f"{p.prog}: {how}; rerun (with --carry) to continue", file=sys.stderr, flush=True)
             except (OSError, ValueError) as e:       # a full disk, a step's folder in use, a search of other settings
                 code = 2
                 print(f"{p.prog}: error: {e}", file=sys.stderr, flush=True)

@@ -176,7 +176,7 @@ def _device_or_auto(text: str) -> str:
 
 def main(argv=None):
     from noisy_teachers.cli import (_OneLineParser, _device_here, _folder, _non_negative_int, _positive_int,
-                                    _positive_number, _user_error)
+                                    _positive_number, _stopped, _user_error)
     p = _OneLineParser(description=__doc__.split("\n")[0])
     p.add_argument("benchmark", choices=DATASETS)
     p.add_argument("--data-root", default=None, metavar="DIR", help="folder holding the data set (default: $NOISY_TEACHERS_DATA)")
@@ -203,9 +203,10 @@ def main(argv=None):
         else: search(a.benchmark, a.out, a.data_root, a.device, a.seed, a.families, a.tiny, deadline)
     except BudgetReached as e:
         print(f"{e}; rerun the same command to continue", flush=True)
-    except KeyboardInterrupt:
-        print(f"\n{p.prog}: interrupted; rerun the same command to resume", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as e:
+        how, code = _stopped(e)
+        print(f"\n{p.prog}: {how}; rerun the same command to resume", file=sys.stderr)
+        return code
     except (DataNotFoundError, OSError, ValueError) as e:    # no data, a full disk, a folder in use or holding another search
         return _user_error(e, a)                     # one line, as the noisy-teachers command says it; exit status 2
     return 0
