@@ -11,9 +11,10 @@ from contextlib import contextmanager
 from pathlib import Path
 from types import SimpleNamespace
 import torch
-from .experiments import (
-    BenchmarkConfig, Run, _check_seeds, _drop_stale_checkpoints, _gap, _groups_to_train, _study_args, _study_group,
-    _study_plan, arm_specs, _check_study, save_teacher, select_arms, study_transfer, teacher_names, Targets)
+from noisy_teachers.experiments import (
+    BenchmarkConfig, Run, _check_seeds, _drop_stale_checkpoints, _drop_stale_study_checkpoints, _gap, _groups_to_train,
+    _study_args, _study_group, _study_plan, arm_specs, _check_study, save_teacher, select_arms, study_transfer,
+    teacher_names, Targets)
 from .checks import check_flag
 from .data import safe_load
 from .training import teacher_logits
@@ -217,4 +218,5 @@ def noise_benefit_study_ray(config: BenchmarkConfig, sizes, sigmas, alphas, seed
         _check_study(S, sizes, length)
         tasks = [t for seed in seeds for t in _study_tasks(S, seed, specs, sizes, batched, length)]
         _run_on_ray(S, tasks, address, device, data_root, download, progress)
+        for seed in seeds: _drop_stale_study_checkpoints(S, seed, specs, sizes, length)   # as `noise_benefit_study` does
         return [r for r in S.records if r["seed"] in seeds and r.get("study") == "noise_benefit"]

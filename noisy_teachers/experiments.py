@@ -706,6 +706,14 @@ def teacher(self: Run, seed, k=0):
                              transfer_size=len(train), weights_sha256=sha))
     return model, float(hist["test_error"][-1])
 
+# %% ../nbs/06_experiments.ipynb #c06ckn01
+def _checkpoint_name(specs, n: int, copies: int = 1) -> str:
+    """The training checkpoint's file name of the arms `specs` trained together on `n` images (× `copies`: a study's
+    repeated subset, so that 100 images × 4 and 400 images, which train differently, never share a checkpoint)."""
+    names = " ".join(s.name for s in specs)
+    tag = names if len(specs) == 1 else "group-" + hashlib.sha256(names.encode()).hexdigest()[:10]
+    return f"{tag}_n{n}" + (f"x{copies}" if copies > 1 else "") + ".train.pt"
+
 # %% ../nbs/06_experiments.ipynb #d265a55f
 @patch
 def students(self: Run, seed, specs, targets, teacher=None, transfer=None, epochs=None, **extra) -> list:
@@ -714,9 +722,9 @@ def students(self: Run, seed, specs, targets, teacher=None, transfer=None, epoch
     transfer = self.transfer(seed) if transfer is None else transfer
     one, names = len(specs) == 1, ", ".join(s.name for s in specs)
     cfgs = [replace(s.train, seed=seed, device=str(self.device), epochs=epochs or s.train.epochs) for s in specs]
-    tag = names if one else "group-" + hashlib.sha256(" ".join(s.name for s in specs).encode()).hexdigest()[:10]
     study = extra.get("study", "")                      # a study's checkpoints: in a folder of their own, seed<k>/<study>/
-    ck = self.ckpt / f"seed{seed}" / study / f"{tag}_n{len(transfer)}.train.pt"
+    n = extra.get("transfer_size", len(transfer))       # a study's subset size, repeated `copies` times in `transfer`
+    ck = self.ckpt / f"seed{seed}" / study / _checkpoint_name(specs, n, extra.get("copies", 1))
     self.check_budget(f"seed {seed}: {names}")
     online = cfgs[0].augment                            # augmented images: the teacher runs on each batch, not targets
     kw = dict(targets=None if online else targets, teacher=teacher if online else None, checkpoint=ck, val=self.val,
@@ -1216,6 +1224,19 @@ def _study_group(S: Run, seed: int, n: int, group, teacher, teacher_error: float
     return S.students(seed, group, z, teacher=teacher, transfer=transfer, epochs=epochs,
                       transfer_size=n, study="noise_benefit", teacher_error=teacher_error, copies=len(transfer) // n)
 
+# %% ../nbs/06_experiments.ipynb #c06sst01
+def _drop_stale_study_checkpoints(S: Run, seed: int, specs, sizes, length: dict) -> list:
+    """The study's `_drop_stale_checkpoints`: remove the checkpoint in `seed<k>/noise_benefit/` of each group of `specs`
+    (batched or one by one) whose arms all have a record of `seed` at its size (`sizes`, capped at the training set):
+    a group killed, then its arms trained another way. A group with an arm still to train keeps it. -> files removed"""
+    N, folder = len(S.data[0]), S.ckpt / f"seed{seed}" / "noise_benefit"
+    done = lambda group, n: all(S.has(seed, s.name, transfer_size=n) for s in group)
+    paths = {folder / _checkpoint_name(g, n, _study_length(S.c, N, n, **length)[0]) for n in {min(n, N) for n in sizes}
+             for batched in (True, False) for g in arm_groups(S.c, specs, batched) if done(g, n)}
+    stale = sorted(p for p in paths if p.exists())
+    for p in stale: p.unlink()
+    return stale
+
 # %% ../nbs/06_experiments.ipynb #623be529
 def noise_benefit_study(config: BenchmarkConfig, sizes, sigmas, alphas, seeds, data_root=None, out_dir="runs/study",
                         device=None, progress=True, max_epoch_factor: int = 10, download: bool = False,
@@ -1231,8 +1252,7 @@ def noise_benefit_study(config: BenchmarkConfig, sizes, sigmas, alphas, seeds, d
         with _bar(len(seeds) * len(plans[0][1]) * len(specs), f"{config.label}: study", S.bars) as bar:
             for seed, ns, plan in plans:
                 bar.update(len(ns) * len(specs) - sum(len(g) for _, g in plan))
-                if not plan: continue
-                teacher, t_err = S.teacher(seed)
+                teacher, t_err = S.teacher(seed) if plan else (None, None)
                 for n, cell in groupby(plan, key=lambda p: p[0]):   # plan: by size
                     transfer, epochs = study_transfer(config, S.data[0], n, seed, **length)
                     z = teacher_logits(teacher, transfer, cache_dir=S.cache)
@@ -1240,6 +1260,7 @@ def noise_benefit_study(config: BenchmarkConfig, sizes, sigmas, alphas, seeds, d
                         bar.set_postfix_str(f"seed {seed}, n = {n}: {', '.join(s.name for s in group)}")
                         _study_group(S, seed, n, group, teacher, t_err, transfer, epochs, z)
                         bar.update(len(group))
+                _drop_stale_study_checkpoints(S, seed, specs, ns, length)
         return [r for r in S.records if r["seed"] in seeds and r.get("study") == "noise_benefit"]
 
 # %% ../nbs/06_experiments.ipynb #5b5b0ae4
