@@ -10,6 +10,7 @@ import argparse
 import functools
 import logging
 import math
+import os
 import signal
 import sys
 import threading
@@ -429,12 +430,16 @@ def _user_error(e: BaseException, args) -> int:
         how, code = _stopped(e)
         print(f"\n{prog}: {how}; {kept}. Rerun the same command to resume.", file=sys.stderr)
         return code
-    text = str(e)                                           # the option, not the API's name, for out_dir and device
+    text = str(e)                                           # the option, not the API's name, for out_dir, root and device
     if isinstance(e, DataNotFoundError):                    # the data module's advice, in the command's words
         get = "" if getattr(args, "download", True) else "rerun with --download on a machine that is online, or "
         text = "\n".join(f"or {get}point --data-root or ${DATA_ENV} at the folder that holds them."
                          if line.startswith("or call load_dataset(") else line for line in text.splitlines())
     if text.startswith("out_dir "): text = f"argument --out: {text[8:]}"
+    if text.startswith("root must be a folder"):            # the data root as the user set it: option, variable or default
+        who = ("argument --data-root:" if getattr(args, "data_root", None) is not None
+               else f"${DATA_ENV}" if os.environ.get(DATA_ENV) else "the per-user data cache")
+        text = f"{who} {text[5:]}"
     if text.startswith("device="): text = "argument --device: " + text.replace("use None or 'cpu'", "leave it out or use cpu")
     print(f"{prog}: error: {text}", file=sys.stderr)             # the prefix of argparse's own errors
     return 1 if isinstance(e, FloatingPointError) else 2       # a teacher diverged (student arms record it and go on)
