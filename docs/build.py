@@ -5,7 +5,8 @@ Nothing is executed: the committed notebooks are read with their saved outputs. 
 
 1. copy `nbs/*.ipynb` into `build/site-src/` (git-ignored), prepared for Sphinx (`prepare_notebook`):
    cells flagged `#| hide` are dropped, every other `#| ...` directive line is stripped (`#| echo: false` and
-   `#| output: false` become myst-nb's remove-input / remove-output tags), the widget state is
+   `#| output: false` become myst-nb's remove-input / remove-output tags, and a cell collapsed in JupyterLab
+   (`jupyter.source_hidden`) gets the hide-input tag: folded, a click away), the widget state is
    removed (the site loads no widget JavaScript), and each chapter that exports a module gets a link to that
    module's API page under its title;
 2. write the front page's table of contents from the chapter map in `nbs/index.ipynb` (`chapter_order`), so
@@ -110,6 +111,8 @@ def prepare_notebook(nb: dict, api_link: str | None = None) -> dict:
                 continue
             flags = {re.sub(r"\s+", "", l.split("|", 1)[1]) for l in _src(cell).splitlines() if DIRECTIVE.match(l)}
             tags = [t for f, t in (("echo:false", "remove-input"), ("output:false", "remove-output")) if f in flags]
+            if cell.get("metadata", {}).get("jupyter", {}).get("source_hidden") and not tags:
+                tags = ["hide-input"]  # collapsed in JupyterLab: folded on the site, a click away
             if tags:  # nbdev's "show only the output" / "only the code", as myst-nb cell tags
                 cell.setdefault("metadata", {}).setdefault("tags", []).extend(tags)
             lines = [l for l in _src(cell).splitlines() if not DIRECTIVE.match(l)]

@@ -460,7 +460,8 @@ class Record:
     lr: float = _ABSENT
     diverged: str | None = _ABSENT  # a student arm: None, or why its training stopped (its errors are then NaN)
     metrics: dict                   # `_metrics`: final_error, final_test_loss, val_error, clip_fraction, history
-    wall_s: float                   # seconds of training, every slice of a resumed run (a group's: over its size)
+    wall_s: float                   # seconds of training, every slice of a resumed run (a group's: over its size,
+                                    # while metrics' history.seconds keeps the whole group's per epoch)
     device: str
     versions: dict                  # `library_versions()`
     finished: str                   # local time, "%Y-%m-%dT%H:%M:%S%z"
@@ -1082,13 +1083,14 @@ _BANDS = (("hard", "C3", "student alone"), ("l2", "C2", "L2 (σ = 0)"), ("kd", "
 
 def _axes():
     import matplotlib.pyplot as plt
-    return plt.subplots(figsize=(6.5, 3.8), dpi=90)
+    return plt.subplots(figsize=(7, 4.6), dpi=90)
 
 def _finish(fig, ax, title, xlabel, pts, ylabel=None):
     "Title, axis labels (by default n = the most seeds behind a point of `pts`), legend and grid; returns `fig`."
     ax.set_title(title, fontsize=10)
     ax.set(xlabel=xlabel, ylabel=ylabel or f"test error (%), mean ± std, n = {max(r['n'] for r in pts)}")
-    ax.legend(fontsize=7); ax.grid(alpha=0.3)
+    ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=2)   # under the axes, never on the data
+    ax.grid(alpha=0.3)
     return tight_layout(fig)                           # draws the text: a title it cannot typeset fails here
 
 # %% ../nbs/06_experiments.ipynb #9a7e0003
@@ -1315,7 +1317,8 @@ def format_study(gains, markdown: bool = True) -> str:
 # %% ../nbs/06_experiments.ipynb #367c2ebf
 def plot_study(gains, alpha=None):
     """Heat map of the noisy teacher's gain over σ = 0 (pp; blue: the noise helps), transfer-set size × σ, one panel per α
-    (or only `alpha`), each cell annotated with mean ± standard error over the paired seeds (blank and marked "diverged
+    (or only `alpha`), each cell annotated with the mean ± its t-based 95 % interval over the paired seeds, as in
+    `format_study`'s table (blank and marked "diverged
     k/n" when a run of k of its n pairs diverged). Returns the figure."""
     import matplotlib.pyplot as plt
     gains = [g for g in gains if g["baseline"] == "l2"]
@@ -1330,14 +1333,14 @@ def plot_study(gains, alpha=None):
         for g in (g for g in gains if g["alpha"] == a):
             i, j = sizes.index(g["transfer_size"]), sigmas.index(g["sigma"])
             M[i, j] = g["gain"] * 100
-            se = "" if not math.isfinite(g["se"]) else f"\n± {g['se'] * 100:.2f}"
-            text = f"{M[i, j]:+.2f}{se}" if math.isfinite(M[i, j]) else f"diverged\n{g.get('diverged', '?')}/{g['n']}"
+            ci = "" if not math.isfinite(g["ci95"]) else f"\n± {g['ci95'] * 100:.2f}"
+            text = f"{M[i, j]:+.2f}{ci}" if math.isfinite(M[i, j]) else f"diverged\n{g.get('diverged', '?')}/{g['n']}"
             ax.text(j, i, text, ha="center", va="center", fontsize=7,
                     color="white" if abs(M[i, j]) > 0.6 * vmax else "black")
         im = ax.imshow(M, cmap="RdBu", vmin=-vmax, vmax=vmax, aspect="auto", origin="lower")
         ax.set_xticks(range(len(sigmas)), [f"{s:g}" for s in sigmas]); ax.set_yticks(range(len(sizes)), sizes)
         ax.set_xlabel("σ"); ax.set_title(f"α = {a:g}", fontsize=9)
     axes[0][0].set_ylabel("transfer set (samples)")
-    fig.colorbar(im, ax=axes[0].tolist(), label="gain over σ = 0 (pp)\ncells: mean ± standard error")
+    fig.colorbar(im, ax=axes[0].tolist(), label="gain over σ = 0 (pp)\ncells: mean ± 95 % interval")
     fig.suptitle(f"{_one_benchmark(gains)}: when does the noisy teacher help?", fontsize=10)
     return fig

@@ -228,10 +228,11 @@ def evaluate(model: nn.Module, data: ImageData, batch_size: int = 1024) -> dict:
 @dataclass
 class History:
     """Per-epoch record of a run: `train_loss` (the arm's objective), `test_loss`, `test_error` (in [0, 1]), `seconds`
-    (training time of the epoch), `lr` (at the epoch's end), `val_loss` and `val_error` (on the validation set; empty
-    lists when there is none) and `clip_fraction` (the fraction of the epoch's optimizer steps at which gradient-norm
-    clipping changed the gradient; 0.0 without a clip). `resumed`: the epochs the run that returned it restored from
-    its checkpoint, trained by earlier calls (not part of `to_dict`)."""
+    (training time of the epoch: the whole group's, when several students train together), `lr` (at the epoch's end),
+    `val_loss` and `val_error` (on the validation set; empty lists when there is none) and `clip_fraction` (the
+    fraction of the epoch's optimizer steps at which gradient-norm clipping changed the gradient; 0.0 without a clip).
+    `resumed`: the epochs the run that returned it restored from its checkpoint, trained by earlier calls (not part
+    of `to_dict`)."""
     train_loss: list = field(default_factory=list)
     test_loss: list = field(default_factory=list)
     test_error: list = field(default_factory=list)
@@ -268,22 +269,28 @@ class History:
 
 # %% ../nbs/05_training.ipynb #57466e94
 def plot_histories(histories: dict, title: str | None = None):
-    """Several runs side by side (`{label: History}`): training loss (log scale) and test error (%) against the epoch,
-    with the validation error dashed where there is one; returns the figure."""
+    """Several runs side by side (`{label: History}`): training loss and test error (%) against the epoch, on log scales
+    where all values are positive (so the last epochs' small differences stay visible), the validation error dashed
+    where there is one, each run with its own marker (runs that coincide stay visible); returns the figure."""
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import FuncFormatter
     if not isinstance(histories, dict) or not histories or not all(isinstance(h, History) for h in histories.values()):
         raise ValueError("histories must be a non-empty dict {label: History}")
-    fig, (a, b) = plt.subplots(1, 2, figsize=(9, 3.2), dpi=90)
-    for label, h in histories.items():
-        ep = range(1, len(h) + 1)
-        a.plot(ep, h.train_loss, marker=".", label=label)
-        line, = b.plot(ep, [100 * e for e in h.test_error], marker=".", label=label)
+    fig, (a, b) = plt.subplots(1, 2, figsize=(10, 3.4), dpi=90)
+    for k, (label, h) in enumerate(histories.items()):
+        ep, look = range(1, len(h) + 1), dict(marker="o^sDvP<>"[k % 8], ms=4, alpha=0.85)
+        a.plot(ep, h.train_loss, label=label, **look)
+        line, = b.plot(ep, [100 * e for e in h.test_error], label=label, **look)
         if len(h.val_error) == len(h):
             b.plot(ep, [100 * e for e in h.val_error], ls="--", color=line.get_color(), label=f"{label} (validation)")
-    if all(v > 0 for h in histories.values() for v in h.train_loss): a.set_yscale("log")
+    for ax in (a, b):
+        if all(y > 0 for line in ax.get_lines() for y in line.get_ydata()): ax.set_yscale("log")
+    plain = lambda digits: FuncFormatter(lambda v, _: f"{v:g}" if f"{v:.0e}"[0] in digits else "")
+    b.yaxis.set_major_formatter(plain("123456789")); b.yaxis.set_minor_formatter(plain("235"))   # 2, 3, 5, 10, 20, …
+    dashed = any(l.get_linestyle() == "--" for l in b.get_lines())
     a.set(xlabel="epoch", ylabel="training loss (the arm's objective)", title="training loss")
-    b.set(xlabel="epoch", ylabel="error (%)", title="test error (dashed: validation)")
-    b.legend(fontsize=8)
+    b.set(xlabel="epoch", ylabel="error (%)", title="test error" + (" (dashed: validation)" if dashed else ""))
+    b.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1))             # beside the curves, not over them
     if title: fig.suptitle(title)
     tight_layout(fig)
     return fig

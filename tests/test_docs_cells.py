@@ -14,6 +14,7 @@ This runs nbdev's own processors (front matter, language, `show_doc` cells, `exe
 """
 from __future__ import annotations
 
+import json
 import os
 import sys
 import warnings
@@ -45,10 +46,18 @@ def check(nb: Path) -> list[str]:
                        for m in mixed]
 
 
+def collapsed(nb: Path) -> list[str]:
+    "A cell collapsed in JupyterLab (folded on the site) may hold a test, never exported code or prose a reader needs."
+    cells = json.loads(nb.read_text())["cells"]
+    return [f"cell {c.get('id')} is collapsed but is {'exported code' if c['cell_type'] == 'code' else 'markdown'}"
+            for c in cells if c.get("metadata", {}).get("jupyter", {}).get("source_hidden")
+            and (c["cell_type"] != "code" or "#| export" in "".join(c["source"]))]
+
+
 def main() -> int:
     failed = 0
     for nb in sorted(NBS.glob("*.ipynb")):
-        problems = check(nb)
+        problems = check(nb) + collapsed(nb)
         print(f"{nb.name}: {'ok' if not problems else ''}", flush=True)
         for p in problems: print(f"    {p}", flush=True)
         failed += bool(problems)

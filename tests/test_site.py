@@ -94,15 +94,17 @@ def check_prepare() -> list[str]:
         code("#| default_exp losses"), code("#| hide\nfrom nbdev.showdoc import *"),
         {"cell_type": "markdown", "id": "t", "metadata": {}, "source": "# Title\n\n> summary"},
         code("#| export\ndef f(x): return x"), code("#|slow\n#| eval: false\nrun()", [{"output_type": "stream"}]),
-        code("#| echo: false\nshow()")]}
+        code("#| echo: false\nshow()"), dict(code("check()"), metadata={"jupyter": {"source_hidden": True}})]}
     out = prepare_notebook(nb, "API LINK")
     got = [(c["cell_type"], c["source"]) for c in out["cells"]]
     want = [("markdown", "# Title\n\n> summary"), ("markdown", "API LINK"), ("code", "def f(x): return x"),
-            ("code", "run()"), ("code", "show()")]
+            ("code", "run()"), ("code", "show()"), ("code", "check()")]
     errs = [] if got == want else [f"prepare_notebook gave {got}, want {want}"]
-    if out["cells"][-1]["metadata"].get("tags") != ["remove-input"]:
-        errs.append(f"#| echo: false gave tags {out['cells'][-1]['metadata'].get('tags')}")
-    if "widgets" in out["metadata"] or len(nb["cells"]) != 6:
+    if out["cells"][-2]["metadata"].get("tags") != ["remove-input"]:
+        errs.append(f"#| echo: false gave tags {out['cells'][-2]['metadata'].get('tags')}")
+    if out["cells"][-1]["metadata"].get("tags") != ["hide-input"]:
+        errs.append(f"a collapsed cell gave tags {out['cells'][-1]['metadata'].get('tags')}")
+    if "widgets" in out["metadata"] or len(nb["cells"]) != 7:
         errs.append("prepare_notebook kept the widget state or changed its input")
     index = {"cells": [{"cell_type": "markdown", "source": "## The chapters\n\n| # | notebook |\n|---|---|\n"
                         "| 01 | `01_b.ipynb` |\n| 00 | `00_a.ipynb` |\n| 10–11 | benchmarks |\n"}]}
