@@ -294,6 +294,16 @@ def _run_demo(args, t0: float, config=None) -> int:
     print(f"{len(records)} records in {time.perf_counter() - t0:.0f} s")
     return 0
 
+# %% ../nbs/07_cli.ipynb #c07dif01
+def _differences(configs: dict) -> dict:
+    """{folder: 'field value, …'}: for configurations `configs` ({folder: a record's `config`}) in one output folder, the
+    fields in which each differs from the others (a nested field as `teacher_train.epochs`), so an index can tell them apart."""
+    flat = {f: {f"{k}.{j}" if isinstance(v, dict) else k: w for k, v in c.items()
+                for j, w in (v.items() if isinstance(v, dict) else [(None, v)])} for f, c in configs.items()}
+    keys = dict.fromkeys(k for c in flat.values() for k in c)
+    differ = [k for k in keys if len({repr(c.get(k)) for c in flat.values()}) > 1]
+    return {f: ", ".join(f"{k} {c.get(k)}" for k in differ) for f, c in flat.items()}
+
 # %% ../nbs/07_cli.ipynb #a5178fa1
 def _per_configuration(out: Path, results: list, study: list):
     "(folder, results records, study records) per configuration: `out` if there is one, else out/bench-variant-key."
@@ -302,12 +312,15 @@ def _per_configuration(out: Path, results: list, study: list):
         of = lambda records: [r for r in records if (r["benchmark"], r["variant"], r["config_key"]) == k]
         yield (out if len(keys) == 1 else out / "-".join(k)), of(results), of(study)
 
-def _write_index(out: Path, folders: list) -> str:
-    "summary.md in `out` listing the `folders`, instead of one configuration's older report there; says what it removed."
+def _write_index(out: Path, folders: list, configs: dict | None = None) -> str:
+    """summary.md in `out` listing the `folders` (with the fields in which their `configs`, {folder: config}, differ),
+    instead of one configuration's older report there; says what it removed."""
     old = [n for n in ("study.md", "study.png", *_PLOTS.values()) if (out / n).is_file()]
     for name in old: (out / name).unlink()
     links = lambda f: ", ".join(f"[{n}]({f.name}/{n})" for n in ("summary.md", "study.md") if (f / n).is_file())
-    items = [f"- `{f.name}`: {links(f) or 'no report yet (no finished pairs)'}" for f in folders]
+    differ = _differences(configs or {})
+    items = [f"- `{f.name}`: {links(f) or 'no report yet (no finished pairs)'}" + (f" ({differ[f]})" if differ.get(f) else "")
+             for f in folders]
     write_atomic(f"# {len(folders)} configurations\n\nEach configuration's report is in a folder of its own:\n\n"
                  + "\n".join(items) + "\n", out / "summary.md")
     gone = f"; removed {', '.join(old)}, which described one configuration" if old else ""
@@ -318,12 +331,12 @@ def _run_summarize(args, parser) -> int:
     if not args.out.is_dir(): parser.error(f"argument --out: no such folder: {args.out}")
     res, st = load_records(args.out / "results.jsonl"), load_records(args.out / "study.jsonl")
     if not res and not st: parser.error(f"argument --out: {args.out} holds no results.jsonl or study.jsonl records")
-    folders = []
+    configs = {}
     for sub, r, s in _per_configuration(args.out, res, st):
         if r: print(_report(sub, r, _title(r)))
         if s: print(_study_report(sub, s))
-        folders.append(sub)
-    if folders != [args.out]: print(_write_index(args.out, folders))
+        configs[sub] = (r or s)[0].get("config", {})
+    if list(configs) != [args.out]: print(_write_index(args.out, list(configs), configs))
     return 0
 
 # %% ../nbs/07_cli.ipynb #9940e326
