@@ -1089,9 +1089,10 @@ def _finish(fig, ax, title, xlabel, pts, ylabel=None):
     "Title, axis labels (by default n = the most seeds behind a point of `pts`), legend and grid; returns `fig`."
     ax.set_title(title, fontsize=10)
     ax.set(xlabel=xlabel, ylabel=ylabel or f"test error (%), mean ± std, n = {max(r['n'] for r in pts)}")
-    ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=2)   # under the axes, never on the data
     ax.grid(alpha=0.3)
-    return tight_layout(fig)                           # draws the text: a title it cannot typeset fails here
+    legend = fig.legend(*ax.get_legend_handles_labels(), fontsize=7, loc="lower center", ncol=2)   # under it all, off the data
+    below = legend.get_window_extent(fig.canvas.get_renderer()).height / fig.bbox.height
+    return tight_layout(fig, rect=(0, below + 0.01, 1, 1))   # draws the text: a title it cannot typeset fails here
 
 # %% ../nbs/06_experiments.ipynb #9a7e0003
 class NothingToPlot(ValueError):

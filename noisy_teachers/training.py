@@ -273,7 +273,9 @@ def plot_histories(histories: dict, title: str | None = None):
     where all values are positive (so the last epochs' small differences stay visible), the validation error dashed
     where there is one, each run with its own marker (runs that coincide stay visible); returns the figure."""
     import matplotlib.pyplot as plt
-    from matplotlib.ticker import FuncFormatter
+    from matplotlib.ticker import LogFormatter
+    class Plain(LogFormatter):                         # matplotlib's choice of ticks to label, written 0.5, 2, 20
+        def __call__(self, v, pos=None): return f"{v:g}" if super().__call__(v, pos) else ""
     if not isinstance(histories, dict) or not histories or not all(isinstance(h, History) for h in histories.values()):
         raise ValueError("histories must be a non-empty dict {label: History}")
     fig, (a, b) = plt.subplots(1, 2, figsize=(10, 3.4), dpi=90)
@@ -283,10 +285,12 @@ def plot_histories(histories: dict, title: str | None = None):
         line, = b.plot(ep, [100 * e for e in h.test_error], label=label, **look)
         if len(h.val_error) == len(h):
             b.plot(ep, [100 * e for e in h.val_error], ls="--", color=line.get_color(), label=f"{label} (validation)")
-    for ax in (a, b):
-        if all(y > 0 for line in ax.get_lines() for y in line.get_ydata()): ax.set_yscale("log")
-    plain = lambda digits: FuncFormatter(lambda v, _: f"{v:g}" if f"{v:.0e}"[0] in digits else "")
-    b.yaxis.set_major_formatter(plain("123456789")); b.yaxis.set_minor_formatter(plain("235"))   # 2, 3, 5, 10, 20, …
+    for ax in (a, b):                                  # log where every finite value is positive (a diverged run: NaN)
+        ys = [y for line in ax.get_lines() for y in line.get_ydata() if math.isfinite(y)]
+        if ys and min(ys) > 0: ax.set_yscale("log")
+    if b.get_yscale() == "log":
+        for which in ("major", "minor"):
+            getattr(b.yaxis, f"set_{which}_formatter")(Plain(labelOnlyBase=False, minor_thresholds=(2, 0.5)))
     dashed = any(l.get_linestyle() == "--" for l in b.get_lines())
     a.set(xlabel="epoch", ylabel="training loss (the arm's objective)", title="training loss")
     b.set(xlabel="epoch", ylabel="error (%)", title="test error" + (" (dashed: validation)" if dashed else ""))
