@@ -79,19 +79,51 @@ def report(path: Path):
                      f"{100 * r['best_val_error']:.2f} | {'yes' if r['diverged'] else ''} |")
     write_atomic("\n".join(lines) + "\n", path.with_suffix(".md"))
     fams = list(dict.fromkeys(r["family"] for r in recs))
-    fig, axes = plt.subplots(1, len(fams), figsize=(4.2 * len(fams), 3.4), dpi=110, sharey=True, squeeze=False)
-    for ax, fam in zip(axes[0], fams):
-        for r in (r for r in recs if r["family"] == fam):
-            if r["diverged"]: continue
-            ax.plot(range(1, len(r["val_error"]) + 1), [100 * e for e in r["val_error"]],
-                    lw=2.2 if best.get(fam) == r["lr"] else 1.1, label=f"lr {r['lr']:g}")
-        ax.set(title=f"{fam} (no clip)", xlabel="epoch", yscale="log")
-        ax.legend(fontsize=8); ax.grid(alpha=0.3)
-    axes[0][0].set_ylabel("validation error (%)")
-    fig.suptitle(f"{recs[0]['benchmark']}: learning rate per arm family, chosen on validation", fontsize=10)
-    fig.tight_layout()
+    fig = _search_figure(recs, fams, best)
     save_atomic(fig, path.with_suffix(".png"), save=lambda fig, f: fig.savefig(f, format="png", bbox_inches="tight"))
     print("\n".join(lines))
+
+
+def _log_ticks(lo: float, hi: float, least: int = 4) -> list:
+    """Round values to label a log axis [lo, hi]: the coarsest of 1, 10, 100 / 1, 3, 10 / 1, 2, 5, 10 / ... that puts
+    at least `least` ticks in it (matplotlib's log ticks label nothing between 10 and 20, and a search's errors may all
+    lie there: Fashion-MNIST's); over 3 decades or more, powers of 10; at most 8 labels (thinned)."""
+    ks = range(math.floor(math.log10(lo)) - 1, math.ceil(math.log10(hi)) + 1)
+    for ms in ((1,), (1, 3), (1, 2, 5), (1, 2, 3, 5), (1, 1.5, 2, 3, 4, 5, 6, 8), (1, 1.2, 1.4, 1.6, 1.8, 2, 2.5, 3, 3.5,
+               4, 4.5, 5, 6, 7, 8, 9), tuple(1 + i / 10 for i in range(90))):
+        ticks = [v for v in sorted(float(f"{m * 10.0 ** k:.3g}") for k in ks for m in ms) if lo <= v <= hi]
+        if len(ticks) >= least: break
+    return ticks[::math.ceil(len(ticks) / 8)] if ticks else [lo, hi]      # narrower than 1.0 to 1.1: its ends
+
+
+def _search_figure(recs: list, fams: list, best: dict):
+    """The search's figure: one panel per family, at most 3 to a row (readable at a page's ~900 px), validation error
+    per epoch of each rate on one shared log axis labelled in plain numbers (9, 10, 12), the chosen rate thick; each
+    panel's legend under its x label (never over the curves), naming the chosen rate and the rates that diverged."""
+    import matplotlib.pyplot as plt
+    from matplotlib.ticker import FixedLocator, FuncFormatter, NullFormatter
+    ncols = min(3, len(fams)); nrows = math.ceil(len(fams) / ncols)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(3.4 * ncols, 3.5 * nrows), dpi=100, sharey=True, squeeze=False,
+                             layout="constrained")
+    for ax in axes.flat[len(fams):]: ax.remove()       # a row that is not full: no empty frame
+    for ax, fam in zip(axes.flat, fams):
+        gone = []
+        for r in (r for r in recs if r["family"] == fam):
+            if r["diverged"]: gone.append(f"{r['lr']:g}"); continue
+            chosen = best.get(fam) == r["lr"]
+            ax.plot(range(1, len(r["val_error"]) + 1), [100 * e for e in r["val_error"]], lw=2.4 if chosen else 1.2,
+                    label=f"lr {r['lr']:g}" + (" (chosen)" if chosen else ""))
+        if gone: ax.plot([], [], " ", label=f"diverged: lr {', '.join(gone)}")
+        ax.set(title=fam, xlabel="epoch", yscale="log")
+        ax.grid(alpha=0.3, which="both")
+        ax.legend(fontsize=9, loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=2, frameon=False,
+                  handlelength=1.5, columnspacing=1.0)
+    y = axes[0][0].yaxis                               # shared: one panel's locator and formatters are all panels'
+    y.set_major_locator(FixedLocator(_log_ticks(*axes[0][0].get_ylim())))
+    y.set_major_formatter(FuncFormatter(lambda v, pos: f"{v:g}")); y.set_minor_formatter(NullFormatter())
+    for row in axes: row[0].set_ylabel("validation error (%)")
+    fig.suptitle(f"{recs[0]['benchmark']}: validation error per epoch at each learning rate (no gradient clip)")
+    return fig
 
 
 def families_of(c) -> list:
