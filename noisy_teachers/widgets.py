@@ -10,6 +10,7 @@ __all__ = ['DIGITS_TEACHER_CONFIG', 'SIGMA_RANGE', 'SIGMA_STEP', 'ALPHA_RANGE', 
 
 # %% ../nbs/20_explore.ipynb #c93e3692
 import contextlib
+import dataclasses
 import io
 import math
 import numbers
@@ -26,7 +27,7 @@ from torch import Tensor
 
 from .data import _check_data, load_dataset
 from .checks import check_logits, check_number, check_tensor
-from .experiments import patch
+from .experiments import get_config, patch
 from .losses import logit_regression_loss
 from .models import build
 from .noise import check_noise_args, draw_noise, perturb_logits
@@ -384,7 +385,8 @@ def student_figure(results: list, baseline: dict | None, last=None, figsize=(9, 
     return fig
 
 # %% ../nbs/20_explore.ipynb #f127725d
-DIGITS_STUDENT_CONFIG = dict(epochs=8, batch_size=64, lr=0.01, momentum=0.9, schedule="cosine", clip_grad_norm=5.0)
+DIGITS_STUDENT_CONFIG = {k: v for k, v in dataclasses.asdict(get_config("digits").l2_train).items()
+                         if k not in ("seed", "device")}   # the digits benchmark's recipe for the L2 family
 
 def _student_data(train=None, test=None, targets: Tensor | None = None, teacher=None) -> tuple:
     "`(train, test, targets)`: the digits and their teacher's logits (`digits_setup`), or yours, checked."
@@ -459,7 +461,7 @@ class LiveStudent:
 def live_student(train=None, test=None, targets: Tensor | None = None, teacher=None, epochs: int | None = None,
                  **kwargs) -> LiveStudent:
     """A `LiveStudent` on the digits data (default) or on `train`/`test` with `targets` or `teacher`.
-    `epochs` overrides the default configuration's epochs (default 8; 4 when the IN_TEST environment variable is set);
+    `epochs` overrides the configuration's epochs (default: the recipe's; 4 when the IN_TEST environment variable is set);
     a `config` of your own carries its own."""
     if epochs is not None and kwargs.get("config") is not None:
         raise ValueError("epochs, config: pass one of them (config has its epochs)")

@@ -79,7 +79,8 @@ def is_slow(cell: dict) -> bool:
 
 
 def prepare_notebook(dst: Path) -> None:
-    "Copy the chapter to `dst`: outputs cleared, `#| slow` cells dropped (what `nbdev_test` runs)."
+    """Copy the chapter to `dst`: outputs cleared, `#| slow` cells dropped (what `nbdev_test` runs), folded cells
+    unfolded (a folded cell's prompt shows no execution count, which is how the test sees that a cell has run)."""
     nb = json.loads(NOTEBOOK.read_text(encoding="utf-8"))
     cells = []
     for cell in nb["cells"]:
@@ -87,6 +88,7 @@ def prepare_notebook(dst: Path) -> None:
             if is_slow(cell):
                 continue
             cell["outputs"], cell["execution_count"] = [], None
+            cell.get("metadata", {}).get("jupyter", {}).pop("source_hidden", None)
         cells.append(cell)
     nb["cells"] = cells
     nb.setdefault("metadata", {})["kernelspec"] = {"display_name": "python3", "language": "python",
