@@ -11,10 +11,10 @@ from contextlib import contextmanager
 from pathlib import Path
 from types import SimpleNamespace
 import torch
-from noisy_teachers.experiments import (
-    BenchmarkConfig, Run, _check_seeds, _drop_stale_checkpoints, _drop_stale_study_checkpoints, _gap, _groups_to_train,
-    _study_args, _study_group, _study_plan, arm_specs, _check_study, save_teacher, select_arms, study_transfer,
-    teacher_names, Targets)
+from .experiments import (      # made relative by nbdev_export only if the last line is over 40 characters
+    BenchmarkConfig, Run, Targets, _check_seeds, _check_study, _drop_stale_checkpoints, _drop_stale_study_checkpoints,
+    _gap, _groups_to_train, _study_args, _study_group, _study_plan, arm_specs, save_teacher,
+    select_arms, study_transfer, teacher_names)
 from .checks import check_flag
 from .data import safe_load
 from .training import teacher_logits

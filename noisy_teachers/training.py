@@ -289,8 +289,8 @@ def plot_histories(histories: dict, title: str | None = None):
         ys = [y for line in ax.get_lines() for y in line.get_ydata() if math.isfinite(y)]
         if ys and min(ys) > 0: ax.set_yscale("log")
     if b.get_yscale() == "log":
-        for which in ("major", "minor"):
-            getattr(b.yaxis, f"set_{which}_formatter")(Plain(labelOnlyBase=False, minor_thresholds=(2, 0.5)))
+        b.yaxis.set_major_formatter(Plain(labelOnlyBase=False, minor_thresholds=(2, 0.5)))
+        b.yaxis.set_minor_formatter(Plain(labelOnlyBase=False, minor_thresholds=(2, 0.5)))
     dashed = any(l.get_linestyle() == "--" for l in b.get_lines())
     a.set(xlabel="epoch", ylabel="training loss (the arm's objective)", title="training loss")
     b.set(xlabel="epoch", ylabel="error (%)", title="test error" + (" (dashed: validation)" if dashed else ""))
