@@ -7,8 +7,8 @@ __all__ = ['DATA_ENV', 'CIFAR10_CLASSES', 'FASHION_MNIST_CLASSES', 'DIGIT_CLASSE
            'batches', 'user_cache_dir', 'data_root', 'DataFormatError', 'CorruptDataError', 'write_idx', 'read_idx',
            'UnsafeFileError', 'CorruptFileError', 'safe_load', 'decode_images', 'DataNotFoundError',
            'sweep_stale_temporaries', 'save_atomic', 'write_atomic', 'load_dataset', 'digits_as_idx', 'augment',
-           'expand_by_augmentation', 'subset', 'split_off', 'tight_layout', 'show_images', 'repo_root',
-           'start_from_results']
+           'expand_by_augmentation', 'subset', 'split_off', 'tight_layout', 'show_images', 'plain_log_axis',
+           'repo_root', 'start_from_results']
 
 # %% ../nbs/03_data.ipynb #dd6b806d
 import gzip, hashlib, logging, lzma, math, os, pickle, re, shutil, struct, tarfile, tempfile, time, warnings, zlib
@@ -855,6 +855,27 @@ def show_images(images: Tensor, labels=None, classes=None, ncols: int = 10, titl
             l = int(labels[i]); ax.set_title(classes[l] if classes is not None else str(l), fontsize=7, pad=2)
     if title: fig.suptitle(title, fontsize=9)
     return tight_layout(fig, pad=0.2, rect=(0, 0, 1, 1 - top / fig.get_figheight()))
+
+# %% ../nbs/03_data.ipynb #c03log01
+def _log_ticks(lo: float, hi: float, least: int = 4) -> list:
+    """Round values in [lo, hi] to label a log axis: the coarsest of 1-10-100, 1-3-10, 1-2-5-10, … that puts at least
+    `least` of them in range (over three decades, powers of 10 suffice), thinned to at most 8."""
+    ks = range(math.floor(math.log10(lo)) - 1, math.ceil(math.log10(hi)) + 1)
+    for ms in ((1,), (1, 3), (1, 2, 5), (1, 2, 3, 5), (1, 1.5, 2, 3, 4, 5, 6, 8),
+               (1, 1.2, 1.4, 1.6, 1.8, 2, 2.5, 3, 3.5, 4, 4.5, 5, 6, 7, 8, 9), tuple(1 + i / 10 for i in range(90))):
+        ticks = [v for v in sorted(float(f"{m * 10.0 ** k:.3g}") for k in ks for m in ms) if lo <= v <= hi]
+        if len(ticks) >= least: break
+    return ticks[::math.ceil(len(ticks) / 8)] if ticks else [lo, hi]
+
+# %% ../nbs/03_data.ipynb #c03log03
+def plain_log_axis(axis, least: int = 4):
+    """Label the log-scaled `axis` (say `ax.yaxis`, once its data are drawn) at the round values of `_log_ticks`,
+    written as plain numbers (0.5, 2, 20), with no labels on its minor ticks; returns `axis`."""
+    from matplotlib.ticker import FixedLocator, FuncFormatter, NullFormatter
+    lo, hi = sorted(axis.get_view_interval())
+    axis.set_major_locator(FixedLocator(_log_ticks(lo, hi, least)))
+    axis.set_major_formatter(FuncFormatter(lambda v, pos: f"{v:g}")); axis.set_minor_formatter(NullFormatter())
+    return axis
 
 # %% ../nbs/03_data.ipynb #9fc27165
 def repo_root(start=None) -> Path:

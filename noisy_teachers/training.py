@@ -20,7 +20,7 @@ from torch.func import functional_call, stack_module_state, vmap
 from tqdm.auto import tqdm
 
 from .data import (CorruptFileError, ImageData, UnsafeFileError, _check_data, _check_pad, augment, batches,
-                                 safe_load, save_atomic, tight_layout)
+                                 plain_log_axis, safe_load, save_atomic, tight_layout)
 from .checks import check_flag, check_logits, check_number, check_tensor
 from .losses import _soft_target, hard_label_loss, logit_regression_loss
 from .noise import check_noise_args, perturb_logits
@@ -273,9 +273,6 @@ def plot_histories(histories: dict, title: str | None = None):
     where all values are positive (so the last epochs' small differences stay visible), the validation error dashed
     where there is one, each run with its own marker (runs that coincide stay visible); returns the figure."""
     import matplotlib.pyplot as plt
-    from matplotlib.ticker import LogFormatter
-    class Plain(LogFormatter):                         # matplotlib's choice of ticks to label, written 0.5, 2, 20
-        def __call__(self, v, pos=None): return f"{v:g}" if super().__call__(v, pos) else ""
     if not isinstance(histories, dict) or not histories or not all(isinstance(h, History) for h in histories.values()):
         raise ValueError("histories must be a non-empty dict {label: History}")
     fig, (a, b) = plt.subplots(1, 2, figsize=(10, 3.4), dpi=90)
@@ -287,10 +284,9 @@ def plot_histories(histories: dict, title: str | None = None):
             b.plot(ep, [100 * e for e in h.val_error], ls="--", color=line.get_color(), label=f"{label} (validation)")
     for ax in (a, b):                                  # log where every finite value is positive (a diverged run: NaN)
         ys = [y for line in ax.get_lines() for y in line.get_ydata() if math.isfinite(y)]
-        if ys and min(ys) > 0: ax.set_yscale("log")
-    if b.get_yscale() == "log":
-        b.yaxis.set_major_formatter(Plain(labelOnlyBase=False, minor_thresholds=(2, 0.5)))
-        b.yaxis.set_minor_formatter(Plain(labelOnlyBase=False, minor_thresholds=(2, 0.5)))
+        if ys and min(ys) > 0:
+            ax.set_yscale("log")
+            plain_log_axis(ax.yaxis)                   # labelled 2, 5, 10, 20, not 2×10¹
     dashed = any(l.get_linestyle() == "--" for l in b.get_lines())
     a.set(xlabel="epoch", ylabel="training loss (the arm's objective)", title="training loss")
     b.set(xlabel="epoch", ylabel="error (%)", title="test error" + (" (dashed: validation)" if dashed else ""))

@@ -33,7 +33,7 @@ from pathlib import Path
 import torch
 
 from noisy_teachers import models
-from noisy_teachers.data import DATASETS, DataNotFoundError, safe_load, save_atomic, write_atomic
+from noisy_teachers.data import DATASETS, DataNotFoundError, plain_log_axis, safe_load, save_atomic, write_atomic
 from noisy_teachers.experiments import Run, append_record, chosen_learning_rates, folder_lock, get_config
 from noisy_teachers.training import Arm, BudgetReached, distil, teacher_logits, train_teacher
 
@@ -84,24 +84,11 @@ def report(path: Path):
     print("\n".join(lines))
 
 
-def _log_ticks(lo: float, hi: float, least: int = 4) -> list:
-    """Round values to label a log axis [lo, hi]: the coarsest of 1, 10, 100 / 1, 3, 10 / 1, 2, 5, 10 / ... that puts
-    at least `least` ticks in it (matplotlib's log ticks label nothing between 10 and 20, and a search's errors may all
-    lie there: Fashion-MNIST's); over 3 decades or more, powers of 10; at most 8 labels (thinned)."""
-    ks = range(math.floor(math.log10(lo)) - 1, math.ceil(math.log10(hi)) + 1)
-    for ms in ((1,), (1, 3), (1, 2, 5), (1, 2, 3, 5), (1, 1.5, 2, 3, 4, 5, 6, 8), (1, 1.2, 1.4, 1.6, 1.8, 2, 2.5, 3, 3.5,
-               4, 4.5, 5, 6, 7, 8, 9), tuple(1 + i / 10 for i in range(90))):
-        ticks = [v for v in sorted(float(f"{m * 10.0 ** k:.3g}") for k in ks for m in ms) if lo <= v <= hi]
-        if len(ticks) >= least: break
-    return ticks[::math.ceil(len(ticks) / 8)] if ticks else [lo, hi]      # narrower than 1.0 to 1.1: its ends
-
-
 def _search_figure(recs: list, fams: list, best: dict):
     """The search's figure: one panel per family, at most 3 to a row (readable at a page's ~900 px), validation error
     per epoch of each rate on one shared log axis labelled in plain numbers (9, 10, 12), the chosen rate thick; each
     panel's legend under its x label (never over the curves), naming the chosen rate and the rates that diverged."""
     import matplotlib.pyplot as plt
-    from matplotlib.ticker import FixedLocator, FuncFormatter, NullFormatter
     ncols = min(3, len(fams)); nrows = math.ceil(len(fams) / ncols)
     fig, axes = plt.subplots(nrows, ncols, figsize=(3.4 * ncols, 3.5 * nrows), dpi=100, sharey=True, squeeze=False,
                              layout="constrained")
@@ -118,9 +105,7 @@ def _search_figure(recs: list, fams: list, best: dict):
         ax.grid(alpha=0.3, which="both")
         ax.legend(fontsize=9, loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=2, frameon=False,
                   handlelength=1.5, columnspacing=1.0)
-    y = axes[0][0].yaxis                               # shared: one panel's locator and formatters are all panels'
-    y.set_major_locator(FixedLocator(_log_ticks(*axes[0][0].get_ylim())))
-    y.set_major_formatter(FuncFormatter(lambda v, pos: f"{v:g}")); y.set_minor_formatter(NullFormatter())
+    plain_log_axis(axes[0][0].yaxis)                   # shared: one panel's ticks and labels are all panels'
     for row in axes: row[0].set_ylabel("validation error (%)")
     fig.suptitle(f"{recs[0]['benchmark']}: validation error per epoch at each learning rate (no gradient clip)")
     return fig
