@@ -312,19 +312,19 @@ def _per_configuration(out: Path, results: list, study: list):
         of = lambda records: [r for r in records if (r["benchmark"], r["variant"], r["config_key"]) == k]
         yield (out if len(keys) == 1 else out / "-".join(k)), of(results), of(study)
 
-def _write_index(out: Path, folders: list, configs: dict | None = None) -> str:
-    """summary.md in `out` listing the `folders` (with the fields in which their `configs`, {folder: config}, differ),
-    instead of one configuration's older report there; says what it removed."""
+def _write_index(out: Path, configs: dict) -> str:
+    """summary.md in `out` listing the folders of `configs` ({folder: its configuration}) and the fields in which they
+    differ, instead of one configuration's older report there; says what it removed."""
     old = [n for n in ("study.md", "study.png", *_PLOTS.values()) if (out / n).is_file()]
     for name in old: (out / name).unlink()
     links = lambda f: ", ".join(f"[{n}]({f.name}/{n})" for n in ("summary.md", "study.md") if (f / n).is_file())
-    differ = _differences(configs or {})
-    items = [f"- `{f.name}`: {links(f) or 'no report yet (no finished pairs)'}" + (f" ({differ[f]})" if differ.get(f) else "")
-             for f in folders]
-    write_atomic(f"# {len(folders)} configurations\n\nEach configuration's report is in a folder of its own:\n\n"
+    differ = _differences(configs)
+    items = [f"- `{f.name}`: {links(f) or 'no report yet (no finished pairs)'}" + (f" ({differ[f]})" if differ[f] else "")
+             for f in configs]
+    write_atomic(f"# {len(configs)} configurations\n\nEach configuration's report is in a folder of its own:\n\n"
                  + "\n".join(items) + "\n", out / "summary.md")
     gone = f"; removed {', '.join(old)}, which described one configuration" if old else ""
-    return f"wrote {out / 'summary.md'}: the index of the {len(folders)} configurations' folders{gone}"
+    return f"wrote {out / 'summary.md'}: the index of the {len(configs)} configurations' folders{gone}"
 
 def _run_summarize(args, parser) -> int:
     "`summarize`: the tables and plots of the records in --out (a sub-folder per configuration when it holds several)."
@@ -336,7 +336,7 @@ def _run_summarize(args, parser) -> int:
         if r: print(_report(sub, r, _title(r)))
         if s: print(_study_report(sub, s))
         configs[sub] = (r or s)[0].get("config", {})
-    if list(configs) != [args.out]: print(_write_index(args.out, list(configs), configs))
+    if list(configs) != [args.out]: print(_write_index(args.out, configs))
     return 0
 
 # %% ../nbs/07_cli.ipynb #9940e326
