@@ -42,10 +42,10 @@ def draw_noise(logits: Tensor, sigma, alpha, mu=0.0, generator: torch.Generator 
     The draw uses `generator` (None: torch's global generator) on the generator's device, in
     float32, then is moved to the device and dtype of `logits`."""
     sigma, alpha, mu = check_noise_args(sigma, alpha, mu)
-    B, n = check_logits(logits).shape
+    T, n = check_logits(logits).shape
     dev = _draw_device(generator)
-    chosen = torch.rand(B, generator=generator, device=dev) < alpha
-    eps = torch.randn(B, n, generator=generator, device=dev, dtype=torch.float32)
+    chosen = torch.rand(T, generator=generator, device=dev) < alpha
+    eps = torch.randn(T, n, generator=generator, device=dev, dtype=torch.float32)
     xi = torch.where(chosen[:, None], mu + sigma * eps, torch.zeros((), device=dev))
     return xi.to(device=logits.device, dtype=logits.dtype), chosen.to(logits.device)
 
@@ -77,8 +77,8 @@ def combine_teachers(logits_list: Sequence[Tensor], weights=None) -> Tensor:
     (the teachers' logits for the same samples, in the same order). `weights` (default: equal) is
     a sequence or 1-D tensor with one finite, non-negative weight per teacher and a positive sum."""
     check_logits(logits_list, "logits_list", many=True)
-    stacked = torch.stack(list(logits_list))   # (K, B, n); mixed dtypes are promoted
+    stacked = torch.stack(list(logits_list))   # (K, T, n); mixed dtypes are promoted
     if weights is None:
         return stacked.mean(0)
     w = _teacher_weights(weights, len(logits_list)).to(device=stacked.device, dtype=stacked.dtype)
-    return torch.einsum("k,kbn->bn", w, stacked)
+    return torch.einsum("k,ktn->tn", w, stacked)
