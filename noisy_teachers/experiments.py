@@ -939,9 +939,9 @@ def comparisons(records) -> list:
     return out
 
 # %% ../nbs/06_experiments.ipynb #64da9c60
-def _pm(m, s, scale=100.0, digits=2) -> str:
+def _pm(m, s) -> str:
     if m is None or not math.isfinite(m): return "nan"
-    return f"{m * scale:.{digits}f}" + ("" if s is None or not math.isfinite(s) else f" ± {s * scale:.{digits}f}")
+    return f"{100 * m:.2f}" + ("" if s is None or not math.isfinite(s) else f" ± {100 * s:.2f}")
 
 def _table(head, body, markdown) -> str:
     if check_flag(markdown, "markdown"):
