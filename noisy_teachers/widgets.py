@@ -211,9 +211,9 @@ def noise_figure(state: dict, figsize=(9, 3.4), dpi: int = 100) -> Figure:
     return fig
 
 # %% ../nbs/20_explore.ipynb #130c259b
-def _png(fig: Figure, dpi: int = 100) -> bytes:
+def _png(fig: Figure) -> bytes:
     buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=dpi)
+    fig.savefig(buf, format="png", dpi=100)
     return buf.getvalue()
 
 # %% ../nbs/20_explore.ipynb #58a03dcf
