@@ -676,7 +676,7 @@ def _load_cached(key: str, kind: str, where, base: Path) -> dict:
     return splits
 
 # %% ../nbs/03_data.ipynb #860d041c
-def _load_digits(test_fraction: float = 0.25, seed: int = 0) -> dict:
+def _load_digits(seed: int = 0) -> dict:
     "scikit-learn's 8×8 digits (values 0–16) scaled to uint8 0–255, split stratified: round(25 %) of each class to test."
     try: from sklearn.datasets import load_digits
     except ImportError as e: raise ImportError("the 'digits' data set is scikit-learn's: pip install scikit-learn") from e
@@ -686,7 +686,7 @@ def _load_digits(test_fraction: float = 0.25, seed: int = 0) -> dict:
     g, is_test = torch.Generator().manual_seed(seed), torch.zeros(len(y), dtype=torch.bool)
     for c in range(10):
         idx = (y == c).nonzero().flatten()
-        is_test[idx[torch.randperm(len(idx), generator=g)[:round(len(idx) * test_fraction)]]] = True
+        is_test[idx[torch.randperm(len(idx), generator=g)[:round(len(idx) * 0.25)]]] = True
     out = dict(train_images=x[~is_test], train_labels=y[~is_test], test_images=x[is_test], test_labels=y[is_test])
     out["mean"], out["std"] = channel_stats(out["train_images"])
     return out
