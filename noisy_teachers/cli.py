@@ -227,10 +227,10 @@ _HOW_TO_READ = """## How to read these tables
   without one, which flatters it). Section numbers are the paper's.
 """
 
-def _title(records: list, seeds: int | None = None) -> str:
+def _title(records: list) -> str:
     "A summary's title from its records: 'mnist (full): 3 seed(s), 20 teacher / 30 student epochs'."
     r, c = records[0], records[0]["config"]
-    n = seeds if seeds is not None else len({x["seed"] for x in records})
+    n = len({x["seed"] for x in records})
     return f"{r['benchmark']} ({r['variant']}): {n} seed(s), {c['teacher_train']['epochs']} teacher / {c['l2_train']['epochs']} student epochs"
 
 # %% ../nbs/07_cli.ipynb #84f07667
