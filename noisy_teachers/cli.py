@@ -278,7 +278,7 @@ def _prog(args) -> str:
     parser = getattr(args, "command_parser", None)
     return parser.prog if parser is not None else "noisy-teachers"
 
-def _one_line_warning(message, category, filename, lineno, file=None, line=None, prog="noisy-teachers") -> str:
+def _one_line_warning(message, category, filename, lineno, line=None, prog="noisy-teachers") -> str:
     return f"{prog}: warning: {message}\n"
 
 # %% ../nbs/07_cli.ipynb #d6795c91
