@@ -579,7 +579,7 @@ def _record(histories: list, models: list, epoch: list, lrs: list, test: ImageDa
 class _EpochLines:
     "The bar of a log (`progress=\"lines\"`): no line per step, one on stderr per epoch, with the time so far."
     def __init__(self, desc: str): self.desc, self.t0 = desc, time.perf_counter()
-    def update(self, n: int = 1): pass
+    def update(self): pass
     def set_postfix(self, **said):
         text = ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in said.items())
         print(f"  {self.desc}: {text} ({time.perf_counter() - self.t0:.0f} s)", file=sys.stderr, flush=True)
