@@ -290,7 +290,7 @@ def _need_locks() -> None:
 
 def _lock_fd(fd: int, wait: bool = True) -> None:
     "Lock the open file `fd` exclusively (released when it is closed); BlockingIOError if not `wait` and it is held."
-    _need_locks(); fcntl.flock(fd, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
+    fcntl.flock(fd, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))     # its callers ran _need_locks before opening fd
 
 # %% ../nbs/06_experiments.ipynb #e4d5fb3b
 def _out_folder(out_dir, name: str = "out_dir") -> Path:
