@@ -271,7 +271,7 @@ def _study_report(out: Path, records: list) -> str:
 # %% ../nbs/07_cli.ipynb #a0c011c7
 def _progress(args):
     "Bars in a terminal; lines (start, each epoch, finish) when stderr is a file or a pipe; none with --no-progress."
-    return getattr(args, "progress", False) and (sys.stderr.isatty() or "lines")
+    return args.progress and (sys.stderr.isatty() or "lines")
 
 def _prog(args) -> str:
     "The command as argparse's own errors name it: 'noisy-teachers reproduce' ('noisy-teachers' without a command)."
