@@ -802,7 +802,7 @@ def _loss_plan(arms: list, device: torch.device) -> dict:
 # %% ../nbs/05_training.ipynb #b7356226
 def _group_losses(plan: dict, arms: list, g: Tensor, y: Tensor, z: Tensor | None, generator) -> Tensor:
     "The K students' `arm_loss`es (K,) from their logits `g` (K, T, n), a kind at a time; the noisy ones share a draw."
-    K, T, n = g.shape
+    T, n = g.shape[1:]
     parts = []
     if len(plan["l2"]):                                   # 1/2 mean_i ||P_i - Q_i||^2, P and Q perturbed as eq. (2)
         gl, q = g[plan["l2"]], z.expand(len(plan["l2"]), T, n)
