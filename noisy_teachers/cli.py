@@ -227,10 +227,10 @@ _HOW_TO_READ = """## How to read these tables
   without one, which flatters it). Section numbers are the paper's.
 """
 
-def _title(records: list, seeds: int | None = None) -> str:
+def _title(records: list) -> str:
     "A summary's title from its records: 'mnist (full): 3 seed(s), 20 teacher / 30 student epochs'."
     r, c = records[0], records[0]["config"]
-    n = seeds if seeds is not None else len({x["seed"] for x in records})
+    n = len({x["seed"] for x in records})
     return f"{r['benchmark']} ({r['variant']}): {n} seed(s), {c['teacher_train']['epochs']} teacher / {c['l2_train']['epochs']} student epochs"
 
 # %% ../nbs/07_cli.ipynb #84f07667
@@ -271,14 +271,14 @@ def _study_report(out: Path, records: list) -> str:
 # %% ../nbs/07_cli.ipynb #a0c011c7
 def _progress(args):
     "Bars in a terminal; lines (start, each epoch, finish) when stderr is a file or a pipe; none with --no-progress."
-    return getattr(args, "progress", False) and (sys.stderr.isatty() or "lines")
+    return args.progress and (sys.stderr.isatty() or "lines")
 
 def _prog(args) -> str:
     "The command as argparse's own errors name it: 'noisy-teachers reproduce' ('noisy-teachers' without a command)."
     parser = getattr(args, "command_parser", None)
     return parser.prog if parser is not None else "noisy-teachers"
 
-def _one_line_warning(message, category, filename, lineno, file=None, line=None, prog="noisy-teachers") -> str:
+def _one_line_warning(message, category, filename, lineno, line=None, prog="noisy-teachers") -> str:
     return f"{prog}: warning: {message}\n"
 
 # %% ../nbs/07_cli.ipynb #d6795c91

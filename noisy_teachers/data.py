@@ -21,6 +21,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from .checks import check_flag, check_number, check_tensor
+from .noise import _draw_device
 
 # %% ../nbs/03_data.ipynb #a4cdd81c
 def _describe(x) -> str:
@@ -110,9 +111,8 @@ def batches(n: int, batch_size: int, shuffle: bool = True, generator: torch.Gene
     n = check_number(n, "n", 0, integer=True)
     batch_size = check_number(batch_size, "batch_size", 1, integer=True)
     check_flag(shuffle, "shuffle"); check_flag(drop_last, "drop_last")
-    if generator is not None and not isinstance(generator, torch.Generator):
-        raise ValueError(f"generator must be a torch.Generator or None, got {type(generator).__name__}")
-    if shuffle: order = torch.randperm(n, generator=generator, device=generator.device if generator is not None else "cpu")
+    dev = _draw_device(generator)                                 # a ValueError unless a torch.Generator or None
+    if shuffle: order = torch.randperm(n, generator=generator, device=dev)
     else: order = torch.arange(n)
     stop = n - n % batch_size if drop_last else n
     return iter([order[i:i + batch_size] for i in range(0, stop, batch_size)])
@@ -676,7 +676,7 @@ def _load_cached(key: str, kind: str, where, base: Path) -> dict:
     return splits
 
 # %% ../nbs/03_data.ipynb #860d041c
-def _load_digits(test_fraction: float = 0.25, seed: int = 0) -> dict:
+def _load_digits(seed: int = 0) -> dict:
     "scikit-learn's 8×8 digits (values 0–16) scaled to uint8 0–255, split stratified: round(25 %) of each class to test."
     try: from sklearn.datasets import load_digits
     except ImportError as e: raise ImportError("the 'digits' data set is scikit-learn's: pip install scikit-learn") from e
@@ -686,7 +686,7 @@ def _load_digits(test_fraction: float = 0.25, seed: int = 0) -> dict:
     g, is_test = torch.Generator().manual_seed(seed), torch.zeros(len(y), dtype=torch.bool)
     for c in range(10):
         idx = (y == c).nonzero().flatten()
-        is_test[idx[torch.randperm(len(idx), generator=g)[:round(len(idx) * test_fraction)]]] = True
+        is_test[idx[torch.randperm(len(idx), generator=g)[:round(len(idx) * 0.25)]]] = True
     out = dict(train_images=x[~is_test], train_labels=y[~is_test], test_images=x[is_test], test_labels=y[is_test])
     out["mean"], out["std"] = channel_stats(out["train_images"])
     return out
@@ -743,7 +743,7 @@ def digits_as_idx(folder, n_train: int = 600, n_test: int = 300) -> Path:
 def _crop_flip(x: Tensor, pad: int, flip: bool, generator, fill: Tensor | None = None) -> Tensor:
     "Random crops of `x` (B, C, H, W) padded by `pad` (zeros, or the per-channel `fill`), each flipped left-right with probability ½ when `flip`: one gather."
     B, C, H, W = x.shape
-    gdev = generator.device if generator is not None else torch.device("cpu")
+    gdev = _draw_device(generator)
     off = torch.randint(0, 2 * pad + 1, (2, B), generator=generator, device=gdev).to(x.device)
     if pad == 0: xp = x
     elif fill is None: xp = F.pad(x, (pad, pad, pad, pad))
@@ -770,9 +770,7 @@ def augment(x: Tensor, pad: int = 4, flip: bool = True, generator: torch.Generat
     check_tensor(x, "x", ("B", "C", "H", "W"))
     pad = _check_pad(pad, *x.shape[2:])
     check_flag(flip, "flip")
-    if generator is not None and not isinstance(generator, torch.Generator):
-        raise ValueError(f"generator must be a torch.Generator or None, got {type(generator).__name__}")
-    return _crop_flip(x, pad, flip, generator)
+    return _crop_flip(x, pad, flip, generator)                    # which checks generator before drawing
 
 # %% ../nbs/03_data.ipynb #6fd4597d
 def _check_data(data, name="data") -> None:

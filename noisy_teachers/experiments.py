@@ -290,7 +290,7 @@ def _need_locks() -> None:
 
 def _lock_fd(fd: int, wait: bool = True) -> None:
     "Lock the open file `fd` exclusively (released when it is closed); BlockingIOError if not `wait` and it is held."
-    _need_locks(); fcntl.flock(fd, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
+    fcntl.flock(fd, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))     # its callers ran _need_locks before opening fd
 
 # %% ../nbs/06_experiments.ipynb #e4d5fb3b
 def _out_folder(out_dir, name: str = "out_dir") -> Path:
@@ -777,15 +777,13 @@ def _gap(config, teacher_error: float, hard: dict) -> dict:
                 teacher_gap_ok=teacher_gap_ok(teacher_error, e, config.min_teacher_gap) if math.isfinite(e) else False)
 
 # %% ../nbs/06_experiments.ipynb #c06stale1
-def _drop_stale_checkpoints(S: Run, seed: int) -> list:
+def _drop_stale_checkpoints(S: Run, seed: int) -> None:
     """Once every teacher and arm of the configuration has its record for `seed`, none of the protocol's training
     checkpoints of that seed can resume: remove those still there (a group killed, then its arms trained another way).
-    A study's (in `seed<k>/<study>/`, beside them) are left alone. Returns the files removed."""
+    A study's (in `seed<k>/<study>/`, beside them) are left alone."""
     specs = arm_specs(S.c)
-    if not all(S.has(seed, a) for a in teacher_names(S.c, specs) + [s.name for s in specs]): return []
-    stale = sorted((S.ckpt / f"seed{seed}").glob("*.train.pt"))
-    for p in stale: p.unlink(missing_ok=True)
-    return stale
+    if not all(S.has(seed, a) for a in teacher_names(S.c, specs) + [s.name for s in specs]): return
+    for p in (S.ckpt / f"seed{seed}").glob("*.train.pt"): p.unlink(missing_ok=True)
 
 # %% ../nbs/06_experiments.ipynb #e38881d8
 def run_seed(S: Run, seed: int, specs, batched: bool = True, bar=None) -> None:
@@ -939,9 +937,9 @@ def comparisons(records) -> list:
     return out
 
 # %% ../nbs/06_experiments.ipynb #64da9c60
-def _pm(m, s, scale=100.0, digits=2) -> str:
+def _pm(m, s) -> str:
     if m is None or not math.isfinite(m): return "nan"
-    return f"{m * scale:.{digits}f}" + ("" if s is None or not math.isfinite(s) else f" ± {s * scale:.{digits}f}")
+    return f"{100 * m:.2f}" + ("" if s is None or not math.isfinite(s) else f" ± {100 * s:.2f}")
 
 def _table(head, body, markdown) -> str:
     if check_flag(markdown, "markdown"):
@@ -1228,17 +1226,15 @@ def _study_group(S: Run, seed: int, n: int, group, teacher, teacher_error: float
                       transfer_size=n, study="noise_benefit", teacher_error=teacher_error, copies=len(transfer) // n)
 
 # %% ../nbs/06_experiments.ipynb #c06sst01
-def _drop_stale_study_checkpoints(S: Run, seed: int, specs, sizes, length: dict) -> list:
+def _drop_stale_study_checkpoints(S: Run, seed: int, specs, sizes, length: dict) -> None:
     """The study's `_drop_stale_checkpoints`: remove the checkpoint in `seed<k>/noise_benefit/` of each group of `specs`
     (batched or one by one) whose arms all have a record of `seed` at its size (`sizes`, capped at the training set):
-    a group killed, then its arms trained another way. A group with an arm still to train keeps it. -> files removed"""
+    a group killed, then its arms trained another way. A group with an arm still to train keeps it."""
     N, folder = len(S.data[0]), S.ckpt / f"seed{seed}" / "noise_benefit"
     done = lambda group, n: all(S.has(seed, s.name, transfer_size=n) for s in group)
     paths = {folder / _checkpoint_name(g, n, _study_length(S.c, N, n, **length)[0]) for n in {min(n, N) for n in sizes}
              for batched in (True, False) for g in arm_groups(S.c, specs, batched) if done(g, n)}
-    stale = sorted(p for p in paths if p.exists())
-    for p in stale: p.unlink()
-    return stale
+    for p in paths: p.unlink(missing_ok=True)
 
 # %% ../nbs/06_experiments.ipynb #623be529
 def noise_benefit_study(config: BenchmarkConfig, sizes, sigmas, alphas, seeds, data_root=None, out_dir="runs/study",

@@ -579,7 +579,7 @@ def _record(histories: list, models: list, epoch: list, lrs: list, test: ImageDa
 class _EpochLines:
     "The bar of a log (`progress=\"lines\"`): no line per step, one on stderr per epoch, with the time so far."
     def __init__(self, desc: str): self.desc, self.t0 = desc, time.perf_counter()
-    def update(self, n: int = 1): pass
+    def update(self): pass
     def set_postfix(self, **said):
         text = ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in said.items())
         print(f"  {self.desc}: {text} ({time.perf_counter() - self.t0:.0f} s)", file=sys.stderr, flush=True)
@@ -802,7 +802,7 @@ def _loss_plan(arms: list, device: torch.device) -> dict:
 # %% ../nbs/05_training.ipynb #b7356226
 def _group_losses(plan: dict, arms: list, g: Tensor, y: Tensor, z: Tensor | None, generator) -> Tensor:
     "The K students' `arm_loss`es (K,) from their logits `g` (K, T, n), a kind at a time; the noisy ones share a draw."
-    K, T, n = g.shape
+    T, n = g.shape[1:]
     parts = []
     if len(plan["l2"]):                                   # 1/2 mean_i ||P_i - Q_i||^2, P and Q perturbed as eq. (2)
         gl, q = g[plan["l2"]], z.expand(len(plan["l2"]), T, n)

@@ -211,9 +211,9 @@ def noise_figure(state: dict, figsize=(9, 3.4), dpi: int = 100) -> Figure:
     return fig
 
 # %% ../nbs/20_explore.ipynb #130c259b
-def _png(fig: Figure, dpi: int = 100) -> bytes:
+def _png(fig: Figure) -> bytes:
     buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=dpi)
+    fig.savefig(buf, format="png", dpi=100)
     return buf.getvalue()
 
 # %% ../nbs/20_explore.ipynb #58a03dcf
@@ -267,7 +267,7 @@ class NoiseExplorer:
         self.state, self.figure, self.n_updates, self._hold, self.shown = None, None, 0, False, False
         self.update()
         for w in self.sliders:
-            w.observe(lambda change: self._on_change(change), names="value")
+            w.observe(lambda change: self._on_change(), names="value")
 
     @property
     def sliders(self) -> tuple:
@@ -318,7 +318,7 @@ def _set_quietly(self: NoiseExplorer, values: dict):
         self._hold = False
 
 @patch
-def _on_change(self: NoiseExplorer, change):
+def _on_change(self: NoiseExplorer):
     "A slider moved: redraw. A setting the view refuses (a nan) puts the sliders back and says why in the readout."
     if self._hold:
         return
@@ -447,7 +447,7 @@ class LiveStudent:
                                  self.readout, self.image], on_show=lambda: self._show()).add_class("nt-student")
         self.results, self.baseline, self.last_history, self.figure, self.shown = [], None, None, None, False
         self.n_trained = 0  # students trained by this object, baselines included
-        self.button.on_click(lambda button: self._on_click(button))
+        self.button.on_click(lambda button: self._on_click())
         self._redraw()
 
     def _redraw(self):
@@ -527,7 +527,7 @@ def train_once(self: LiveStudent, sigma=None, alpha=None, progress: bool = False
 
 # %% ../nbs/20_explore.ipynb #c7e0ade2
 @patch
-def _on_click(self: LiveStudent, button):
+def _on_click(self: LiveStudent):
     "The Train button: one run with the sliders' values; its tqdm bars appear inside the widget, an error in the readout."
     self.log.clear_output()
     with self.log, contextlib.suppress(Exception):   # an error is in the readout: a callback has nowhere else to report
