@@ -1136,6 +1136,7 @@ def plot_alpha(rows, sigma=None):
 def plot_curves(records, arms=None):
     """Test error (%) per epoch, averaged over seeds, for `arms` (default: the teacher, the student alone, L2, Hinton's KD
     and the `best_noisy` arm, its label saying on which split it was picked). Returns the figure."""
+    from matplotlib.ticker import MaxNLocator
     title = _one_benchmark(rows := summarize(records))
     if arms is None:
         arms = [a for a in ("teacher", "hard", "l2", "kd") if any(r["arm"] == a for r in rows)]
@@ -1151,6 +1152,7 @@ def plot_curves(records, arms=None):
         L, lost = min(len(h) for h in hs), f", {len(rs) - len(hs)} diverged" if len(rs) > len(hs) else ""
         ax.plot(np.arange(1, L + 1), np.mean([h[:L] for h in hs], axis=0) * 100, marker="." if L <= 30 else None,
                 label=f"{a} (n = {len(hs)}{lost}" + (f", best noisy, picked on {on})" if a == best else ")"))
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))                     # epochs are whole numbers
     return _finish(fig, ax, f"{title}: training curves", "epoch", rows, "test error (%), mean over seeds")
 
 # %% ../nbs/06_experiments.ipynb #262dcfb2
@@ -1315,7 +1317,7 @@ def format_study(gains, markdown: bool = True) -> str:
 def plot_study(gains, alpha=None):
     """Heat map of the noisy teacher's gain over σ = 0 (pp; blue: the noise helps), transfer-set size × σ, one panel per α
     (or only `alpha`), each cell annotated with the mean ± its t-based 95 % interval over the paired seeds, as in
-    `format_study`'s table (blank and marked "diverged
+    `format_study`'s table, and pale where that interval holds 0 (blank and marked "diverged
     k/n" when a run of k of its n pairs diverged). Returns the figure."""
     import matplotlib.pyplot as plt
     gains = [g for g in gains if g["baseline"] == "l2"]
@@ -1326,18 +1328,20 @@ def plot_study(gains, alpha=None):
     fig, axes = plt.subplots(1, len(alphas), figsize=(min(9, 1.5 + 2.6 * len(alphas)), 1.6 + 0.5 * len(sizes)),
                              dpi=90, squeeze=False, layout="constrained")
     for ax, a in zip(axes[0], alphas):
-        M = np.full((len(sizes), len(sigmas)), np.nan)
+        M, pale = np.full((len(sizes), len(sigmas)), np.nan), np.zeros((len(sizes), len(sigmas), 4))
         for g in (g for g in gains if g["alpha"] == a):
             i, j = sizes.index(g["transfer_size"]), sigmas.index(g["sigma"])
             M[i, j] = g["gain"] * 100
+            pale[i, j] = (1, 1, 1, 0.65 * (not abs(g["gain"]) > g["ci95"]))     # no interval (nan) or one holding 0
             ci = "" if not math.isfinite(g["ci95"]) else f"\n± {g['ci95'] * 100:.2f}"
             text = f"{M[i, j]:+.2f}{ci}" if math.isfinite(M[i, j]) else f"diverged\n{g.get('diverged', '?')}/{g['n']}"
             ax.text(j, i, text, ha="center", va="center", fontsize=7,
-                    color="white" if abs(M[i, j]) > 0.6 * vmax else "black")
+                    color="white" if abs(M[i, j]) > 0.6 * vmax and not pale[i, j, 3] else "black")
         im = ax.imshow(M, cmap="RdBu", vmin=-vmax, vmax=vmax, aspect="auto", origin="lower")
+        ax.imshow(pale, aspect="auto", origin="lower")
         ax.set_xticks(range(len(sigmas)), [f"{s:g}" for s in sigmas]); ax.set_yticks(range(len(sizes)), sizes)
         ax.set_xlabel("σ"); ax.set_title(f"α = {a:g}", fontsize=9)
     axes[0][0].set_ylabel("transfer set (samples)")
-    fig.colorbar(im, ax=axes[0].tolist(), label="gain over σ = 0 (pp)\ncells: mean ± 95 % interval")
+    fig.colorbar(im, ax=axes[0].tolist(), label="gain over σ = 0 (pp)\ncells: mean ± 95 % interval\n(pale: the interval holds 0)")
     fig.suptitle(f"{_one_benchmark(gains)}: when does the noisy teacher help?", fontsize=10)
     return fig
