@@ -1,0 +1,76 @@
+#!/usr/bin/env python
+"""Does the teacher need its gradient clip? One epoch of a benchmark's teacher, with and without the clip.
+
+    python scripts/teacher_clip.py mnist --data-root DIR --out results/teacher-clip/mnist.md   # ~15 min, 1 CPU thread
+
+The teacher of the benchmark (its architecture, batch size, weight decay and momentum) is trained for `--epochs` at a
+constant learning rate (the first epochs of the cosine schedule run at nearly the full rate) for each learning rate,
+clip (`none` or a gradient norm) and seed, on the training split less the benchmark's validation hold-out, and scored
+on that hold-out; the test set is not touched. A chance-level validation error (about 90 % with 10 classes) means the
+run never left its start. Each finished run is a row of the markdown table at `--out`, rewritten whole (atomically)
+after every run; a rerun skips the rows already there.
+"""
+import argparse
+import re
+import sys
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import torch
+
+from noisy_teachers.cli import _non_negative_int, _number_from, _positive_int, _positive_number
+from noisy_teachers.data import DATASETS, load_dataset, split_off, write_atomic
+from noisy_teachers.experiments import get_config
+from noisy_teachers.models import build
+from noisy_teachers.training import train_teacher
+
+HEADER = ["| lr | clip | seed | train loss | validation error | steps clipped | seconds |", "|---|---|---|---|---|---|---|"]
+
+
+_clip_number = _number_from(float, lambda v: v > 0, "'none' or a number > 0")
+
+
+def clip(text: str) -> float | None:
+    return None if text == "none" else _clip_number(text)
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("benchmark", choices=DATASETS)
+    p.add_argument("--data-root", help="the data folder (default: $NOISY_TEACHERS_DATA, else the user cache)")
+    p.add_argument("--out", required=True, type=Path, help="the markdown table to write (resumed if it exists)")
+    p.add_argument("--lrs", type=_positive_number, nargs="+", default=[0.05, 0.02], help="learning rates (> 0)")
+    p.add_argument("--clips", type=clip, nargs="+", default=[None, 2.0], help="gradient-norm clips: 'none' or > 0")
+    p.add_argument("--seeds", type=_non_negative_int, nargs="+", default=[0, 1, 2], help="seeds (initial weights, shuffling)")
+    p.add_argument("--epochs", type=_positive_int, default=1, help="epochs per run (default 1)")
+    p.add_argument("--threads", type=_positive_int, default=1, help="torch threads (default 1)")
+    a = p.parse_args(argv)
+    torch.set_num_threads(a.threads)
+    c = get_config(a.benchmark)
+    train, _ = load_dataset(a.benchmark, root=a.data_root)
+    train, val = split_off(train, c.val_size, seed=0)
+    rows = [l for l in a.out.read_text().splitlines() if l.startswith("| ") and l not in HEADER] if a.out.exists() else []
+    command = (f"python scripts/teacher_clip.py {a.benchmark} --lrs {' '.join(f'{v:g}' for v in a.lrs)} --clips "
+               f"{' '.join('none' if v is None else f'{v:g}' for v in a.clips)} --seeds {' '.join(map(str, a.seeds))} "
+               f"--epochs {a.epochs} --threads {a.threads} --data-root DIR --out {a.out}")
+    done = {tuple(re.split(r"\s*\|\s*", r)[1:4]) for r in rows}
+    for lr in a.lrs:
+        for cl in a.clips:
+            for seed in a.seeds:
+                key = (f"{lr:g}", "none" if cl is None else f"{cl:g}", str(seed))
+                if key in done: continue
+                cfg = replace(c.teacher_train, epochs=a.epochs, schedule="constant", lr=lr, clip_grad_norm=cl, seed=seed)
+                model = build(c.teacher, train.in_shape, train.n_classes, generator=torch.Generator().manual_seed(seed))
+                t0 = time.time()
+                h = train_teacher(model, train, val, cfg, progress=False)
+                rows.append(f"| {' | '.join(key)} | {h.train_loss[-1]:.3f} | {100 * h.test_error[-1]:.2f} % | "
+                            f"{100 * h.clip_fraction[-1]:.0f} % | {time.time() - t0:.0f} |")
+                print(rows[-1], flush=True)
+                write_atomic("\n".join([f"# {a.benchmark}: the teacher ({c.teacher}), {a.epochs} epoch(s) at a constant "
+                                        f"learning rate, scored on {len(val):,} validation images", "",
+                                        f"    {command}", "", *HEADER, *rows]) + "\n", a.out)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
