@@ -170,7 +170,7 @@ def _drive(ray, S: Run, tasks, where, resources, lines) -> None:
                 if seed not in checks: checks[seed] = _gap(c, group[0]["teacher_error"], hard[seed])  # once per seed
                 for r in group: r.update(checks[seed])
                 S.add(*group)                                  # a group's records together, as in Run.students
-            if lines: print(_line(c, f"{seed}, n = {x[0]}" if what == "study" else seed, what, recs, done, total), file=sys.stderr, flush=True)
+            if lines: print(_line(c, f"{seed}, n = {x[0]}" if what == "study" else seed, x if what == "teacher" else what, recs, done, total), file=sys.stderr, flush=True)
     finally:
         for ref in pending: ray.cancel(ref, force=True)          # a failure or an interrupt: stop what is left
 

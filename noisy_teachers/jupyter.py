@@ -25,7 +25,7 @@ def clean_before_save(model: dict, path: str, contents_manager=None, **kwargs) -
     clean_nb(model["content"], s.getboolean("clear_all", False), s.get("allowed_metadata_keys", "").split(),
              s.get("allowed_cell_metadata_keys", "").split(), s.getboolean("clean_ids", True))
 
-
+# %% ../nbs/09_jupyter.ipynb #j0000009
 def _jupyter_server_extension_points() -> list:
     return [{"module": "noisy_teachers.jupyter"}]
 
