@@ -133,7 +133,7 @@ def _protocol_options(p: argparse.ArgumentParser, tasks: str, quick: str, tiny: 
                    help=f"train the teachers and every student for N epochs instead of the protocol's (a CPU budget){epochs}")
     p.add_argument("--ray", nargs="?", const="", default=None, metavar="ADDRESS",
                    help=f"run every {tasks} as a Ray task: alone, a local Ray instance; 'auto' or an address joins a "
-                        "running cluster (chapter 08; needs pip install \"noisy-teachers[ray]\")")
+                        "running cluster (chapter 08; needs Ray: pip install \"ray>=2.9\", or \".[ray]\" in a clone)")
     p.add_argument("--budget-minutes", type=_positive_number, default=None, metavar="M",
                    help="stop cleanly at the end of the epoch that crosses M minutes; rerun the same command to continue")
 

@@ -26,7 +26,7 @@ class RayMissingError(ImportError, ValueError):
 def _ray():
     "The `ray` module, imported only when a `*_ray` function runs; `RayMissingError` (one line) when it is not installed."
     try: import ray
-    except ImportError: raise RayMissingError('Ray is not installed: pip install "noisy-teachers[ray]"') from None
+    except ImportError: raise RayMissingError('Ray is not installed: pip install "ray>=2.9" (or ".[ray]" in a clone of noisy-teachers)') from None
     return ray
 
 # %% ../nbs/08_ray.ipynb #fa3c81e2

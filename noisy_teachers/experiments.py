@@ -435,7 +435,7 @@ class Record:
     """One result, a line of `results.jsonl` (or `study.jsonl`) as `to_dict` writes it, fields in this order: each has
     those without a default; teachers, student arms, the teacher check and the study add theirs."""
     benchmark: str                  # the data set (`BenchmarkConfig.name`)
-    variant: str                    # "full", "quick" or "tiny"
+    variant: str                    # "full", "quick" or "tiny" (`--epochs N` keeps it: the epochs are in `config`)
     config_key: str                 # `BenchmarkConfig.key`: records of other settings are never mixed in
     seed: int
     arm: str                        # "teacher", "teacher_<k>" (several teachers), or a student arm's name (`arm_specs`)
@@ -460,6 +460,7 @@ class Record:
     lr: float = _ABSENT
     diverged: str | None = _ABSENT  # a student arm: None, or why its training stopped (its errors are then NaN)
     metrics: dict                   # `_metrics`: final_error, final_test_loss, val_error, clip_fraction, history
+                                    # (records older than commit 50e5883 also hold best_error, picked on test: unused)
     wall_s: float                   # seconds of training, every slice of a resumed run (a group's: over its size,
                                     # while metrics' history.seconds keeps the whole group's per epoch)
     device: str
@@ -486,9 +487,9 @@ def _check_seeds(seeds) -> list:
     return check_numbers(s, "seeds", 0, top - 1, integer=True)
 
 # %% ../nbs/06_experiments.ipynb #cfebbe47
-def _bar(total, desc, progress):
+def _bar(total, desc, progress, initial: int = 0):
     from tqdm.auto import tqdm
-    return tqdm(total=total, desc=desc, disable=not progress, unit="arm")
+    return tqdm(total=total, initial=initial, desc=desc, disable=not progress, unit="arm")
 
 # %% ../nbs/06_experiments.ipynb #3def7027
 class FolderBusyError(ValueError):
@@ -824,8 +825,8 @@ def run_benchmark(config: BenchmarkConfig, seeds, data_root=None, out_dir="runs"
     seeds, specs = _check_seeds(seeds), select_arms(arm_specs(config), arms)
     with Run(config, data_root, out_dir, device, progress, "results.jsonl", download, budget_minutes=budget_minutes) as S:
         wanted = teacher_names(config, specs) + [s.name for s in specs]
-        todo = sum(not S.has(seed, a) for seed in seeds for a in wanted)
-        with _bar(todo, f"{config.label}: teachers and arms", S.bars) as bar:
+        done = sum(S.has(seed, a) for seed in seeds for a in wanted)     # a rerun: the bar starts at what is recorded
+        with _bar(len(seeds) * len(wanted), f"{config.label}: teachers and arms", S.bars, initial=done) as bar:
             for seed in seeds: run_seed(S, seed, specs, batched, bar)
         return [r for r in S.records if r["seed"] in seeds and r["arm"] in wanted]
 

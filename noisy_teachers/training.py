@@ -231,7 +231,7 @@ class History:
     (training time of the epoch: the whole group's, when several students train together), `lr` (at the epoch's end),
     `val_loss` and `val_error` (on the validation set; empty lists when there is none) and `clip_fraction` (the
     fraction of the epoch's optimizer steps at which gradient-norm clipping changed the gradient; 0.0 without a clip).
-    `resumed`: the epochs the run that returned it restored from its checkpoint, trained by earlier calls (not part
+    `label`: the run's name, for plots and progress. `resumed`: the epochs the run that returned it restored from its checkpoint, trained by earlier calls (not part
     of `to_dict`)."""
     train_loss: list = field(default_factory=list)
     test_loss: list = field(default_factory=list)
@@ -591,6 +591,7 @@ def _progress_bar(epochs: int, start: int, steps: int, desc: str, show):
         if done: print(f"  {desc}: resuming after epoch {start}/{epochs} (the seconds below count from here)",
                        file=sys.stderr, flush=True)
         return contextlib.nullcontext(_EpochLines(desc))
+    desc += f" (resumed after epoch {start}/{epochs})" if done else ""          # a terminal sees the resumption too
     return tqdm(total=epochs * steps if start < epochs else 0, initial=done, desc=desc, disable=not show, unit="step", leave=True)
 
 # %% ../nbs/05_training.ipynb #f24fa1e5
