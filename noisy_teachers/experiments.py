@@ -14,7 +14,7 @@ __all__ = ['VARIANTS', 'TEACHER_SEED_STRIDE', 'patch', 'BenchmarkConfig', 'get_c
            'format_study', 'plot_study']
 
 # %% ../nbs/06_experiments.ipynb #70c5d6c7
-import hashlib, json, math, os, platform, sys, time, warnings
+import functools, hashlib, json, math, os, platform, subprocess, sys, time, warnings
 from collections import defaultdict
 from contextlib import contextmanager, suppress
 from dataclasses import asdict, dataclass, fields, replace
@@ -415,13 +415,27 @@ def val_picked_error(history: dict) -> float:
 
 # %% ../nbs/06_experiments.ipynb #33147ef6
 def library_versions() -> dict:
-    "The versions of python, torch, torchvision and noisy_teachers, for every record."
+    """The versions of python, torch, torchvision and noisy_teachers, for every record, and `noisy_teachers_commit`:
+    the commit of the clone the package runs from (`_source_commit`), since the version alone names no recipe."""
     from importlib.metadata import PackageNotFoundError, version
     import noisy_teachers
     try: tv = version("torchvision")                 # without importing it (seconds)
     except PackageNotFoundError: tv = None
     return dict(python=platform.python_version(), torch=torch.__version__, torchvision=tv,
-                noisy_teachers=noisy_teachers.__version__)
+                noisy_teachers=noisy_teachers.__version__, noisy_teachers_commit=_source_commit())
+
+@functools.cache
+def _source_commit() -> str | None:
+    """`git describe --always --dirty` ('-dirty': with uncommitted changes) of the clone whose `noisy_teachers/` folder
+    is the package that runs; None for an installed copy (even one in a clone's `.venv`) or without git."""
+    import noisy_teachers
+    git = lambda *a: subprocess.run(["git", "-C", str(Path(noisy_teachers.__file__).parent), *a], capture_output=True,
+                                    text=True, timeout=10)
+    try:
+        if git("rev-parse", "--show-prefix").stdout.strip() != "noisy_teachers/": return None
+        r = git("describe", "--always", "--dirty", "--abbrev=12")
+    except (OSError, subprocess.TimeoutExpired): return None
+    return r.stdout.strip() or None if r.returncode == 0 else None
 
 # %% ../nbs/06_experiments.ipynb #03226584
 class _Absent:
@@ -464,7 +478,7 @@ class Record:
     wall_s: float                   # seconds of training, every slice of a resumed run (a group's: over its size,
                                     # while metrics' history.seconds keeps the whole group's per epoch)
     device: str
-    versions: dict                  # `library_versions()`
+    versions: dict                  # `library_versions()`: python, torch, torchvision, ours, and the clone's commit
     finished: str                   # local time, "%Y-%m-%dT%H:%M:%S%z"
     config: dict                    # `BenchmarkConfig.to_dict()`
 
