@@ -20,7 +20,7 @@ from pathlib import Path
 import torch
 
 from noisy_teachers.cli import _non_negative_int, _number_from, _positive_int, _positive_number
-from noisy_teachers.data import DATASETS, load_dataset, split_off, write_atomic
+from noisy_teachers.data import DATASETS, DataNotFoundError, load_dataset, split_off, write_atomic
 from noisy_teachers.experiments import get_config
 from noisy_teachers.models import build
 from noisy_teachers.training import train_teacher
@@ -48,9 +48,14 @@ def main(argv=None):
     a = p.parse_args(argv)
     torch.set_num_threads(a.threads)
     c = get_config(a.benchmark)
-    train, _ = load_dataset(a.benchmark, root=a.data_root)
+    try: train, _ = load_dataset(a.benchmark, root=a.data_root)
+    except DataNotFoundError as e: p.error(f"argument --data-root: {e}")
     train, val = split_off(train, c.val_size, seed=0)
-    rows = [l for l in a.out.read_text().splitlines() if l.startswith("| ") and l not in HEADER] if a.out.exists() else []
+    title = (f"# {a.benchmark}: the teacher ({c.teacher}), {a.epochs} epoch(s) at a constant learning rate, scored on "
+             f"{len(val):,} validation images")
+    lines = a.out.read_text().splitlines() if a.out.exists() else [title]
+    if lines[0] != title: p.error(f"argument --out: {a.out} holds another check ({lines[0][2:]!r}); use another file")
+    rows = [l for l in lines if l.startswith("| ") and l not in HEADER]
     command = (f"python scripts/teacher_clip.py {a.benchmark} --lrs {' '.join(f'{v:g}' for v in a.lrs)} --clips "
                f"{' '.join('none' if v is None else f'{v:g}' for v in a.clips)} --seeds {' '.join(map(str, a.seeds))} "
                f"--epochs {a.epochs} --threads {a.threads} --data-root DIR --out {a.out}")
@@ -67,9 +72,7 @@ def main(argv=None):
                 rows.append(f"| {' | '.join(key)} | {h.train_loss[-1]:.3f} | {100 * h.test_error[-1]:.2f} % | "
                             f"{100 * h.clip_fraction[-1]:.0f} % | {time.time() - t0:.0f} |")
                 print(rows[-1], flush=True)
-                write_atomic("\n".join([f"# {a.benchmark}: the teacher ({c.teacher}), {a.epochs} epoch(s) at a constant "
-                                        f"learning rate, scored on {len(val):,} validation images", "",
-                                        f"    {command}", "", *HEADER, *rows]) + "\n", a.out)
+                write_atomic("\n".join([title, "", f"    {command}", "", *HEADER, *rows]) + "\n", a.out)
 
 
 if __name__ == "__main__":
