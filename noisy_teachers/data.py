@@ -20,8 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from .checks import check_flag, check_number, check_tensor
-from .noise import _draw_device
+from .checks import check_flag, check_generator, check_number, check_tensor
 
 # %% ../nbs/03_data.ipynb #a4cdd81c
 def _describe(x) -> str:
@@ -111,7 +110,7 @@ def batches(n: int, batch_size: int, shuffle: bool = True, generator: torch.Gene
     n = check_number(n, "n", 0, integer=True)
     batch_size = check_number(batch_size, "batch_size", 1, integer=True)
     check_flag(shuffle, "shuffle"); check_flag(drop_last, "drop_last")
-    dev = _draw_device(generator)                                 # a ValueError unless a torch.Generator or None
+    dev = check_generator(generator)                                 # a ValueError unless a torch.Generator or None
     if shuffle: order = torch.randperm(n, generator=generator, device=dev)
     else: order = torch.arange(n)
     stop = n - n % batch_size if drop_last else n
@@ -743,7 +742,7 @@ def digits_as_idx(folder, n_train: int = 600, n_test: int = 300) -> Path:
 def _crop_flip(x: Tensor, pad: int, flip: bool, generator, fill: Tensor | None = None) -> Tensor:
     "Random crops of `x` (B, C, H, W) padded by `pad` (zeros, or the per-channel `fill`), each flipped left-right with probability ½ when `flip`: one gather."
     B, C, H, W = x.shape
-    gdev = _draw_device(generator)
+    gdev = check_generator(generator)
     off = torch.randint(0, 2 * pad + 1, (2, B), generator=generator, device=gdev).to(x.device)
     if pad == 0: xp = x
     elif fill is None: xp = F.pad(x, (pad, pad, pad, pad))

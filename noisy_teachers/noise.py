@@ -11,7 +11,7 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor
 
-from .checks import check_logits, check_number, check_numbers
+from .checks import check_generator, check_logits, check_number, check_numbers
 
 # %% ../nbs/01_noisy_teacher.ipynb #cb2d1e3f
 def check_noise_args(sigma, alpha, mu=0.0) -> tuple[float, float, float]:
@@ -23,13 +23,6 @@ def check_noise_args(sigma, alpha, mu=0.0) -> tuple[float, float, float]:
     Raises ValueError naming the argument and the accepted range."""
     return (check_number(sigma, "sigma (a standard deviation)", 0), check_number(alpha, "alpha (a probability)", 0, 1),
             check_number(mu, "mu (the noise mean)"))
-
-# %% ../nbs/01_noisy_teacher.ipynb #d7a3c001
-def _draw_device(generator: torch.Generator | None) -> torch.device:
-    "The device the noise is drawn on: the generator's, or the CPU for torch's global generator (None)."
-    if generator is not None and not isinstance(generator, torch.Generator):
-        raise ValueError(f"generator must be a torch.Generator or None, got {type(generator).__name__}")
-    return torch.device("cpu") if generator is None else generator.device
 
 # %% ../nbs/01_noisy_teacher.ipynb #3b63cf4a
 def draw_noise(logits: Tensor, sigma, alpha, mu=0.0, generator: torch.Generator | None = None
@@ -43,7 +36,7 @@ def draw_noise(logits: Tensor, sigma, alpha, mu=0.0, generator: torch.Generator 
     float32, then is moved to the device and dtype of `logits`."""
     sigma, alpha, mu = check_noise_args(sigma, alpha, mu)
     T, n = check_logits(logits).shape
-    dev = _draw_device(generator)
+    dev = check_generator(generator)
     chosen = torch.rand(T, generator=generator, device=dev) < alpha
     eps = torch.randn(T, n, generator=generator, device=dev, dtype=torch.float32)
     xi = torch.where(chosen[:, None], mu + sigma * eps, torch.zeros((), device=dev))

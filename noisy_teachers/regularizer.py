@@ -13,9 +13,9 @@ from typing import NamedTuple
 import torch
 from torch import Tensor
 
-from .checks import check_logits, check_number, check_tensor
+from .checks import check_generator, check_logits, check_number, check_tensor
 from .losses import logit_regression_loss
-from .noise import _draw_device, check_noise_args, draw_noise, perturb_logits
+from .noise import check_noise_args, draw_noise, perturb_logits
 
 # %% ../nbs/02_noise_is_a_regularizer.ipynb #20047efb
 def noise_regularizer(student_logits: Tensor, teacher_logits: Tensor, xi: Tensor, chosen: Tensor) -> Tensor:
@@ -160,7 +160,7 @@ def noisy_input_solution(inputs: Tensor, targets: Tensor, s, copies: int,
     X = check_tensor(inputs, "inputs", ("samples", "features"), dtype="floating")
     y = check_tensor(targets, "targets", (len(X),), (len(X), "outputs")).to(X.dtype)
     s, K = check_number(s, "s", 0), check_number(copies, "copies", 1, integer=True)
-    E = s * torch.randn(K, *X.shape, generator=generator, device=_draw_device(generator), dtype=X.dtype).to(X.device)
+    E = s * torch.randn(K, *X.shape, generator=generator, device=check_generator(generator), dtype=X.dtype).to(X.device)
     Xn = X + E                                                             # (K, N, d)
     return torch.linalg.solve(torch.einsum("kna,knb->ab", Xn, Xn), torch.einsum("kna,n...->a...", Xn, y))
 
