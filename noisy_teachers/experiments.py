@@ -463,6 +463,7 @@ class Record:
     teacher_gap_ok: bool = _ABSENT  # the teacher check: `teacher_gap_ok` of those two errors
     groups: list                    # a student arm's groups (`ArmSpec.groups`); ["teacher"] for a teacher
     student: str                    # the architecture trained: name or spec (a teacher's for a teacher)
+    targets: str = _ABSENT          # a student arm: what it learns from, `ArmSpec.targets`: "labels", "teacher" or "teachers"
     teacher_seed: int = _ABSENT     # a teacher: its seed (the run's seed, + 10000·(j − 1) for teacher_j)
     weights_sha256: str = _ABSENT   # a teacher: the SHA-256 of its saved weights (`load_teacher` checks it)
     sigma: float = _ABSENT          # a student arm: its `training.Arm`'s sigma, alpha, mu, temperature and kd_weight (its defaults where its kind uses none)
@@ -759,7 +760,8 @@ def students(self: Run, seed, specs, targets, teacher=None, transfer=None, epoch
         failure, earlier, hs = str(e), 0.0, [dict(train_loss=[], test_loss=[math.nan], test_error=[math.nan], val_error=[math.nan], seconds=[], lr=[])]
     wall, arm_keys = (time.perf_counter() - t0 + earlier) / len(specs), ("sigma", "alpha", "mu", "temperature", "kd_weight")
     recs = [self.record(seed, s.name, s.arm.kind, h, wall, **{"transfer_size": len(transfer), **extra},
-                        groups=list(s.groups), student=s.student, **{k: getattr(s.arm, k) for k in arm_keys},
+                        groups=list(s.groups), student=s.student, targets=s.targets.value,
+                        **{k: getattr(s.arm, k) for k in arm_keys},
                         epochs=cfg.epochs, lr=cfg.lr, diverged=failure) for s, cfg, h in zip(specs, cfgs, hs)]
     self.add(*recs)                                      # in one write: a kill between two appends could keep half a group
     took = f" in {_secs(wall)}" if one else ""
