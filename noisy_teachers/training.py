@@ -231,8 +231,8 @@ class History:
     (training time of the epoch: the whole group's, when several students train together), `lr` (at the epoch's end),
     `val_loss` and `val_error` (on the validation set; empty lists when there is none) and `clip_fraction` (the
     fraction of the epoch's optimizer steps at which gradient-norm clipping changed the gradient; 0.0 without a clip).
-    `label`: the run's name, for plots and progress. `resumed`: the epochs the run that returned it restored from its checkpoint, trained by earlier calls (not part
-    of `to_dict`)."""
+    `label`: the run's name, for plots and progress. `resumed`: the epochs the run that returned it restored from its
+    checkpoint, trained by earlier calls (not part of `to_dict`)."""
     train_loss: list = field(default_factory=list)
     test_loss: list = field(default_factory=list)
     test_error: list = field(default_factory=list)
