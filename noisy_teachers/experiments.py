@@ -426,14 +426,15 @@ def library_versions() -> dict:
 
 @functools.cache
 def _source_commit() -> str | None:
-    """`git describe --always --dirty` ('-dirty': with uncommitted changes) of the clone whose `noisy_teachers/` folder
-    is the package that runs; None for an installed copy (even one in a clone's `.venv`) or without git."""
+    """`git describe --always` of the clone whose `noisy_teachers/` folder is the package that runs; None for an installed
+    copy (even one in a clone's `.venv`) or without git. Not `--dirty`: a file edited while a run goes on would give the
+    records of one run, written by several processes (Ray's), different values."""
     import noisy_teachers
     git = lambda *a: subprocess.run(["git", "-C", str(Path(noisy_teachers.__file__).parent), *a], capture_output=True,
                                     text=True, timeout=10)
     try:
         if git("rev-parse", "--show-prefix").stdout.strip() != "noisy_teachers/": return None
-        r = git("describe", "--always", "--dirty", "--abbrev=12")
+        r = git("describe", "--always", "--abbrev=12")
     except (OSError, subprocess.TimeoutExpired): return None
     return r.stdout.strip() or None if r.returncode == 0 else None
 
