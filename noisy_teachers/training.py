@@ -704,10 +704,11 @@ def train_teacher(model: nn.Module, train: ImageData, test: ImageData, config: T
                   progress: bool | str = True, val: ImageData | None = None, deadline: float | None = None,
                   label: str | None = None) -> History:
     """Train the teacher `model` on `train`'s labels (cross-entropy), scored on `test` (and `val`) after each epoch;
-    returns the `History`, the model in eval mode. `checkpoint` (a file): written each epoch and resumed from (other
-    settings, data or model are refused; more `epochs` go on with the new length's schedule; an untrusted file is moved
-    aside). `deadline` (a `time.time()`): raise `BudgetReached` after the epoch ending past it (a new call continues).
-    `progress`: True (a bar), False or "lines" (one line per epoch on stderr), naming the run `label` ("teacher")."""
+    returns the `History`, the model in eval mode on `config.device` (moved there; it stays). `checkpoint` (a file):
+    written each epoch and resumed from (other settings, data or model are refused; more `epochs` go on with the new
+    length's schedule; an untrusted file is moved aside). `deadline` (a `time.time()`): raise `BudgetReached` after the
+    epoch ending past it (a new call continues). `progress`: True (a bar), False or "lines" (one line per epoch on
+    stderr), naming the run `label` ("teacher")."""
     _check_common(model, train, test, config, checkpoint, progress, "model", val, label)
     return _fit(model, train, test, config, Arm("hard"), None, None, checkpoint, progress, "teacher", val, "model", deadline,
                 label)
