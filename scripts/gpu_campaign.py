@@ -139,12 +139,19 @@ def parts_in(folder: Path) -> list:
 
 
 def unpack(src: Path, out: Path):
+    "Extract the archive parts `pack` wrote in `src` into `out`; a ValueError if they are not one whole archive."
     parts = parts_in(src)
     if not parts and list(src.glob("slice.tar.part*.new")):   # killed between its last write and its renames
         raise ValueError(f"{src} holds only the .new parts of a pack that did not finish: not unpacked")
     if not parts: print(f"nothing to unpack in {src}"); return
-    with tarfile.open(fileobj=io.BytesIO(b"".join(p.read_bytes() for p in parts)), mode="r") as tar:
-        tar.extractall(out, filter="data")
+    if (names := [p.name for p in parts]) != [f"slice.tar.part{k}" for k in range(len(parts))]:
+        raise ValueError(f"{src} holds the archive parts {', '.join(names)}: a part is missing, not unpacked")
+    try:
+        with tarfile.open(fileobj=io.BytesIO(b"".join(p.read_bytes() for p in parts)), mode="r:") as tar:
+            tar.getmembers()                         # reads the whole archive first: a cut one extracts nothing
+            tar.extractall(out, filter="data")
+    except tarfile.TarError as e:                    # a part cut short or damaged on its way
+        raise ValueError(f"the archive parts in {src} cannot be unpacked ({e}): carry whole parts, or none") from None
     print(f"unpacked {len(parts)} archive part(s) from {src} into {out}")
 
 
