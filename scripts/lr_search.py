@@ -13,7 +13,7 @@ reduced training split.
 
 Every benchmark of the book: digits, mnist, fashion-mnist (searched, in results/lr-search/), svhn and cifar10 (a GPU
 job at their full schedules; `--budget-minutes` stops cleanly and the same command continues). `--tiny` runs the
-benchmark's tiny configuration in seconds (CI's smoke test).
+benchmark's tiny configuration in under a minute (CI's smoke test).
 
 Records (one JSON line per (family, lr)) go to OUT/<benchmark>.jsonl; a rerun skips finished ones and resumes an
 interrupted one from its checkpoint in OUT/<benchmark>-checkpoints/ (removed once its record is written). A folder
@@ -22,7 +22,6 @@ whose loss becomes non-finite is recorded as diverged, with validation error 1.0
 not kept). The MNIST search (18 students, one thread each on a 2-core x86_64 CPU) took about 1.5 h: 75 min of students
 by their records, plus the teacher.
 """
-import argparse
 import json
 import math
 import signal
@@ -196,7 +195,8 @@ def main(argv=None):
                                     _positive_number, _stopped, _terminate, _user_error)
     p = _OneLineParser(description=__doc__.split("\n")[0])
     p.add_argument("benchmark", choices=DATASETS)
-    p.add_argument("--data-root", default=None, metavar="DIR", help="folder holding the data set (default: $NOISY_TEACHERS_DATA)")
+    p.add_argument("--data-root", default=None, metavar="DIR",
+                   help="folder holding the data set (default: $NOISY_TEACHERS_DATA, else the per-user cache)")
     p.add_argument("--out", type=_folder, required=True, metavar="OUT",
                    help="output folder: OUT/<benchmark>.jsonl (records), .md and .png, and the checkpoints")
     p.add_argument("--seed", type=_non_negative_int, default=0, metavar="K",
