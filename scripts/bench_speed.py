@@ -34,8 +34,8 @@ diverges: the cost of a step depends on neither.
 
 MNIST is read from --data-root, else from $NOISY_TEACHERS_DATA (see `data.load_dataset`); CIFAR-10 from --cifar-root,
 else from the same place as MNIST. A folder named by --data-root or --cifar-root that lacks the data set a part reads
-is a one-line error naming the option, before anything runs. --out FILE.json writes the results as JSON; any other --out FILE writes the printed
-log there and the JSON beside it (FILE with .json).
+is a one-line error naming the option, before anything runs. --out FILE.json writes the results as JSON; any other
+--out FILE writes the printed log there and the JSON beside it (FILE with .json).
 """
 import argparse
 import functools
@@ -345,7 +345,8 @@ def main(argv=None):
                    help="torch CPU threads, N >= 1 (default: torch's choice)")
     p.add_argument("--compile", action="store_true", help="part (b): TrainConfig(compile=True) (CUDA only)")
     p.add_argument("--smoke", action="store_true", help="tiny data, runs part (b) on any device: checks the code paths")
-    p.add_argument("--out", type=out_file, default=None, metavar="FILE", help="FILE.json: the results as JSON; any other FILE: the log, and the JSON beside it")
+    p.add_argument("--out", type=out_file, default=None, metavar="FILE",
+                   help="FILE.json: the results as JSON; any other FILE: the log, and the JSON beside it")
     args = p.parse_args(argv)
     if args.threads is not None:
         torch.set_num_threads(args.threads)

@@ -92,7 +92,8 @@ def run_step(step, name, seeds, out, args, deadline):
         start_from_results(BOOK[step], root=Path(__file__).resolve().parent.parent, run=out / step)
         print(f"[{step}] starting from the book's records in results/{BOOK[step]}: only what is missing runs", flush=True)
     finished, records = guarded(step, lambda: run_benchmark(config, seeds, data_root=args.data_root, out_dir=out / step,
-                                                            device=args.device, progress="lines", arms=arms, budget_minutes=left), args)
+                                                            device=args.device, progress="lines", arms=arms,
+                                                            budget_minutes=left), args)
     if records is None: return finished
     print(f"[{step}] done: {len(records)} records\n{format_table(summarize(records), markdown=False)}", flush=True)
     if step == "cifar10-check":

@@ -47,7 +47,8 @@ def table_file(text: str) -> Path:
 def main(argv=None):
     p = _OneLineParser(description=__doc__.split("\n\n")[0])
     p.add_argument("benchmark", choices=DATASETS)
-    p.add_argument("--data-root", metavar="DIR", help="the data folder (default: $NOISY_TEACHERS_DATA, else the user cache)")
+    p.add_argument("--data-root", metavar="DIR",
+                   help="the data folder (default: $NOISY_TEACHERS_DATA, else the per-user cache)")
     p.add_argument("--out", required=True, type=table_file, metavar="FILE",
                    help="the markdown table to write (resumed if it exists)")
     p.add_argument("--lrs", type=_positive_number, nargs="+", default=[0.05, 0.02], metavar="LR",
