@@ -202,13 +202,19 @@ def main(argv=None):
                 print(f"{p.prog}: {how}; rerun (with --carry) to continue", file=sys.stderr, flush=True)
             except (OSError, ValueError) as e:       # a full disk, a step's folder in use, a search of other settings
                 code = 2
-                print(f"{p.prog}: error: {e}", file=sys.stderr, flush=True)
+                print(error_line(p.prog, e), file=sys.stderr, flush=True)
             finally:
                 if args.pack: pack(args.out, args.pack)   # what was done travels, whatever stopped the slice
     except (OSError, ValueError) as e:               # another campaign holds OUT, or the pack itself failed
-        print(f"{p.prog}: error: {e}", file=sys.stderr)
+        print(error_line(p.prog, e), file=sys.stderr)
         return 2
     return code
+
+
+def error_line(prog: str, e: BaseException) -> str:
+    "What stopped the campaign, in its own words: the library's `out_dir` is OUT (or a step's folder in it)."
+    text = str(e)
+    return f"{prog}: error: " + (f"argument OUT: {text[8:]}" if text.startswith("out_dir ") else text)
 
 
 def run_steps(args) -> str:
