@@ -6,7 +6,8 @@
       (target: ratio <= 1.1);
     - the engine's hard-label epoch vs the plain `DataLoader(TensorDataset)` loop a user would write
       (target: the engine at least as fast).
-    Falls back to scikit-learn's 8x8 digits, with a note, when MNIST is not found.
+    Falls back to scikit-learn's 8x8 digits, with a note, when MNIST is not found (but not from an explicit
+    --data-root: that is an error).
 (b) CUDA (skipped with a message elsewhere): images per second for the MNIST teacher (LeNet) and student (MLP),
     the CIFAR-10 Network-in-Network teacher and its student, against a plain GPU-resident PyTorch loop (float32,
     data already on the GPU, randperm batches of 128) in the same run. Synthetic images of the right shape
@@ -29,27 +30,29 @@ diverges: the cost of a step depends on neither.
     python scripts/bench_speed.py                         # (a), (c), and (b) if CUDA is there
     python scripts/bench_speed.py --device cuda --repeats 5 --out results/bench_speed.json
     python scripts/bench_speed.py --part c --threads 1 --repeats 5 --out results/speed/cpu-batched.log
-    python scripts/bench_speed.py --smoke                 # under a minute: every code path on tiny data
+    python scripts/bench_speed.py --smoke                 # a few minutes: every code path on tiny data
 
 MNIST is read from --data-root, else from $NOISY_TEACHERS_DATA (see `data.load_dataset`); CIFAR-10 from --cifar-root,
-else from the same place as MNIST. --out FILE.json writes the results as JSON; any other --out FILE writes the printed
-log there and the JSON beside it (FILE with .json).
+else from the same place as MNIST. A folder named by --data-root or --cifar-root that lacks the data set a part reads
+is a one-line error naming the option, before anything runs. --out FILE.json writes the results as JSON; any other
+--out FILE writes the printed log there and the JSON beside it (FILE with .json).
 """
 import argparse
+import functools
 import json
 import os
 import platform
-import statistics
 import sys
 import time
 from pathlib import Path
+from statistics import median
 
 import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader, TensorDataset
 
 from noisy_teachers import models
-from noisy_teachers.data import ImageData, load_dataset, subset, write_atomic
+from noisy_teachers.data import DataNotFoundError, ImageData, data_root, load_dataset, subset, write_atomic
 from noisy_teachers.training import Arm, TrainConfig, distil, distil_many, train_teacher
 
 BATCH = 128
@@ -60,13 +63,44 @@ def note(msg):
     print(f"  note: {msg}", flush=True)
 
 
+@functools.lru_cache(maxsize=None)
+def dataset(name, root):
+    "load_dataset(name, root), loaded once (`check_roots` loads what the parts will read)."
+    return load_dataset(name, root=root)
+
+
+def not_found(name, root, e) -> str:
+    "Why data set `name` could not be read from `root`, in one line."
+    if isinstance(e, DataNotFoundError): return f"{name} not found in {data_root(root)}"
+    return str(e).splitlines()[0]
+
+
 def load_or_none(name, root):
-    "load_dataset(name, root) or None when the files are absent."
+    "dataset(name, root), or None with a note when it is not there (an explicit root without it: see `check_roots`)."
     try:
-        return load_dataset(name, root=root)
+        return dataset(name, root)
     except (FileNotFoundError, ValueError) as e:        # DataNotFoundError is a FileNotFoundError
-        note(f"{name} not found ({str(e).splitlines()[0]})")
+        note(f"{not_found(name, root, e)}; pass --data-root DIR or set $NOISY_TEACHERS_DATA")
         return None
+
+
+def check_roots(args, p, device):
+    "An explicit --data-root or --cifar-root that lacks a data set the chosen parts read: a parser error naming it."
+    mnist = not args.smoke and (args.part != "b" or device.type == "cuda")          # (a), (c), and (b) on CUDA
+    cifar = not args.smoke and args.part in ("b", "both", "all") and device.type == "cuda"
+    for need, name, option, root in ((mnist, "mnist", "--data-root", args.data_root),
+                                     (cifar, "cifar10", "--cifar-root" if args.cifar_root else "--data-root",
+                                      args.cifar_root or args.data_root)):
+        if not need or root is None: continue
+        try: dataset(name, root)
+        except (FileNotFoundError, ValueError) as e: p.error(f"argument {option}: {not_found(name, root, e)}")
+
+
+def out_file(text: str) -> str:
+    "An argparse type: --out's file path, not empty and not a folder (checked before the benchmark runs, not after)."
+    if not text.strip(): raise argparse.ArgumentTypeError(f"expected a file path, got {text!r}")
+    if Path(text).is_dir(): raise argparse.ArgumentTypeError(f"{text} is a folder, not a file")
+    return text
 
 
 def synthetic(name, n_train, in_shape, n_classes=10, seed=0):
@@ -89,10 +123,6 @@ def stand_in_logits(data, scale=8.0, seed=0):
 
 def fresh(name, data, device="cpu", seed=1):
     return models.build(name, data.in_shape, data.n_classes, generator=torch.Generator().manual_seed(seed)).to(device)
-
-
-def median(xs):
-    return statistics.median(xs)
 
 
 # ---------------------------------------------------------------------------------------------------- engine timings
@@ -169,7 +199,7 @@ def part_a(args, results):
     print("\n(a) CPU: engine epochs on the mnist_student MLP, batch 128", flush=True)
     data = None if args.smoke else load_or_none("mnist", args.data_root)
     if data is None:
-        data = load_dataset("digits")
+        data = dataset("digits", None)
         note("using scikit-learn's 8x8 digits instead of MNIST: the ratios are dominated by per-step overhead there")
     train, test = data
     if args.smoke:
@@ -265,7 +295,7 @@ def part_c(args, results):
     print("\n(c) CPU: K students trained together (distil_many) vs one after another (distil), batch 128", flush=True)
     arms = [Arm("hard"), Arm("l2"), Arm("kd"), Arm("noisy", sigma=0.1, alpha=0.15)] * 2       # 8 students, 4 arms,
     lrs = [LR] * 4 + [2 * LR] * 4                                                              # two learning rates
-    digits = load_dataset("digits")
+    digits = dataset("digits", None)
     setups = {"digits_student K=8": ("digits_student", digits[0], digits[1], 1 if args.smoke else 5)}
     mnist = None if args.smoke else load_or_none("mnist", args.data_root)
     if mnist is not None:
@@ -315,11 +345,13 @@ def main(argv=None):
                    help="torch CPU threads, N >= 1 (default: torch's choice)")
     p.add_argument("--compile", action="store_true", help="part (b): TrainConfig(compile=True) (CUDA only)")
     p.add_argument("--smoke", action="store_true", help="tiny data, runs part (b) on any device: checks the code paths")
-    p.add_argument("--out", default=None, metavar="FILE", help="FILE.json: the results as JSON; any other FILE: the log, and the JSON beside it")
+    p.add_argument("--out", type=out_file, default=None, metavar="FILE",
+                   help="FILE.json: the results as JSON; any other FILE: the log, and the JSON beside it")
     args = p.parse_args(argv)
     if args.threads is not None:
         torch.set_num_threads(args.threads)
     device = _device_here(p, args.device)            # cuda without a GPU, a GPU index past the last one, ...
+    check_roots(args, p, device)
     results = dict(command=" ".join([Path(sys.argv[0]).name] + (argv if argv is not None else sys.argv[1:])),
                    torch=torch.__version__, python=platform.python_version(), machine=platform.machine(),
                    cpu_count=os.cpu_count(), time=time.strftime("%Y-%m-%d %H:%M:%S"))

@@ -1,6 +1,6 @@
 """How heavy are the library and the book? The measures of a lean book, printed from the working tree.
 
-    python scripts/book_stats.py            # from the repository root
+    python scripts/book_stats.py            # from any folder: it reads the tree it is in
 
 - the library: lines of each module of `noisy_teachers/` (`wc -l`; `_modidx.py`, nbdev's index, left out), and the
   lines that are neither blank nor comments (nbdev writes a `# %% notebook #cell` comment and a blank line per cell);
@@ -8,11 +8,13 @@
 - the notebooks: bytes in all, and what they hold: markdown, code, images and text outputs (base64 and text as stored),
   the rest being nbformat's JSON.
 """
+import argparse
 import json
 import statistics
 import sys
 from pathlib import Path
 
+argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter).parse_args()
 root = Path(__file__).resolve().parent.parent
 if not (root / "settings.ini").is_file(): sys.exit(f"book_stats.py: no settings.ini in {root}")
 

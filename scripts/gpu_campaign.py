@@ -15,7 +15,9 @@ Steps, each resumable (finished arms are skipped, an interrupted arm continues f
                     it starts from the book's records (results/mnist-converged), so only the missing seeds and arms run.
   5. fashion-mnist  Fashion-MNIST, the same (from results/fashion-mnist-converged).
   6. svhn           SVHN, 3 seeds, when its files are in the data root (skipped with a note otherwise).
-Records go to OUT/<step>/results.jsonl, in the layout of `results/`.
+Records go to OUT/<step>/results.jsonl, in the layout of `results/`. A step whose data set is not in the data root is
+skipped with a note and the campaign goes on with the next; at the end, any such step but svhn is an error naming
+--data-root (exit status 2).
 
 Slices. `--budget-minutes M` stops cleanly at the end of the epoch that crosses M minutes (checkpoints and records
 written) and exits 0; rerunning the same command continues. On a machine whose disk does not persist between runs
@@ -24,7 +26,7 @@ checkpoints into at most 4 archive parts of at most 15 MiB each in DIR (priority
 checkpoints that fit), and `--carry DIR` unpacks such parts into OUT before starting (a folder without parts, as on
 the first slice, starts afresh). See results/README.md.
 
-`--smoke` runs the same steps with the `tiny` configurations on the CPU (about a minute): CI runs it.
+`--smoke` runs the same steps with the `tiny` configurations on the CPU (about two minutes on two cores): CI runs it.
 """
 import argparse
 import io
@@ -48,18 +50,22 @@ def config_of(step, name, smoke):
 
 
 BOOK = {"mnist": "mnist-converged", "fashion-mnist": "fashion-mnist-converged"}   # steps that start from the book's committed records: only what is missing runs
+OPTIONAL = ("svhn",)         # steps whose data set may be absent: skipped without an error
 
 
-def guarded(step, work):
-    "`work()` as (finished, its value): (False, None) if it stopped at the budget, (True, None) if its data are missing."
-    from noisy_teachers.data import DataNotFoundError
+def guarded(step, work, args):
+    """`work()` as (finished, its value): (False, None) if it stopped at the budget, (True, None) if its data are
+    missing (the step is then added to `args.skipped`)."""
+    from noisy_teachers.data import DataNotFoundError, data_root
     from noisy_teachers.training import BudgetReached
     try: return True, work()
     except BudgetReached:
         print(f"[{step}] stopped at the budget; rerun to continue", flush=True)
         return False, None
     except DataNotFoundError as e:
-        print(f"[{step}] skipped: {str(e).splitlines()[0]}", flush=True)
+        print(f"[{step}] skipped: {e.name} not found in {data_root(args.data_root)} (the data root: --data-root, else "
+              "$NOISY_TEACHERS_DATA)", flush=True)
+        args.skipped.append(step)
         return True, None
 
 
@@ -68,7 +74,7 @@ def lr_step(name, out, args, deadline):
     sys.path.insert(0, str(Path(__file__).resolve().parent))
     import lr_search
     finished, log = guarded(f"{name}-lr", lambda: lr_search.search(name, out, args.data_root, args.device or "auto",
-                                                                  tiny=args.smoke, deadline=deadline))
+                                                                  tiny=args.smoke, deadline=deadline), args)
     if log is not None: lr_search.report(log)
     return finished
 
@@ -86,7 +92,8 @@ def run_step(step, name, seeds, out, args, deadline):
         start_from_results(BOOK[step], root=Path(__file__).resolve().parent.parent, run=out / step)
         print(f"[{step}] starting from the book's records in results/{BOOK[step]}: only what is missing runs", flush=True)
     finished, records = guarded(step, lambda: run_benchmark(config, seeds, data_root=args.data_root, out_dir=out / step,
-                                                            device=args.device, progress="lines", arms=arms, budget_minutes=left))
+                                                            device=args.device, progress="lines", arms=arms,
+                                                            budget_minutes=left), args)
     if records is None: return finished
     print(f"[{step}] done: {len(records)} records\n{format_table(summarize(records), markdown=False)}", flush=True)
     if step == "cifar10-check":
@@ -133,12 +140,19 @@ def parts_in(folder: Path) -> list:
 
 
 def unpack(src: Path, out: Path):
+    "Extract the archive parts `pack` wrote in `src` into `out`; a ValueError if they are not one whole archive."
     parts = parts_in(src)
     if not parts and list(src.glob("slice.tar.part*.new")):   # killed between its last write and its renames
         raise ValueError(f"{src} holds only the .new parts of a pack that did not finish: not unpacked")
     if not parts: print(f"nothing to unpack in {src}"); return
-    with tarfile.open(fileobj=io.BytesIO(b"".join(p.read_bytes() for p in parts)), mode="r") as tar:
-        tar.extractall(out, filter="data")
+    if (names := [p.name for p in parts]) != [f"slice.tar.part{k}" for k in range(len(parts))]:
+        raise ValueError(f"{src} holds the archive parts {', '.join(names)}: a part is missing, not unpacked")
+    try:
+        with tarfile.open(fileobj=io.BytesIO(b"".join(p.read_bytes() for p in parts)), mode="r:") as tar:
+            tar.getmembers()                         # reads the whole archive first: a cut one extracts nothing
+            tar.extractall(out, filter="data")
+    except tarfile.TarError as e:                    # a part cut short or damaged on its way
+        raise ValueError(f"the archive parts in {src} cannot be unpacked ({e}): carry whole parts, or none") from None
     print(f"unpacked {len(parts)} archive part(s) from {src} into {out}")
 
 
@@ -158,7 +172,7 @@ def main(argv=None):
                    help="an existing folder: unpack a previous slice's archive parts from it first (none there: start afresh)")
     p.add_argument("--pack", type=_folder, default=None, metavar="DIR",
                    help="write this slice's archive parts here at the end")
-    p.add_argument("--smoke", action="store_true", help="the tiny configurations on the CPU: about a minute")
+    p.add_argument("--smoke", action="store_true", help="the tiny configurations on the CPU: about two minutes")
     p.add_argument("--steps", nargs="+", default=names, choices=names, metavar="STEP",
                    help=f"only these steps, run in the fixed order above whatever order they are given in "
                         f"({', '.join(names)}; default: all)")
@@ -179,28 +193,39 @@ def main(argv=None):
             try:
                 if args.carry: unpack(args.carry, args.out)
                 print(run_steps(args), flush=True)
+                if missing := [s for s in args.skipped if s not in OPTIONAL]:
+                    code = 2
+                    print(f"{p.prog}: error: no data for {', '.join(missing)}: point --data-root (or "
+                          "$NOISY_TEACHERS_DATA) at the folder that holds them", file=sys.stderr, flush=True)
             except KeyboardInterrupt as e:
                 how, code = _stopped(e)
                 print(f"{p.prog}: {how}; rerun (with --carry) to continue", file=sys.stderr, flush=True)
             except (OSError, ValueError) as e:       # a full disk, a step's folder in use, a search of other settings
                 code = 2
-                print(f"{p.prog}: error: {e}", file=sys.stderr, flush=True)
+                print(error_line(p.prog, e), file=sys.stderr, flush=True)
             finally:
                 if args.pack: pack(args.out, args.pack)   # what was done travels, whatever stopped the slice
     except (OSError, ValueError) as e:               # another campaign holds OUT, or the pack itself failed
-        print(f"{p.prog}: error: {e}", file=sys.stderr)
+        print(error_line(p.prog, e), file=sys.stderr)
         return 2
     return code
+
+
+def error_line(prog: str, e: BaseException) -> str:
+    "What stopped the campaign, in its own words: the library's `out_dir` is OUT (or a step's folder in it)."
+    text = str(e)
+    return f"{prog}: error: " + (f"argument OUT: {text[8:]}" if text.startswith("out_dir ") else text)
 
 
 def run_steps(args) -> str:
     "The chosen steps, in their fixed order, until one stops at the budget; what to say at the end."
     deadline = time.time() + 60 * (args.budget_minutes if args.budget_minutes is not None else 1e9)
+    args.skipped = []                                # the steps whose data are missing (`guarded`)
     for step, name, seeds in ((s, n, k) for s, n, k in STEPS if s in args.steps):
         print(f"[{step}] starting", flush=True)     # an error's line that follows is this step's
         if not run_step(step, name, 1 if args.smoke else seeds, args.out, args, deadline):
             return "campaign stopped at the budget: rerun (with --carry) to continue"
-    return "campaign complete"
+    return "campaign complete" + (f", but for {', '.join(args.skipped)} (no data)" if args.skipped else "")
 
 
 if __name__ == "__main__":

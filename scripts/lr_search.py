@@ -13,7 +13,7 @@ reduced training split.
 
 Every benchmark of the book: digits, mnist, fashion-mnist (searched, in results/lr-search/), svhn and cifar10 (a GPU
 job at their full schedules; `--budget-minutes` stops cleanly and the same command continues). `--tiny` runs the
-benchmark's tiny configuration in seconds (CI's smoke test).
+benchmark's tiny configuration in under a minute (CI's smoke test).
 
 Records (one JSON line per (family, lr)) go to OUT/<benchmark>.jsonl; a rerun skips finished ones and resumes an
 interrupted one from its checkpoint in OUT/<benchmark>-checkpoints/ (removed once its record is written). A folder
@@ -22,9 +22,9 @@ whose loss becomes non-finite is recorded as diverged, with validation error 1.0
 not kept). The MNIST search (18 students, one thread each on a 2-core x86_64 CPU) took about 1.5 h: 75 min of students
 by their records, plus the teacher.
 """
-import argparse
 import json
 import math
+import signal
 import sys
 import time
 from dataclasses import replace
@@ -63,7 +63,6 @@ def report(path: Path):
     "The search as a Markdown table and a figure (validation error per epoch, one panel per family), beside `path`."
     import matplotlib
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
     recs = read_search(path)
     if not recs: raise ValueError(f"no search records in {path}: run the search first")
     best = chosen_learning_rates(recs)
@@ -193,10 +192,11 @@ def _device_or_auto(text: str) -> str:
 
 def main(argv=None):
     from noisy_teachers.cli import (_OneLineParser, _device_here, _folder, _non_negative_int, _positive_int,
-                                    _positive_number, _stopped, _user_error)
+                                    _positive_number, _stopped, _terminate, _user_error)
     p = _OneLineParser(description=__doc__.split("\n")[0])
     p.add_argument("benchmark", choices=DATASETS)
-    p.add_argument("--data-root", default=None, metavar="DIR", help="folder holding the data set (default: $NOISY_TEACHERS_DATA)")
+    p.add_argument("--data-root", default=None, metavar="DIR",
+                   help="folder holding the data set (default: $NOISY_TEACHERS_DATA, else the per-user cache)")
     p.add_argument("--out", type=_folder, required=True, metavar="OUT",
                    help="output folder: OUT/<benchmark>.jsonl (records), .md and .png, and the checkpoints")
     p.add_argument("--seed", type=_non_negative_int, default=0, metavar="K",
@@ -215,6 +215,7 @@ def main(argv=None):
     _device_here(p, a.device)                        # cuda without a GPU, a GPU index past the last one, ...
     torch.set_num_threads(a.threads)
     deadline = None if a.budget_minutes is None else time.time() + 60 * a.budget_minutes
+    signal.signal(signal.SIGTERM, _terminate)        # `kill`, `timeout`, a loan's end: the same clean stop as Ctrl-C
     try:
         if a.report: report(a.out / f"{a.benchmark}.jsonl")
         else: search(a.benchmark, a.out, a.data_root, a.device, a.seed, a.families, a.tiny, deadline)
