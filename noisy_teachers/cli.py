@@ -187,9 +187,9 @@ def build_parser() -> argparse.ArgumentParser:
         prog="noisy-teachers",
         description="Distilling knowledge from noisy teachers (Sau & Balasubramanian, 2016): demo, "
                     "reproduction of the paper's benchmarks, and the when-does-it-help study.")
-    from noisy_teachers import __version__
+    import noisy_teachers
     commit = f" (commit {c})" if (c := _source_commit()) else ""                   # run from a clone: which code
-    p.add_argument("--version", action="version", version=f"%(prog)s {__version__}{commit}")
+    p.add_argument("--version", action="version", version=f"%(prog)s {noisy_teachers.__version__}{commit}")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for add in (_add_demo, _add_reproduce, _add_study, _add_summarize):
         cmd = add(sub); cmd.set_defaults(command_parser=cmd)   # errors found after parsing point at the command's --help
