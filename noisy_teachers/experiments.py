@@ -1268,9 +1268,9 @@ def noise_benefit_study(config: BenchmarkConfig, sizes, sigmas, alphas, seeds, d
     with Run(config, data_root, out_dir, device, progress, "study.jsonl", download, budget_minutes=budget_minutes) as S:
         _check_study(S, sizes, length)
         plans = [(seed, *_study_plan(S, seed, specs, sizes, batched)) for seed in seeds]
-        with _bar(len(seeds) * len(plans[0][1]) * len(specs), f"{config.label}: study", S.bars) as bar:
+        total, todo = len(seeds) * len(plans[0][1]) * len(specs), sum(len(g) for _, _, plan in plans for _, g in plan)
+        with _bar(total, f"{config.label}: study", S.bars, initial=total - todo) as bar:   # starts at what is recorded
             for seed, ns, plan in plans:
-                bar.update(len(ns) * len(specs) - sum(len(g) for _, g in plan))
                 teacher, t_err = S.teacher(seed) if plan else (None, None)
                 for n, cell in groupby(plan, key=lambda p: p[0]):   # plan: by size
                     transfer, epochs = study_transfer(config, S.data[0], n, seed, **length)
