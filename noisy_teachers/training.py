@@ -104,7 +104,8 @@ class Arm:
     """What the student learns from: `kind` in `ARM_KINDS`; for 'noisy' and 'student_noise' (which must be given both)
     `sigma`, the noise's standard deviation (>= 0), and `alpha`, the probability that a sample is perturbed, with `mu`
     the noise mean; for 'kd' `temperature` (> 0) and `kd_weight`, the soft term's weight in [0, 1] (1 - w: the labels').
-    Other kinds ignore the fields they do not use. Frozen, as `TrainConfig` is."""
+    Noise given to a kind without noise is refused, not ignored; `temperature` and `kd_weight` matter to 'kd' only.
+    Frozen, as `TrainConfig` is."""
     kind: str = "hard"
     sigma: float | None = None      # None: 0 for the kinds without noise
     alpha: float | None = None
@@ -118,6 +119,10 @@ class Arm:
             raise ValueError(f"{'sigma' if self.sigma is None else 'alpha'}: arm kind {self.kind!r} needs sigma (the noise's "
                              f"standard deviation) and alpha (the probability that a sample is perturbed), e.g. "
                              f"Arm({self.kind!r}, sigma=0.2, alpha=0.15)")
+        noise = {"sigma": self.sigma, "alpha": self.alpha, "mu": self.mu}
+        if self.kind not in ("noisy", "student_noise") and (k := next((k for k, v in noise.items() if v), None)):
+            raise ValueError(f"{k}: arm kind {self.kind!r} has no noise and would ignore {k}={noise[k]!r}; the noisy teacher "
+                             f"is Arm('noisy', sigma=..., alpha=...), noise in the student Arm('student_noise', ...)")
         sigma, alpha = (0.0 if v is None else v for v in (self.sigma, self.alpha))
         for k, v in zip(("sigma", "alpha", "mu"), check_noise_args(sigma, alpha, self.mu)): object.__setattr__(self, k, v)
         check_number(self.temperature, "temperature", 0, lo_open=True)
