@@ -13,8 +13,8 @@ from types import SimpleNamespace
 import torch
 from .experiments import (      # made relative by nbdev_export only if the last line is over 40 characters
     BenchmarkConfig, Run, Targets, _check_seeds, _check_study, _drop_stale_checkpoints, _drop_stale_study_checkpoints,
-    _gap, _groups_to_train, _study_args, _study_group, _study_plan, arm_specs, save_teacher,
-    select_arms, study_transfer, teacher_names)
+    _gap, _groups_to_train, _study_args, _study_group, _study_plan, _teacher_file, arm_specs, load_teacher,
+    save_teacher, select_arms, study_transfer, teacher_names)
 from .checks import check_flag
 from .data import safe_load
 from .training import teacher_logits
@@ -138,11 +138,23 @@ def _get(ray, ref):
 
 def _keep_teacher(S: Run, seed: int, name: str, out: dict) -> list:
     "Save the teacher a task returned into this run's checkpoints (for any later run, with Ray or not), write its record if new."
+    if out.get("sent"): return []                            # this process's own checkpoint: nothing new
     sv, recs = out["saved"], [out["record"]] if out["record"] is not None else []
     save_teacher(S.ckpt / f"seed{seed}" / f"{name}.pt", SimpleNamespace(state_dict=lambda: sv["state_dict"]),
                  sv["history"], sv["wall_s"], sv["identity"])
     S.add(*recs)
     return recs
+
+# %% ../nbs/08_ray.ipynb #tr08a001
+def _teacher_ref(ray, job, S: Run, seed: int, k: int, where: dict, threads: int):
+    """Teacher k of `seed` for the student tasks: this process's checkpoint of it, put in Ray's object store, when the
+    teacher's record names those weights (no worker trains a recorded teacher again, shared filesystem or not); else
+    the `_teacher_job` task that loads or trains it."""
+    name, final, identity, rec = _teacher_file(S, seed, k)
+    saved = load_teacher(final, identity, rec.get("weights_sha256")) if rec and final.exists() else None
+    if saved is None: return job.remote(S.c, seed, k, name, where, threads, rec)
+    return ray.put(dict(saved=saved, error=float(saved["history"]["test_error"][-1]), record=None, sent=True))
+
 
 # %% ../nbs/08_ray.ipynb #fa5e0caf
 def _drive(ray, S: Run, tasks, where, resources, lines) -> None:
@@ -152,7 +164,7 @@ def _drive(ray, S: Run, tasks, where, resources, lines) -> None:
     jobs = {what: ray.remote(job).options(**resources) for what, job in jobs.items()}
     done_by = lambda seed, arm: next((r for r in S.records if r["seed"] == seed and r["arm"] == arm), None)
     for what, seed, k, x in tasks:
-        if what == "teacher": ref = teachers[seed, k] = jobs[what].remote(c, seed, k, x, where, threads, done_by(seed, x))
+        if what == "teacher": ref = teachers[seed, k] = _teacher_ref(ray, jobs[what], S, seed, k, where, threads)
         else: ref = jobs[what].remote(c, seed, x, where, threads, *[teachers[seed, j] for j in range(k)])
         pending[ref] = (what, seed, x)
     hard = {seed: done_by(seed, "hard") for _, seed, _, _ in tasks}

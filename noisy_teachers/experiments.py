@@ -692,16 +692,32 @@ def _started(name: str, epochs: int, checkpoint: Path) -> str:
 
 def _secs(s: float) -> str: return f"{s:.1f} s" if s < 10 else f"{s:.0f} s"
 
+# %% ../nbs/06_experiments.ipynb #tf06a000
+def _teacher_file(S: Run, seed: int, k: int = 0):
+    "Teacher k of `seed` in the run `S`: (its name, its checkpoint's path, the identity `load_teacher` checks, its record or None)."
+    name = "teacher" if k == 0 else f"teacher_{k + 1}"
+    identity = dict(config_key=S.c.key, seed=seed, teacher=name, teacher_seed=seed + TEACHER_SEED_STRIDE * k)
+    rec = next((r for r in S.records if r["seed"] == seed and r["arm"] == name), None)
+    return name, S.ckpt / f"seed{seed}" / f"{name}.pt", identity, rec
+
+# %% ../nbs/06_experiments.ipynb #tf06a00e
+def _another_teacher(S: Run, seed: int, name: str, recorded: str, sha: str) -> ValueError:
+    "The error of a recorded teacher trained again (its checkpoint lost) into other weights than its record names."
+    return ValueError(
+        f"seed {seed}'s {name}: its record names weights {recorded[:12]}…, but its checkpoint was missing or unusable and "
+        f"training it again gave other weights ({sha[:12]}…): this machine does not repeat that training bit for bit. "
+        f"Students trained now would learn from another teacher than the recorded ones, so none is trained. Restore "
+        f"the checkpoint, or start the seed afresh by removing its records from {S.path} (the new teacher, saved, is then used)")
+
 # %% ../nbs/06_experiments.ipynb #551e57a8
 @patch
 def teacher(self: Run, seed, k=0):
     """Teacher k of `seed`: loaded from its checked checkpoint (`load_teacher`), or trained (resumably) and saved
-    (`save_teacher`); writes its record, with the SHA-256 of its weights, if missing. -> (model, test error)"""
+    (`save_teacher`); writes its record, with the SHA-256 of its weights, if missing; a ValueError if it had a record
+    and training it again gave other weights. -> (model, test error)"""
     seed, c, (train, test) = check_number(seed, "seed", 0, TEACHER_SEED_STRIDE - 1, integer=True), self.c, self.data
-    name, tseed = ("teacher" if k == 0 else f"teacher_{k + 1}"), seed + TEACHER_SEED_STRIDE * k
-    final = self.ckpt / f"seed{seed}" / f"{name}.pt"
-    identity = dict(config_key=c.key, seed=seed, teacher=name, teacher_seed=tseed)
-    rec = next((r for r in self.records if r["seed"] == seed and r["arm"] == name), None)
+    name, final, identity, rec = _teacher_file(self, seed, k)
+    tseed = identity["teacher_seed"]
     model = self.build(c.teacher, tseed)
     saved = load_teacher(final, identity, rec and rec.get("weights_sha256")) if final.exists() else None
     if saved is not None:
@@ -718,6 +734,7 @@ def teacher(self: Run, seed, k=0):
         sha = save_teacher(final, model, hist, wall, identity)
         ck.unlink(missing_ok=True)
         self.say(seed, f"{name} finished in {_secs(wall)}, test error {100 * hist['test_error'][-1]:.2f} %")
+        if rec and rec.get("weights_sha256", sha) != sha: raise _another_teacher(self, seed, name, rec["weights_sha256"], sha)
     model.eval()
     if rec is None:
         self.add(self.record(seed, name, "teacher", hist, wall, groups=["teacher"], student=c.teacher, teacher_seed=tseed,
