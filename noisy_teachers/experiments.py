@@ -1083,13 +1083,16 @@ def seconds_per_image(model, in_shape, batch_size=32, batches=2, train=True) -> 
 
 # %% ../nbs/06_experiments.ipynb #71530604
 def protocol_hours(config: BenchmarkConfig, n_train: int, n_test: int, t: dict, seeds: int = 3) -> dict:
-    """Extrapolated hours of `run_benchmark(config, seeds)` from per-image times `t` (keys teacher_step, teacher_eval,
-    student_step, student_eval): teachers' training and evaluation, their logits on the transfer set, every student arm."""
-    n_transfer, E = n_train * (1 + config.expand_copies), config.teacher_train.epochs
-    teachers = seeds * config.n_teachers * (E * (n_train * t["teacher_step"] + n_test * t["teacher_eval"])
-                                            + n_transfer * t["teacher_eval"])
-    students = seeds * sum(s.train.epochs * (n_transfer * t["student_step"] + n_test * t["student_eval"])
-                           for s in arm_specs(config))
+    """Extrapolated hours of `run_benchmark(config, seeds)` on a data set of `n_train` training and `n_test` test images,
+    from per-image times `t` (keys teacher_step, teacher_eval, student_step, student_eval): every teacher's epochs (SGD on
+    the training split, scoring the test and validation splits), its logits on the transfer set, every student arm's
+    epochs. The config's subsets count: `train_size`, `test_size`, the `val_size` held out, `transfer_size`, `expand_copies`."""
+    c, val = config, config.val_size or 0
+    n_fit, n_eval = min(n_train, c.train_size or n_train) - val, min(n_test, c.test_size or n_test) + val
+    n_transfer = min(n_fit, c.transfer_size or n_fit) * (1 + c.expand_copies)
+    teachers = seeds * c.n_teachers * (c.teacher_train.epochs * (n_fit * t["teacher_step"] + n_eval * t["teacher_eval"])
+                                       + n_transfer * t["teacher_eval"])
+    students = seeds * sum(s.train.epochs * (n_transfer * t["student_step"] + n_eval * t["student_eval"]) for s in arm_specs(c))
     return dict(teachers=teachers / 3600, students=students / 3600, total=(teachers + students) / 3600)
 
 # %% ../nbs/06_experiments.ipynb #d604dfbc
