@@ -101,10 +101,14 @@ class _OneLineParser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 # %% ../nbs/07_cli.ipynb #7df59bfa
+def _device_words(text: str) -> str:
+    "A device error of the library's (`device=...; use None or 'cpu'`) in the command's words."
+    return "argument --device: " + text.replace("use None or 'cpu'", "leave it out or use cpu")
+
 def _device_here(parser: argparse.ArgumentParser, device: str | None):
     "The torch device `device` names on this machine (`training.get_device`), else a parser error naming --device."
     try: return get_device(device)
-    except ValueError as e: parser.error(f"argument --device: {e}")
+    except ValueError as e: parser.error(_device_words(str(e)))
 
 # %% ../nbs/07_cli.ipynb #c86f437f
 def _add_demo(sub) -> argparse.ArgumentParser:
@@ -456,7 +460,7 @@ def _user_error(e: BaseException, args) -> int:
         who = ("argument --data-root:" if getattr(args, "data_root", None) is not None
                else f"${DATA_ENV}" if os.environ.get(DATA_ENV) else "the per-user data cache")
         text = f"{who} {text[5:]}"
-    if text.startswith("device="): text = "argument --device: " + text.replace("use None or 'cpu'", "leave it out or use cpu")
+    if text.startswith("device="): text = _device_words(text)
     print(f"{prog}: error: {text}", file=sys.stderr)             # the prefix of argparse's own errors
     return 1 if isinstance(e, FloatingPointError) else 2       # a teacher diverged (student arms record it and go on)
 
