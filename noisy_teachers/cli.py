@@ -45,15 +45,15 @@ _first_seed = _number_from(int, lambda v: 0 <= v < TEACHER_SEED_STRIDE, f"an int
 _positive_number = _number_from(float, lambda v: v > 0, "a number > 0")
 
 # %% ../nbs/07_cli.ipynb #7b22299c
-def _number_list(lo: float, hi: float):
-    "An argparse type: comma-separated numbers, each in [lo, hi]."
+def _number_list(lo: float, hi: float, lo_open: bool = False):
+    "An argparse type: comma-separated numbers, each in [lo, hi] ((lo, hi] if `lo_open`)."
     def parse(text: str) -> list:
         out = []
         for part in text.split(","):
             try: v = float(part)
             except ValueError: raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {part!r}") from None
-            if not (math.isfinite(v) and lo <= v <= hi):
-                raise argparse.ArgumentTypeError(f"each value must be {_range_words(lo, hi)}, got {part!r}")
+            if not (math.isfinite(v) and (lo < v if lo_open else lo <= v) and v <= hi):
+                raise argparse.ArgumentTypeError(f"each value must be {_range_words(lo, hi, lo_open)}, got {part!r}")
             out.append(v)
         return out
     return parse
@@ -163,9 +163,10 @@ def _add_study(sub) -> argparse.ArgumentParser:
     s.add_argument("--benchmark", choices=DATASETS, required=True, help="the benchmark")
     s.add_argument("--sizes", type=_size_list, required=True, metavar="N,N,...", help="transfer-set sizes")
     s.add_argument("--sigmas", type=_number_list(0, math.inf), default=[0.0, 0.1, 0.2, 0.4, 0.8], metavar="S,S,...",
-                   help="noise standard deviations (default: 0,0.1,0.2,0.4,0.8)")
-    s.add_argument("--alphas", type=_number_list(0, 1), default=None, metavar="A,A,...",
-                   help="fractions of samples perturbed, in [0, 1] (default: the paper's alpha)")
+                   help="noise standard deviations, >= 0 (default: 0,0.1,0.2,0.4,0.8); sigma = 0 (the L2 student) and "
+                        "the student alone on labels are trained in any case: they are the baselines")
+    s.add_argument("--alphas", type=_number_list(0, 1, lo_open=True), default=None, metavar="A,A,...",
+                   help="fractions of samples perturbed, in (0, 1] (default: the benchmark's alpha, 0.15; 0.5 for cifar10)")
     _protocol_options(s, "(seed, size, group of arms)", quick="fewer epochs, a 5,000-image training set",
                       tiny=" (σ and α: those of --sigmas and --alphas)",
                       epochs="; a transfer set of n images trains for N × (training set size) / n epochs, at most 10 N")
@@ -173,7 +174,8 @@ def _add_study(sub) -> argparse.ArgumentParser:
                    help="train every transfer-set size for at least N optimizer steps (instead of epochs scaled by size)")
     s.add_argument("--eval-every", type=_positive_int, default=None, metavar="N",
                    help="score the students on the validation and test sets about every N steps (small transfer sets "
-                        "are repeated so that an epoch has N steps; default: after every pass)")
+                        "are repeated so that an epoch has N steps; default: after every pass, which on a small set is every few "
+                        "steps and then takes most of the time: 100 makes small-set studies many times faster)")
     _common(s)
     return s
 
@@ -261,18 +263,36 @@ def _report(out: Path, records: list, title: str, plots=_PLOTS) -> str:
     return text + "\nwrote " + ", ".join(str(p) for p in [out / "summary.md"] + made)
 
 # %% ../nbs/07_cli.ipynb #c1707995
+_HOW_TO_READ_STUDY = """## How to read this table
+
+- *baseline error %*, *error %*: mean final test error over the seeds, in percent of the test set.
+- *gain (pp) ± 95 % CI*: the baseline's test error minus the arm's, paired by seed, in percentage points (positive: the
+  arm is better), ± the t-based 95 % interval over the *n* seeds.
+- *baseline*: `l2` (σ = 0: the same teacher's logits, without noise) for a noisy teacher; `hard` (the student alone,
+  on the labels) for `l2`.
+- *p (Holm)*: the two-sided paired t-test's p, Holm-corrected over every row of the table, the `l2`-vs-`hard` rows
+  included. *verdict*: helps or hurts where p (Holm) < 0.05; — where no difference is shown; ? with fewer than two
+  seeds; diverged (k/n seeds) where a run of k of the n pairs diverged.
+- Arms: `noisy_sigmaS_alphaA` the noisy teacher, noise of standard deviation S on a fraction A of each batch
+  (z' = (1 + ξ) ⊙ z, the paper's eq. (2)); `l2` logit regression on the clean logits; `hard` the student alone.
+- `study.png` draws the gains over σ = 0 as a heat map, pale where the interval holds 0.
+"""
+
 def _study_report(out: Path, records: list) -> str:
-    "Write study.md (titled with the benchmark and its seeds) and the heat map study.png of one configuration's study `records`."
+    """Write study.md (titled with the benchmark and its seeds, and how to read it) and the heat map study.png of one
+    configuration's study `records`."""
     gains = study_gains(records)
     if not gains:
         return f"{out}: no finished study pairs yet (sigma = 0 against the student alone, or sigma > 0 against sigma = 0)"
     g, seeds = gains[0], len({r["seed"] for r in records if r["kind"] != "teacher"})
     title = f"{g['benchmark']} ({g['variant']}, {g['config_key']}): {seeds} seed(s)"
-    write_atomic(f"# When does the noisy teacher help? {title}\n\n{format_study(gains)}\n", out / "study.md")
+    n_test = records[0]["n_test"]
+    write_atomic(f"# When does the noisy teacher help? {title}\n\nTest set: {n_test:,} images (one image is {100 / n_test:.2f} "
+                 f"points).\n\n{format_study(gains)}\n\n{_HOW_TO_READ_STUDY}", out / "study.md")
     try: made = [_save(plot_study(gains), out / "study.png")]
     except NothingToPlot:                             # only sigma = 0 against the student alone so far: no heat map
         (out / "study.png").unlink(missing_ok=True); made = []
-    return (format_study(gains, markdown=False) + "\n\nwrote " + ", ".join(str(p) for p in [out / "study.md"] + made)
+    return (format_study(gains, markdown=False) + "\n\nHow to read the columns and verdicts: the end of study.md.\nwrote " + ", ".join(str(p) for p in [out / "study.md"] + made)
             + ("" if made else " (no noisy-teacher cell, sigma > 0 and alpha > 0: no study.png)"))
 
 # %% ../nbs/07_cli.ipynb #a0c011c7
@@ -380,7 +400,7 @@ def _folder_records(out: Path, config, name: str = "results.jsonl") -> tuple[lis
 # %% ../nbs/07_cli.ipynb #d0c1c73c
 def _warn_others(out: Path, others: list, config, held: str, files: str):
     "Warn that `out` also holds (`held`) the records of the configurations `others`: its `files` are now `config`'s."
-    if others: warnings.warn(f"--out {out} also holds {held}{'; '.join(others)}; {files} there are now this run's "
+    if others: warnings.warn(f"--out {out} also holds {held}{'; '.join(others)}; {files} there become this run's "
                              f"({config.label}, {config.key}); `noisy-teachers summarize --out {out}` writes one folder "
                              "per configuration")
 
@@ -389,8 +409,8 @@ def _run_reproduce(args, parser, config):
     if args.arms: _check_arms(config, args.arms, parser)
     before, others = _folder_records(args.out, config)
     run, kw = _runner(args, parser, run_benchmark, "run_benchmark_ray")
-    records = unique_records(before + run(config, arms=args.arms, **kw))
     _warn_others(args.out, others, config, "", "summary.md and the plots")
+    records = unique_records(before + run(config, arms=args.arms, **kw))
     print(_report(args.out, records, _title(records)))
     print(f"{len(records) - len(before)} new records, {len(before)} already in {args.out}")
 
@@ -400,10 +420,11 @@ def _run_study(args, parser, config):
     alphas = args.alphas if args.alphas is not None else [config.alpha]
     before, others = _folder_records(args.out, config, "study.jsonl")
     run, kw = _runner(args, parser, noise_benefit_study, "noise_benefit_study_ray")
+    _warn_others(args.out, others, config, "the study of ", "study.md (and study.png)")
     new = run(config, args.sizes, args.sigmas, alphas, steps=args.steps, eval_every=args.eval_every, **kw)
     records = unique_records(before + new)
-    _warn_others(args.out, others, config, "the study of ", "study.md (and study.png)")
     print(_study_report(args.out, records))
+    print(f"{len(records) - len(before)} new records, {len(before)} already in {args.out}")
 
 # %% ../nbs/07_cli.ipynb #49666f75
 def _run(args, parser) -> int:

@@ -974,7 +974,7 @@ def comparisons(records) -> list:
 # %% ../nbs/06_experiments.ipynb #64da9c60
 def _pm(m, s) -> str:
     if m is None or not math.isfinite(m): return "nan"
-    return f"{100 * m:.2f}" + ("" if s is None or not math.isfinite(s) else f" ± {100 * s:.2f}")
+    return f"{round(100 * m, 2) + 0.0:.2f}" + ("" if s is None or not math.isfinite(s) else f" ± {100 * s:.2f}")   # no "-0.00"
 
 def _table(head, body, markdown) -> str:
     if check_flag(markdown, "markdown"):
@@ -1302,6 +1302,21 @@ def noise_benefit_study(config: BenchmarkConfig, sizes, sigmas, alphas, seeds, d
                 _drop_stale_study_checkpoints(S, seed, specs, ns, length)
         return [r for r in S.records if r["seed"] in seeds and r.get("study") == "noise_benefit"]
 
+# %% ../nbs/06_experiments.ipynb #sg06l001
+def _one_length(records) -> list:
+    """`records`, unless their study records of one configuration and transfer-set size were trained for different
+    lengths (other `--steps` or `--eval-every`: files of two studies put together): a ValueError, as they would be paired."""
+    lengths = defaultdict(set)
+    for r in records:
+        if r.get("study") == "noise_benefit" and r["kind"] != "teacher":
+            lengths[(r["benchmark"], r["variant"], r.get("config_key"), r["transfer_size"])].add((r.get("epochs"), r.get("copies", 1)))
+    for (b, v, key, n), ls in lengths.items():
+        if len(ls) > 1:
+            raise ValueError(f"the study records of {b} ({v}, {key}) at transfer-set size {n} were trained for different lengths ("
+                             + ", ".join(f"{e} epochs of {c}× the subset" for e, c in sorted(ls, key=str)) + "): studies made with "
+                             "other --steps or --eval-every are never paired; keep each in its own folder")
+    return records
+
 # %% ../nbs/06_experiments.ipynb #5b5b0ae4
 def _teacher_check(r: dict, hard_error: float | None) -> bool | None:
     "`_gap`'s teacher check of study record `r` against the student alone's `hard_error` (None: it cannot be made)."
@@ -1315,7 +1330,7 @@ def study_gains(records) -> list:
     variant, config_key, transfer_size, arm, baseline, sigma, alpha, error_mean, baseline_mean, `paired_stats(d)`,
     p_holm over all rows (`holm_family`), teacher_gap_ok: False if the check failed in a seed, None
     if one could not make it)."""
-    records = unique_records(records)
+    records = unique_records(_one_length(records))
     key = lambda r: (r["benchmark"], r["variant"], r.get("config_key"), r.get("transfer_size"), r["seed"])
     err = {(key(r), r["kind"] if r["kind"] in ("l2", "hard") else r["arm"]): r["metrics"]["final_error"] for r in records}
     cells = defaultdict(list)
@@ -1356,7 +1371,7 @@ def plot_study(gains, alpha=None):
     """Heat map of the noisy teacher's gain over σ = 0 (pp; blue: the noise helps), transfer-set size × σ, one panel per α
     (or only `alpha`), each cell annotated with the mean ± its t-based 95 % interval over the paired seeds, as in
     `format_study`'s table, and pale where that interval holds 0 (blank and marked "diverged
-    k/n" when a run of k of its n pairs diverged). Returns the figure."""
+    k/n" when a run of k of its n pairs diverged); ⚠ and † mark transfer sets as in the table. Returns the figure."""
     import matplotlib.pyplot as plt
     gains = [g for g in gains if g["baseline"] == "l2"]
     if not gains: raise NothingToPlot("gains must hold noisy-teacher cells (σ > 0 against σ = 0)")
@@ -1379,7 +1394,13 @@ def plot_study(gains, alpha=None):
         ax.imshow(pale, aspect="auto", origin="lower")
         ax.set_xticks(range(len(sigmas)), [f"{s:g}" for s in sigmas]); ax.set_yticks(range(len(sizes)), sizes)
         ax.set_xlabel("σ"); ax.set_title(f"α = {a:g}", fontsize=9)
+    oks = lambda n: {g.get("teacher_gap_ok", True) for g in gains if g["transfer_size"] == n}      # the table's marks
+    axes[0][0].set_yticks(range(len(sizes)), [f"{n}{' ⚠' if False in oks(n) else ' †' if None in oks(n) else ''}" for n in sizes])
     axes[0][0].set_ylabel("transfer set (samples)")
     fig.colorbar(im, ax=axes[0].tolist(), label="gain over σ = 0 (pp)\ncells: mean ± 95 % interval\n(pale: the interval holds 0)")
-    fig.suptitle(f"{_one_benchmark(gains)}: when does the noisy teacher help?", fontsize=10)
+    seeds = max(g["n"] for g in gains)
+    fig.suptitle(f"{_one_benchmark(gains)}, {seeds} seed{'s' * (seeds != 1)}: when does the noisy teacher help?", fontsize=10)
+    notes = [t for k, t in ((False, "⚠ the teacher was not clearly better than the student alone in some seed"),
+                            (None, "† no student-alone record to check the teacher against")) if any(k in oks(n) for n in sizes)]
+    if notes: fig.supxlabel("; ".join(notes), fontsize=7)
     return fig
