@@ -286,9 +286,10 @@ def _study_report(out: Path, records: list) -> str:
         return f"{out}: no finished study pairs yet (sigma = 0 against the student alone, or sigma > 0 against sigma = 0)"
     g, seeds = gains[0], len({r["seed"] for r in records if r["kind"] != "teacher"})
     title = f"{g['benchmark']} ({g['variant']}, {g['config_key']}): {seeds} seed(s)"
-    n_test = records[0]["n_test"]
-    write_atomic(f"# When does the noisy teacher help? {title}\n\nTest set: {n_test:,} images (one image is {100 / n_test:.2f} "
-                 f"points).\n\n{format_study(gains)}\n\n{_HOW_TO_READ_STUDY}", out / "study.md")
+    n_test = next((r["n_test"] for r in records if r.get("n_test")), None)      # records of old versions have none
+    size = f"Test set: {n_test:,} images (one image is {100 / n_test:.2f} points).\n\n" if n_test else ""
+    write_atomic(f"# When does the noisy teacher help? {title}\n\n{size}{format_study(gains)}\n\n{_HOW_TO_READ_STUDY}",
+                 out / "study.md")
     try: made = [_save(plot_study(gains), out / "study.png")]
     except NothingToPlot:                             # only sigma = 0 against the student alone so far: no heat map
         (out / "study.png").unlink(missing_ok=True); made = []
@@ -421,8 +422,8 @@ def _run_study(args, parser, config):
     before, others = _folder_records(args.out, config, "study.jsonl")
     run, kw = _runner(args, parser, noise_benefit_study, "noise_benefit_study_ray")
     _warn_others(args.out, others, config, "the study of ", "study.md (and study.png)")
-    new = run(config, args.sizes, args.sigmas, alphas, steps=args.steps, eval_every=args.eval_every, **kw)
-    records = unique_records(before + new)
+    run(config, args.sizes, args.sigmas, alphas, steps=args.steps, eval_every=args.eval_every, **kw)
+    records = _folder_records(args.out, config, "study.jsonl")[0]     # the teachers too (the run returns the students')
     print(_study_report(args.out, records))
     print(f"{len(records) - len(before)} new records, {len(before)} already in {args.out}")
 

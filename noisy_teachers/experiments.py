@@ -1387,7 +1387,7 @@ def plot_study(gains, alpha=None):
             M[i, j] = g["gain"] * 100
             pale[i, j] = (1, 1, 1, 0.65 * (not abs(g["gain"]) > g["ci95"]))     # no interval (nan) or one holding 0
             ci = "" if not math.isfinite(g["ci95"]) else f"\n± {g['ci95'] * 100:.2f}"
-            text = f"{M[i, j]:+.2f}{ci}" if math.isfinite(M[i, j]) else f"diverged\n{g.get('diverged', '?')}/{g['n']}"
+            text = f"{round(M[i, j], 2) + 0.0:+.2f}{ci}" if math.isfinite(M[i, j]) else f"diverged\n{g.get('diverged', '?')}/{g['n']}"
             ax.text(j, i, text, ha="center", va="center", fontsize=7,
                     color="white" if abs(M[i, j]) > 0.6 * vmax and not pale[i, j, 3] else "black")
         im = ax.imshow(M, cmap="RdBu", vmin=-vmax, vmax=vmax, aspect="auto", origin="lower")
