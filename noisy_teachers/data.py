@@ -583,7 +583,7 @@ def write_atomic(data, path) -> Path:
     return save_atomic(data, path, save=lambda d, f: Path(f).write_bytes(d.encode() if isinstance(d, str) else d))
 
 # %% ../nbs/03_data.ipynb #8c8261a0
-_log = logging.getLogger("noisy_teachers.data")   # what is written to disk, said once: the command line shows it
+_log = logging.getLogger("noisy_teachers.data")   # files written (said once), data from a system folder: the command line shows it
 
 def _extract_once(tarball: Path, base: Path) -> Path:
     """Unpack `tarball` into `<cache>/<stem>-<key>/` once: into a temporary folder (tar's 'data' filter: no links out of
@@ -693,7 +693,8 @@ def _load_digits(seed: int = 0) -> dict:
 # %% ../nbs/03_data.ipynb #e012640b
 def _find_or_download(key: str, root, download: bool) -> tuple:
     """`key`'s located source (kind, where), downloaded when asked and missing, and the folder for derived files; warns
-    of each folder of a root the user chose (`root`, `$NOISY_TEACHERS_DATA`) passed over for the other IDX set's files."""
+    of each folder of a root the user chose (`root`, `$NOISY_TEACHERS_DATA`) passed over for the other IDX set's files,
+    and says (`_log`) when the files come from a system folder (`_SYSTEM_DIRS`) rather than the root."""
     R, explicit = data_root(root), root is not None
     source, searched, notes = _locate(key, R, explicit, passed := [])
     if source is None and download:
@@ -704,6 +705,8 @@ def _find_or_download(key: str, root, download: bool) -> tuple:
         for d, other in passed:                 # passed over only when nothing is found
             warnings.warn(f"{key}: passed over {d}, which holds {other}'s published files, not {key}'s; "
                           f"read {key} from {source[1]['train_labels'].parent} instead")
+    if isinstance(where := source[1], dict) and (d := where["train_labels"].parent) in _SYSTEM_DIRS.get(key, []):
+        _log.info(f"{key}: not under {R}; reading the system's copy in {d}")
     return source, (R.parent if R.is_file() else R)
 
 # %% ../nbs/03_data.ipynb #3251da34
