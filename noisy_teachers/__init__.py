@@ -3,7 +3,7 @@
 The method is two functions. For a batch of student logits `g` and the teacher's logits `z`:
 
     from noisy_teachers.losses import logit_regression_loss    # eq. (1): 1/(2T) sum_i ||g_i - z_i||^2
-    from noisy_teachers.noise import perturb_logits            # eq. (2): z' = (1 + xi) * z on a fraction alpha of the rows
+    from noisy_teachers.noise import perturb_logits            # eq. (2): z' = (1 + xi) * z, each row with probability alpha
     loss = logit_regression_loss(g, perturb_logits(z, sigma=0.2, alpha=0.15))   # eq. (3), fresh noise at every call
 
 The modules, from the ground floor up; each uses only those below it and is exported from one chapter of the book:

@@ -103,7 +103,8 @@ class _OneLineParser(argparse.ArgumentParser):
 # %% ../nbs/07_cli.ipynb #7df59bfa
 def _device_words(text: str) -> str:
     "A device error of the library's (`device=...; use None or 'cpu'`) in the command's words."
-    return "argument --device: " + text.replace("use None or 'cpu'", "leave it out or use cpu")
+    text = text.replace("use None or 'cpu'", "leave it out or use cpu").replace("device must be None, 'auto', ", "--device must be left out, ")
+    return "argument --device: " + text
 
 def _device_here(parser: argparse.ArgumentParser, device: str | None):
     "The torch device `device` names on this machine (`training.get_device`), else a parser error naming --device."
@@ -273,8 +274,9 @@ _HOW_TO_READ_STUDY = """## How to read this table
 - *p (Holm)*: the two-sided paired t-test's p, Holm-corrected over every row of the table, the `l2`-vs-`hard` rows
   included. *verdict*: helps or hurts where p (Holm) < 0.05; — where no difference is shown; ? with fewer than two
   seeds; diverged (k/n seeds) where a run of k of the n pairs diverged.
-- Arms: `noisy_sigmaS_alphaA` the noisy teacher, noise of standard deviation S on a fraction A of each batch
-  (z' = (1 + ξ) ⊙ z, the paper's eq. (2)); `l2` logit regression on the clean logits; `hard` the student alone.
+- Arms: `noisy_sigmaS_alphaA` the noisy teacher: each sample's teacher logits perturbed with probability A, by noise of
+  standard deviation S (z' = (1 + ξ) ⊙ z, the paper's eq. (2)); `l2` logit regression on the clean logits; `hard` the
+  student alone.
 - `study.png` draws the gains over σ = 0 as a heat map, pale where the interval holds 0.
 """
 

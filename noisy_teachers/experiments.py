@@ -701,20 +701,32 @@ def _teacher_file(S: Run, seed: int, k: int = 0):
     return name, S.ckpt / f"seed{seed}" / f"{name}.pt", identity, rec
 
 # %% ../nbs/06_experiments.ipynb #tf06a00e
-def _another_teacher(S: Run, seed: int, name: str, recorded: str, sha: str) -> ValueError:
-    "The error of a recorded teacher trained again (its checkpoint lost) into other weights than its record names."
+def _same_teacher(rec: dict, sha: str, history: dict) -> bool:
+    """Whether a teacher of weights `sha` and `history` is the one its record `rec` names: by the SHA-256 of its weights,
+    or, in records made before they held it, by its test error after every epoch."""
+    if rec.get("weights_sha256"): return rec["weights_sha256"] == sha
+    return rec["metrics"].get("history", {}).get("test_error") in (None, history["test_error"])
+
+# %% ../nbs/06_experiments.ipynb #tf06a00f
+def _another_teacher(S: Run, seed: int, name: str, rec: dict, final: Path) -> ValueError:
+    "The error of a recorded teacher trained again (its checkpoint lost) into another teacher than its record names."
+    what = f"weights {rec['weights_sha256'][:12]}…" if rec.get("weights_sha256") else "test errors per epoch"
     return ValueError(
-        f"seed {seed}'s {name}: its record names weights {recorded[:12]}…, but its checkpoint was missing or unusable and "
-        f"training it again gave other weights ({sha[:12]}…): this machine does not repeat that training bit for bit. "
-        f"Students trained now would learn from another teacher than the recorded ones, so none is trained. Restore "
-        f"the checkpoint, or start the seed afresh by removing its records from {S.path} (the new teacher, saved, is then used)")
+        f"seed {seed}'s {name}: its record names {what} other than those of the teacher just trained again in its place "
+        f"(its checkpoint {final} was missing or unusable). It was recorded on {rec.get('device')} with torch "
+        f"{rec.get('versions', {}).get('torch')}; this run has {S.device}, torch {torch.__version__} and "
+        f"{torch.get_num_threads()} threads, and on a CPU the number of threads alone changes the weights. The seed's "
+        f"remaining students would learn from another teacher than the recorded one, so none is trained. Restore "
+        f"{final.name}; or rerun with the recorded device, torch and threads; or start the seed afresh: remove its records "
+        f"from {S.path} and rename {name}.rejected.pt, the teacher just trained, to {final.name}")
 
 # %% ../nbs/06_experiments.ipynb #551e57a8
 @patch
 def teacher(self: Run, seed, k=0):
     """Teacher k of `seed`: loaded from its checked checkpoint (`load_teacher`), or trained (resumably) and saved
-    (`save_teacher`); writes its record, with the SHA-256 of its weights, if missing; a ValueError if it had a record
-    and training it again gave other weights. -> (model, test error)"""
+    (`save_teacher`); writes its record, with the SHA-256 of its weights, if missing. A recorded teacher trained again
+    must come out as recorded (`_same_teacher`), else it is kept aside as `<name>.rejected.pt` and a ValueError says
+    why. -> (model, test error)"""
     seed, c, (train, test) = check_number(seed, "seed", 0, TEACHER_SEED_STRIDE - 1, integer=True), self.c, self.data
     name, final, identity, rec = _teacher_file(self, seed, k)
     tseed = identity["teacher_seed"]
@@ -725,16 +737,20 @@ def teacher(self: Run, seed, k=0):
         hist, wall, sha = saved["history"], saved["wall_s"], saved["sha256"]
     else:
         self.check_budget(f"seed {seed}'s {name}")
+        if rec and not final.exists():
+            warnings.warn(f"seed {seed}'s {name} is recorded, but its checkpoint {final} is missing: training it again, which "
+                          "must give the recorded teacher (the same device, torch and threads) for the seed's students to go on")
         t0, ck = time.perf_counter(), final.with_name(f"{name}.train.pt")
         self.say(seed, _started(name, c.teacher_train.epochs, ck))
         h = train_teacher(model, train, test, replace(c.teacher_train, seed=tseed, device=str(self.device)),
                           checkpoint=ck, progress=self.progress, val=self.val, deadline=self.deadline, label=name)
         hist = h.to_dict()
         wall = time.perf_counter() - t0 + sum(h.seconds[:h.resumed])     # and the slices before, if it resumed
-        sha = save_teacher(final, model, hist, wall, identity)
+        same = rec is None or _same_teacher(rec, state_sha256(model.state_dict()), hist)
+        sha = save_teacher(final if same else final.with_name(f"{name}.rejected.pt"), model, hist, wall, identity)
         ck.unlink(missing_ok=True)
         self.say(seed, f"{name} finished in {_secs(wall)}, test error {100 * hist['test_error'][-1]:.2f} %")
-        if rec and rec.get("weights_sha256", sha) != sha: raise _another_teacher(self, seed, name, rec["weights_sha256"], sha)
+        if not same: raise _another_teacher(self, seed, name, rec, final)
     model.eval()
     if rec is None:
         self.add(self.record(seed, name, "teacher", hist, wall, groups=["teacher"], student=c.teacher, teacher_seed=tseed,
