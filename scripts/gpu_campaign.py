@@ -12,7 +12,9 @@ Steps, each resumable (finished arms are skipped, an interrupted arm continues f
                     `_TRAIN["cifar10"]` (chapter 06) before trusting its comparisons between families.
   3. cifar10        the CIFAR-10 protocol, 3 seeds (the JPEG copy of CIFAR-10, or the original if present).
   4. mnist          MNIST at the protocol's schedule, every arm, 5 seeds (validation split, per-family learning rates);
-                    it starts from the book's records (results/mnist-converged), so only the missing seeds and arms run.
+                    it starts from the book's records (results/mnist-converged), so only the missing seeds and arms run
+                    (today none: a missing arm of a recorded seed would need its teacher, whose weights the book does
+                    not carry, trained again here, and the step stops if that is not the recorded teacher bit for bit).
   5. fashion-mnist  Fashion-MNIST, the same (from results/fashion-mnist-converged).
   6. svhn           SVHN, 3 seeds, when its files are in the data root (skipped with a note otherwise).
 Records go to OUT/<step>/results.jsonl, in the layout of `results/`. A step whose data set is not in the data root is
