@@ -438,6 +438,8 @@ def _run(args, parser) -> int:
     if args.command == "demo": return _run_demo(args, t0)
     if args.command == "summarize": return _run_summarize(args, parser)
     config = args.config = get_config(args.benchmark, quick=args.quick, tiny=args.tiny, epochs=args.epochs)   # kept: see _user_error
+    if config.name == "digits" and args.data_root is not None:
+        warnings.warn(f"--data-root {args.data_root} is not used: the digits come with scikit-learn")
     (_run_reproduce if args.command == "reproduce" else _run_study)(args, parser, config)
     print(f"done in {time.perf_counter() - t0:.0f} s; results in {args.out}")
     return 0
