@@ -746,8 +746,10 @@ def teacher(self: Run, seed, k=0):
                           checkpoint=ck, progress=self.progress, val=self.val, deadline=self.deadline, label=name)
         hist = h.to_dict()
         wall = time.perf_counter() - t0 + sum(h.seconds[:h.resumed])     # and the slices before, if it resumed
+        aside = final.with_name(f"{name}.rejected.pt")                 # where another teacher than the recorded one goes
         same = rec is None or _same_teacher(rec, state_sha256(model.state_dict()), hist)
-        sha = save_teacher(final if same else final.with_name(f"{name}.rejected.pt"), model, hist, wall, identity)
+        sha = save_teacher(final if same else aside, model, hist, wall, identity)
+        if same: aside.unlink(missing_ok=True)                          # an earlier attempt's, now superseded
         ck.unlink(missing_ok=True)
         self.say(seed, f"{name} finished in {_secs(wall)}, test error {100 * hist['test_error'][-1]:.2f} %")
         if not same: raise _another_teacher(self, seed, name, rec, final)
