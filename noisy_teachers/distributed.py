@@ -106,7 +106,7 @@ def _study_job(config, seed: int, task: tuple, where: dict, threads: int, teache
     n, specs, length = task
     S = _worker(config, where, threads)
     transfer, epochs = study_transfer(config, S.data[0], n, seed, **length)
-    return _study_group(S, seed, n, specs, _teacher_model(S, teacher), teacher["error"], transfer, epochs)
+    return _study_group(S, seed, n, specs, _teacher_model(S, teacher), teacher["error"], transfer, epochs, length)
 
 # %% ../nbs/08_ray.ipynb #026fa995
 def _plan(S: Run, seed: int, specs, batched: bool) -> list:

@@ -460,6 +460,7 @@ class Record:
     study: str = _ABSENT            # the study: "noise_benefit"
     teacher_error: float = _ABSENT  # the teacher check and the study: the seed's teacher's final test error
     copies: int = _ABSENT           # the study: copies of the size-n subset in one epoch (`study_transfer`'s `eval_every`)
+    study_length: dict = _ABSENT    # the study: `study_transfer`'s steps, eval_every, max_epoch_factor (`--steps`, `--eval-every`)
     student_alone_error: float = _ABSENT  # the teacher check: the student alone ("hard"), final test error
     teacher_gap_ok: bool = _ABSENT  # the teacher check: `teacher_gap_ok` of those two errors
     groups: list                    # a student arm's groups (`ArmSpec.groups`); ["teacher"] for a teacher
@@ -1257,6 +1258,13 @@ def _study_args(config, sizes, sigmas, alphas, seeds, batched, max_epoch_factor,
         steps=check_number(steps, "steps", 1, integer=True, allow_none=True),
         eval_every=check_number(eval_every, "eval_every", 1, integer=True, allow_none=True)))
 
+# %% ../nbs/06_experiments.ipynb #sl06w001
+def _length_words(length: dict) -> str:
+    "A study's length keywords as the command line sets them: '--steps 3000, --eval-every 100'."
+    words = [f"--{k.replace('_', '-')} {length[k] if length.get(k) is not None else '(none)'}" for k in ("steps", "eval_every")]
+    return ", ".join(words + ([f"max_epoch_factor {length['max_epoch_factor']}"] if length.get("max_epoch_factor", 10) != 10 else []))
+
+
 # %% ../nbs/06_experiments.ipynb #5beb4995
 def _check_study(S: Run, sizes, length: dict) -> None:
     "Refuse a `length` other than that of `S`'s study records (they would be paired); warn of `sizes` too large."
@@ -1264,11 +1272,12 @@ def _check_study(S: Run, sizes, length: dict) -> None:
     for r in (r for r in S.records if r.get("study") == "noise_benefit"):
         k, epochs = _study_length(S.c, N, r["transfer_size"], **length)
         if (r.get("copies", 1), r["epochs"]) != (k, epochs):
+            made = f", made with {_length_words(r['study_length'])}" if r.get("study_length") else ""
             raise ValueError(f"{S.path} holds study records at transfer-set size {r['transfer_size']} trained for "
-                             f"{r['epochs']} epochs of {r.get('copies', 1)}× the subset; this call would train {epochs} "
-                             f"epochs of {k}×: its steps, eval_every or max_epoch_factor (--steps, --eval-every), or the "
-                             f"training set ({N:,} images now), differ from those runs'. Use theirs, or another output "
-                             "folder: runs of other lengths are never paired")
+                             f"{r['epochs']} epochs of {r.get('copies', 1)}× the subset{made}; this call, with "
+                             f"{_length_words(length)}, would train {epochs} epochs of {k}×: its length or the training set "
+                             f"({N:,} images now) differs from those runs'. Use theirs, or another output folder: runs of "
+                             "other lengths are never paired")
     if big := [n for n in sizes if n > N]: warnings.warn(f"sizes {big} exceed the {N:,} training images: studied at {N:,}")
 
 def _study_plan(S: Run, seed: int, specs, sizes, batched: bool) -> tuple:
@@ -1277,11 +1286,13 @@ def _study_plan(S: Run, seed: int, specs, sizes, batched: bool) -> tuple:
     return ns, [(n, g) for n in ns for g in _groups_to_train(S, seed, specs, batched, transfer_size=n)]
 
 # %% ../nbs/06_experiments.ipynb #6560705b
-def _study_group(S: Run, seed: int, n: int, group, teacher, teacher_error: float, transfer, epochs: int, z=None) -> list:
+def _study_group(S: Run, seed: int, n: int, group, teacher, teacher_error: float, transfer, epochs: int, length: dict,
+                 z=None) -> list:
     "Train one group of study arms of `seed` on the size-`n` `transfer` set (targets: the teacher's logits `z`, computed if None)."
     z = None if group[0].targets is Targets.LABELS else teacher_logits(teacher, transfer) if z is None else z
     return S.students(seed, group, z, teacher=teacher, transfer=transfer, epochs=epochs,
-                      transfer_size=n, study="noise_benefit", teacher_error=teacher_error, copies=len(transfer) // n)
+                      transfer_size=n, study="noise_benefit", teacher_error=teacher_error, copies=len(transfer) // n,
+                      study_length=length)
 
 # %% ../nbs/06_experiments.ipynb #c06sst01
 def _drop_stale_study_checkpoints(S: Run, seed: int, specs, sizes, length: dict) -> None:
@@ -1315,7 +1326,7 @@ def noise_benefit_study(config: BenchmarkConfig, sizes, sigmas, alphas, seeds, d
                     z = teacher_logits(teacher, transfer, cache_dir=S.cache)
                     for _, group in cell:
                         bar.set_postfix_str(f"seed {seed}, n = {n}: {', '.join(s.name for s in group)}")
-                        _study_group(S, seed, n, group, teacher, t_err, transfer, epochs, z)
+                        _study_group(S, seed, n, group, teacher, t_err, transfer, epochs, length, z)
                         bar.update(len(group))
                 _drop_stale_study_checkpoints(S, seed, specs, ns, length)
         return [r for r in S.records if r["seed"] in seeds and r.get("study") == "noise_benefit"]
@@ -1324,11 +1335,16 @@ def noise_benefit_study(config: BenchmarkConfig, sizes, sigmas, alphas, seeds, d
 def _one_length(records) -> list:
     """`records`, unless their study records of one configuration and transfer-set size were trained for different
     lengths (other `--steps` or `--eval-every`: files of two studies put together): a ValueError, as they would be paired."""
-    lengths = defaultdict(set)
+    lengths, made = defaultdict(set), defaultdict(set)
     for r in records:
         if r.get("study") == "noise_benefit" and r["kind"] != "teacher":
             lengths[(r["benchmark"], r["variant"], r.get("config_key"), r["transfer_size"])].add((r.get("epochs"), r.get("copies", 1)))
-    for (b, v, key, n), ls in lengths.items():
+            if r.get("study_length"): made[(r["benchmark"], r["variant"], r.get("config_key"))].add(_length_words(r["study_length"]))
+    for (b, v, key), ws in made.items():                    # recorded lengths: at whatever sizes
+        if len(ws) > 1:
+            raise ValueError(f"the study records of {b} ({v}, {key}) were made with different lengths ({'; '.join(sorted(ws))}): "
+                             "studies of other lengths are never paired; keep each in its own folder")
+    for (b, v, key, n), ls in lengths.items():              # records from before `study_length`: their epochs at each size
         if len(ls) > 1:
             raise ValueError(f"the study records of {b} ({v}, {key}) at transfer-set size {n} were trained for different lengths ("
                              + ", ".join(f"{e} epochs of {c}× the subset" for e, c in sorted(ls, key=str)) + "): studies made with "
