@@ -1260,9 +1260,11 @@ def _study_args(config, sizes, sigmas, alphas, seeds, batched, max_epoch_factor,
 
 # %% ../nbs/06_experiments.ipynb #sl06w001
 def _length_words(length: dict) -> str:
-    "A study's length keywords as the command line sets them: '--steps 3000, --eval-every 100'."
+    """A study's length keywords as the command line sets them: '--steps 3000, --eval-every 100'; `max_epoch_factor`
+    (the library's only) where it counts: without `steps`, and other than its default 10."""
     words = [f"--{k.replace('_', '-')} {length[k] if length.get(k) is not None else '(none)'}" for k in ("steps", "eval_every")]
-    return ", ".join(words + ([f"max_epoch_factor {length['max_epoch_factor']}"] if length.get("max_epoch_factor", 10) != 10 else []))
+    factor = length.get("max_epoch_factor", 10)
+    return ", ".join(words + ([f"max_epoch_factor {factor}"] if factor != 10 and length.get("steps") is None else []))
 
 
 # %% ../nbs/06_experiments.ipynb #5beb4995
