@@ -25,7 +25,8 @@ from .training import BudgetReached, get_device
 from .experiments import (
     NothingToPlot, TeacherGapWarning, arm_specs, comparisons, format_comparisons, format_study, format_table, get_config,
     load_records, noise_benefit_study, plot_alpha, plot_curves, plot_sigma, plot_study, run_benchmark, study_gains)
-from .experiments import TEACHER_SEED_STRIDE, DuplicateRecordWarning, _source_commit, summarize, unique_records
+from .experiments import (TEACHER_SEED_STRIDE, DuplicateRecordWarning,
+    _length_words, _source_commit, summarize, unique_records)
 
 # %% ../nbs/07_cli.ipynb #151b6eea
 def _number_from(cast, ok, words: str):
@@ -334,6 +335,15 @@ def _differences(configs: dict) -> dict:
     differ = [k for k in keys if len({repr(c.get(k)) for c in flat.values()}) > 1]
     return {f: ", ".join(f"{k} {c.get(k)}" for k in differ) for f, c in flat.items()}
 
+# %% ../nbs/07_cli.ipynb #c07sw001
+def _study_words(records) -> str:
+    "What a configuration's study records ran, for the index: sizes, σ, α, seeds and (where recorded) the length."
+    st = [r for r in records if r.get("study") == "noise_benefit"]
+    vals = lambda k, kinds: ", ".join(f"{v:g}" for v in sorted({r[k] for r in st if r["kind"] in kinds}))
+    made = next((_length_words(r["study_length"]) for r in st if r.get("study_length")), None)
+    return (f"study: sizes {vals('transfer_size', ('hard', 'l2', 'noisy'))}; σ {vals('sigma', ('l2', 'noisy'))}; "
+            f"α {vals('alpha', ('noisy',)) or '—'}; {len({r['seed'] for r in st})} seed(s)" + (f"; {made}" if made else ""))
+
 # %% ../nbs/07_cli.ipynb #a5178fa1
 def _per_configuration(out: Path, results: list, study: list):
     "(folder, results records, study records) per configuration: `out` if there is one, else out/bench-variant-key."
@@ -342,15 +352,16 @@ def _per_configuration(out: Path, results: list, study: list):
         of = lambda records: [r for r in records if (r["benchmark"], r["variant"], r["config_key"]) == k]
         yield (out if len(keys) == 1 else out / "-".join(k)), of(results), of(study)
 
-def _write_index(out: Path, configs: dict) -> str:
-    """summary.md in `out` listing the folders of `configs` ({folder: its configuration}) and the fields in which they
-    differ, instead of one configuration's older report there; says what it removed."""
+def _write_index(out: Path, configs: dict, studies: dict | None = None) -> str:
+    """summary.md in `out` listing the folders of `configs` ({folder: its configuration}), what each study ran (`studies`:
+    {folder: `_study_words`}) and the fields in which they differ, instead of one configuration's older report there;
+    says what it removed."""
     old = [n for n in ("study.md", "study.png", *_PLOTS.values()) if (out / n).is_file()]
     for name in old: (out / name).unlink()
     links = lambda f: ", ".join(f"[{n}]({f.name}/{n})" for n in ("summary.md", "study.md") if (f / n).is_file())
     differ = _differences(configs)
-    items = [f"- `{f.name}`: {links(f) or 'no report yet (no finished pairs)'}" + (f" ({differ[f]})" if differ[f] else "")
-             for f in configs]
+    items = [f"- `{f.name}`: {links(f) or 'no report yet (no finished pairs)'}" + (f"; {studies[f]}" if f in (studies or {}) else "")
+             + (f" ({differ[f]})" if differ[f] else "") for f in configs]
     write_atomic(f"# {len(configs)} configurations\n\nEach configuration's report is in a folder of its own:\n\n"
                  + "\n".join(items) + "\n", out / "summary.md")
     gone = f"; removed {', '.join(old)}, which described one configuration" if old else ""
@@ -361,12 +372,12 @@ def _run_summarize(args, parser) -> int:
     if not args.out.is_dir(): parser.error(f"argument --out: no such folder: {args.out}")
     res, st = load_records(args.out / "results.jsonl"), load_records(args.out / "study.jsonl")
     if not res and not st: parser.error(f"argument --out: {args.out} holds no results.jsonl or study.jsonl records")
-    configs = {}
+    configs, studies = {}, {}
     for sub, r, s in _per_configuration(args.out, res, st):
         if r: print(_report(sub, r, _title(r)))
-        if s: print(_study_report(sub, s))
+        if s: print(_study_report(sub, s)); studies[sub] = _study_words(s)
         configs[sub] = (r or s)[0].get("config", {})
-    if list(configs) != [args.out]: print(_write_index(args.out, configs))
+    if list(configs) != [args.out]: print(_write_index(args.out, configs, studies))
     return 0
 
 # %% ../nbs/07_cli.ipynb #9940e326
