@@ -80,7 +80,7 @@ def _teacher_job(config, seed: int, k: int, name: str, where: dict, threads: int
     S = _worker(config, where, threads)
     S.records = [record] if record else []
     _, error = S.teacher(seed, k)
-    saved = safe_load(S.ckpt / f"seed{seed}" / f"{name}.pt")
+    saved = safe_load(_teacher_file(S, seed, k)[1])                 # the checkpoint `Run.teacher` just loaded or wrote
     return dict(saved=saved, error=error, record=None if record else S.records[-1])
 
 # %% ../nbs/08_ray.ipynb #0d87263f
