@@ -19,12 +19,15 @@ import warnings
 from contextlib import contextmanager
 from pathlib import Path
 
+import torch
+
 from .checks import _range_words
 from .data import DATA_ENV, DATASETS, DataNotFoundError, save_atomic, write_atomic
 from .training import BudgetReached, get_device
 from .experiments import (
     NothingToPlot, TeacherGapWarning, arm_specs, comparisons, format_comparisons, format_study, format_table, get_config,
-    load_records, noise_benefit_study, plot_alpha, plot_curves, plot_sigma, plot_study, run_benchmark, study_gains)
+    load_records, noise_benefit_study, plot_alpha, plot_curves, plot_sigma,
+    plot_study, run_benchmark, select_arms, study_gains)
 from .experiments import (TEACHER_SEED_STRIDE, DuplicateRecordWarning,
     _length_words, _source_commit, summarize, unique_records)
 
@@ -72,7 +75,6 @@ def _folder(text: str) -> Path:
 # %% ../nbs/07_cli.ipynb #b9101cc4
 def _device(text: str) -> str:
     "An argparse type: cpu, cuda, cuda:<i> or mps (whether this machine, or a Ray cluster's, has it is checked later)."
-    import torch
     try: kind = torch.device(text).type
     except (RuntimeError, ValueError): kind = None
     if kind not in ("cpu", "cuda", "mps"): raise argparse.ArgumentTypeError(f"expected cpu, cuda, cuda:<i> or mps, got {text!r}")
@@ -383,11 +385,8 @@ def _run_summarize(args, parser) -> int:
 # %% ../nbs/07_cli.ipynb #9940e326
 def _check_arms(config, arms: list, parser):
     "An argparse error naming --arms for an arm or group the benchmark does not have, before anything trains."
-    names = [s.name for s in arm_specs(config)]
-    groups = sorted({g for s in arm_specs(config) for g in s.groups})
-    bad = [a for a in arms if a not in names and a not in groups]
-    if bad: parser.error(f"argument --arms: unknown arm or group {bad[0]!r} (choose from the groups "
-                         f"{', '.join(groups)} or the arms {', '.join(names)})")
+    try: select_arms(arm_specs(config), arms)
+    except ValueError as e: parser.error(f"argument --{e}")
 
 # %% ../nbs/07_cli.ipynb #9c4d2e18
 def _runner(args, parser, here, on_ray: str) -> tuple:
@@ -443,7 +442,6 @@ def _run_study(args, parser, config):
 # %% ../nbs/07_cli.ipynb #49666f75
 def _run(args, parser) -> int:
     "Run the parsed command and return 0; the errors a user can fix are raised, for `main` to report."
-    import torch
     if getattr(args, "threads", None): torch.set_num_threads(args.threads)
     t0 = time.perf_counter()
     if args.command == "demo": return _run_demo(args, t0)

@@ -674,14 +674,20 @@ def _load_cached(key: str, kind: str, where, base: Path) -> dict:
         else: _log.info(f"{key}: decoded once into {path} ({path.stat().st_size / 1e6:.1f} MB)")
     return splits
 
-# %% ../nbs/03_data.ipynb #860d041c
-def _load_digits(seed: int = 0) -> dict:
-    "scikit-learn's 8×8 digits (values 0–16) scaled to uint8 0–255, split stratified: round(25 %) of each class to test."
+# %% ../nbs/03_data.ipynb #d03dig01
+def _digit_images() -> tuple:
+    "scikit-learn's 8×8 digits, their values 0–16 scaled to 0–255: (images (1797, 8, 8) uint8, labels (1797,) int64)."
     try: from sklearn.datasets import load_digits
     except ImportError as e: raise ImportError("the 'digits' data set is scikit-learn's: pip install scikit-learn") from e
     d = load_digits()
-    x = torch.from_numpy(np.rint(d.images * (255 / 16)).astype(np.uint8))[:, None].contiguous()
-    y = torch.from_numpy(d.target.astype(np.int64))
+    return np.rint(d.images * (255 / 16)).astype(np.uint8), d.target.astype(np.int64)
+
+
+# %% ../nbs/03_data.ipynb #860d041c
+def _load_digits(seed: int = 0) -> dict:
+    "scikit-learn's 8×8 digits as uint8 0–255 (`_digit_images`), split stratified: round(25 %) of each class to test."
+    images, labels = _digit_images()
+    x, y = torch.from_numpy(images)[:, None].contiguous(), torch.from_numpy(labels)
     g, is_test = torch.Generator().manual_seed(seed), torch.zeros(len(y), dtype=torch.bool)
     for c in range(10):
         idx = (y == c).nonzero().flatten()
@@ -731,11 +737,10 @@ def digits_as_idx(folder, n_train: int = 600, n_test: int = 300) -> Path:
     "A stand-in for MNIST: scikit-learn's 8×8 digits scaled to 0–255, enlarged ×3 and padded to 28×28, written as the four MNIST IDX files in `folder` (created); returns `folder`."
     n_train = check_number(n_train, "n_train", 1, integer=True)
     n_test = check_number(n_test, "n_test", 1, integer=True)
-    from sklearn.datasets import load_digits
-    d = load_digits()
-    if n_train + n_test > len(d.target): raise ValueError(f"n_train + n_test must be at most {len(d.target)}, got {n_train + n_test}")
-    x = np.pad(np.kron(np.rint(d.images * (255 / 16)), np.ones((3, 3))), ((0, 0), (2, 2), (2, 2))).astype(np.uint8)
-    y = d.target.astype(np.uint8)
+    images, labels = _digit_images()
+    if n_train + n_test > len(labels): raise ValueError(f"n_train + n_test must be at most {len(labels)}, got {n_train + n_test}")
+    x = np.pad(np.kron(images, np.ones((3, 3), np.uint8)), ((0, 0), (2, 2), (2, 2)))
+    y = labels.astype(np.uint8)
     folder = Path(folder); folder.mkdir(parents=True, exist_ok=True)
     parts = x[:n_train], y[:n_train], x[n_train:n_train + n_test], y[n_train:n_train + n_test]
     for stem, a in zip(_IDX_STEMS.values(), parts): write_idx(folder / stem, a)
