@@ -84,7 +84,7 @@ def _device(text: str) -> str:
 def _common(p: argparse.ArgumentParser, out_default=None, threads=None):
     p.add_argument("--no-batched", dest="batched", action="store_false",
                    help="train each student on its own instead of the arms of a group together (training.distil_many); "
-                        "faster on a CPU for a large student such as MNIST's MLP (0.76x the speed of one by one on 2 cores)")
+                        "faster on a CPU for a large student such as MNIST's MLP (0.76x the speed of one by one, on one thread)")
     p.add_argument("--out", type=_folder, default=out_default, required=out_default is None, metavar="DIR",
                    help="output folder: results file, checkpoints, tables and plots" +
                         (f" (default: {out_default})" if out_default else ""))
@@ -151,8 +151,9 @@ def _add_reproduce(sub) -> argparse.ArgumentParser:
                        description="Every arm of the protocol (chapter 06) on one benchmark for N seeds; results "
                                    "are written as they finish, and a rerun resumes. Ends with summary.md and plots.")
     r.add_argument("benchmark", choices=DATASETS, help="the benchmark")
-    _protocol_options(r, "(seed, group of arms)", quick="a few epochs on a subset: the protocol in minutes",
-                      tiny=", σ in {0, 0.4}")
+    _protocol_options(r, "(seed, group of arms)", tiny=", σ in {0, 0.4}",
+                      quick="a few epochs on a subset: minutes on a CPU for mnist and fashion-mnist, "
+                            "hours for svhn and cifar10")
     r.add_argument("--arms", nargs="+", default=None, metavar="ARM",
                    help="only these arms or groups (baseline, dropout, sigma, alpha, student_noise, ensemble, or "
                         "arm names such as l2, kd, noisy_sigma0.2_alpha0.15); 'hard' always runs")
