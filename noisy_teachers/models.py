@@ -15,7 +15,7 @@ from decimal import Decimal
 import torch
 from torch import nn
 
-from .checks import check_number, check_numbers
+from .checks import check_module, check_number, check_numbers
 
 # %% ../nbs/04_models.ipynb #2ed7fd7e
 @dataclass(frozen=True)
@@ -273,9 +273,7 @@ def build(name_or_spec: str, in_shape, n_classes: int | None = None, *,
 # %% ../nbs/04_models.ipynb #4c76a6c4
 def count_parameters(model: nn.Module) -> int:
     "Number of parameters (weights and biases) of `model`."
-    if not isinstance(model, nn.Module):
-        raise ValueError(f"model must be a torch.nn.Module, got {type(model).__name__}")
-    return sum(p.numel() for p in model.parameters())
+    return sum(p.numel() for p in check_module(model).parameters())
 
 # %% ../nbs/04_models.ipynb #99e0dc80
 def _describe(m: nn.Module) -> str:

@@ -21,7 +21,7 @@ from tqdm.auto import tqdm
 
 from .data import (CorruptFileError, ImageData, UnsafeFileError, _check_data, _check_pad, augment, batches,
                                  plain_log_axis, safe_load, save_atomic, tight_layout)
-from .checks import check_flag, check_logits, check_number, check_tensor
+from .checks import check_flag, check_logits, check_module, check_number, check_tensor
 from .losses import _soft_target, hard_label_loss, logit_regression_loss
 from .noise import check_noise_args, perturb_logits
 
@@ -169,9 +169,6 @@ def _kd_loss(arm: Arm, g: Tensor, y: Tensor, z: Tensor) -> Tensor:
 def _model_device(model: nn.Module) -> torch.device:
     return next((p.device for p in model.parameters()), torch.device("cpu"))
 
-def _check_model(model, name="model"):
-    if not isinstance(model, nn.Module): raise ValueError(f"{name} must be a torch.nn.Module, got {type(model).__name__}")
-
 def _check_path(path, name: str, file: bool = False):
     "A ValueError naming `name` unless `path` is a path whose folder (`path` itself unless `file`) can be created."
     if not isinstance(path, (str, os.PathLike)):
@@ -217,7 +214,7 @@ def _check_fits(model: nn.Module, data: ImageData, name: str):
 def evaluate(model: nn.Module, data: ImageData, batch_size: int = 1024) -> dict:
     """Score `model` on `data` (an `ImageData`) in eval mode: dict(loss = mean cross-entropy with the labels,
     error = fraction misclassified, in [0, 1]). Runs on the model's device; the model's train/eval mode is restored."""
-    _check_model(model); _check_data(data, "data")                 # `batches` checks batch_size
+    check_module(model); _check_data(data, "data")                 # `batches` checks batch_size
     device = _model_device(model)
     data, loss = data.to(device), torch.zeros((), device=device)
     wrong = torch.zeros((), dtype=torch.long, device=device)
@@ -325,7 +322,7 @@ def state_sha256(state_dict) -> str:
 # %% ../nbs/05_training.ipynb #6a4c6305
 def fingerprint(teacher: nn.Module, data: ImageData) -> str:
     "A SHA-256 hex digest of `teacher` (its printed architecture and every tensor of its state_dict) and of `data` (images, labels, mean, std)."
-    _check_model(teacher, "teacher"); _check_data(data, "data")
+    check_module(teacher, "teacher"); _check_data(data, "data")
     h = hashlib.sha256(repr(teacher).encode())
     for k, v in teacher.state_dict().items(): _hash_tensor(h, v, k)
     for t in (data.images, data.labels, data.mean, data.std): _hash_tensor(h, t)
@@ -356,7 +353,7 @@ def teacher_logits(teacher: nn.Module, data: ImageData, batch_size: int = 1024, 
     eval mode on the teacher's device. With `cache_dir` (a folder) they are saved with their SHA-256 as
     `teacher-logits-<fingerprint>.pt` and read back later (a change to `forward` that `repr` does not show needs another
     `cache_dir`); a damaged, misshapen, non-finite or stale cache is recomputed, with a warning naming the file."""
-    _check_model(teacher, "teacher"); _check_data(data, "data")
+    check_module(teacher, "teacher"); _check_data(data, "data")
     batch_size = check_number(batch_size, "batch_size", 1, integer=True)
     path = None
     if cache_dir is not None:
@@ -658,7 +655,7 @@ def _check_progress(progress):
 
 def _check_common(model, train, test, config, checkpoint, progress, name, val=None, label=None):
     "Validate the arguments that `train_teacher`, `distil` and `distil_many` share."
-    _check_model(model, name); _check_data(train, "train"); _check_data(test, "test")
+    check_module(model, name); _check_data(train, "train"); _check_data(test, "test")
     if val is not None: _check_data(val, "val")
     if not isinstance(config, TrainConfig): raise ValueError(f"config must be a TrainConfig, got {type(config).__name__}")
     if checkpoint is not None: _check_path(checkpoint, "checkpoint", file=True)
@@ -686,7 +683,7 @@ def _one_source(targets, teacher):
 
 def _resolve_targets(arms: list, config: TrainConfig, train: ImageData, targets, teacher):
     "Check `targets` and `teacher` for what `arms` need; returns the targets (computed from the teacher if need be)."
-    if teacher is not None: _check_model(teacher, "teacher")
+    if teacher is not None: check_module(teacher, "teacher")
     _one_source(targets, teacher)
     if targets is not None:
         check_tensor(targets, "targets", (len(train), train.n_classes), dtype="floating")   # (len(train), n_classes)
