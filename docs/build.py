@@ -70,6 +70,12 @@ def title(nb: dict) -> str:
     return t
 
 
+def number(stem: str, order: list[str]) -> str:
+    "A chapter's number as the front page's chapter map gives it: `00_checks`, `00_logit_regression` are 00a and 00b."
+    same = [s for s in order if s.split("_")[0] == stem.split("_")[0]]
+    return stem.split("_")[0] + ("abcdefghij"[same.index(stem)] if len(same) > 1 else "")
+
+
 def chapter_order(index_nb: dict, available: list[str]) -> list[str]:
     """Notebook stems in the order of the chapter map table in `index.ipynb` ("## The chapters").
 
@@ -161,7 +167,7 @@ def write_sources(src: Path) -> dict:
         link_results(out, src)
         (src / f"{stem}.ipynb").write_text(json.dumps(out, indent=1), encoding="utf-8")
     toc = ["```{toctree}", ":caption: Chapters", ":maxdepth: 1", ""]
-    toc += [f"{s.split('_')[0]} · {title(nbs[s])} <{s}>" for s in order]
+    toc += [f"{number(s, order)} · {title(nbs[s])} <{s}>" for s in order]
     toc += ["```", "", "```{toctree}", ":caption: Library API", ":maxdepth: 1", ""]
     toc += [f"noisy_teachers.{m} <api/{m}>" for m in modules.values()] + ["```"]
     index = prepare_notebook(nbs["index"])
@@ -169,7 +175,7 @@ def write_sources(src: Path) -> dict:
     (src / "index.ipynb").write_text(json.dumps(index, indent=1), encoding="utf-8")
     for stem, mod in modules.items():
         (src / "api" / f"{mod}.md").write_text(
-            f"# `noisy_teachers.{mod}`\n\nExported from chapter {{doc}}`{stem.split('_')[0]} · {title(nbs[stem])} "
+            f"# `noisy_teachers.{mod}`\n\nExported from chapter {{doc}}`{number(stem, order)} · {title(nbs[stem])} "
             f"<../{stem}>`.\n\n```{{eval-rst}}\n.. automodule:: noisy_teachers.{mod}\n   :members:\n```\n", encoding="utf-8")
     return {"order": order, "modules": modules}
 

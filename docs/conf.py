@@ -28,6 +28,7 @@ exclude_patterns = ["_build", "**.ipynb_checkpoints"]
 # --- notebooks: saved outputs only, never executed -------------------------------------------------------------
 nb_execution_mode = "off"
 nb_merge_streams = True
+nb_render_markdown_format = "myst"  # a cell's Markdown output (the results tables of chapter 10) as MyST: with tables
 # the live widgets need a kernel: the site shows their text fallback ("... a live widget; run the notebook ...")
 # under the static figure the chapter saves beside each one, and loads no widget JavaScript (it would be a CDN)
 nb_ipywidgets_js = {}

@@ -53,7 +53,7 @@ def get_device(device=None) -> torch.device:
 SCHEDULES = ("cosine", "step", "constant")
 
 def lr_factor(schedule: str, step: int, total_steps: int) -> float:
-    """The factor $\\gamma_t/\\gamma_0$ of `schedule` ('cosine', 'step' or 'constant') after `step` of `total_steps` steps."""
+    """The factor γ_t / γ_0 of `schedule` ('cosine', 'step' or 'constant') after `step` of `total_steps` steps."""
     if schedule not in SCHEDULES: raise _bad("schedule", f"one of {SCHEDULES}", schedule)
     total_steps = check_number(total_steps, "total_steps", 1, integer=True)
     t = min(check_number(step, "step", 0, integer=True), total_steps)
