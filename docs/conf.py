@@ -97,6 +97,7 @@ html_title = "Distilling Knowledge from Noisy Teachers"
 html_theme_options = {"show_toc_level": 2, "use_download_button": False, "use_fullscreen_button": False}
 html_static_path = ["_static"]
 html_css_files = ["site.css"]
+html_js_files = ["site.js"]
 html_context = {"default_mode": "light"}  # else the theme logs "invalid theme mode" to the console
 html_show_sourcelink = False
 html_copy_source = False  # the notebooks are in the repository; no second copy in _sources/
