@@ -269,7 +269,8 @@ def select_arms(specs, arms=None) -> list:
     names, groups = [s.name for s in specs], sorted({g for s in specs for g in s.groups})
     for a in arms:
         if a not in names and a not in groups:
-            raise ValueError(f"arms: unknown arm or group {a!r} (choose from the groups {', '.join(groups)} or the arms {', '.join(names)})")
+            raise ValueError(f"arms: unknown arm or group {a!r} (choose from the groups {', '.join(groups)} "
+                             f"or the arms {', '.join(names)})")
     want = set(arms) | {"hard"}
     return [s for s in specs if s.name in want or want & set(s.groups)]
 

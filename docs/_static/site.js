@@ -3,8 +3,9 @@
 document.addEventListener("DOMContentLoaded", () => {
   for (const img of document.querySelectorAll(".bd-article img")) {
     if (img.closest("a")) continue;
-    img.addEventListener("click", () => { if (img.naturalWidth > img.clientWidth) window.open(img.src, "_blank"); });
-    img.addEventListener("load", () => { if (img.naturalWidth > img.clientWidth) { img.style.cursor = "zoom-in"; img.title = "click: full size"; } });
-    if (img.complete && img.naturalWidth > img.clientWidth) { img.style.cursor = "zoom-in"; img.title = "click: full size"; }
+    const shrunk = () => img.naturalWidth > img.clientWidth;
+    const mark = () => { if (shrunk()) { img.style.cursor = "zoom-in"; img.title = "click: full size"; } };
+    img.addEventListener("click", () => { if (shrunk()) window.open(img.src, "_blank"); });
+    if (img.complete) mark(); else img.addEventListener("load", mark);
   }
 });
