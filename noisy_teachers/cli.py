@@ -299,7 +299,8 @@ def _study_report(out: Path, records: list) -> str:
     try: made = [_save(plot_study(gains), out / "study.png")]
     except NothingToPlot:                             # only sigma = 0 against the student alone so far: no heat map
         (out / "study.png").unlink(missing_ok=True); made = []
-    return (format_study(gains, markdown=False) + "\n\nHow to read the columns and verdicts: the end of study.md.\nwrote " + ", ".join(str(p) for p in [out / "study.md"] + made)
+    wrote = ", ".join(str(p) for p in [out / "study.md"] + made)
+    return (format_study(gains, markdown=False) + f"\n\nHow to read the columns and verdicts: the end of study.md.\nwrote {wrote}"
             + ("" if made else " (no noisy-teacher cell, sigma > 0 and alpha > 0: no study.png)"))
 
 # %% ../nbs/07_cli.ipynb #a0c011c7
