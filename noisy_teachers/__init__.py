@@ -7,8 +7,8 @@ The method is two functions. For a batch of student logits `g` and the teacher's
     loss = logit_regression_loss(g, perturb_logits(z, sigma=0.2, alpha=0.15))   # eq. (3), fresh noise at every call
 
 The modules, from the ground floor up; each uses only those below it and is exported from one chapter of the book:
-    checks (00), jupyter (09)       argument checks shared by all; a server extension that keeps read chapters unchanged
-    losses (00), noise (01)         the method
+    checks (00a), jupyter (09)      argument checks shared by all; a server extension that keeps read chapters unchanged
+    losses (00b), noise (01)        the method
     data (03), models (04)          whole splits as tensors on the device; the paper's architectures
     training (05)                   train_teacher, distil, Arm (what a student learns from), TrainConfig
     regularizer (02)                the regularizer the noise amounts to, measured

@@ -84,7 +84,8 @@ def _device(text: str) -> str:
 def _common(p: argparse.ArgumentParser, out_default=None, threads=None):
     p.add_argument("--no-batched", dest="batched", action="store_false",
                    help="train each student on its own instead of the arms of a group together (training.distil_many); "
-                        "faster on a CPU for a large student such as MNIST's MLP (0.76x the speed of one by one, on one thread)")
+                        "faster on a CPU for a large student such as MNIST's MLP (batched trains at 0.76x the speed of one by one "
+                        "there, on one thread)")
     p.add_argument("--out", type=_folder, default=out_default, required=out_default is None, metavar="DIR",
                    help="output folder: results file, checkpoints, tables and plots" +
                         (f" (default: {out_default})" if out_default else ""))
