@@ -31,6 +31,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 NBS = REPO / "nbs"
 DIRECTIVE = re.compile(r"^\s*#\|\s*(\S+)")
+FIG_ALT = re.compile(r"^\s*#\|\s*fig-alt:\s*(.+)$")
 
 
 def _src(cell: dict) -> str:
@@ -107,8 +108,9 @@ def chapter_order(index_nb: dict, available: list[str]) -> list[str]:
 
 
 def prepare_notebook(nb: dict, api_link: str | None = None) -> dict:
-    """A copy of `nb` for the site: `#| hide` cells dropped, directive lines stripped, code cells left empty
-    without outputs dropped, widget state removed, and (if given) `api_link` markdown put under the title."""
+    """A copy of `nb` for the site: `#| hide` cells dropped, directive lines stripped (a `#| fig-alt:` line, Quarto's
+    description of a cell's figure, becomes the alt text of its images), code cells left empty without outputs
+    dropped, widget state removed, and (if given) `api_link` markdown put under the title."""
     nb = copy.deepcopy(nb)
     cells = []
     for cell in nb["cells"]:
@@ -121,6 +123,9 @@ def prepare_notebook(nb: dict, api_link: str | None = None) -> dict:
                 tags = ["hide-input"]  # collapsed in JupyterLab: folded on the site, a click away
             if tags:  # nbdev's "show only the output" / "only the code", as myst-nb cell tags
                 cell.setdefault("metadata", {}).setdefault("tags", []).extend(tags)
+            alt = next((m.group(1).strip() for m in map(FIG_ALT.match, _src(cell).splitlines()) if m), None)
+            if alt:  # read aloud and shown in place of the figure, instead of the image file's hash
+                cell.setdefault("metadata", {}).setdefault("mystnb", {}).setdefault("image", {})["alt"] = alt
             lines = [l for l in _src(cell).splitlines() if not DIRECTIVE.match(l)]
             cell["source"] = "\n".join(lines).strip("\n")
             if not cell["source"].strip() and not cell.get("outputs"):

@@ -12,7 +12,7 @@
    (a) MathJax typeset the math: every `.math` element Sphinx wrote (`.math.notranslate`) became MathJax output, no MathJax error,
        and no raw `$`, `$$`, `\\(` or `\\[` is left in the visible text outside code (MathJax only typesets
        what Sphinx marked as math, so a formula myst did not parse shows up here);
-   (b) every `<img>` loaded (naturalWidth > 0), and the chapters show their figures (saved outputs, and committed results figures linked from the text);
+   (b) every `<img>` loaded (naturalWidth > 0) and has a description (alt text, not its file name), and the chapters show their figures (saved outputs, and committed results figures linked from the text);
    (c) no console error and no uncaught page error;
    (d) no nbdev directive (`#| ...`) or hidden cell shows, and a chapter that exports a module links to its
        API page (which shows the module's docstrings); chapter 20's widgets show their text fallback, no
@@ -94,17 +94,20 @@ def check_prepare() -> list[str]:
         code("#| default_exp losses"), code("#| hide\nfrom nbdev.showdoc import *"),
         {"cell_type": "markdown", "id": "t", "metadata": {}, "source": "# Title\n\n> summary"},
         code("#| export\ndef f(x): return x"), code("#|slow\n#| eval: false\nrun()", [{"output_type": "stream"}]),
-        code("#| echo: false\nshow()"), dict(code("check()"), metadata={"jupyter": {"source_hidden": True}})]}
+        code("#| echo: false\nshow()"), dict(code("check()"), metadata={"jupyter": {"source_hidden": True}}),
+        code("#| slow\n#| fig-alt: a curve: falling\nplot()", [{"output_type": "display_data"}])]}
     out = prepare_notebook(nb, "API LINK")
     got = [(c["cell_type"], c["source"]) for c in out["cells"]]
     want = [("markdown", "# Title\n\n> summary"), ("markdown", "API LINK"), ("code", "def f(x): return x"),
-            ("code", "run()"), ("code", "show()"), ("code", "check()")]
+            ("code", "run()"), ("code", "show()"), ("code", "check()"), ("code", "plot()")]
     errs = [] if got == want else [f"prepare_notebook gave {got}, want {want}"]
-    if out["cells"][-2]["metadata"].get("tags") != ["remove-input"]:
-        errs.append(f"#| echo: false gave tags {out['cells'][-2]['metadata'].get('tags')}")
-    if out["cells"][-1]["metadata"].get("tags") != ["hide-input"]:
-        errs.append(f"a collapsed cell gave tags {out['cells'][-1]['metadata'].get('tags')}")
-    if "widgets" in out["metadata"] or len(nb["cells"]) != 7:
+    if out["cells"][-3]["metadata"].get("tags") != ["remove-input"]:
+        errs.append(f"#| echo: false gave tags {out['cells'][-3]['metadata'].get('tags')}")
+    if out["cells"][-2]["metadata"].get("tags") != ["hide-input"]:
+        errs.append(f"a collapsed cell gave tags {out['cells'][-2]['metadata'].get('tags')}")
+    if out["cells"][-1]["metadata"].get("mystnb") != {"image": {"alt": "a curve: falling"}}:
+        errs.append(f"#| fig-alt gave metadata {out['cells'][-1]['metadata']}")
+    if "widgets" in out["metadata"] or len(nb["cells"]) != 8:
         errs.append("prepare_notebook kept the widget state or changed its input")
     index = {"cells": [{"cell_type": "markdown", "source": "## The chapters\n\n| # | notebook |\n|---|---|\n"
                         "| 01 | `01_b.ipynb` |\n| 00 | `00_a.ipynb` |\n| 10–11 | benchmarks |\n"}]}
@@ -120,7 +123,8 @@ PAGE_STATE_JS = r"""
   const clone = visible.cloneNode(true);
   clone.querySelectorAll('pre, code, script, style, .MathJax_Preview').forEach(e => e.remove());
   const text = clone.textContent;
-  const imgs = [...document.images].map(i => ({src: i.getAttribute('src'), ok: i.complete && i.naturalWidth > 0}));
+  const imgs = [...document.images].map(i => ({src: i.getAttribute('src'), ok: i.complete && i.naturalWidth > 0,
+                                               alt: i.getAttribute('alt') || ''}));
   const code = [...document.querySelectorAll('.cell_input pre')].map(p => p.textContent);
   return {
     mathSource: document.querySelectorAll('.math.notranslate').length,
@@ -168,6 +172,9 @@ def check_page(page, base: str, key: str, path: str, problems: list[str], shot: 
     bad = [i["src"] for i in st["imgs"] if not i["ok"]]
     if bad:
         p.append(f"{len(bad)} of {len(st['imgs'])} images did not load: {bad[:3]}")
+    unsaid = [i["src"] for i in st["imgs"] if not i["alt"].strip() or i["alt"] == i["src"] or i["alt"].startswith("_images/")]
+    if unsaid:
+        p.append(f"{len(unsaid)} images without a description (alt text; a `#| fig-alt:` line for a cell's figure): {unsaid[:3]}")
     if st["figures"] < MIN_FIGURES.get(key, 0):
         p.append(f"only {st['figures']} figures shown, expected at least {MIN_FIGURES[key]}")
     if st["directiveLines"] or st["hiddenCell"]:
