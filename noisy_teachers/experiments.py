@@ -14,7 +14,7 @@ __all__ = ['VARIANTS', 'TEACHER_SEED_STRIDE', 'patch', 'BenchmarkConfig', 'get_c
            'noise_benefit_study', 'study_gains', 'format_study', 'plot_study']
 
 # %% ../nbs/06_experiments.ipynb #70c5d6c7
-import functools, hashlib, json, math, os, platform, subprocess, sys, time, warnings
+import functools, hashlib, json, math, os, platform, subprocess, sys, textwrap, time, warnings
 from collections import defaultdict
 from contextlib import contextmanager, suppress
 from dataclasses import asdict, dataclass, fields, replace
@@ -408,7 +408,8 @@ def teacher_gap_ok(teacher_error: float, student_error: float, min_gap: float = 
     msg = (f"the teacher (test error {teacher_error:.2%}) is not clearly better than the student trained alone "
            f"({student_error:.2%}; gap {gap:+.2%} < {min_gap:.2%}): distillation cannot help. Train the teacher "
            "longer or check its settings before reading the sweeps.")
-    print("\n" + "!" * 78 + f"\n! WARNING: {msg}\n" + "!" * 78, file=sys.stderr)
+    print("\n" + "!" * 78, textwrap.fill(f"WARNING: {msg}", 78, initial_indent="! ", subsequent_indent="! "), "!" * 78,
+          sep="\n", file=sys.stderr)                    # a banner, its lines as wide as its rules
     warnings.warn(msg, TeacherGapWarning, stacklevel=2)
     return False
 
