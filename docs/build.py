@@ -6,7 +6,8 @@ Nothing is executed: the committed notebooks are read with their saved outputs. 
 1. copy `nbs/*.ipynb` into `build/site-src/` (git-ignored), prepared for Sphinx (`prepare_notebook`):
    cells flagged `#| hide` are dropped, every other `#| ...` directive line is stripped (`#| echo: false` and
    `#| output: false` become myst-nb's remove-input / remove-output tags, and a cell collapsed in JupyterLab
-   (`jupyter.source_hidden`) gets the hide-input tag: folded, a click away), the widget state is
+   (`jupyter.source_hidden`) gets the hide-input tag: folded, a click away; a cell whose printed output is prose,
+   not a text table, gets the output-wraps tag: its long lines wrap instead of scrolling), the widget state is
    removed (the site loads no widget JavaScript), and each chapter that exports a module gets a link to that
    module's API page under its title;
 2. write the front page's table of contents from the chapter map in `nbs/index.ipynb` (`chapter_order`), so
@@ -121,6 +122,8 @@ def prepare_notebook(nb: dict, api_link: str | None = None) -> dict:
             tags = [t for f, t in (("echo:false", "remove-input"), ("output:false", "remove-output")) if f in flags]
             if cell.get("metadata", {}).get("jupyter", {}).get("source_hidden") and not tags:
                 tags = ["hide-input"]  # collapsed in JupyterLab: folded on the site, a click away
+            if output_wraps(cell):
+                tags.append("output-wraps")
             if tags:  # nbdev's "show only the output" / "only the code", as myst-nb cell tags
                 cell.setdefault("metadata", {}).setdefault("tags", []).extend(tags)
             alt = next((m.group(1).strip() for m in map(FIG_ALT.match, _src(cell).splitlines()) if m), None)
@@ -137,6 +140,19 @@ def prepare_notebook(nb: dict, api_link: str | None = None) -> dict:
     nb["cells"] = cells
     nb.setdefault("metadata", {}).pop("widgets", None)
     return nb
+
+
+TABULAR = re.compile(r"\S {2,}\S")  # two spaces or more between words: a column of a text table
+
+
+def output_wraps(cell: dict) -> bool:
+    """Whether a code cell's text output is prose, not a table: no line of it has words set apart by two spaces or more.
+    Its long lines then wrap on the site (tag `output-wraps`, styled in `_static/site.css`); a text table keeps its
+    columns and scrolls sideways instead."""
+    texts = ["".join(o.get("text", "")) for o in cell.get("outputs", [])]
+    texts += ["".join(o["data"]["text/plain"]) for o in cell.get("outputs", []) if "text/plain" in o.get("data", {})]
+    lines = [l for t in texts for l in t.splitlines()]
+    return bool(lines) and not any(TABULAR.search(l) for l in lines)
 
 
 RESULTS_LINK = re.compile(r"\]\(\.\./(results/[^)\s]+)\)")

@@ -16,7 +16,9 @@
    (c) no console error and no uncaught page error;
    (d) no nbdev directive (`#| ...`) or hidden cell shows, and a chapter that exports a module links to its
        API page (which shows the module's docstrings); chapter 20's widgets show their text fallback, no
-       empty widget placeholder.
+       empty widget placeholder;
+   (e) printed prose wraps at the column's width: no output `docs/build.py` tags `output-wraps` scrolls sideways
+       (text tables may).
 3. Keeps a screenshot of each page in `artifacts/site-<page>.png`.
 
 Prints one line starting with `SITE TEST PASSED` or `SITE TEST FAILED` and exits 0 or 1.
@@ -95,19 +97,22 @@ def check_prepare() -> list[str]:
         {"cell_type": "markdown", "id": "t", "metadata": {}, "source": "# Title\n\n> summary"},
         code("#| export\ndef f(x): return x"), code("#|slow\n#| eval: false\nrun()", [{"output_type": "stream"}]),
         code("#| echo: false\nshow()"), dict(code("check()"), metadata={"jupyter": {"source_hidden": True}}),
-        code("#| slow\n#| fig-alt: a curve: falling\nplot()", [{"output_type": "display_data"}])]}
+        code("#| slow\n#| fig-alt: a curve: falling\nplot()", [{"output_type": "display_data"}]),
+        code("say()", [{"output_type": "stream", "text": ["one long line of prose, one space apart\n"]}]),
+        code("table()", [{"output_type": "execute_result", "data": {"text/plain": ["arm   error\n", "l2    1.2"]}}])]}
     out = prepare_notebook(nb, "API LINK")
     got = [(c["cell_type"], c["source"]) for c in out["cells"]]
     want = [("markdown", "# Title\n\n> summary"), ("markdown", "API LINK"), ("code", "def f(x): return x"),
-            ("code", "run()"), ("code", "show()"), ("code", "check()"), ("code", "plot()")]
+            ("code", "run()"), ("code", "show()"), ("code", "check()"), ("code", "plot()"), ("code", "say()"),
+            ("code", "table()")]
     errs = [] if got == want else [f"prepare_notebook gave {got}, want {want}"]
-    if out["cells"][-3]["metadata"].get("tags") != ["remove-input"]:
-        errs.append(f"#| echo: false gave tags {out['cells'][-3]['metadata'].get('tags')}")
-    if out["cells"][-2]["metadata"].get("tags") != ["hide-input"]:
-        errs.append(f"a collapsed cell gave tags {out['cells'][-2]['metadata'].get('tags')}")
-    if out["cells"][-1]["metadata"].get("mystnb") != {"image": {"alt": "a curve: falling"}}:
-        errs.append(f"#| fig-alt gave metadata {out['cells'][-1]['metadata']}")
-    if "widgets" in out["metadata"] or len(nb["cells"]) != 8:
+    tags = [c["metadata"].get("tags") for c in out["cells"]]
+    if tags[-5:] != [["remove-input"], ["hide-input"], None, ["output-wraps"], None]:
+        errs.append(f"tags of the last five cells {tags[-5:]}: want echo: false -> remove-input, collapsed -> "
+                    "hide-input, prose output -> output-wraps, a text table's -> none")
+    if out["cells"][-3]["metadata"].get("mystnb") != {"image": {"alt": "a curve: falling"}}:
+        errs.append(f"#| fig-alt gave metadata {out['cells'][-3]['metadata']}")
+    if "widgets" in out["metadata"] or len(nb["cells"]) != 10:
         errs.append("prepare_notebook kept the widget state or changed its input")
     index = {"cells": [{"cell_type": "markdown", "source": "## The chapters\n\n| # | notebook |\n|---|---|\n"
                         "| 01 | `01_b.ipynb` |\n| 00 | `00_a.ipynb` |\n| 10–11 | benchmarks |\n"}]}
@@ -140,6 +145,8 @@ PAGE_STATE_JS = r"""
     apiLinks: [...document.querySelectorAll('a')].map(a => a.getAttribute('href') || '').filter(h => h.includes('api/')),
     widgetPlaceholders: document.querySelectorAll('.jupyter-widgets, .widget-area, script[type*="widget"]').length,
     widgetFallback: [...document.querySelectorAll('.cell_output')].filter(o => o.textContent.includes('a live widget')).length,
+    scrollingProse: [...document.querySelectorAll('.tag_output-wraps .cell_output pre')]
+      .filter(e => e.scrollWidth > e.clientWidth + 1).map(e => e.textContent.slice(0, 60)),
   };
 }
 """
@@ -183,6 +190,8 @@ def check_page(page, base: str, key: str, path: str, problems: list[str], shot: 
         p.append(f"no link to {API_OF[key]} (links: {st['apiLinks'][:5]})")
     if key == "20" and (st["widgetPlaceholders"] or st["widgetFallback"] < 2):
         p.append(f"widgets: {st['widgetPlaceholders']} placeholders, {st['widgetFallback']} text fallbacks (want 0, 2)")
+    if st["scrollingProse"]:
+        p.append(f"{len(st['scrollingProse'])} prose outputs scroll sideways instead of wrapping: {st['scrollingProse'][:2]}")
     if console:
         p.append(f"{len(console)} console errors: {console[:3]}")
     shot.parent.mkdir(parents=True, exist_ok=True)
