@@ -567,10 +567,12 @@ def folder_lock(out_dir, new: bool | None = None):
             if new and not any(out.iterdir()): out.rmdir()
 
 # %% ../nbs/06_experiments.ipynb #92fd5216
-def save_teacher(path, model, history: dict, wall_s: float, identity: dict) -> str:
-    "Save a trained teacher atomically with `identity` (which teacher it is) and the SHA-256 of its weights; returns that hash."
+def save_teacher(path, model, history: dict, wall_s: float, identity: dict, made_with: dict | None = None) -> str:
+    """Save a trained teacher atomically with `identity` (which teacher it is), the SHA-256 of its weights and (if given)
+    `made_with`, what else they hang on (device, torch, threads); returns that hash."""
     sha = state_sha256(sd := model.state_dict())
-    save_atomic(dict(format=2, identity=identity, state_dict=sd, sha256=sha, history=history, wall_s=wall_s), path)
+    save_atomic(dict(format=2, identity=identity, state_dict=sd, sha256=sha, history=history, wall_s=wall_s,
+                     made_with=made_with), path)
     return sha
 
 # %% ../nbs/06_experiments.ipynb #1e8361c6
@@ -724,17 +726,33 @@ def _same_teacher(rec: dict, sha: str, history: dict) -> bool:
     return rec["metrics"].get("history", {}).get("test_error") in (None, history["test_error"])
 
 # %% ../nbs/06_experiments.ipynb #tf06a00f
-def _another_teacher(S: Run, seed: int, name: str, rec: dict, final: Path) -> ValueError:
-    "The error of a recorded teacher trained again (its checkpoint lost) into another teacher than its record names."
+def _another_teacher(S: Run, seed: int, name: str, rec: dict, final: Path, earlier: bool = False) -> ValueError:
+    """The error of a recorded teacher trained again (its checkpoint lost) into another teacher than its record names:
+    by this run, or (`earlier`) by an earlier one with this run's device, torch and threads, which would do it again."""
     what = f"weights {rec['weights_sha256'][:12]}…" if rec.get("weights_sha256") else "test errors per epoch"
+    who = ("the teacher an earlier run trained again in its place with this run's device, torch and threads, so that "
+           "training it again would give the same" if earlier else "the teacher just trained again in its place")
     return ValueError(
-        f"seed {seed}'s {name}: its record names {what} other than those of the teacher just trained again in its place "
+        f"seed {seed}'s {name}: its record names {what} other than those of {who} "
         f"(its checkpoint {final} was missing or unusable). It was recorded on {rec.get('device')} with torch "
         f"{rec.get('versions', {}).get('torch')}; this run has {S.device}, torch {torch.__version__} and "
         f"{torch.get_num_threads()} threads, and on a CPU the number of threads alone changes the weights. The seed's "
         f"remaining students would learn from another teacher than the recorded one, so none is trained. Restore "
         f"{final.name}; or rerun with the recorded device, torch and threads; or start the seed afresh: remove its records "
-        f"from {S.path} and rename {name}.rejected.pt, the teacher just trained, to {final.name}")
+        f"from {S.path} and rename {name}.rejected.pt, the teacher trained again, to {final.name}")
+
+# %% ../nbs/06_experiments.ipynb #tf06a00h
+def _made_here(S: Run) -> dict:
+    "What a teacher's weights hang on besides its seed and data: the run's device, torch's version, the CPU threads."
+    return dict(device=str(S.device), torch=str(torch.__version__), threads=torch.get_num_threads())
+
+def _check_rejected(S: Run, seed: int, name: str, rec: dict | None, final: Path, identity: dict):
+    """Before a recorded teacher is trained again: a ValueError, at once, if an earlier run already trained it again
+    here (`_made_here`) into another teacher than its record names, kept as `<name>.rejected.pt`."""
+    aside = final.with_name(f"{name}.rejected.pt")
+    saved = load_teacher(aside, identity) if rec is not None and aside.exists() else None
+    if saved and saved.get("made_with") == _made_here(S) and not _same_teacher(rec, saved["sha256"], saved["history"]):
+        raise _another_teacher(S, seed, name, rec, final, earlier=True)
 
 # %% ../nbs/06_experiments.ipynb #551e57a8
 @patch
@@ -742,7 +760,7 @@ def teacher(self: Run, seed, k=0):
     """Teacher k of `seed`: loaded from its checked checkpoint (`load_teacher`), or trained (resumably) and saved
     (`save_teacher`); writes its record, with the SHA-256 of its weights, if missing. A recorded teacher trained again
     must come out as recorded (`_same_teacher`), else it is kept aside as `<name>.rejected.pt` and a ValueError says
-    why. -> (model, test error)"""
+    why; a rerun that would train it again the same way says so at once (`_check_rejected`). -> (model, test error)"""
     seed, c, (train, test) = check_number(seed, "seed", 0, TEACHER_SEED_STRIDE - 1, integer=True), self.c, self.data
     name, final, identity, rec = _teacher_file(self, seed, k)
     tseed = identity["teacher_seed"]
@@ -752,6 +770,7 @@ def teacher(self: Run, seed, k=0):
         model.load_state_dict(saved["state_dict"])
         hist, wall, sha = saved["history"], saved["wall_s"], saved["sha256"]
     else:
+        _check_rejected(self, seed, name, rec, final, identity)
         self.check_budget(f"seed {seed}'s {name}")
         if rec and not final.exists():
             warnings.warn(f"seed {seed}'s {name} is recorded, but its checkpoint {final} is missing: training it again, which "
@@ -764,7 +783,7 @@ def teacher(self: Run, seed, k=0):
         wall = time.perf_counter() - t0 + sum(h.seconds[:h.resumed])     # and the slices before, if it resumed
         aside = final.with_name(f"{name}.rejected.pt")                 # where another teacher than the recorded one goes
         same = rec is None or _same_teacher(rec, state_sha256(model.state_dict()), hist)
-        sha = save_teacher(final if same else aside, model, hist, wall, identity)
+        sha = save_teacher(final if same else aside, model, hist, wall, identity, _made_here(self))
         if same: aside.unlink(missing_ok=True)                          # an earlier attempt's, now superseded
         ck.unlink(missing_ok=True)
         self.say(seed, f"{name} finished in {_secs(wall)}, test error {100 * hist['test_error'][-1]:.2f} %")
