@@ -11,7 +11,9 @@
    as is every failed request or HTTP error. On each page it checks:
    (a) MathJax typeset the math: every `.math` element Sphinx wrote (`.math.notranslate`) became MathJax output, no MathJax error,
        and no raw `$`, `$$`, `\\(` or `\\[` is left in the visible text outside code (MathJax only typesets
-       what Sphinx marked as math, so a formula myst did not parse shows up here);
+       what Sphinx marked as math, so a formula myst did not parse shows up here); inline formulas sit on the
+       line, not above it: a typeset formula's box reaches below the text's baseline (its depth), where one
+       that rides above the line (the theme's `overflow: hidden` on MathJax's box) ends on it;
    (b) every `<img>` loaded (naturalWidth > 0) and has a description (alt text, not its file name), and the chapters show their figures (saved outputs, and committed results figures linked from the text);
    (c) no console error and no uncaught page error;
    (d) no nbdev directive (`#| ...`) or hidden cell shows, and a chapter that exports a module links to its
@@ -145,6 +147,14 @@ PAGE_STATE_JS = r"""
     apiLinks: [...document.querySelectorAll('a')].map(a => a.getAttribute('href') || '').filter(h => h.includes('api/')),
     widgetPlaceholders: document.querySelectorAll('.jupyter-widgets, .widget-area, script[type*="widget"]').length,
     widgetFallback: [...document.querySelectorAll('.cell_output')].filter(o => o.textContent.includes('a live widget')).length,
+    inlineMath: [...document.querySelectorAll('p span.math.notranslate')].map(m => {
+      const mark = document.createElement('span');            // a zero-size box: its bottom is the line's baseline
+      mark.style.cssText = 'display:inline-block;width:0;height:0';
+      m.parentNode.insertBefore(mark, m);
+      const base = mark.getBoundingClientRect().bottom; mark.remove();
+      const box = m.querySelector('.MathJax span.math');
+      return box ? box.getBoundingClientRect().bottom - base : null;
+    }).filter(x => x !== null),
     scrollingProse: [...document.querySelectorAll('.tag_output-wraps .cell_output pre')]
       .filter(e => e.scrollWidth > e.clientWidth + 1).map(e => e.textContent.slice(0, 60)),
   };
@@ -174,6 +184,9 @@ def check_page(page, base: str, key: str, path: str, problems: list[str], shot: 
                  f"{st['mathRendered']} rendered by MathJax")
     if st["mathErrors"]:
         p.append(f"{st['mathErrors']} MathJax errors")
+    raised = [d for d in st["inlineMath"] if d <= 0.5]
+    if len(raised) > 0.1 * len(st["inlineMath"]):
+        p.append(f"{len(raised)} of {len(st['inlineMath'])} inline formulas ride above the line (their box ends on the baseline)")
     if st["rawDisplay"] or st["rawParen"]:
         p.append(f"raw TeX left in the text: {st['rawDisplay']} '$', {st['rawParen']} '\\(' or '\\['")
     bad = [i["src"] for i in st["imgs"] if not i["ok"]]
