@@ -142,17 +142,19 @@ def prepare_notebook(nb: dict, api_link: str | None = None) -> dict:
     return nb
 
 
-TABULAR = re.compile(r"\S {2,}\S")  # two spaces or more between words: a column of a text table
+COLUMNS = re.compile(r"\S {2,}\S")            # words set apart by two spaces or more: a text table's columns
+LAID_OUT = re.compile(r"^ {4,}\S|(\S)\1{9,}")  # an indented line (a record's keys, a caret under what it marks) or a rule
 
 
 def output_wraps(cell: dict) -> bool:
-    """Whether a code cell's text output is prose, not a table: no line of it has words set apart by two spaces or more.
-    Its long lines then wrap on the site (tag `output-wraps`, styled in `_static/site.css`); a text table keeps its
-    columns and scrolls sideways instead."""
+    """Whether a code cell's text output is prose, not laid out: at most one line with words set apart by two spaces or
+    more (a table has a header and rows), no line indented by four spaces or more, no rule of ten equal characters.
+    Its long lines then wrap on the site (tag `output-wraps`, styled in `_static/site.css`); a text table, a banner or an
+    indented listing keeps its layout and scrolls sideways instead."""
     texts = ["".join(o.get("text", "")) for o in cell.get("outputs", [])]
     texts += ["".join(o["data"]["text/plain"]) for o in cell.get("outputs", []) if "text/plain" in o.get("data", {})]
     lines = [l for t in texts for l in t.splitlines()]
-    return bool(lines) and not any(TABULAR.search(l) for l in lines)
+    return bool(lines) and sum(bool(COLUMNS.search(l)) for l in lines) < 2 and not any(LAID_OUT.search(l) for l in lines)
 
 
 RESULTS_LINK = re.compile(r"\]\(\.\./(results/[^)\s]+)\)")

@@ -141,7 +141,7 @@ def _keep_teacher(S: Run, seed: int, name: str, out: dict) -> list:
     if out.get("sent"): return []                            # this process's own checkpoint: nothing new
     sv, recs = out["saved"], [out["record"]] if out["record"] is not None else []
     save_teacher(S.ckpt / f"seed{seed}" / f"{name}.pt", SimpleNamespace(state_dict=lambda: sv["state_dict"]),
-                 sv["history"], sv["wall_s"], sv["identity"])
+                 sv["history"], sv["wall_s"], sv["identity"], sv.get("made_with"))
     S.add(*recs)
     return recs
 

@@ -589,7 +589,7 @@ def load_teacher(path, identity: dict, weights_sha256: str | None = None):
         elif weights_sha256 is not None and saved["sha256"] != weights_sha256:
             problem = "holds other weights than those this run's records were made with"
         else: return saved
-    warnings.warn(f"teacher checkpoint {path} {problem}; training the teacher again")
+    warnings.warn(f"teacher checkpoint {path} {problem}; it is not used")
     return None
 
 # %% ../nbs/06_experiments.ipynb #9e683baf
@@ -730,26 +730,37 @@ def _another_teacher(S: Run, seed: int, name: str, rec: dict, final: Path, earli
     """The error of a recorded teacher trained again (its checkpoint lost) into another teacher than its record names:
     by this run, or (`earlier`) by an earlier one with this run's device, torch and threads, which would do it again."""
     what = f"weights {rec['weights_sha256'][:12]}…" if rec.get("weights_sha256") else "test errors per epoch"
-    who = ("the teacher an earlier run trained again in its place with this run's device, torch and threads, so that "
-           "training it again would give the same" if earlier else "the teacher just trained again in its place")
+    who = (f"{name}.rejected.pt, which an earlier run trained in its place with this run's library, device, torch and "
+           "threads" if earlier else "the teacher just trained again in its place")
+    again = "; training it again here would most likely give that teacher again, so it is not trained" if earlier else ""
     return ValueError(
         f"seed {seed}'s {name}: its record names {what} other than those of {who} "
-        f"(its checkpoint {final} was missing or unusable). It was recorded on {rec.get('device')} with torch "
+        f"(its checkpoint {final} was missing or unusable){again}. It was recorded on {rec.get('device')} with torch "
         f"{rec.get('versions', {}).get('torch')}; this run has {S.device}, torch {torch.__version__} and "
         f"{torch.get_num_threads()} threads, and on a CPU the number of threads alone changes the weights. The seed's "
         f"remaining students would learn from another teacher than the recorded one, so none is trained. Restore "
-        f"{final.name}; or rerun with the recorded device, torch and threads; or start the seed afresh: remove its records "
+        f"{final.name}; or rerun with the recorded device, torch and threads"
+        + (f" (or delete {name}.rejected.pt to train it again anyway)" if earlier else "") +
+        f"; or start the seed afresh: remove its records "
         f"from {S.path} and rename {name}.rejected.pt, the teacher trained again, to {final.name}")
 
 # %% ../nbs/06_experiments.ipynb #tf06a00h
-def _made_here(S: Run) -> dict:
-    "What a teacher's weights hang on besides its seed and data: the run's device, torch's version, the CPU threads."
-    return dict(device=str(S.device), torch=str(torch.__version__), threads=torch.get_num_threads())
+def _chip(device: torch.device) -> str:
+    "The processor a device computes on: the GPU's name, else the CPU's model (Linux) or architecture."
+    if device.type == "cuda": return torch.cuda.get_device_name(device)
+    info = Path("/proc/cpuinfo")
+    models = [l.split(":", 1)[1].strip() for l in info.read_text().splitlines() if l.startswith("model name")] if info.is_file() else []
+    return models[0] if models else platform.processor() or platform.machine()
 
-def _check_rejected(S: Run, seed: int, name: str, rec: dict | None, final: Path, identity: dict):
+def _made_here(S: Run) -> dict:
+    """What a teacher's weights hang on besides its seed and data: the library, python and torch (`library_versions`,
+    the clone's commit included), the device and its chip, and the number of CPU threads."""
+    return dict({k: v and str(v) for k, v in S.versions.items()}, device=str(S.device), chip=_chip(S.device),
+                threads=torch.get_num_threads())
+
+def _check_rejected(S: Run, seed: int, name: str, rec: dict | None, final: Path, aside: Path, identity: dict):
     """Before a recorded teacher is trained again: a ValueError, at once, if an earlier run already trained it again
-    here (`_made_here`) into another teacher than its record names, kept as `<name>.rejected.pt`."""
-    aside = final.with_name(f"{name}.rejected.pt")
+    here (`_made_here`) into another teacher than its record names, kept `aside`."""
     saved = load_teacher(aside, identity) if rec is not None and aside.exists() else None
     if saved and saved.get("made_with") == _made_here(S) and not _same_teacher(rec, saved["sha256"], saved["history"]):
         raise _another_teacher(S, seed, name, rec, final, earlier=True)
@@ -770,7 +781,8 @@ def teacher(self: Run, seed, k=0):
         model.load_state_dict(saved["state_dict"])
         hist, wall, sha = saved["history"], saved["wall_s"], saved["sha256"]
     else:
-        _check_rejected(self, seed, name, rec, final, identity)
+        aside = final.with_name(f"{name}.rejected.pt")                 # where another teacher than the recorded one goes
+        _check_rejected(self, seed, name, rec, final, aside, identity)
         self.check_budget(f"seed {seed}'s {name}")
         if rec and not final.exists():
             warnings.warn(f"seed {seed}'s {name} is recorded, but its checkpoint {final} is missing: training it again, which "
@@ -781,7 +793,6 @@ def teacher(self: Run, seed, k=0):
                           checkpoint=ck, progress=self.progress, val=self.val, deadline=self.deadline, label=name)
         hist = h.to_dict()
         wall = time.perf_counter() - t0 + sum(h.seconds[:h.resumed])     # and the slices before, if it resumed
-        aside = final.with_name(f"{name}.rejected.pt")                 # where another teacher than the recorded one goes
         same = rec is None or _same_teacher(rec, state_sha256(model.state_dict()), hist)
         sha = save_teacher(final if same else aside, model, hist, wall, identity, _made_here(self))
         if same: aside.unlink(missing_ok=True)                          # an earlier attempt's, now superseded

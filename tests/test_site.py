@@ -13,7 +13,8 @@
        and no raw `$`, `$$`, `\\(` or `\\[` is left in the visible text outside code (MathJax only typesets
        what Sphinx marked as math, so a formula myst did not parse shows up here); inline formulas sit on the
        line, not above it: a typeset formula's box reaches below the text's baseline (its depth), where one
-       that rides above the line (the theme's `overflow: hidden` on MathJax's box) ends on it;
+       that rides above the line (the theme's `overflow: hidden` on MathJax's box) ends on it; a display formula
+       wider than the column scrolls sideways instead of being cut off;
    (b) every `<img>` loaded (naturalWidth > 0) and has a description (alt text, not its file name), and the chapters show their figures (saved outputs, and committed results figures linked from the text);
    (c) no console error and no uncaught page error;
    (d) no nbdev directive (`#| ...`) or hidden cell shows, and a chapter that exports a module links to its
@@ -101,20 +102,25 @@ def check_prepare() -> list[str]:
         code("#| echo: false\nshow()"), dict(code("check()"), metadata={"jupyter": {"source_hidden": True}}),
         code("#| slow\n#| fig-alt: a curve: falling\nplot()", [{"output_type": "display_data"}]),
         code("say()", [{"output_type": "stream", "text": ["one long line of prose, one space apart\n"]}]),
-        code("table()", [{"output_type": "execute_result", "data": {"text/plain": ["arm   error\n", "l2    1.2"]}}])]}
+        code("table()", [{"output_type": "execute_result", "data": {"text/plain": ["arm   error\n", "l2    1.2"]}}]),
+        code("gap()", [{"output_type": "stream", "text": ["|w| = 0.6;  K = 20: a line with one double space\n"]}]),
+        code("warn()", [{"output_type": "stream", "text": ["!" * 78 + "\n", "the teacher is weak\n"]}]),
+        code("dump()", [{"output_type": "stream", "text": ["record:\n", "        metrics: {}\n"]}])]}
     out = prepare_notebook(nb, "API LINK")
     got = [(c["cell_type"], c["source"]) for c in out["cells"]]
     want = [("markdown", "# Title\n\n> summary"), ("markdown", "API LINK"), ("code", "def f(x): return x"),
             ("code", "run()"), ("code", "show()"), ("code", "check()"), ("code", "plot()"), ("code", "say()"),
-            ("code", "table()")]
+            ("code", "table()"), ("code", "gap()"), ("code", "warn()"), ("code", "dump()")]
     errs = [] if got == want else [f"prepare_notebook gave {got}, want {want}"]
     tags = [c["metadata"].get("tags") for c in out["cells"]]
-    if tags[-5:] != [["remove-input"], ["hide-input"], None, ["output-wraps"], None]:
-        errs.append(f"tags of the last five cells {tags[-5:]}: want echo: false -> remove-input, collapsed -> "
-                    "hide-input, prose output -> output-wraps, a text table's -> none")
-    if out["cells"][-3]["metadata"].get("mystnb") != {"image": {"alt": "a curve: falling"}}:
-        errs.append(f"#| fig-alt gave metadata {out['cells'][-3]['metadata']}")
-    if "widgets" in out["metadata"] or len(nb["cells"]) != 10:
+    want_tags = [["remove-input"], ["hide-input"], None, ["output-wraps"], None, ["output-wraps"], None, None]
+    if tags[-8:] != want_tags:
+        errs.append(f"tags of the last eight cells {tags[-8:]}: want echo: false -> remove-input, collapsed -> hide-input, "
+                    "prose output -> output-wraps (one double space included); a text table, a banner, an indented "
+                    "listing -> none")
+    if out["cells"][-6]["metadata"].get("mystnb") != {"image": {"alt": "a curve: falling"}}:
+        errs.append(f"#| fig-alt gave metadata {out['cells'][-6]['metadata']}")
+    if "widgets" in out["metadata"] or len(nb["cells"]) != 13:
         errs.append("prepare_notebook kept the widget state or changed its input")
     index = {"cells": [{"cell_type": "markdown", "source": "## The chapters\n\n| # | notebook |\n|---|---|\n"
                         "| 01 | `01_b.ipynb` |\n| 00 | `00_a.ipynb` |\n| 10–11 | benchmarks |\n"}]}
@@ -153,8 +159,13 @@ PAGE_STATE_JS = r"""
       m.parentNode.insertBefore(mark, m);
       const base = mark.getBoundingClientRect().bottom; mark.remove();
       const box = m.querySelector('.MathJax span.math');
-      return box ? box.getBoundingClientRect().bottom - base : null;
+      return box && box.getBoundingClientRect().height > 0 ? box.getBoundingClientRect().bottom - base : null;
     }).filter(x => x !== null),
+    cutMath: [...document.querySelectorAll('div.math')].filter(d => {     // wider than the column, and not scrollable
+      const box = d.querySelector('.MathJax span.math');
+      const wide = box && box.getBoundingClientRect().right > d.getBoundingClientRect().right + 1;
+      return wide && !(d.scrollWidth > d.clientWidth + 1 && ['auto', 'scroll'].includes(getComputedStyle(d).overflowX));
+    }).map(d => d.textContent.trim().slice(0, 40)),
     scrollingProse: [...document.querySelectorAll('.tag_output-wraps .cell_output pre')]
       .filter(e => e.scrollWidth > e.clientWidth + 1).map(e => e.textContent.slice(0, 60)),
   };
@@ -184,6 +195,8 @@ def check_page(page, base: str, key: str, path: str, problems: list[str], shot: 
                  f"{st['mathRendered']} rendered by MathJax")
     if st["mathErrors"]:
         p.append(f"{st['mathErrors']} MathJax errors")
+    if st["cutMath"]:
+        p.append(f"{len(st['cutMath'])} display formulas cut off at the column's edge (wider, and not scrollable): {st['cutMath'][:2]}")
     raised = [d for d in st["inlineMath"] if d <= 0.5]
     if len(raised) > 0.1 * len(st["inlineMath"]):
         p.append(f"{len(raised)} of {len(st['inlineMath'])} inline formulas ride above the line (their box ends on the baseline)")
