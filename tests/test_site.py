@@ -11,10 +11,10 @@
    as is every failed request or HTTP error. On each page it checks:
    (a) MathJax typeset the math: every `.math` element Sphinx wrote (`.math.notranslate`) became MathJax output, no MathJax error,
        and no raw `$`, `$$`, `\\(` or `\\[` is left in the visible text outside code (MathJax only typesets
-       what Sphinx marked as math, so a formula myst did not parse shows up here); inline formulas sit on the
-       line, not above it: a typeset formula's box reaches below the text's baseline (its depth), where one
-       that rides above the line (the theme's `overflow: hidden` on MathJax's box) ends on it; a display formula
-       wider than the column scrolls sideways instead of being cut off;
+       what Sphinx marked as math, so a formula myst did not parse shows up here); inline formulas (in
+       paragraphs, lists, tables, headings) sit on the line, not above it: a typeset formula's box reaches below
+       the text's baseline (its depth), where one that rides above the line (the theme's `overflow: hidden` on
+       MathJax's box) ends on it; a display formula wider than the column scrolls sideways, not cut off;
    (b) every `<img>` loaded (naturalWidth > 0) and has a description (alt text, not its file name), and the chapters show their figures (saved outputs, and committed results figures linked from the text);
    (c) no console error and no uncaught page error;
    (d) no nbdev directive (`#| ...`) or hidden cell shows, and a chapter that exports a module links to its
@@ -153,7 +153,7 @@ PAGE_STATE_JS = r"""
     apiLinks: [...document.querySelectorAll('a')].map(a => a.getAttribute('href') || '').filter(h => h.includes('api/')),
     widgetPlaceholders: document.querySelectorAll('.jupyter-widgets, .widget-area, script[type*="widget"]').length,
     widgetFallback: [...document.querySelectorAll('.cell_output')].filter(o => o.textContent.includes('a live widget')).length,
-    inlineMath: [...document.querySelectorAll('p span.math.notranslate')].map(m => {
+    inlineMath: [...document.querySelectorAll('span.math.notranslate')].filter(m => !m.closest('div.math')).map(m => {
       const mark = document.createElement('span');            // a zero-size box: its bottom is the line's baseline
       mark.style.cssText = 'display:inline-block;width:0;height:0';
       m.parentNode.insertBefore(mark, m);
