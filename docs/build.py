@@ -111,7 +111,8 @@ def chapter_order(index_nb: dict, available: list[str]) -> list[str]:
 def prepare_notebook(nb: dict, api_link: str | None = None) -> dict:
     """A copy of `nb` for the site: `#| hide` cells dropped, directive lines stripped (a `#| fig-alt:` line, Quarto's
     description of a cell's figure, becomes the alt text of its images), code cells left empty without outputs
-    dropped, widget state removed, and (if given) `api_link` markdown put under the title."""
+    dropped, the spaces around ± in Markdown outputs made non-breaking (a table cell's "4.10 ± 1.93" is one number),
+    widget state removed, and (if given) `api_link` markdown put under the title."""
     nb = copy.deepcopy(nb)
     cells = []
     for cell in nb["cells"]:
@@ -126,6 +127,9 @@ def prepare_notebook(nb: dict, api_link: str | None = None) -> dict:
                 tags.append("output-wraps")
             if tags:  # nbdev's "show only the output" / "only the code", as myst-nb cell tags
                 cell.setdefault("metadata", {}).setdefault("tags", []).extend(tags)
+            for out in cell.get("outputs", []):  # a results table's "mean ± sd" stays on one line in a narrow column
+                if "text/markdown" in out.get("data", {}):
+                    out["data"]["text/markdown"] = "".join(out["data"]["text/markdown"]).replace(" ± ", "\u00a0±\u00a0")
             alt = next((m.group(1).strip() for m in map(FIG_ALT.match, _src(cell).splitlines()) if m), None)
             if alt:  # read aloud and shown in place of the figure, instead of the image file's hash
                 cell.setdefault("metadata", {}).setdefault("mystnb", {}).setdefault("image", {})["alt"] = alt

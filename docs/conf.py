@@ -43,6 +43,7 @@ myst_heading_anchors = 3
 mathjax_path = "mathjax/MathJax.js?config=TeX-AMS-MML_HTMLorMML-full,Safe"  # relative: under _static/
 mathjax2_config = {
     "HTML-CSS": {"availableFonts": [], "preferredFont": None, "webFont": "STIX-Web", "imageFont": None,
+                 "linebreaks": {"automatic": True},  # a formula wider than its column breaks at an operator (phones)
                  # MathJax 2 measures fonts against a blank font at url(about:blank), which Chromium refuses with
                  # a console error; a local() name that does not exist behaves the same, silently
                  "styles": {"@font-face": {"font-family": "MathJax_Blank", "src": "local('MathJax_Blank_none')"}}},

@@ -22,7 +22,8 @@
        empty widget placeholder;
    (e) printed prose wraps at the column's width: no output `docs/build.py` tags `output-wraps` scrolls sideways
        (text tables may).
-3. Keeps a screenshot of each page in `artifacts/site-<page>.png`.
+3. Opens the same pages and an API page on a 390-px phone: none is wider than the screen.
+4. Keeps a screenshot of each page in `artifacts/site-<page>.png`.
 
 Prints one line starting with `SITE TEST PASSED` or `SITE TEST FAILED` and exits 0 or 1.
 """
@@ -105,22 +106,25 @@ def check_prepare() -> list[str]:
         code("table()", [{"output_type": "execute_result", "data": {"text/plain": ["arm   error\n", "l2    1.2"]}}]),
         code("gap()", [{"output_type": "stream", "text": ["|w| = 0.6;  K = 20: a line with one double space\n"]}]),
         code("warn()", [{"output_type": "stream", "text": ["!" * 78 + "\n", "the teacher is weak\n"]}]),
-        code("dump()", [{"output_type": "stream", "text": ["record:\n", "        metrics: {}\n"]}])]}
+        code("dump()", [{"output_type": "stream", "text": ["record:\n", "        metrics: {}\n"]}]),
+        code("rows()", [{"output_type": "display_data", "data": {"text/markdown": ["| l2 | 1.07 ± 0.06 |"]}}])]}
     out = prepare_notebook(nb, "API LINK")
     got = [(c["cell_type"], c["source"]) for c in out["cells"]]
     want = [("markdown", "# Title\n\n> summary"), ("markdown", "API LINK"), ("code", "def f(x): return x"),
             ("code", "run()"), ("code", "show()"), ("code", "check()"), ("code", "plot()"), ("code", "say()"),
-            ("code", "table()"), ("code", "gap()"), ("code", "warn()"), ("code", "dump()")]
+            ("code", "table()"), ("code", "gap()"), ("code", "warn()"), ("code", "dump()"), ("code", "rows()")]
     errs = [] if got == want else [f"prepare_notebook gave {got}, want {want}"]
     tags = [c["metadata"].get("tags") for c in out["cells"]]
     want_tags = [["remove-input"], ["hide-input"], None, ["output-wraps"], None, ["output-wraps"], None, None]
-    if tags[-8:] != want_tags:
-        errs.append(f"tags of the last eight cells {tags[-8:]}: want echo: false -> remove-input, collapsed -> hide-input, "
+    if tags[-9:-1] != want_tags:
+        errs.append(f"tags of cells 5 to 12 {tags[-9:-1]}: want echo: false -> remove-input, collapsed -> hide-input, "
                     "prose output -> output-wraps (one double space included); a text table, a banner, an indented "
                     "listing -> none")
-    if out["cells"][-6]["metadata"].get("mystnb") != {"image": {"alt": "a curve: falling"}}:
-        errs.append(f"#| fig-alt gave metadata {out['cells'][-6]['metadata']}")
-    if "widgets" in out["metadata"] or len(nb["cells"]) != 13:
+    if out["cells"][-7]["metadata"].get("mystnb") != {"image": {"alt": "a curve: falling"}}:
+        errs.append(f"#| fig-alt gave metadata {out['cells'][-7]['metadata']}")
+    if out["cells"][-1]["outputs"][0]["data"]["text/markdown"] != "| l2 | 1.07\u00a0±\u00a00.06 |":
+        errs.append(f"a Markdown output's ± kept breakable spaces: {out['cells'][-1]['outputs'][0]['data']}")
+    if "widgets" in out["metadata"] or len(nb["cells"]) != 14 or "\u00a0" in str(nb):
         errs.append("prepare_notebook kept the widget state or changed its input")
     index = {"cells": [{"cell_type": "markdown", "source": "## The chapters\n\n| # | notebook |\n|---|---|\n"
                         "| 01 | `01_b.ipynb` |\n| 00 | `00_a.ipynb` |\n| 10–11 | benchmarks |\n"}]}
@@ -227,6 +231,23 @@ def check_page(page, base: str, key: str, path: str, problems: list[str], shot: 
             f"{len(console)} console errors" + ("" if not p else f" -- {len(p)} PROBLEMS"))
 
 
+def check_phone(page, base: str, path: str, problems: list[str]) -> str:
+    """One page on a 390-px phone: nothing makes the page wider than the screen (a long inline formula, inline code,
+    an API signature); tables, code and outputs scroll inside their own boxes."""
+    page.goto(f"{base}/{path}", wait_until="load", timeout=60_000)
+    if page.evaluate("() => document.querySelectorAll('.math.notranslate').length") > 0:
+        page.wait_for_function("() => window.MathJax && window.MathJax.Hub", timeout=20_000)
+        page.evaluate("() => new Promise(r => MathJax.Hub.Queue(() => r(true)))")
+    width = page.evaluate("() => document.documentElement.scrollWidth")
+    if width > 391:
+        wide = page.evaluate("""() => [...document.querySelectorAll('.bd-article *')].filter(e =>
+            e.getBoundingClientRect().right > innerWidth + 1 && !e.closest('pre, table, div.math, .cell_output, .highlight'))
+            .slice(-1).map(e => e.tagName + ': ' + e.textContent.trim().slice(0, 50))""")
+        problems.append(f"phone {path}: the page is {width} px wide on a 390-px screen ({wide})")
+    page.close()
+    return f"phone {path.removesuffix('.html')} {width} px"
+
+
 def check_api_page(page, base: str, problems: list[str]) -> None:
     page.goto(f"{base}/api/losses.html", wait_until="load")
     names = page.evaluate("() => [...document.querySelectorAll('dl.py.function > dt')].map(d => d.id)")
@@ -294,6 +315,12 @@ def main(argv=None) -> int:
                     page.close()
                 page = ctx.new_page()
                 check_api_page(page, base, problems)
+                phone = browser.new_context(viewport={"width": 390, "height": 844}, service_workers="block")
+                phone.route("**/*", route)
+                for path in [*pages.values(), "api/experiments.html"]:
+                    results.append(check_phone(phone.new_page(), base, path, problems))
+                log(f"on a 390-px phone: {', '.join(r for r in results if r.startswith('phone'))}")
+                phone.close()
                 if outside:
                     problems.append(f"{len(outside)} requests left the local server (blocked): {sorted(set(outside))[:5]}")
                 if http_errors:
