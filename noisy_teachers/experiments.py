@@ -569,7 +569,7 @@ def folder_lock(out_dir, new: bool | None = None):
 # %% ../nbs/06_experiments.ipynb #92fd5216
 def save_teacher(path, model, history: dict, wall_s: float, identity: dict, made_with: dict | None = None) -> str:
     """Save a trained teacher atomically with `identity` (which teacher it is), the SHA-256 of its weights and (if given)
-    `made_with`, what else they hang on (device, torch, threads); returns that hash."""
+    `made_with`, what else they hang on (`_made_here`: versions, device, chip, threads); returns that hash."""
     sha = state_sha256(sd := model.state_dict())
     save_atomic(dict(format=2, identity=identity, state_dict=sd, sha256=sha, history=history, wall_s=wall_s,
                      made_with=made_with), path)
@@ -728,7 +728,7 @@ def _same_teacher(rec: dict, sha: str, history: dict) -> bool:
 # %% ../nbs/06_experiments.ipynb #tf06a00f
 def _another_teacher(S: Run, seed: int, name: str, rec: dict, final: Path, earlier: bool = False) -> ValueError:
     """The error of a recorded teacher trained again (its checkpoint lost) into another teacher than its record names:
-    by this run, or (`earlier`) by an earlier one with this run's device, torch and threads, which would do it again."""
+    by this run, or (`earlier`) by an earlier one made as this run is (`_made_here`), which would most likely do it again."""
     what = f"weights {rec['weights_sha256'][:12]}…" if rec.get("weights_sha256") else "test errors per epoch"
     who = (f"{name}.rejected.pt, which an earlier run trained in its place with this run's library, device, torch and "
            "threads" if earlier else "the teacher just trained again in its place")

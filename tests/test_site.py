@@ -300,10 +300,12 @@ def main(argv=None) -> int:
                         return r.continue_()
                     outside.append(r.request.url)
                     return r.abort("blockedbyclient")
-                ctx.route("**/*", route)
-                ctx.on("requestfailed", lambda r: http_errors.append(f"{r.url} ({r.failure})")
-                       if r.url.startswith(base) else None)
-                ctx.on("response", lambda r: http_errors.append(f"{r.url} (HTTP {r.status})") if r.status >= 400 else None)
+                def watch(context):  # every request off the local server blocked, every failed one counted
+                    context.route("**/*", route)
+                    context.on("requestfailed", lambda r: http_errors.append(f"{r.url} ({r.failure})")
+                               if r.url.startswith(base) else None)
+                    context.on("response", lambda r: http_errors.append(f"{r.url} (HTTP {r.status})") if r.status >= 400 else None)
+                watch(ctx)
                 for key, path in pages.items():
                     page = ctx.new_page()
                     page.set_default_timeout(30_000)
@@ -316,7 +318,7 @@ def main(argv=None) -> int:
                 page = ctx.new_page()
                 check_api_page(page, base, problems)
                 phone = browser.new_context(viewport={"width": 390, "height": 844}, service_workers="block")
-                phone.route("**/*", route)
+                watch(phone)
                 for path in [*pages.values(), "api/experiments.html"]:
                     results.append(check_phone(phone.new_page(), base, path, problems))
                 log(f"on a 390-px phone: {', '.join(r for r in results if r.startswith('phone'))}")
