@@ -177,18 +177,25 @@ PAGE_STATE_JS = r"""
 """
 
 
+def typeset(page) -> bool:
+    "Whether the page has math; if so, once MathJax 2 (which typesets asynchronously) has run its queue."
+    has_math = page.evaluate("() => document.querySelectorAll('.math.notranslate').length") > 0
+    if has_math:
+        page.wait_for_function("() => window.MathJax && window.MathJax.Hub", timeout=20_000)
+        page.evaluate("() => new Promise(r => MathJax.Hub.Queue(() => r(true)))")
+    return has_math
+
+
 def check_page(page, base: str, key: str, path: str, problems: list[str], shot: Path) -> str:
     console: list[str] = []
     page.on("console", lambda m: console.append(m.text) if m.type == "error" else None)
     page.on("pageerror", lambda e: console.append(f"uncaught: {e}"))
     page.goto(f"{base}/{path}", wait_until="load", timeout=60_000)
-    has_math = page.evaluate("() => document.querySelectorAll('.math.notranslate').length") > 0
-    if has_math:  # MathJax 2 typesets asynchronously: wait until its queue has run
-        try:
-            page.wait_for_function("() => window.MathJax && window.MathJax.Hub", timeout=20_000)
-            page.evaluate("() => new Promise(r => MathJax.Hub.Queue(() => r(true)))")
-        except Exception as e:  # noqa: BLE001
-            problems.append(f"{key}: MathJax did not load or run ({type(e).__name__}: {str(e)[:200]})")
+    try:
+        has_math = typeset(page)
+    except Exception as e:  # noqa: BLE001  (only a page with math waits for MathJax)
+        has_math = True
+        problems.append(f"{key}: MathJax did not load or run ({type(e).__name__}: {str(e)[:200]})")
     page.evaluate("async () => { for (let y = 0; y < document.body.scrollHeight; y += 800) {"
                   " window.scrollTo(0, y); await new Promise(r => setTimeout(r, 20)); } window.scrollTo(0, 0); }")
     page.wait_for_load_state("networkidle", timeout=30_000)
@@ -235,9 +242,7 @@ def check_phone(page, base: str, path: str, problems: list[str]) -> str:
     """One page on a 390-px phone: nothing makes the page wider than the screen (a long inline formula, inline code,
     an API signature); tables, code and outputs scroll inside their own boxes."""
     page.goto(f"{base}/{path}", wait_until="load", timeout=60_000)
-    if page.evaluate("() => document.querySelectorAll('.math.notranslate').length") > 0:
-        page.wait_for_function("() => window.MathJax && window.MathJax.Hub", timeout=20_000)
-        page.evaluate("() => new Promise(r => MathJax.Hub.Queue(() => r(true)))")
+    typeset(page)
     width = page.evaluate("() => document.documentElement.scrollWidth")
     if width > 391:
         wide = page.evaluate("""() => [...document.querySelectorAll('.bd-article *')].filter(e =>
