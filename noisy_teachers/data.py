@@ -57,7 +57,8 @@ def _checked_stats(x, y, mean, std, classes) -> tuple[Tensor, Tensor, Tensor]:
     for v, what in ((mean, "mean"), (std, "std")): check_tensor(v, what, (x.shape[1],))
     if not bool((std > 0).all()): raise ValueError(f"std must be > 0, got {std.tolist()}")
     if len(y) and not (0 <= int(y.min()) and int(y.max()) < len(classes)):
-        raise ValueError(f"labels must lie in [0, {len(classes)}) (one per class in classes)")
+        raise ValueError(f"labels must lie in [0, {len(classes)}), one per name in classes ({len(classes)} names), got labels "
+                         f"from {int(y.min())} to {int(y.max())}")
     return y, mean, std
 
 # %% ../nbs/03_data.ipynb #826e2cd7

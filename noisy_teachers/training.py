@@ -146,8 +146,10 @@ def arm_loss(arm: Arm, student_logits: Tensor, labels: Tensor | None = None, tea
              generator: torch.Generator | None = None) -> Tensor:
     """The loss of `arm` on one mini-batch, a scalar tensor: `student_logits` (T, n), integer `labels` (T,) (for 'hard',
     and 'kd' unless its `kd_weight` is 1), `teacher_logits` (T, n) (for every kind but 'hard'); `generator` draws the
-    noise of 'noisy' / 'student_noise' (each call draws fresh noise)."""
-    k = arm.kind
+    noise of 'noisy' / 'student_noise' (each call draws fresh noise). The teacher's logits are targets: detached, so no
+    gradient reaches the teacher even from logits computed outside `torch.no_grad()`."""
+    if not isinstance(arm, Arm): raise ValueError(f"arm must be an Arm, e.g. Arm('noisy', sigma=0.2, alpha=0.15), got {arm!r}")
+    k, teacher_logits = arm.kind, None if teacher_logits is None else teacher_logits.detach()
     if (k == "hard" or (k == "kd" and arm.kd_weight < 1)) and labels is None: raise ValueError(f"labels: arm kind {k!r} needs the labels, got None")
     if k != "hard" and teacher_logits is None: raise ValueError(f"teacher_logits: arm kind {k!r} needs the teacher's logits, got None")
     if k == "hard": return hard_label_loss(student_logits, labels)
@@ -351,7 +353,7 @@ def _cached_logits(path: Path, fp: str, n: int, n_classes: int) -> Tensor | None
 def teacher_logits(teacher: nn.Module, data: ImageData, batch_size: int = 1024, cache_dir=None) -> Tensor:
     """The `teacher`'s logits on every sample of `data`: a float32 CPU tensor (N, n_classes), row i for sample i, in
     eval mode on the teacher's device. With `cache_dir` (a folder) they are saved with their SHA-256 as
-    `teacher-logits-<fingerprint>.pt` and read back later (a change to `forward` that `repr` does not show needs another
+    `teacher-logits-<its first 32 hex digits>.pt` and read back later (a change to `forward` that `repr` does not show needs another
     `cache_dir`); a damaged, misshapen, non-finite or stale cache is recomputed, with a warning naming the file."""
     check_module(teacher, "teacher"); _check_data(data, "data")
     batch_size = check_number(batch_size, "batch_size", 1, integer=True)
@@ -606,7 +608,7 @@ def _setup(model, train, test, val, config, arms, targets, teacher, name):
     if config.augment: _check_pad(config.augment_pad, *train.in_shape[1:], name="config.augment_pad")   # before epoch 1
     needs = any(a.needs_teacher for a in arms)
     online = teacher.to(device) if (needs and config.augment) else None
-    targets = targets.to(device=device, dtype=torch.float32) if (needs and online is None) else None
+    targets = targets.detach().to(device=device, dtype=torch.float32) if (needs and online is None) else None   # constants
     return device, train, test, val, targets, online
 
 # %% ../nbs/05_training.ipynb #342feb93
