@@ -658,15 +658,17 @@ def val(self: Run):
     return self._val
 
 # %% ../nbs/06_experiments.ipynb #98e6cfbe
+def _transfer_set(config: BenchmarkConfig, train: ImageData, n: int | None, seed: int) -> ImageData:
+    "`train`, or its stratified size-`n` `subset` drawn with `seed`, expanded by `config.expand_copies` augmented copies."
+    t = train if n is None or n == len(train) else subset(train, n, seed=seed)
+    return expand_by_augmentation(t, config.expand_copies, seed=0).to(t.images.device) if config.expand_copies else t
+
 @patch
 def transfer(self: Run, seed):
     "The students' transfer set of `seed`: the training set, or its `transfer_size` subset; expanded if asked."
-    c, train = self.c, self.data[0]
-    key = seed if c.transfer_size is not None else None
+    key = seed if self.c.transfer_size is not None else None
     if self._transfer is None or self._transfer[0] != key:
-        t = train if c.transfer_size is None else subset(train, c.transfer_size, seed=seed)
-        if c.expand_copies: t = expand_by_augmentation(t, c.expand_copies, seed=0).to(self.device)
-        self._transfer = (key, t)
+        self._transfer = (key, _transfer_set(self.c, self.data[0], self.c.transfer_size, seed))
     return self._transfer[1]
 
 @patch
@@ -1291,9 +1293,7 @@ def study_transfer(config: BenchmarkConfig, train, n: int, seed: int, max_epoch_
     k, epochs = _study_length(config, len(train), n, check_number(max_epoch_factor, "max_epoch_factor", 1, integer=True),
                               check_number(steps, "steps", 1, integer=True, allow_none=True),
                               check_number(eval_every, "eval_every", 1, integer=True, allow_none=True))
-    transfer = train if n == len(train) else subset(train, n, seed=seed)
-    if config.expand_copies:
-        transfer = expand_by_augmentation(transfer, config.expand_copies, seed=0).to(transfer.images.device)
+    transfer = _transfer_set(config, train, n, seed)
     if k > 1:
         transfer = ImageData(transfer.images.repeat(k, 1, 1, 1), transfer.labels.repeat(k), transfer.mean, transfer.std,
                              transfer.classes, f"{transfer.name}x{k}")
@@ -1345,7 +1345,7 @@ def _study_group(S: Run, seed: int, n: int, group, teacher, teacher_error: float
     "Train one group of study arms of `seed` on the size-`n` `transfer` set (targets: the teacher's logits `z`, computed if None)."
     z = None if group[0].targets is Targets.LABELS else teacher_logits(teacher, transfer) if z is None else z
     return S.students(seed, group, z, teacher=teacher, transfer=transfer, epochs=epochs,
-                      transfer_size=n, study="noise_benefit", teacher_error=teacher_error, copies=len(transfer) // n,
+                      transfer_size=n, study="noise_benefit", teacher_error=teacher_error, copies=len(transfer) // (n * (1 + S.c.expand_copies)),
                       study_length=length)
 
 # %% ../nbs/06_experiments.ipynb #c06sst01

@@ -142,14 +142,17 @@ class Arm:
         return self.kind
 
 # %% ../nbs/05_training.ipynb #408079a6
+def _check_arm(arm) -> Arm:
+    if not isinstance(arm, Arm): raise ValueError(f"arm must be an Arm, e.g. Arm('noisy', sigma=0.2, alpha=0.15), got {arm!r}")
+    return arm
+
 def arm_loss(arm: Arm, student_logits: Tensor, labels: Tensor | None = None, teacher_logits: Tensor | None = None,
              generator: torch.Generator | None = None) -> Tensor:
     """The loss of `arm` on one mini-batch, a scalar tensor: `student_logits` (T, n), integer `labels` (T,) (for 'hard',
     and 'kd' unless its `kd_weight` is 1), `teacher_logits` (T, n) (for every kind but 'hard'); `generator` draws the
     noise of 'noisy' / 'student_noise' (each call draws fresh noise). The teacher's logits are targets: detached, so no
     gradient reaches the teacher even from logits computed outside `torch.no_grad()`."""
-    if not isinstance(arm, Arm): raise ValueError(f"arm must be an Arm, e.g. Arm('noisy', sigma=0.2, alpha=0.15), got {arm!r}")
-    k, teacher_logits = arm.kind, None if teacher_logits is None else teacher_logits.detach()
+    k, teacher_logits = _check_arm(arm).kind, None if teacher_logits is None else teacher_logits.detach()
     if (k == "hard" or (k == "kd" and arm.kd_weight < 1)) and labels is None: raise ValueError(f"labels: arm kind {k!r} needs the labels, got None")
     if k != "hard" and teacher_logits is None: raise ValueError(f"teacher_logits: arm kind {k!r} needs the teacher's logits, got None")
     if k == "hard": return hard_label_loss(student_logits, labels)
@@ -353,8 +356,9 @@ def _cached_logits(path: Path, fp: str, n: int, n_classes: int) -> Tensor | None
 def teacher_logits(teacher: nn.Module, data: ImageData, batch_size: int = 1024, cache_dir=None) -> Tensor:
     """The `teacher`'s logits on every sample of `data`: a float32 CPU tensor (N, n_classes), row i for sample i, in
     eval mode on the teacher's device. With `cache_dir` (a folder) they are saved with their SHA-256 as
-    `teacher-logits-<its first 32 hex digits>.pt` and read back later (a change to `forward` that `repr` does not show needs another
-    `cache_dir`); a damaged, misshapen, non-finite or stale cache is recomputed, with a warning naming the file."""
+    `teacher-logits-<F>.pt`, F the first 32 hex digits of `fingerprint(teacher, data)`, and read back later (a change
+    to `forward` that `repr` does not show needs another `cache_dir`); a damaged, misshapen, non-finite or stale cache
+    is recomputed, with a warning naming the file."""
     check_module(teacher, "teacher"); _check_data(data, "data")
     batch_size = check_number(batch_size, "batch_size", 1, integer=True)
     path = None
@@ -724,7 +728,7 @@ def distil(student: nn.Module, train: ImageData, test: ImageData, config: TrainC
     (`teacher_logits`), row i for sample i; or `teacher`: run online on each batch when `config.augment`, else used to
     compute the targets ('hard' needs neither). The rest as in `train_teacher` (`label`: the arm's name by default)."""
     _check_common(student, train, test, config, checkpoint, progress, "student", val, label)
-    if not isinstance(arm, Arm): raise ValueError(f"arm must be an Arm, got {type(arm).__name__}")
+    _check_arm(arm)
     targets = _resolve_targets([arm], config, train, targets, teacher)
     return _fit(student, train, test, config, arm, targets, teacher, checkpoint, progress, arm.name, val, "student", deadline,
                 label)
