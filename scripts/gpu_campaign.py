@@ -8,15 +8,18 @@ Steps, each resumable (finished arms are skipped, an interrupted arm continues f
                     few epochs; prints whether the teacher is on track to beat the student (see chapter 12).
   2. cifar10-lr     the learning rate of each student family (hard, KD, L2) chosen on CIFAR-10's validation split,
                     no clip, at the full schedule (scripts/lr_search.py; records in OUT/cifar10-lr/cifar10.jsonl,
-                    .md and .png). The protocol below still runs at the book's rates: put the chosen ones into
-                    `_TRAIN["cifar10"]` (chapter 06) before trusting its comparisons between families.
-  3. cifar10        the CIFAR-10 protocol, 3 seeds (the JPEG copy of CIFAR-10, or the original if present).
+                    .md and .png).
+  3. cifar10        the CIFAR-10 protocol, 3 seeds (the JPEG copy of CIFAR-10, or the original if present), at the
+                    rates step 2 chose and without a clip (`experiments.with_learning_rates`: a configuration of its
+                    own, whose records carry the rates); without step 2's records, at the first recipe's hand-set,
+                    clipped rates, as it says; an unfinished search stops the step.
   4. mnist          MNIST at the protocol's schedule, every arm, 5 seeds (validation split, per-family learning rates);
                     it starts from the book's records (results/mnist-converged), so only the missing seeds and arms run
                     (today none: a missing arm of a recorded seed would need its teacher, whose weights the book does
                     not carry, trained again here, and the step stops if that is not the recorded teacher bit for bit).
   5. fashion-mnist  Fashion-MNIST, the same (from results/fashion-mnist-converged).
-  6. svhn           SVHN, 3 seeds, when its files are in the data root (skipped with a note otherwise).
+  6. svhn-lr        SVHN's search, as step 2, when its files are in the data root (skipped with a note otherwise).
+  7. svhn           SVHN, 3 seeds, at the rates step 6 chose, as step 3 (skipped with a note without its files).
 Records go to OUT/<step>/results.jsonl, in the layout of `results/`. A step whose data set is not in the data root is
 skipped with a note and the campaign goes on with the next; at the end, any such step but svhn is an error naming
 --data-root (exit status 2).
@@ -39,20 +42,39 @@ import time
 from pathlib import Path
 
 STEPS = (("cifar10-check", "cifar10", 1), ("cifar10-lr", "cifar10", 1), ("cifar10", "cifar10", 3), ("mnist", "mnist", 5),
-         ("fashion-mnist", "fashion-mnist", 5), ("svhn", "svhn", 3))
+         ("fashion-mnist", "fashion-mnist", 5), ("svhn-lr", "svhn", 1), ("svhn", "svhn", 3))
 PART = 15 * 2 ** 20          # bytes per archive part (to fit a limit on the size of files copied back)
 MAX_PARTS = 4                # and at most 64 MiB in all: leave room for the log
 
 
-def config_of(step, name, smoke):
+def config_of(step, name, smoke, out):
     from noisy_teachers.experiments import get_config
-    if smoke: return get_config(name, tiny=True)
-    if step == "cifar10-check": return get_config(name, epochs=10)       # both networks, 10 epochs each
-    return get_config(name)
+    if smoke: config = get_config(name, tiny=True)
+    elif step == "cifar10-check": config = get_config(name, epochs=10)      # both networks, 10 epochs each
+    else: config = get_config(name)
+    return searched(config, step, out / SEARCHED_BY[step] / f"{name}.jsonl") if step in SEARCHED_BY else config
+
+
+def searched(config, step, path):
+    "`config` at the rates its finished search in `path` chose, without a clip; as it is (said) if there is no search."
+    from noisy_teachers.experiments import chosen_learning_rates, with_learning_rates
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    import lr_search
+    recs = [r for r in lr_search.read_search(path) if r.get("variant", "full") == config.variant]   # tiny: --smoke's
+    if not recs:
+        print(f"[{step}] no learning-rate search in {path.parent}: the first recipe's hand-set, clipped rates", flush=True)
+        return config
+    if (n := len({(f, lr) for f in lr_search.families_of(config) for lr in lr_search.GRIDS[f]})) > len(recs):
+        raise ValueError(f"the learning-rate search in {path.parent} is not finished ({len(recs)} of {n} runs): run step "
+                         f"{SEARCHED_BY[step]} first")
+    rates = chosen_learning_rates(recs)
+    print(f"[{step}] at the rates chosen on validation in {path.parent}, no clip: {rates}", flush=True)
+    return with_learning_rates(config, rates)
 
 
 BOOK = {"mnist": "mnist-converged", "fashion-mnist": "fashion-mnist-converged"}   # steps that start from the book's committed records: only what is missing runs
-OPTIONAL = ("svhn",)         # steps whose data set may be absent: skipped without an error
+OPTIONAL = ("svhn-lr", "svhn")   # steps whose data set may be absent: skipped without an error
+SEARCHED_BY = {"cifar10": "cifar10-lr", "svhn": "svhn-lr"}    # a protocol's step and the search that chooses its rates
 
 
 def guarded(step, work, args):
@@ -86,8 +108,8 @@ def run_step(step, name, seeds, out, args, deadline):
     from noisy_teachers.experiments import run_benchmark, summarize, format_table
     left = (deadline - time.time()) / 60
     if left <= 0: return False
-    if step == "cifar10-lr": return lr_step(name, out / step, args, deadline)
-    config = config_of(step, name, args.smoke)
+    if step.endswith("-lr"): return lr_step(name, out / step, args, deadline)
+    config = config_of(step, name, args.smoke, out)
     arms = ["hard"] if step == "cifar10-check" else None
     if step in BOOK and not args.smoke and not (out / step / "results.jsonl").exists():
         from noisy_teachers.data import start_from_results
