@@ -212,13 +212,14 @@ _SEARCHED = {"hard": "student_train", "kd": "kd_train", "l2": "l2_train", "hard_
 
 def with_learning_rates(config: BenchmarkConfig, rates: dict) -> BenchmarkConfig:
     """`config` with each family of `rates` ({family: lr}, as `chosen_learning_rates` gives them) at its rate and with
-    no gradient clip, as the search trained it; the teacher's recipe stays. Another configuration: another `key`."""
+    no gradient clip, as the search trained it. The rest keeps its recipe: the teacher's, and that of a "+ dropout"
+    student the search left out (its family's, written out as its own). Another configuration: another `key`."""
     if not isinstance(rates, dict) or not rates or not set(rates) <= set(_SEARCHED):
         raise ValueError(f"rates must be a non-empty dict of families ({', '.join(_SEARCHED)}) to learning rates, got {rates!r}")
-    if missing := [_SEARCHED[f] for f in rates if getattr(config, _SEARCHED[f]) is None]:
-        raise ValueError(f"rates: the {config.name} configuration has no {', '.join(missing)} to set")
-    return replace(config, **{_SEARCHED[f]: replace(getattr(config, _SEARCHED[f]), lr=lr, clip_grad_norm=None)
-                              for f, lr in rates.items()})
+    own = {f"{d}_train": getattr(config, f"{d}_train") or getattr(config, f"{b}_train") for d, b in _DROPOUT.items()}
+    new = {_SEARCHED[f]: replace(own.get(_SEARCHED[f]) or getattr(config, _SEARCHED[f]), lr=lr, clip_grad_norm=None)
+           for f, lr in rates.items()}
+    return replace(config, **{**own, **new})
 
 
 # %% ../nbs/06_experiments.ipynb #t06tg001

@@ -11,8 +11,10 @@ Steps, each resumable (finished arms are skipped, an interrupted arm continues f
                     .md and .png).
   3. cifar10        the CIFAR-10 protocol, 3 seeds (the JPEG copy of CIFAR-10, or the original if present), at the
                     rates step 2 chose and without a clip (`experiments.with_learning_rates`: a configuration of its
-                    own, whose records carry the rates); without step 2's records, at the first recipe's hand-set,
-                    clipped rates, as it says; an unfinished search stops the step.
+                    own, whose records carry the rates; the dropout students, which the search leaves out, keep the
+                    first recipe); a search not finished, of another recipe, or with a family whose every rate
+                    diverged stops the step; without a search in OUT/cifar10-lr, the first recipe's hand-set, clipped
+                    rates, as it says.
   4. mnist          MNIST at the protocol's schedule, every arm, 5 seeds (validation split, per-family learning rates);
                     it starts from the book's records (results/mnist-converged), so only the missing seeds and arms run
                     (today none: a missing arm of a recorded seed would need its teacher, whose weights the book does
@@ -21,7 +23,7 @@ Steps, each resumable (finished arms are skipped, an interrupted arm continues f
   6. svhn-lr        SVHN's search, as step 2, when its files are in the data root (skipped with a note otherwise).
   7. svhn           SVHN, 3 seeds, at the rates step 6 chose, as step 3 (skipped with a note without its files).
 Records go to OUT/<step>/results.jsonl, in the layout of `results/`. A step whose data set is not in the data root is
-skipped with a note and the campaign goes on with the next; at the end, any such step but svhn is an error naming
+skipped with a note and the campaign goes on with the next; at the end, any such step but svhn's is an error naming
 --data-root (exit status 2).
 
 Slices. `--budget-minutes M` stops cleanly at the end of the epoch that crosses M minutes (checkpoints and records
@@ -56,18 +58,30 @@ def config_of(step, name, smoke, out):
 
 
 def searched(config, step, path):
-    "`config` at the rates its finished search in `path` chose, without a clip; as it is (said) if there is no search."
-    from noisy_teachers.experiments import chosen_learning_rates, with_learning_rates
+    """`config` at the rates its search in `path` chose, without a clip (`with_learning_rates`), once that search has
+    trained every (family, rate) of its grid with this configuration's recipe; as it is (said) if no search was begun."""
+    from noisy_teachers.experiments import arm_specs, chosen_learning_rates, with_learning_rates
     sys.path.insert(0, str(Path(__file__).resolve().parent))
     import lr_search
-    recs = [r for r in lr_search.read_search(path) if r.get("variant", "full") == config.variant]   # tiny: --smoke's
-    if not recs:
+    if not path.exists() and not (path.parent / f"{config.name}-checkpoints").exists():
         print(f"[{step}] no learning-rate search in {path.parent}: the first recipe's hand-set, clipped rates", flush=True)
         return config
-    if (n := len({(f, lr) for f in lr_search.families_of(config) for lr in lr_search.GRIDS[f]})) > len(recs):
-        raise ValueError(f"the learning-rate search in {path.parent} is not finished ({len(recs)} of {n} runs): run step "
-                         f"{SEARCHED_BY[step]} first")
+    families = lr_search.families_of(config)
+    recs = [r for r in lr_search.read_search(path) if r.get("variant", "full") == config.variant   # tiny: --smoke's
+            and r["family"] in families]
+    if todo := {(f, lr) for f in families for lr in lr_search.GRIDS[f]} - {(r["family"], r["lr"]) for r in recs}:
+        raise ValueError(f"the learning-rate search in {path.parent} is not finished for the {config.variant} {config.name} "
+                         f"configuration ({len(todo)} run{'s' * (len(todo) > 1)} to go): run step {SEARCHED_BY[step]} first")
     rates = chosen_learning_rates(recs)
+    if lost := [f for f in families if f not in rates]:
+        raise ValueError(f"every rate of {', '.join(lost)} diverged in the search in {path.parent}: widen its grid "
+                         "(GRIDS in scripts/lr_search.py) and search again")
+    trains = {s.name: s.train for s in arm_specs(with_learning_rates(config, rates))}    # what the protocol will train
+    for r in recs:
+        if other := [k for k in ("epochs", "batch_size", "schedule", "momentum", "weight_decay")
+                     if k in r and r[k] != getattr(trains[r["family"]], k)]:
+            raise ValueError(f"the search in {path.parent} trained {r['family']} with another {', '.join(other)} than "
+                             f"this configuration: search again in an empty folder")
     print(f"[{step}] at the rates chosen on validation in {path.parent}, no clip: {rates}", flush=True)
     return with_learning_rates(config, rates)
 

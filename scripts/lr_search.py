@@ -172,7 +172,8 @@ def _search(benchmark, c, run, fit, val, out, seed, families, tiny, deadline):
             except FloatingPointError as e:
                 diverged, h = str(e), dict(test_error=[1.0] * cfg.epochs, test_loss=[math.nan] * cfg.epochs)
             rec = dict(benchmark=benchmark, family=fam, lr=lr, seed=seed, epochs=cfg.epochs, batch_size=cfg.batch_size,
-                       schedule=cfg.schedule, momentum=cfg.momentum, clip_grad_norm=None, clip_fraction=0.0,
+                       schedule=cfg.schedule, momentum=cfg.momentum, weight_decay=cfg.weight_decay, clip_grad_norm=None,
+                       clip_fraction=0.0,
                        n_fit=len(fit), n_transfer=len(transfer), n_val=len(val), val_error=h["test_error"], val_loss=h["test_loss"],
                        final_val_error=h["test_error"][-1], best_val_error=min(h["test_error"]), diverged=diverged,
                        wall_s=round(time.perf_counter() - t0, 1), torch=torch.__version__, device=str(run.device),
