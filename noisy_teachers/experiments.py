@@ -149,7 +149,8 @@ _DROPOUT = {"student_dropout": "student", "l2_dropout": "l2"}   # optional: a "+
 
 # %% ../nbs/06_experiments.ipynb #fd7e6f09
 # ours: the teacher (clipped at 2), then one learning rate per student family, chosen on validation (see below) for the
-# digits, MNIST and Fashion-MNIST; SVHN's and CIFAR-10's are a first recipe set by hand, clipped, until their search runs
+# digits, MNIST and Fashion-MNIST; SVHN's and CIFAR-10's are a first recipe set by hand, clipped (the GPU campaign runs
+# their protocols at the rates of their own search instead: `with_learning_rates`, below)
 _TRAIN = {
     "digits": dict(teacher=_tc(15, 0.05, 64, 5e-4, 2.0), student=_tc(90, 0.03, 64), l2=_tc(90, 0.003, 64), kd=_tc(90, 0.03, 64)),
     "mnist": dict(teacher=_tc(20, 0.05, 128, 5e-4, 2.0), student=_tc(30, 0.1), l2=_tc(30, 0.003), kd=_tc(30, 0.03),
