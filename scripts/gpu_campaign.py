@@ -30,7 +30,7 @@ Slices. `--budget-minutes M` stops cleanly at the end of the epoch that crosses 
 written) and exits 0; rerunning the same command continues. On a machine whose disk does not persist between runs
 (and which copies back only files of limited size), `--pack DIR` writes OUT's records, teacher weights and training
 checkpoints into at most 4 archive parts of at most 15 MiB each in DIR (priority: records, teachers, then the
-checkpoints that fit), and `--carry DIR` unpacks such parts into OUT before starting (a folder without parts, as on
+checkpoints that fit, and last a finished search's teacher and logits, needed only to search again), and `--carry DIR` unpacks such parts into OUT before starting (a folder without parts, as on
 the first slice, starts afresh). See results/README.md.
 
 `--smoke` runs the same steps with the `tiny` configurations on the CPU (about two minutes on two cores): CI runs it.
@@ -143,11 +143,20 @@ def run_step(step, name, seeds, out, args, deadline):
     return True
 
 
+def spent_search(p: Path, out: Path) -> bool:
+    "Whether `p` is a teacher or logits file of a finished learning-rate search (its report beside it): not needed again."
+    step, folder, *rest = p.relative_to(out).parts + ("", "")
+    return (step.endswith("-lr") and folder.endswith("-checkpoints") and p.suffix == ".pt"
+            and (out / step / (folder.removesuffix("-checkpoints") + ".md")).is_file())
+
+
 def pack(out: Path, dest: Path):
-    "Records first, then teacher weights, then training checkpoints, while they fit in MAX_PARTS parts of PART bytes."
+    """Records first, then teacher weights, then training checkpoints, then a finished search's teacher and logits, while
+    they fit in MAX_PARTS parts of PART bytes."""
     files = sorted(p for p in out.rglob("*") if p.is_file() and "cache" not in p.relative_to(out).parts
                    and not p.name.startswith(".") and ".untrusted" not in p.name)   # checkpoints set aside: not carried
-    rank = lambda p: (0 if p.suffix in (".jsonl", ".md", ".png") else 1 if not p.name.endswith(".train.pt") else 2, str(p))
+    rank = lambda p: (3 if spent_search(p, out) else 0 if p.suffix in (".jsonl", ".md", ".png") else
+                      1 if not p.name.endswith(".train.pt") else 2, str(p))
     budget, chosen, left_out = PART * MAX_PARTS - 2 ** 20, [], []
     for p in sorted(files, key=rank):
         if p.stat().st_size + 4096 <= budget: chosen.append(p); budget -= p.stat().st_size + 4096
