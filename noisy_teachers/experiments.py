@@ -1361,9 +1361,9 @@ def _study_group(S: Run, seed: int, n: int, group, teacher, teacher_error: float
                  z=None) -> list:
     "Train one group of study arms of `seed` on the size-`n` `transfer` set (targets: the teacher's logits `z`, computed if None)."
     z = None if group[0].targets is Targets.LABELS else teacher_logits(teacher, transfer) if z is None else z
-    return S.students(seed, group, z, teacher=teacher, transfer=transfer, epochs=epochs,
-                      transfer_size=n, study="noise_benefit", teacher_error=teacher_error, copies=len(transfer) // (n * (1 + S.c.expand_copies)),
-                      study_length=length)
+    return S.students(seed, group, z, teacher=teacher, transfer=transfer, epochs=epochs, transfer_size=n,
+                      study="noise_benefit", teacher_error=teacher_error,
+                      copies=_study_length(S.c, len(S.data[0]), n, **length)[0], study_length=length)
 
 # %% ../nbs/06_experiments.ipynb #c06sst01
 def _drop_stale_study_checkpoints(S: Run, seed: int, specs, sizes, length: dict) -> None:

@@ -57,12 +57,18 @@ def config_of(step, name, smoke, out):
     return searched(config, step, out / SEARCHED_BY[step] / f"{name}.jsonl") if step in SEARCHED_BY else config
 
 
+def lr_search_module():
+    "scripts/lr_search.py, imported from beside this script."
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    import lr_search
+    return lr_search
+
+
 def searched(config, step, path):
     """`config` at the rates its search in `path` chose, without a clip (`with_learning_rates`), once that search has
     trained every (family, rate) of its grid with this configuration's recipe; as it is (said) if no search was begun."""
     from noisy_teachers.experiments import arm_specs, chosen_learning_rates, with_learning_rates
-    sys.path.insert(0, str(Path(__file__).resolve().parent))
-    import lr_search
+    lr_search = lr_search_module()
     if not path.exists() and not (path.parent / f"{config.name}-checkpoints").exists():
         print(f"[{step}] no learning-rate search in {path.parent}: the first recipe's hand-set, clipped rates", flush=True)
         return config
@@ -76,14 +82,15 @@ def searched(config, step, path):
     if lost := [f for f in families if f not in rates]:
         raise ValueError(f"every rate of {', '.join(lost)} diverged in the search in {path.parent}: widen its grid "
                          "(GRIDS in scripts/lr_search.py) and search again")
-    trains = {s.name: s.train for s in arm_specs(with_learning_rates(config, rates))}    # what the protocol will train
+    chosen = with_learning_rates(config, rates)
+    trains = {s.name: s.train for s in arm_specs(chosen)}                                # what the protocol will train
     for r in recs:
         if other := [k for k in ("epochs", "batch_size", "schedule", "momentum", "weight_decay")
                      if k in r and r[k] != getattr(trains[r["family"]], k)]:
             raise ValueError(f"the search in {path.parent} trained {r['family']} with another {', '.join(other)} than "
                              f"this configuration: search again in an empty folder")
     print(f"[{step}] at the rates chosen on validation in {path.parent}, no clip: {rates}", flush=True)
-    return with_learning_rates(config, rates)
+    return chosen
 
 
 BOOK = {"mnist": "mnist-converged", "fashion-mnist": "fashion-mnist-converged"}   # steps that start from the book's committed records: only what is missing runs
@@ -109,8 +116,7 @@ def guarded(step, work, args):
 
 def lr_step(name, out, args, deadline):
     "The learning-rate search on `name`'s validation split (scripts/lr_search.py); True if it finished."
-    sys.path.insert(0, str(Path(__file__).resolve().parent))
-    import lr_search
+    lr_search = lr_search_module()
     finished, log = guarded(f"{name}-lr", lambda: lr_search.search(name, out, args.data_root, args.device or "auto",
                                                                   tiny=args.smoke, deadline=deadline), args)
     if log is not None: lr_search.report(log)
