@@ -339,7 +339,7 @@ def set(self: NoiseExplorer, sigma=None, alpha=None, mu=None, seed=None) -> Nois
 # %% ../nbs/20_explore.ipynb #28f85648
 def noise_explorer(teacher_logits: Tensor | None = None, labels: Tensor | Sequence[int] | None = None,
                    student_logits: Tensor | None = None, n: int = 32, **settings) -> NoiseExplorer:
-    """A `NoiseExplorer` over `teacher_logits` (B, n), by default the first `n` logits of the digits teacher
+    """A `NoiseExplorer` over `teacher_logits` (rows, classes), by default the first `n` rows of the digits teacher's logits
     (`digits_teacher_logits`, trained once per process). `settings`: initial `sigma`, `alpha`, `mu`, `seed`, `sample`."""
     if teacher_logits is None:
         teacher_logits, default_labels = digits_teacher_logits(n)
