@@ -28,7 +28,8 @@ from .experiments import (
     NothingToPlot, TeacherGapWarning, arm_specs, comparisons, format_comparisons, format_study, format_table, get_config,
     load_records, noise_benefit_study, plot_alpha, plot_curves, plot_sigma,
     plot_study, run_benchmark, select_arms, study_gains)
-from .experiments import (TEACHER_SEED_STRIDE, DuplicateRecordWarning,
+from .noise import NOISE_MAX
+from .experiments import (EVAL_EVERY_MAX, TEACHER_SEED_STRIDE, DuplicateRecordWarning,
     _length_words, _source_commit, summarize, unique_records)
 
 # %% ../nbs/07_cli.ipynb #151b6eea
@@ -47,6 +48,8 @@ _non_negative_int = _number_from(int, lambda v: v >= 0, "an integer >= 0")      
 _seed_count = _number_from(int, lambda v: 1 <= v <= TEACHER_SEED_STRIDE, f"an integer in [1, {TEACHER_SEED_STRIDE}]")
 _first_seed = _number_from(int, lambda v: 0 <= v < TEACHER_SEED_STRIDE, f"an integer in [0, {TEACHER_SEED_STRIDE - 1}]")
 _positive_number = _number_from(float, lambda v: v > 0, "a number > 0")
+_thread_count = _number_from(int, lambda v: 1 <= v <= 1024, "an integer in [1, 1024]")
+_eval_every = _number_from(int, lambda v: 1 <= v <= EVAL_EVERY_MAX, f"an integer in [1, {EVAL_EVERY_MAX}]")
 
 # %% ../nbs/07_cli.ipynb #7b22299c
 def _number_list(lo: float, hi: float, lo_open: bool = False):
@@ -72,6 +75,11 @@ def _folder(text: str) -> Path:
     if Path(text).is_file(): raise argparse.ArgumentTypeError(f"{text} is a file, not a folder")
     return Path(text)
 
+def _data_root(text: str) -> Path:
+    "An argparse type: a data root, not empty (a folder, or for cifar10 also its tarball)."
+    if not text.strip(): raise argparse.ArgumentTypeError(f"expected a folder (or, for cifar10, a tarball), got {text!r}")
+    return Path(text)
+
 # %% ../nbs/07_cli.ipynb #b9101cc4
 def _device(text: str) -> str:
     "An argparse type: cpu, cuda, cuda:<i> or mps (whether this machine, or a Ray cluster's, has it is checked later)."
@@ -91,7 +99,7 @@ def _common(p: argparse.ArgumentParser, out_default=None, threads=None):
                         (f" (default: {out_default})" if out_default else ""))
     p.add_argument("--device", type=_device, default=None, metavar="D",
                    help="cpu, cuda, cuda:1, mps (default: CUDA if available, then MPS, then the CPU)")
-    p.add_argument("--threads", type=_positive_int, default=threads, metavar="N",
+    p.add_argument("--threads", type=_thread_count, default=threads, metavar="N",
                    help=f"CPU threads for torch (default: {threads or 'torch’s choice'}; 1 is faster for small models "
                         "and on a busy machine)")
     p.add_argument("--no-progress", dest="progress", action="store_false",
@@ -130,7 +138,7 @@ def _protocol_options(p: argparse.ArgumentParser, tasks: str, quick: str, tiny: 
     p.add_argument("--seeds", type=_seed_count, required=True, metavar="N", help="number of seeds (0..N-1)")
     p.add_argument("--first-seed", type=_first_seed, default=0, metavar="K",
                    help="start at seed K: seeds K..K+N-1 (to split seeds over processes or machines)")
-    p.add_argument("--data-root", type=Path, default=None, metavar="DIR",
+    p.add_argument("--data-root", type=_data_root, default=None, metavar="DIR",
                    help="folder holding the data set (default: $NOISY_TEACHERS_DATA, else the per-user cache)")
     p.add_argument("--download", action="store_true",
                    help="if the data set is not in the data root, download it there with torchvision (needs internet)")
@@ -168,8 +176,8 @@ def _add_study(sub) -> argparse.ArgumentParser:
                                    "sigma = 0, paired over seeds; writes study.md and the heat map study.png.")
     s.add_argument("--benchmark", choices=DATASETS, required=True, help="the benchmark")
     s.add_argument("--sizes", type=_size_list, required=True, metavar="N,N,...", help="transfer-set sizes")
-    s.add_argument("--sigmas", type=_number_list(0, math.inf), default=[0.0, 0.1, 0.2, 0.4, 0.8], metavar="S,S,...",
-                   help="noise standard deviations, >= 0 (default: 0,0.1,0.2,0.4,0.8); sigma = 0 (the L2 student) and "
+    s.add_argument("--sigmas", type=_number_list(0, NOISE_MAX), default=[0.0, 0.1, 0.2, 0.4, 0.8], metavar="S,S,...",
+                   help="noise standard deviations, in [0, 100] (default: 0,0.1,0.2,0.4,0.8); sigma = 0 (the L2 student) and "
                         "the student alone on labels are trained in any case: they are the baselines")
     s.add_argument("--alphas", type=_number_list(0, 1, lo_open=True), default=None, metavar="A,A,...",
                    help="fractions of samples perturbed, in (0, 1] (default: the benchmark's alpha, 0.15; 0.5 for cifar10)")
@@ -178,7 +186,7 @@ def _add_study(sub) -> argparse.ArgumentParser:
                       epochs="; a transfer set of n images trains for N × (training set size) / n epochs, at most 10 N")
     s.add_argument("--steps", type=_positive_int, default=None, metavar="N",
                    help="train every transfer-set size for at least N optimizer steps (instead of epochs scaled by size)")
-    s.add_argument("--eval-every", type=_positive_int, default=None, metavar="N",
+    s.add_argument("--eval-every", type=_eval_every, default=None, metavar="N",
                    help="score the students on the validation and test sets about every N steps (small transfer sets "
                         "are repeated so that an epoch has N steps; default: after every pass, which on a small set is every few "
                         "steps and then takes most of the time: 100 makes small-set studies many times faster)")
@@ -238,8 +246,9 @@ _HOW_TO_READ = """## How to read these tables
   difference is the same, the interval is ± 0.00 and p is the exact sign test's, 2 · 0.5ⁿ (0.5 for two seeds).
   Verdict *better*/*worse* when p < 0.05, *—* otherwise, *?* with fewer than two seeds, *diverged (k/n seeds)* when
   the arm or its baseline diverged in k of the n paired seeds (no gain is computed then; the row still counts in Holm's
-  correction, as p = 1). The best noisy teacher is the `noisy_…` arm with the lowest mean val error (lowest test error
-  without one, which flatters it). Section numbers are the paper's.
+  correction, as p = 1). The best noisy teacher is the `noisy_…` arm with the lowest mean val error, ties to
+  the lower mean validation loss (lowest test error without a validation split, which flatters it). Section
+  numbers are the paper's.
 """
 
 def _title(records: list) -> str:
@@ -352,9 +361,10 @@ def _study_words(records) -> str:
 # %% ../nbs/07_cli.ipynb #a5178fa1
 def _per_configuration(out: Path, results: list, study: list):
     "(folder, results records, study records) per configuration: `out` if there is one, else out/bench-variant-key."
-    keys = list(dict.fromkeys((r["benchmark"], r["variant"], r["config_key"]) for r in results + study))
+    key = lambda r: (r["benchmark"], r["variant"], r.get("config_key") or "no-key")     # plain names: `load_records`
+    keys = list(dict.fromkeys(map(key, results + study)))
     for k in keys:
-        of = lambda records: [r for r in records if (r["benchmark"], r["variant"], r["config_key"]) == k]
+        of = lambda records: [r for r in records if key(r) == k]
         yield (out if len(keys) == 1 else out / "-".join(k)), of(results), of(study)
 
 def _write_index(out: Path, configs: dict, studies: dict | None = None) -> str:

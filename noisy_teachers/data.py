@@ -56,6 +56,8 @@ def _checked_stats(x, y, mean, std, classes) -> tuple[Tensor, Tensor, Tensor]:
                          "like (N, H, W, C): pass images.permute(0, 3, 1, 2)")
     for v, what in ((mean, "mean"), (std, "std")): check_tensor(v, what, (x.shape[1],))
     if not bool((std > 0).all()): raise ValueError(f"std must be > 0, got {std.tolist()}")
+    if not bool(torch.isfinite(mean).all() and torch.isfinite(std).all()):
+        raise ValueError(f"mean and std must be finite, got mean {mean.tolist()}, std {std.tolist()}")
     if len(y) and not (0 <= int(y.min()) and int(y.max()) < len(classes)):
         raise ValueError(f"labels must lie in [0, {len(classes)}), one per name in classes ({len(classes)} names), got labels "
                          f"from {int(y.min())} to {int(y.max())}")

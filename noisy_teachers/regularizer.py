@@ -25,7 +25,7 @@ def noise_regularizer(student_logits: Tensor, teacher_logits: Tensor, xi: Tensor
     `student_logits` g and `teacher_logits` z are (T, n); `xi` (T, n) and `chosen` bool (T,) as `draw_noise` returns
     them (gives a scalar), or stacks of D draws, (D, T, n) and (D, T) (gives (D,)). Unchosen rows add nothing."""
     T, n = check_logits(student_logits, "student_logits", teacher_logits=teacher_logits).shape
-    check_tensor(xi, "xi", (T, n), ("draws", T, n))
+    check_tensor(xi, "xi", (T, n), ("draws", T, n), dtype="floating")
     check_tensor(chosen, "chosen", tuple(xi.shape[:-1]), dtype=torch.bool)
     d = xi * teacher_logits                                                       # the perturbation z' - z
     per_sample = (d * d).sum(-1) - 2 * (d * (student_logits - teacher_logits)).sum(-1)     # (..., T)
@@ -132,6 +132,7 @@ def measure_gradient_noise(student, teacher_logits: Tensor, sigma, alpha, mu=0.0
                            generator: torch.Generator | None = None) -> dict[str, GradientNoise]:
     """Mean and variance (with standard errors) over `n_draws` draws of the gradient-noise term, per coordinate,
     for each entry of `gradient_noise_samples` (same arguments); compare with `gradient_noise_formula`."""
+    check_number(n_draws, "n_draws (a variance needs two)", 2, integer=True)
     out = {}
     for name, s in gradient_noise_samples(student, teacher_logits, sigma, alpha, mu, n_draws, inputs,
                                           chosen, generator).items():

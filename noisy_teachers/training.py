@@ -22,7 +22,7 @@ from tqdm.auto import tqdm
 from .data import (CorruptFileError, ImageData, UnsafeFileError, _check_data, _check_pad, augment, batches,
                                  plain_log_axis, safe_load, save_atomic, tight_layout)
 from .checks import check_flag, check_logits, check_module, check_number, check_tensor
-from .losses import _soft_target, hard_label_loss, logit_regression_loss
+from .losses import _soft_target, check_temperature, hard_label_loss, logit_regression_loss
 from .noise import check_noise_args, perturb_logits
 
 # %% ../nbs/05_training.ipynb #659542f9
@@ -125,7 +125,7 @@ class Arm:
                              f"is Arm('noisy', sigma=..., alpha=...), noise in the student Arm('student_noise', ...)")
         sigma, alpha = (0.0 if v is None else v for v in (self.sigma, self.alpha))
         for k, v in zip(("sigma", "alpha", "mu"), check_noise_args(sigma, alpha, self.mu)): object.__setattr__(self, k, v)
-        check_number(self.temperature, "temperature", 0, lo_open=True)
+        check_temperature(self.temperature)
         check_number(self.kd_weight, "kd_weight", 0, 1)
 
     @property
@@ -628,7 +628,7 @@ def _fit(model, train, test, config, arm, targets, teacher, checkpoint, progress
     path = None if checkpoint is None else Path(checkpoint)
     learns = None if path is None else learns_from(train, targets, online)
     with _dropout_rng(dropout_seed, device):
-        history, start = _resume(path, model, opt, sched, gens, device, config, arm, n, total, learns) or (History(label=desc), 0)
+        history, start = _resume(path, model, opt, sched, gens, device, config, arm, n, total, learns) or (History(label=label or desc), 0)
         fwd = torch.compile(model) if (config.compile and device.type == "cuda") else model     # on CUDA only
         with _progress_bar(config.epochs, start, steps, label or desc, progress) as bar, _eval_mode(online):
             for epoch in range(start, config.epochs):

@@ -193,7 +193,7 @@ def _device_or_auto(text: str) -> str:
 
 def main(argv=None):
     from noisy_teachers.cli import (_OneLineParser, _device_here, _folder, _non_negative_int, _positive_int,
-                                    _positive_number, _stopped, _terminate, _user_error)
+                                    _positive_number, _stopped, _terminate, _thread_count, _user_error)
     p = _OneLineParser(description=__doc__.split("\n")[0])
     p.add_argument("benchmark", choices=DATASETS)
     p.add_argument("--data-root", default=None, metavar="DIR",
@@ -206,7 +206,7 @@ def main(argv=None):
                    help="default: hard, kd, l2 and the dropout students where the benchmark has their own rates")
     p.add_argument("--device", type=_device_or_auto, default="cpu", metavar="D",
                    help="cpu, cuda, cuda:<i>, mps or auto (CUDA if available, then MPS, then the CPU; default: cpu)")
-    p.add_argument("--threads", type=_positive_int, default=1, metavar="N", help="CPU threads for torch (default: 1)")
+    p.add_argument("--threads", type=_thread_count, default=1, metavar="N", help="CPU threads for torch (default: 1)")
     p.add_argument("--budget-minutes", type=_positive_number, default=None, metavar="M",
                    help="stop cleanly at the end of the epoch that crosses M minutes (M > 0; rerun to continue)")
     p.add_argument("--tiny", action="store_true", help="the benchmark's tiny configuration (seconds; a smoke test)")
