@@ -151,7 +151,8 @@ def _teacher_ref(ray, job, S: Run, seed: int, k: int, where: dict, threads: int)
     teacher's record names those weights (no worker trains a recorded teacher again, shared filesystem or not); else
     the `_teacher_job` task that loads or trains it."""
     name, final, identity, rec = _teacher_file(S, seed, k)
-    saved = load_teacher(final, identity, rec.get("weights_sha256")) if rec and final.exists() else None
+    like = S.build(S.c.teacher, identity["teacher_seed"]).state_dict() if rec and final.exists() else None    # its shapes
+    saved = load_teacher(final, identity, rec.get("weights_sha256"), like) if like is not None else None
     if saved is None: return job.remote(S.c, seed, k, name, where, threads, rec)
     return ray.put(dict(saved=saved, error=float(saved["history"]["test_error"][-1]), record=None, sent=True))
 

@@ -29,7 +29,8 @@ from .data import (
     DATASETS, CorruptFileError, ImageData, _room, _write_error, expand_by_augmentation, load_dataset, safe_load,
     save_atomic, split_off, subset, sweep_stale_temporaries, tight_layout)
 from .models import ARCHITECTURES, PAIRS, with_dropout, build as build_model
-from .noise import check_noise_args, combine_teachers
+from .losses import TEMPERATURE_RANGE
+from .noise import NOISE_MAX, check_noise_args, combine_teachers
 from .training import (     # a last line past the module name's end: nbdev makes it relative
     Arm, BudgetReached, TrainConfig, _check_progress, distil, distil_many,
     get_device, state_sha256, teacher_logits, train_teacher)
@@ -99,13 +100,13 @@ def _normalise_numbers(c: BenchmarkConfig) -> None:
         v = (check_numbers if grid else check_number)(getattr(c, k), k, *rng, **rule)
         object.__setattr__(c, k, tuple(dict.fromkeys(v)) if grid else v)     # a grid: order kept, no duplicates
     put("alpha", 0, 1)
-    put("mu")
-    put("sigmas", 0, grid=True)
+    put("mu", -NOISE_MAX, NOISE_MAX)
+    put("sigmas", 0, NOISE_MAX, grid=True)
     if not c.sigmas: raise ValueError("sigmas must hold at least one sigma >= 0, got ()")
     put("alpha_grid", 0, 1, grid=True)
-    put("student_noise_sigmas", 0, grid=True)
-    put("alpha_study_sigma", 0)
-    put("temperature", 0, lo_open=True)
+    put("student_noise_sigmas", 0, NOISE_MAX, grid=True)
+    put("alpha_study_sigma", 0, NOISE_MAX)
+    put("temperature", *TEMPERATURE_RANGE)
     put("kd_weight", 0, 1)
     put("dropout", 0, 1, lo_open=True, hi_open=True)
     put("min_teacher_gap", -1, 1)
@@ -368,7 +369,9 @@ def append_record(path, record: dict) -> None:
 # %% ../nbs/06_experiments.ipynb #1f4bdd4f
 _RECORD_KEYS = {"benchmark": str, "variant": str, "seed": int, "arm": str, "kind": str, "metrics": dict}
 _NUMBER = (int, float)
-_IF_THERE = {"config_key": str, "config": dict, "wall_s": _NUMBER}              # fields a reader uses where a record has them
+_OR_NONE = _NUMBER + (type(None),)
+_IF_THERE = {"config_key": str, "config": dict, "wall_s": _NUMBER, "transfer_size": (int, type(None)), "sigma": _OR_NONE,
+             "alpha": _OR_NONE, "mu": _OR_NONE}                                  # fields a reader uses where a record has them
 _METRICS = {"final_error": _NUMBER, "val_error": _NUMBER, "final_test_loss": _NUMBER, "clip_fraction": _NUMBER,
             "history": dict}
 _PLAIN_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")    # `summarize` names folders <benchmark>-<variant>-<config_key>
@@ -382,6 +385,9 @@ def _record_problem(r) -> str | None:
     if not of(r["metrics"], "final_error", _NUMBER): return "no metrics.final_error"
     bad = [k for k, t in _IF_THERE.items() if k in r and not of(r, k, t)]
     bad += [f"metrics.{k}" for k, t in _METRICS.items() if k in r["metrics"] and not of(r["metrics"], k, t)]
+    numbers = lambda v: isinstance(v, list) and all(isinstance(x, _NUMBER) and not isinstance(x, bool) for x in v)
+    if isinstance(h := r["metrics"].get("history", {}), dict):                    # its per-epoch lists (and its label)
+        bad += [f"metrics.history.{k}" for k, v in h.items() if k != "label" and not numbers(v)]
     if bad: return f"no valid {bad[0]!r}"
     odd = [k for k in ("benchmark", "variant", "config_key") if k in r and not _PLAIN_NAME.fullmatch(r[k])]
     return f"{odd[0]} {r[odd[0]]!r} is not a plain name (letters, digits, '.', '_', '-')" if odd else None
@@ -389,7 +395,8 @@ def _record_problem(r) -> str | None:
 # %% ../nbs/06_experiments.ipynb #e682c673
 def load_records(path) -> list:
     """The result records of the JSON-lines file `path` ([] if missing). A line that is not JSON, or not a record (an
-    object with benchmark, variant, seed, arm, kind and metrics.final_error), is skipped with a warning naming it."""
+    object with benchmark, variant, seed, arm, kind and metrics.final_error, the other fields a reader uses of their types,
+    and plain names: `_record_problem`), is skipped with a warning naming it."""
     path = Path(path)
     if not path.exists(): return []
     if not path.is_file(): raise ValueError(f"results file {path} is not a file")
@@ -1057,7 +1064,7 @@ def best_noisy(rows) -> tuple:
     on, key = ("validation", "val_mean") if all(math.isfinite(r["val_mean"]) for r in ran) else ("test", "error_mean")
     ok = [r for r in ran if math.isfinite(r[key])]
     tie = (lambda r: r.get("val_loss_mean", math.nan)) if on == "validation" else (lambda r: 0.0)
-    return (min(ok, key=lambda r: (r[key], tie(r)))["arm"] if ok else None), on
+    return (min(ok, key=lambda r: (round(r[key], 9), tie(r)))["arm"] if ok else None), on   # equal counts: equal means
 
 # %% ../nbs/06_experiments.ipynb #f38e06a8
 def comparisons(records) -> list:
@@ -1316,7 +1323,7 @@ def study_specs(config: BenchmarkConfig, sigmas, alphas) -> list:
     if not sigmas or not alphas: raise ValueError("sigmas and alphas must each hold at least one value")
     base = [replace(s, groups=("study",)) for s in arm_specs(config) if s.name in ("hard", "l2")]   # checks config
     return base + [ArmSpec(noisy_arm_name(s, a), ("study",), Arm("noisy", sigma=s, alpha=a, mu=config.mu), config.student,
-                          Targets.TEACHER, config.l2_train) for s in sigmas if s > 0 for a in alphas if a > 0]
+                          Targets.TEACHER, config.l2_train) for s in sigmas if s > 0 for a in alphas]
 
 # %% ../nbs/06_experiments.ipynb #d0348547
 EVAL_EVERY_MAX = 10_000   # steps per epoch of a repeated subset: so many batches of images are held in memory

@@ -618,7 +618,7 @@ def _setup(model, train, test, val, config, arms, targets, teacher, name):
 # %% ../nbs/05_training.ipynb #342feb93
 def _fit(model, train, test, config, arm, targets, teacher, checkpoint, progress, desc, val=None, name="model",
          deadline=None, label=None) -> History:
-    "The training loop shared by `train_teacher` and `distil` (arguments already validated); `desc` labels the History."
+    "The training loop shared by `train_teacher` and `distil` (arguments already validated); `label`, else `desc`, names the History."
     device, train, test, val, targets, online = _setup(model, train, test, val, config, [arm], targets, teacher, name)
     n, steps = len(train), math.ceil(len(train) / config.batch_size)
     total = config.epochs * steps

@@ -342,7 +342,7 @@ def main(argv=None):
     p.add_argument("--part", choices=["a", "b", "c", "both", "all"], default="all",
                    help="a, b or c; 'both' = a and b; 'all' (default) = a, b and c")
     p.add_argument("--threads", type=_thread_count, default=None, metavar="N",
-                   help="torch CPU threads, N >= 1 (default: torch's choice)")
+                   help="torch CPU threads, 1 to 1024 (default: torch's choice)")
     p.add_argument("--compile", action="store_true", help="part (b): TrainConfig(compile=True) (CUDA only)")
     p.add_argument("--smoke", action="store_true", help="tiny data, runs part (b) on any device: checks the code paths")
     p.add_argument("--out", type=out_file, default=None, metavar="FILE",
