@@ -178,7 +178,7 @@ def _add_study(sub) -> argparse.ArgumentParser:
     s.add_argument("--benchmark", choices=DATASETS, required=True, help="the benchmark")
     s.add_argument("--sizes", type=_size_list, required=True, metavar="N,N,...", help="transfer-set sizes")
     s.add_argument("--sigmas", type=_number_list(0, NOISE_MAX), default=[0.0, 0.1, 0.2, 0.4, 0.8], metavar="S,S,...",
-                   help="noise standard deviations, in [0, 100] (default: 0,0.1,0.2,0.4,0.8); sigma = 0 (the L2 student) and "
+                   help=f"noise standard deviations, in [0, {NOISE_MAX:g}] (default: 0,0.1,0.2,0.4,0.8); sigma = 0 (the L2 student) and "
                         "the student alone on labels are trained in any case: they are the baselines")
     s.add_argument("--alphas", type=_number_list(0, 1, lo_open=True), default=None, metavar="A,A,...",
                    help="fractions of samples perturbed, in (0, 1] (default: the benchmark's alpha, 0.15; 0.5 for cifar10)")
@@ -190,7 +190,7 @@ def _add_study(sub) -> argparse.ArgumentParser:
     s.add_argument("--eval-every", type=_eval_every, default=None, metavar="N",
                    help="score the students on the validation and test sets about every N steps (small transfer sets "
                         "are repeated so that an epoch has N steps; default: after every pass, which on a small set is every few "
-                        "steps and then takes most of the time: 100 makes small-set studies many times faster); at most 10000")
+                        f"steps and then takes most of the time: 100 makes small-set studies many times faster); at most {EVAL_EVERY_MAX}")
     _common(s)
     return s
 

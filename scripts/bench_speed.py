@@ -329,7 +329,7 @@ def part_c(args, results):
 
 
 def main(argv=None):
-    from noisy_teachers.cli import _OneLineParser, _device, _device_here, _positive_int, _thread_count
+    from noisy_teachers.cli import _OneLineParser, _device, _device_here, _positive_int, _thread_count, THREADS_MAX
     p = _OneLineParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--device", type=_device, default=None, metavar="D",
                    help="device for part (b): cpu, cuda, cuda:<i> or mps (default: CUDA if available, then MPS, then the CPU)")
@@ -342,7 +342,7 @@ def main(argv=None):
     p.add_argument("--part", choices=["a", "b", "c", "both", "all"], default="all",
                    help="a, b or c; 'both' = a and b; 'all' (default) = a, b and c")
     p.add_argument("--threads", type=_thread_count, default=None, metavar="N",
-                   help="torch CPU threads, 1 to 1024 (default: torch's choice)")
+                   help=f"torch CPU threads, 1 to {THREADS_MAX} (default: torch's choice)")
     p.add_argument("--compile", action="store_true", help="part (b): TrainConfig(compile=True) (CUDA only)")
     p.add_argument("--smoke", action="store_true", help="tiny data, runs part (b) on any device: checks the code paths")
     p.add_argument("--out", type=out_file, default=None, metavar="FILE",

@@ -21,7 +21,7 @@ from pathlib import Path
 import torch
 
 from noisy_teachers.cli import (_OneLineParser, _non_negative_int, _number_from, _positive_int, _positive_number,
-                                _stopped, _terminate, _thread_count, _user_error)
+                                _stopped, _terminate, _thread_count, _user_error, THREADS_MAX)
 from noisy_teachers.data import DATASETS, DataNotFoundError, write_atomic
 from noisy_teachers.experiments import Run, get_config
 from noisy_teachers.training import train_teacher
@@ -58,7 +58,7 @@ def main(argv=None):
     p.add_argument("--seeds", type=_non_negative_int, nargs="+", default=[0, 1, 2], metavar="K",
                    help="seeds (initial weights, shuffling), each >= 0 (default: 0 1 2)")
     p.add_argument("--epochs", type=_positive_int, default=1, metavar="N", help="epochs per run, N >= 1 (default: 1)")
-    p.add_argument("--threads", type=_thread_count, default=1, metavar="N", help="torch threads, 1 to 1024 (default: 1)")
+    p.add_argument("--threads", type=_thread_count, default=1, metavar="N", help=f"torch threads, 1 to {THREADS_MAX} (default: 1)")
     a = p.parse_args(argv)
     a.command_parser = p                             # for `_user_error`: its lines start with this script's name
     torch.set_num_threads(a.threads)
