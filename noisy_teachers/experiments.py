@@ -452,9 +452,13 @@ def teacher_gap_ok(teacher_error: float, student_error: float, min_gap: float = 
     return False
 
 # %% ../nbs/06_experiments.ipynb #4b55af2d
+def _last(history: dict, k: str) -> float:
+    "The last epoch's value of `history[k]`; NaN where it has none (no validation set, say)."
+    return float(history[k][-1]) if history.get(k) else math.nan
+
 def _metrics(history: dict) -> dict:
     "A record's metrics: final test error and loss, final validation error, the mean fraction of clipped steps, the history."
-    last = lambda k: float(history[k][-1]) if history.get(k) else math.nan
+    last = functools.partial(_last, history)
     return dict(final_error=last("test_error"), final_test_loss=last("test_loss"), val_error=last("val_error"),
                 clip_fraction=float(np.mean(history.get("clip_fraction") or [0.0])), history=history)
 
@@ -1012,11 +1016,6 @@ def _mean_std(xs) -> tuple:
     xs = np.asarray(xs, dtype=float)
     return float(xs.mean()), (float(xs.std(ddof=1)) if len(xs) > 1 else math.nan)
 
-def _final_val_loss(r: dict) -> float:
-    "A record's validation loss at its last epoch; NaN without a validation set."
-    v = r["metrics"].get("history", {}).get("val_loss") or [math.nan]
-    return float(v[-1])
-
 def summarize(records) -> list:
     """One row per (benchmark, variant, transfer_size, arm), in order of first appearance: mean and sample std over seeds
     of the final (`error_*`) and `val_picked_error` (`picked_*`) test error, `val_mean` and `val_loss_mean` (the last
@@ -1036,7 +1035,7 @@ def summarize(records) -> list:
                          diverged=sum(not math.isfinite(r["metrics"]["final_error"]) for r in rs),
                          seeds=[r["seed"] for r in rs], error_mean=fm, error_std=fs, picked_mean=pm, picked_std=ps,
                          val_mean=float(np.mean([r["metrics"].get("val_error", math.nan) for r in rs])),
-                         val_loss_mean=float(np.mean([_final_val_loss(r) for r in rs])),
+                         val_loss_mean=float(np.mean([_last(r["metrics"].get("history", {}), "val_loss") for r in rs])),
                          clip_max=max(filter(math.isfinite, clip), default=math.nan), n_test=r0.get("n_test"),
                          wall_mean=float(np.mean([r["wall_s"] for r in rs])),
                          teacher_gap_ok=all(r.get("teacher_gap_ok", True) for r in rs)))
