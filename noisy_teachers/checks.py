@@ -104,9 +104,10 @@ def check_tensor(x, name: str, *shapes, dtype=None, lo=None, hi=None) -> Tensor:
 # %% ../nbs/00_checks.ipynb #feca181e
 def check_logits(x, name: str = "logits", *, many=False, **same_shape) -> Tensor:
     """`x` if it holds logits, else a ValueError naming `name` and what is accepted: a floating-point torch.Tensor
-    of shape (batch, classes) with batch >= 1, classes >= 1 and finite values. Finiteness is not checked on a tensor that requires
-    grad (a student's output in a training step): the training loop detects a diverged run from its loss, with a
-    diagnosis, without stopping the device at every step.
+    of shape (batch, classes) with batch >= 1, classes >= 1 and finite values. Finiteness is checked where `x` is on the
+    CPU (elsewhere reading it back would make the host wait for the device at every training step) and does not require
+    grad (a student's output in a training step): the training loop checks its targets once and detects a diverged run
+    from its loss, with a diagnosis.
 
     `many=True`: `x` is a non-empty list or tuple of logits, checked as `name[k]`. `same_shape`: more logits, keyed
     by their argument names (`teacher_logits=z`). All must have the shape and device of the first."""
@@ -122,6 +123,6 @@ def check_logits(x, name: str = "logits", *, many=False, **same_shape) -> Tensor
         if t.shape != t0.shape:
             raise ValueError(f"{first} and {n} must have the same shape (batch, classes), got {tuple(t0.shape)} and {tuple(t.shape)}")
         if t.device != t0.device: raise ValueError(f"{first} and {n} must be on the same device, got {t0.device} and {t.device}")
-        if not t.requires_grad and not bool(torch.isfinite(t).all()):   # one reduction; nan or inf would poison the loss
+        if t.device.type == "cpu" and not t.requires_grad and not bool(torch.isfinite(t).all()):   # nan or inf: a nan loss
             raise ValueError(f"{n} must be finite (holds nan or inf)")
     return x

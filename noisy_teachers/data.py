@@ -726,6 +726,9 @@ def load_dataset(name: str, root=None, download: bool = False, device="cpu") -> 
     try: device = torch.device(device)
     except (RuntimeError, TypeError) as e:
         raise ValueError(f"device must be a torch device such as 'cpu' or 'cuda', got {device!r}") from e
+    try: torch.empty(0, device=device)                                   # before any file is read: CUDA without a GPU
+    except (RuntimeError, NotImplementedError, AssertionError) as e:
+        raise ValueError(f"device {str(device)!r} cannot hold tensors here ({str(e).splitlines()[0][:120]}); use 'cpu'") from e
     if key == "digits": splits = _load_digits()
     else:
         source, base = _find_or_download(key, root, download)

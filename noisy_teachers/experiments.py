@@ -14,7 +14,7 @@ __all__ = ['VARIANTS', 'TEACHER_SEED_STRIDE', 'EVAL_EVERY_MAX', 'patch', 'Benchm
            'study_transfer', 'noise_benefit_study', 'study_gains', 'format_study', 'plot_study']
 
 # %% ../nbs/06_experiments.ipynb #70c5d6c7
-import functools, hashlib, json, math, os, platform, re, subprocess, sys, textwrap, time, warnings
+import copy, functools, hashlib, json, math, os, platform, re, subprocess, sys, textwrap, time, warnings
 from collections import defaultdict
 from contextlib import contextmanager, suppress
 from dataclasses import asdict, dataclass, fields, replace
@@ -24,7 +24,7 @@ from numbers import Integral
 from pathlib import Path
 import numpy as np
 import torch
-from .checks import check_flag, check_number, check_numbers
+from .checks import check_flag, check_module, check_number, check_numbers
 from .data import (
     DATASETS, CorruptFileError, ImageData, _room, _write_error, expand_by_augmentation, load_dataset, safe_load,
     save_atomic, split_off, subset, sweep_stale_temporaries, tight_layout)
@@ -202,6 +202,11 @@ def get_config(name: str, quick: bool = False, tiny: bool = False, epochs: int |
 def chosen_learning_rates(search) -> dict:
     """{family: lr} from a learning-rate search's records (`family`, `lr`, `diverged`, `final_val_error`, `val_loss` per
     epoch): the rate of lowest final validation error that did not diverge, ties to the lower final validation loss."""
+    need = {"family": str, "lr": (int, float), "final_val_error": (int, float), "val_loss": list}
+    for i, r in enumerate(search if isinstance(search, (list, tuple)) else [search]):
+        if not (isinstance(r, dict) and "diverged" in r and all(isinstance(r.get(k), t) for k, t in need.items()) and r["val_loss"]):
+            raise ValueError(f"search must be a list of learning-rate search records (dicts with {', '.join(need)} and "
+                             f"diverged), got {'search' if r is search else f'search[{i}]'} = {str(r)[:60]}")
     out = {}
     for fam in dict.fromkeys(r["family"] for r in search):
         ok = [r for r in search if r["family"] == fam and not r["diverged"]]
@@ -419,9 +424,12 @@ class DuplicateRecordWarning(UserWarning):
 
 def unique_records(records) -> list:
     """`records` with each `record_key` once: the first written wins (a later duplicate came from a second run of the
-    same arm), with a warning when a duplicate's final error differs from it."""
+    same arm), with a warning when a duplicate's final error differs from it. Something that is not a record
+    (`_record_problem`) is a ValueError naming it: `summarize`, `paired_gain` and `study_gains` start here."""
     first, clash = {}, []
-    for r in records:
+    if isinstance(records, (str, bytes, dict)): raise ValueError(f"records must be a list of result records, got a {type(records).__name__}")
+    for i, r in enumerate(records):
+        if problem := _record_problem(r): raise ValueError(f"records[{i}] is not a result record ({problem})")
         if (k := record_key(r)) not in first: first[k] = r; continue
         a, b = (x.get("metrics", {}).get("final_error") for x in (first[k], r))
         if a != b and not (a != a and b != b): clash.append(k)               # NaN twice is the same outcome
@@ -999,6 +1007,8 @@ def paired_stats(d) -> dict:
 def holm(ps) -> list:
     "Holm's step-down adjusted p-values of `ps` (same order; NaN stays NaN): controls the family-wise error rate."
     ps = [float(p) for p in ps]
+    if bad := next(((i, p) for i, p in enumerate(ps) if not (0 <= p <= 1 or math.isnan(p))), None):
+        raise ValueError(f"ps must be p-values in [0, 1] (nan: no test), got ps[{bad[0]}] = {bad[1]}")
     order = sorted((i for i, p in enumerate(ps) if math.isfinite(p)), key=lambda i: ps[i])
     out, running = list(ps), 0.0
     for k, i in enumerate(order):
@@ -1187,8 +1197,13 @@ def verify_run(config: BenchmarkConfig, records, seeds, out_dir) -> list:
 
 # %% ../nbs/06_experiments.ipynb #7a1e0c02
 def seconds_per_image(model, in_shape, batch_size=32, batches=2, train=True) -> float:
-    "Wall-clock seconds per image here of an SGD step (`train`) or a forward pass, after one warm-up batch."
-    x, y = torch.randn(batch_size, *in_shape), torch.randint(0, 10, (batch_size,))
+    """Wall-clock seconds per image here of an SGD step (`train`) or a forward pass, after one warm-up batch, on random
+    images of shape `in_shape` (C, H, W). A copy of `model` is timed: the caller's weights and mode stay as they were."""
+    check_module(model); check_flag(train, "train")
+    in_shape = check_numbers(in_shape, "in_shape", 1, integer=True)
+    batch_size, batches = check_number(batch_size, "batch_size", 1, integer=True), check_number(batches, "batches", 1, integer=True)
+    model, x = copy.deepcopy(model), torch.randn(batch_size, *in_shape)
+    with torch.no_grad(): y = torch.randint(0, model.eval()(x[:1]).shape[1], (batch_size,))    # labels the model can score
     opt, times = torch.optim.SGD(model.parameters(), lr=1e-3, momentum=0.9), []
     model.train(train)
     for _ in range(batches + 1):
@@ -1207,6 +1222,10 @@ def protocol_hours(config: BenchmarkConfig, n_train: int, n_test: int, t: dict, 
     from per-image times `t` (keys teacher_step, teacher_eval, student_step, student_eval): every teacher's epochs (SGD on
     the training split, scoring the test and validation splits), its logits on the transfer set, every student arm's
     epochs. The config's subsets count: `train_size`, `test_size`, the `val_size` held out, `transfer_size`, `expand_copies`."""
+    n_train, n_test, seeds = (check_number(v, k, 1, integer=True) for v, k in ((n_train, "n_train"), (n_test, "n_test"), (seeds, "seeds")))
+    keys = ("teacher_step", "teacher_eval", "student_step", "student_eval")
+    if not (isinstance(t, dict) and set(keys) <= set(t)): raise ValueError(f"t must be a dict of seconds per image with keys {keys}, got {t!r}")
+    t = {k: check_number(t[k], f"t[{k!r}]", 0) for k in keys}
     c, val = config, config.val_size or 0
     n_fit, n_eval = min(n_train, c.train_size or n_train) - val, min(n_test, c.test_size or n_test) + val
     n_transfer = min(n_fit, c.transfer_size or n_fit) * (1 + c.expand_copies)

@@ -227,6 +227,9 @@ def evaluate(model: nn.Module, data: ImageData, batch_size: int = 1024) -> dict:
         for idx in batches(len(data), batch_size, shuffle=False):
             x, y = data.batch(idx.to(device))
             g = model(x).float()
+            if g.shape != (len(x), len(data.classes)):
+                raise ValueError(f"model must give logits of shape (batch, {len(data.classes)}) for the {len(data.classes)} "
+                                 f"classes of data, got shape {tuple(g.shape)} for a batch of {len(x)}")
             loss += F.cross_entropy(g, y, reduction="sum")
             wrong += (g.argmax(1) != y).sum()
     return dict(loss=loss.item() / len(data), error=wrong.item() / len(data))
