@@ -97,9 +97,13 @@ def check_roots(args, p, device):
 
 
 def out_file(text: str) -> str:
-    "An argparse type: --out's file path, not empty and not a folder (checked before the benchmark runs, not after)."
+    """An argparse type: --out's file path, not empty, not a folder, in a folder that is one or can be made and that can
+    be written (checked before the benchmark runs, not after it)."""
     if not text.strip(): raise argparse.ArgumentTypeError(f"expected a file path, got {text!r}")
     if Path(text).is_dir(): raise argparse.ArgumentTypeError(f"{text} is a folder, not a file")
+    there = next(d for d in Path(text).absolute().parents if d.exists())     # the nearest folder that exists (/ at worst)
+    if not there.is_dir(): raise argparse.ArgumentTypeError(f"{text} cannot be written: {there} is a file, not a folder")
+    if not os.access(there, os.W_OK | os.X_OK): raise argparse.ArgumentTypeError(f"{text} cannot be written: {there} is not writable")
     return text
 
 
@@ -371,9 +375,13 @@ def main(argv=None):
     if args.out:
         out = Path(args.out)
         json_out = out if log is None else out.with_suffix(".json")
-        write_atomic(json.dumps(results, indent=1), json_out)
-        if log is not None:
-            write_atomic(log.text() + f"\nwrote {out} and {json_out}\n", out)
+        try:
+            write_atomic(json.dumps(results, indent=1), json_out)
+            if log is not None:
+                write_atomic(log.text() + f"\nwrote {out} and {json_out}\n", out)
+        except OSError as e:                          # a disk that filled meanwhile: the results are not lost
+            print(f"{p.prog}: error: {e}; the results, as JSON:\n{json.dumps(results, indent=1)}", file=sys.stderr)
+            sys.exit(2)
         print(f"\nwrote {out}" + ("" if log is None else f" and {json_out}"))
     return results
 

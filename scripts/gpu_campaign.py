@@ -31,7 +31,9 @@ written) and exits 0; rerunning the same command continues. On a machine whose d
 (and which copies back only files of limited size), `--pack DIR` writes OUT's records, teacher weights and training
 checkpoints into at most 4 archive parts of at most 15 MiB each in DIR (priority: records, teachers, then the
 checkpoints that fit, and last a finished search's teacher and logits, needed only to search again), and `--carry DIR` unpacks such parts into OUT before starting (a folder without parts, as on
-the first slice, starts afresh). See results/README.md.
+the first slice, starts afresh; a file OUT already holds is kept, and a records file gets only the carried records it
+lacks). A slice that stops at the budget having recorded nothing, with training checkpoints too large for the parts,
+exits with status 3: the next slice would only start them over. See results/README.md.
 
 `--smoke` runs the same steps with the `tiny` configurations on the CPU (about two minutes on two cores): CI runs it.
 """
@@ -140,11 +142,10 @@ def run_step(step, name, seeds, out, args, deadline):
                                                             budget_minutes=left), args)
     if records is None: return finished
     print(f"[{step}] done: {len(records)} records\n{format_table(summarize(records), markdown=False)}", flush=True)
-    if step == "cifar10-check":
-        t = next(r for r in records if r["arm"] == "teacher")["metrics"]["final_error"]
-        s = next(r for r in records if r["arm"] == "hard")["metrics"]["final_error"]
+    if step == "cifar10-check":                     # a choice (go on or not): made on validation, never on test
+        t, s = (next(r for r in records if r["arm"] == a)["metrics"]["val_error"] for a in ("teacher", "hard"))
         verdict = "on track" if t + config.min_teacher_gap <= s else "NOT on track: see chapter 12 before the full protocol"
-        print(f"[{step}] teacher {100 * t:.2f} % vs student alone {100 * s:.2f} % after "
+        print(f"[{step}] validation error: teacher {100 * t:.2f} % vs student alone {100 * s:.2f} % after "
               f"{config.teacher_train.epochs} epochs each: {verdict}", flush=True)
     return True
 
@@ -184,6 +185,12 @@ def pack(out: Path, dest: Path):
     for q in new: q.rename(q.with_suffix(""))
     print(f"packed {len(chosen)} files ({len(data) / 2 ** 20:.1f} MiB) into {dest}/slice.tar.part*"
           + (f"; left out (restart next slice): {', '.join(str(p.relative_to(out)) for p in left_out)}" if left_out else ""))
+    return [p for p in left_out if p.name.endswith(".train.pt")]
+
+
+def records_in(out: Path) -> int:
+    "How many records (lines of the `.jsonl` files) OUT holds: a slice that adds none and carries no checkpoint made no progress."
+    return sum(sum(1 for l in p.read_text(errors="replace").splitlines() if l.strip()) for p in out.rglob("*.jsonl"))
 
 
 def parts_in(folder: Path) -> list:
@@ -193,7 +200,9 @@ def parts_in(folder: Path) -> list:
 
 
 def unpack(src: Path, out: Path):
-    "Extract the archive parts `pack` wrote in `src` into `out`; a ValueError if they are not one whole archive."
+    """Extract the archive parts `pack` wrote in `src` into `out`; a ValueError if they are not one whole archive. A file
+    `out` already holds is kept (an OUT that survived its slice is as new as the archive, or newer), except a records file
+    (`.jsonl`), which gets the archive's lines it lacks: a carried archive never takes a finished record away."""
     parts = parts_in(src)
     if not parts and list(src.glob("slice.tar.part*.new")):   # killed between its last write and its renames
         raise ValueError(f"{src} holds only the .new parts of a pack that did not finish: not unpacked")
@@ -202,11 +211,24 @@ def unpack(src: Path, out: Path):
         raise ValueError(f"{src} holds the archive parts {', '.join(names)}: a part is missing, not unpacked")
     try:
         with tarfile.open(fileobj=io.BytesIO(b"".join(p.read_bytes() for p in parts)), mode="r:") as tar:
-            tar.getmembers()                         # reads the whole archive first: a cut one extracts nothing
-            tar.extractall(out, filter="data")
+            members = [tarfile.data_filter(m, str(out)) for m in tar.getmembers()]   # the whole archive read, and safe
+            held = [m for m in members if m.isfile() and (out / m.name).exists()]
+            tar.extractall(out, members=[m for m in members if m not in held], filter="data")
+            merged = [m for m in held if m.name.endswith(".jsonl") and merge_lines(out / m.name, tar.extractfile(m).read())]
     except tarfile.TarError as e:                    # a part cut short or damaged on its way
         raise ValueError(f"the archive parts in {src} cannot be unpacked ({e}): carry whole parts, or none") from None
-    print(f"unpacked {len(parts)} archive part(s) from {src} into {out}")
+    print(f"unpacked {len(parts)} archive part(s) from {src} into {out}" + (
+        f" (OUT already held {len(held)} of its files: kept; {len(merged)} records file(s) given the archive's records "
+        "they lacked)" if held else ""))
+
+
+def merge_lines(path: Path, carried: bytes) -> bool:
+    "Append to the records file `path` the lines of `carried` it lacks (atomically); whether it gained any."
+    from noisy_teachers.data import write_atomic
+    have = path.read_text(errors="replace").splitlines()
+    new = [l for l in carried.decode(errors="replace").splitlines() if l.strip() and l not in set(have)]
+    if new: write_atomic("\n".join(have + new) + "\n", path)
+    return bool(new)
 
 
 def main(argv=None):
@@ -240,12 +262,13 @@ def main(argv=None):
     from noisy_teachers.cli import _stopped, _terminate
     from noisy_teachers.experiments import folder_lock
     signal.signal(signal.SIGTERM, _terminate)        # `timeout`, a loan's end: a clean stop, as Ctrl-C, and the pack
-    code = 0
+    code, said, before = 0, "", None
     try:
         with folder_lock(args.out):                  # one campaign per folder, from the unpack to the pack
             try:
                 if args.carry: unpack(args.carry, args.out)
-                print(run_steps(args), flush=True)
+                before = records_in(args.out)
+                print(said := run_steps(args), flush=True)
                 if missing := [s for s in args.skipped if s not in OPTIONAL]:
                     code = 2
                     print(f"{p.prog}: error: no data for {', '.join(missing)}: point --data-root (or "
@@ -257,7 +280,14 @@ def main(argv=None):
                 code = 2
                 print(error_line(p.prog, e), file=sys.stderr, flush=True)
             finally:
-                if args.pack: pack(args.out, args.pack)   # what was done travels, whatever stopped the slice
+                lost = pack(args.out, args.pack) if args.pack else []   # what was done travels, whatever stopped the slice
+            if lost and said.startswith("campaign stopped") and records_in(args.out) == before:
+                code = 3                             # the next slice would start the same checkpoints over: a loop
+                print(f"{p.prog}: error: this slice recorded nothing, and its training checkpoints ("
+                      f"{', '.join(f'{q.name}, {q.stat().st_size / 2 ** 20:.0f} MiB' for q in lost)}) do not fit the "
+                      f"{MAX_PARTS} parts of {PART // 2 ** 20} MiB, so the next slice would start them over: give a slice more "
+                      "--budget-minutes, or run on a machine whose OUT persists (without --pack and --carry)",
+                      file=sys.stderr, flush=True)
     except (OSError, ValueError) as e:               # another campaign holds OUT, or the pack itself failed
         print(error_line(p.prog, e), file=sys.stderr)
         return 2

@@ -19,7 +19,8 @@ Records (one JSON line per (family, lr)) go to OUT/<benchmark>.jsonl; a rerun sk
 interrupted one from its checkpoint in OUT/<benchmark>-checkpoints/ (removed once its record is written). A folder
 holds one search (one seed, the tiny or the full configuration; another is refused) and one process at a time. A run
 whose loss becomes non-finite is recorded as diverged, with validation error 1.0 at every epoch (its earlier epochs are
-not kept). The MNIST search (18 students, one thread each on a 2-core x86_64 CPU) took about 1.5 h: 75 min of students
+not kept). A finished search writes its report, OUT/<benchmark>.md (the table, the chosen rates) and .png (`--report`
+writes them again from the records). The MNIST search (18 students, one thread each on a 2-core x86_64 CPU) took about 1.5 h: 75 min of students
 by their records, plus the teacher.
 """
 import json
@@ -34,7 +35,7 @@ import torch
 
 from noisy_teachers import models
 from noisy_teachers.data import DATASETS, DataNotFoundError, plain_log_axis, safe_load, save_atomic, write_atomic
-from noisy_teachers.experiments import Run, append_record, chosen_learning_rates, folder_lock, get_config
+from noisy_teachers.experiments import Run, _missing_folder, append_record, chosen_learning_rates, folder_lock, get_config
 from noisy_teachers.training import Arm, BudgetReached, distil, teacher_logits, train_teacher
 
 # Each grid spans at least 10x. L2 on raw logits gets a lower grid: the paper's eq. (1) sums over the classes and its
@@ -59,13 +60,22 @@ def read_search(path: Path) -> list:
     return [r for r in recs if isinstance(r, dict) and "family" in r]
 
 
+def unfinished(recs: list) -> list:
+    "The (family, lr) of the search's grids not recorded yet: every family its configuration trains, and any other searched."
+    c = get_config(recs[0]["benchmark"], tiny=recs[0].get("variant") == "tiny")
+    done = {(r["family"], r["lr"]) for r in recs}
+    return [(f, lr) for f in dict.fromkeys(families_of(c) + [r["family"] for r in recs]) for lr in GRIDS[f] if (f, lr) not in done]
+
+
 def report(path: Path):
-    "The search as a Markdown table and a figure (validation error per epoch, one panel per family), beside `path`."
+    """The search as a Markdown table and a figure (validation error per epoch, one panel per family), beside `path`;
+    of a search not finished, only the table, printed, with no rate chosen: the files beside `path` mean a finished one."""
     import matplotlib
     matplotlib.use("Agg")
     recs = read_search(path)
     if not recs: raise ValueError(f"no search records in {path}: run the search first")
-    best = chosen_learning_rates(recs)
+    todo = unfinished(recs)
+    best = {} if todo else chosen_learning_rates(recs)
     n_val = recs[0]["n_val"]
     lines = [f"# Learning-rate search: {recs[0]['benchmark']}", "",
              f"Seed {recs[0]['seed']}, {recs[0]['epochs']} epochs (cosine), batch {recs[0]['batch_size']}, momentum "
@@ -76,6 +86,11 @@ def report(path: Path):
         mark = " **(chosen)**" if best.get(r["family"]) == r["lr"] else ""
         lines.append(f"| {r['family']} | {r['lr']:g}{mark} | {100 * r['final_val_error']:.2f} | "
                      f"{100 * r['best_val_error']:.2f} | {'yes' if r['diverged'] else ''} |")
+    if todo:
+        print("\n".join(lines[:1] + [f"\n**Not finished: {len(todo)} run{'s' * (len(todo) > 1)} to go** ("
+              + ", ".join(f"{f} {lr:g}" for f, lr in todo) + "): no rate chosen yet, and nothing written; rerun the "
+              "search to finish it."] + lines[1:]))
+        return
     write_atomic("\n".join(lines) + "\n", path.with_suffix(".md"))
     fams = list(dict.fromkeys(r["family"] for r in recs))
     fig = _search_figure(recs, fams, best)
@@ -120,11 +135,10 @@ def search(benchmark, out: Path, data_root=None, device="cpu", seed=0, families=
     """Train every (family, lr) of `families` (default `families_of`) on the benchmark's own splits (its `Run`: the
     same validation hold-out and transfer set as its students). Resumable; one search per folder (a `ValueError` names the
     other search a folder holds), one process at a time (`FolderBusyError`); raises `BudgetReached` past `deadline`."""
-    c = get_config(benchmark, tiny=tiny)
+    c, new = get_config(benchmark, tiny=tiny), _missing_folder(out)
     run = Run(c, data_root=data_root, out_dir=out, device=device, progress=False, write=False)
-    fit, val = run.data[0], run.val
-    with folder_lock(out):
-        return _search(benchmark, c, run, fit, val, out, seed, families, tiny, deadline)
+    with folder_lock(out, new=new):                  # a folder made here and left empty (no data, say) is removed
+        return _search(benchmark, c, run, run.data[0], run.val, out, seed, families, tiny, deadline)
 
 
 def _search(benchmark, c, run, fit, val, out, seed, families, tiny, deadline):
@@ -187,8 +201,10 @@ def _search(benchmark, c, run, fit, val, out, seed, families, tiny, deadline):
 
 def _device_or_auto(text: str) -> str:
     "An argparse type: 'auto' or what `noisy_teachers.cli._device` accepts."
+    import argparse
     from noisy_teachers.cli import _device
-    return text if text == "auto" else _device(text)
+    try: return text if text == "auto" else _device(text)
+    except argparse.ArgumentTypeError: raise argparse.ArgumentTypeError(f"expected cpu, cuda, cuda:<i>, mps or auto, got {text!r}") from None
 
 
 def main(argv=None):
@@ -199,7 +215,8 @@ def main(argv=None):
     p.add_argument("--data-root", default=None, metavar="DIR",
                    help="folder holding the data set (default: $NOISY_TEACHERS_DATA, else the per-user cache)")
     p.add_argument("--out", type=_folder, required=True, metavar="OUT",
-                   help="output folder: OUT/<benchmark>.jsonl (records), .md and .png, and the checkpoints")
+                   help="output folder: OUT/<benchmark>.jsonl (records), the checkpoints, and once the search is finished "
+                        "its report, OUT/<benchmark>.md and .png")
     p.add_argument("--seed", type=_non_negative_int, default=0, metavar="K",
                    help="seed of the teacher and of every student (default: 0; the validation hold-out is the same for every K)")
     p.add_argument("--families", nargs="+", default=None, choices=list(GRIDS),
@@ -210,7 +227,8 @@ def main(argv=None):
     p.add_argument("--budget-minutes", type=_positive_number, default=None, metavar="M",
                    help="stop cleanly at the end of the epoch that crosses M minutes (M > 0; rerun to continue)")
     p.add_argument("--tiny", action="store_true", help="the benchmark's tiny configuration (seconds; a smoke test)")
-    p.add_argument("--report", action="store_true", help="only write OUT/<benchmark>.md and .png from the records")
+    p.add_argument("--report", action="store_true", help="train nothing: write OUT/<benchmark>.md and .png from the "
+                   "records of a finished search (of one not finished: print its table, write nothing)")
     a = p.parse_args(argv)
     a.command_parser = p                             # for `_user_error`: its lines start with this script's name
     _device_here(p, a.device)                        # cuda without a GPU, a GPU index past the last one, ...
@@ -219,7 +237,7 @@ def main(argv=None):
     signal.signal(signal.SIGTERM, _terminate)        # `kill`, `timeout`, a loan's end: the same clean stop as Ctrl-C
     try:
         if a.report: report(a.out / f"{a.benchmark}.jsonl")
-        else: search(a.benchmark, a.out, a.data_root, a.device, a.seed, a.families, a.tiny, deadline)
+        else: report(search(a.benchmark, a.out, a.data_root, a.device, a.seed, a.families, a.tiny, deadline))
     except BudgetReached as e:
         print(f"{e}; rerun the same command to continue", flush=True)
     except KeyboardInterrupt as e:

@@ -8,7 +8,8 @@ constant learning rate (the first epochs of the cosine schedule run at nearly th
 clip (`none` or a gradient norm) and seed, on the training split less the benchmark's validation hold-out, and scored
 on that hold-out; the test set is not touched. A chance-level validation error (about 90 % with 10 classes) means the
 run never left its start. Each finished run is a row of the markdown table at `--out`, rewritten whole (atomically)
-after every run; a rerun skips the rows already there.
+after every run; a rerun skips the rows already there, and the command the table names covers all its rows. One check
+at a time per folder: a second one on the same folder is refused while the first runs.
 """
 import argparse
 import re
@@ -23,7 +24,7 @@ import torch
 from noisy_teachers.cli import (_OneLineParser, _non_negative_int, _number_from, _positive_int, _positive_number,
                                 _stopped, _terminate, _thread_count, _user_error, THREADS_MAX)
 from noisy_teachers.data import DATASETS, DataNotFoundError, write_atomic
-from noisy_teachers.experiments import Run, get_config
+from noisy_teachers.experiments import Run, _missing_folder, folder_lock, get_config
 from noisy_teachers.training import train_teacher
 
 HEADER = ["| lr | clip | seed | train loss | validation error | steps clipped | seconds |", "|---|---|---|---|---|---|---|"]
@@ -63,7 +64,9 @@ def main(argv=None):
     a.command_parser = p                             # for `_user_error`: its lines start with this script's name
     torch.set_num_threads(a.threads)
     signal.signal(signal.SIGTERM, _terminate)        # `kill`, `timeout`: the same clean stop as Ctrl-C
-    try: return check(a, p)
+    new = _missing_folder(a.out.parent)
+    try:
+        with folder_lock(a.out.parent, new=new): return check(a, p)   # two writers of one table would lose rows
     except KeyboardInterrupt as e:
         how, code = _stopped(e)
         print(f"\n{p.prog}: {how}; the finished rows are in {a.out}: rerun the same command to resume", file=sys.stderr)
@@ -82,12 +85,14 @@ def check(a, p) -> int:
     try: lines = a.out.read_text().splitlines() if a.out.exists() else []
     except UnicodeDecodeError: p.error(f"argument --out: {a.out} is not a text file; use another file")
     lines = lines or [title]                         # a new (or empty) file
-    if lines[0] != title: p.error(f"argument --out: {a.out} holds another check ({lines[0][2:]!r}); use another file")
+    if lines[0] != title: p.error(f"argument --out: {a.out} holds another check ({lines[0].removeprefix('# ')!r}); use another file")
     rows = [l for l in lines if l.startswith("| ") and l not in HEADER]
-    command = (f"python scripts/teacher_clip.py {a.benchmark} --lrs {' '.join(f'{v:g}' for v in a.lrs)} --clips "
-               f"{' '.join('none' if v is None else f'{v:g}' for v in a.clips)} --seeds {' '.join(map(str, a.seeds))} "
-               f"--epochs {a.epochs} --threads {a.threads} --data-root DIR --out {a.out}")
-    done = {tuple(re.split(r"\s*\|\s*", r)[1:4]) for r in rows}
+    key_of = lambda r: tuple(re.split(r"\s*\|\s*", r)[1:4])          # (lr, clip, seed) of a row
+    done = {key_of(r) for r in rows}
+    def command():                                   # the one command that makes every row of the table
+        lrs, clips, seeds = (" ".join(dict.fromkeys(key_of(r)[i] for r in rows)) for i in range(3))
+        return (f"python scripts/teacher_clip.py {a.benchmark} --lrs {lrs} --clips {clips} --seeds {seeds} "
+                f"--epochs {a.epochs} --threads {a.threads} --data-root DIR --out {a.out}")
     for lr in a.lrs:
         for cl in a.clips:
             for seed in a.seeds:
@@ -100,7 +105,7 @@ def check(a, p) -> int:
                 rows.append(f"| {' | '.join(key)} | {h.train_loss[-1]:.3f} | {100 * h.test_error[-1]:.2f} % | "
                             f"{100 * h.clip_fraction[-1]:.0f} % | {time.time() - t0:.0f} |")
                 print(rows[-1], flush=True)
-                write_atomic("\n".join([title, "", f"    {command}", "", *HEADER, *rows]) + "\n", a.out)
+                write_atomic("\n".join([title, "", f"    {command()}", "", *HEADER, *rows]) + "\n", a.out)
                 done.add(key)
     return 0
 
