@@ -32,6 +32,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 NBS = REPO / "nbs"
 DIRECTIVE = re.compile(r"^\s*#\|\s*(\S+)")
+TABLE_ROW = re.compile(r"^\|.*$", re.M)        # a row of a Markdown table
+WORD_UNDERSCORE = re.compile(r"(?<=\w)_(?=\w)")  # an underscore inside a name (never emphasis there)
 FIG_ALT = re.compile(r"^\s*#\|\s*fig-alt:\s*(.+)$")
 
 
@@ -111,8 +113,10 @@ def chapter_order(index_nb: dict, available: list[str]) -> list[str]:
 def prepare_notebook(nb: dict, api_link: str | None = None) -> dict:
     """A copy of `nb` for the site: `#| hide` cells dropped, directive lines stripped (a `#| fig-alt:` line, Quarto's
     description of a cell's figure, becomes the alt text of its images), code cells left empty without outputs
-    dropped, the spaces around ± in Markdown outputs made non-breaking (a table cell's "4.10 ± 1.93" is one number),
-    widget state removed, and (if given) `api_link` markdown put under the title."""
+    dropped, the spaces around ± in Markdown outputs made non-breaking (a table cell's "4.10 ± 1.93" is one number) and
+    a table's arm names given break points after their underscores (`noisy_sigma0.4_alpha0.15` may end a line at each
+    `_`, never mid-token), a `#| slow` cell's code headed by a comment saying its output is a real run's (the site shows
+    no directive), widget state removed, and (if given) `api_link` markdown put under the title."""
     nb = copy.deepcopy(nb)
     cells = []
     for cell in nb["cells"]:
@@ -129,11 +133,14 @@ def prepare_notebook(nb: dict, api_link: str | None = None) -> dict:
                 cell.setdefault("metadata", {}).setdefault("tags", []).extend(tags)
             for out in cell.get("outputs", []):  # a results table's "mean ± sd" stays on one line in a narrow column
                 if "text/markdown" in out.get("data", {}):
-                    out["data"]["text/markdown"] = "".join(out["data"]["text/markdown"]).replace(" ± ", "\u00a0±\u00a0")
+                    md = "".join(out["data"]["text/markdown"]).replace(" ± ", "\u00a0±\u00a0")
+                    out["data"]["text/markdown"] = TABLE_ROW.sub(lambda m: WORD_UNDERSCORE.sub("_<wbr>", m[0]), md)
             alt = next((m.group(1).strip() for m in map(FIG_ALT.match, _src(cell).splitlines()) if m), None)
             if alt:  # read aloud and shown in place of the figure, instead of the image file's hash
                 cell.setdefault("metadata", {}).setdefault("mystnb", {}).setdefault("image", {})["alt"] = alt
             lines = [l for l in _src(cell).splitlines() if not DIRECTIVE.match(l)]
+            if "slow" in flags:                # the reader sees which outputs came from a real run, not a tiny test
+                lines.insert(0, "# slow: nbdev_test skips this cell; its output below was saved from a real run")
             cell["source"] = "\n".join(lines).strip("\n")
             if not cell["source"].strip() and not cell.get("outputs"):
                 continue
@@ -225,8 +232,8 @@ def main(argv=None) -> int:
     cmd = [sys.executable, "-m", "sphinx", "-b", "html", "-c", str(REPO / "docs"), "-d", str(src.parent / "site-doctrees"),
            "-E", "--keep-going", "-W", str(src), str(html)] + (["-q"] if a.quiet else [])
     rc = subprocess.call(cmd, cwd=REPO)
-    if rc == 0:
-        shutil.copytree(html, out)
+    if rc == 0:                               # the theme's page templates, copied as static files, are no pages
+        shutil.copytree(html, out, ignore=shutil.ignore_patterns("webpack-macros.html", "sbt-webpack-macros.html"))
     print(f"site {'built' if rc == 0 else 'FAILED'} in {time.monotonic() - t0:.0f} s: open {out / 'index.html'}")
     return rc
 

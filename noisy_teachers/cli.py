@@ -128,7 +128,8 @@ def _device_here(parser: argparse.ArgumentParser, device: str | None):
 def _add_demo(sub) -> argparse.ArgumentParser:
     d = sub.add_parser("demo", help="the method end to end on the bundled 8x8 digits, offline, in about a minute",
                        description="Teacher, student alone, L2 student and noisy students (sigma grid) on "
-                                   "scikit-learn's 8x8 digits; prints the table and saves demo.png.")
+                                   "scikit-learn's 8x8 digits, the students learning from 300 of its training images (the benchmark's transfer "
+                                   "set: few samples, where distillation matters); prints the table and saves demo.png.")
     d.add_argument("--seeds", type=_seed_count, default=3, metavar="N", help="number of seeds (default: 3)")
     _common(d, out_default=Path("noisy-teachers-demo"), threads=1)
     return d
@@ -136,7 +137,7 @@ def _add_demo(sub) -> argparse.ArgumentParser:
 # %% ../nbs/07_cli.ipynb #5e0a7c31
 def _protocol_options(p: argparse.ArgumentParser, tasks: str, quick: str, tiny: str, epochs: str = ""):
     "The options of `reproduce` and `study`: seeds, data, the protocol's size, Ray (`tasks`: what a task runs), budget."
-    p.add_argument("--seeds", type=_seed_count, required=True, metavar="N", help="number of seeds (0..N-1)")
+    p.add_argument("--seeds", type=_seed_count, required=True, metavar="N", help="number of seeds: 0..N-1, or K..K+N-1 with --first-seed K")
     p.add_argument("--first-seed", type=_first_seed, default=0, metavar="K",
                    help="start at seed K: seeds K..K+N-1 (to split seeds over processes or machines)")
     p.add_argument("--data-root", type=_data_root, default=None, metavar="DIR",
@@ -182,7 +183,7 @@ def _add_study(sub) -> argparse.ArgumentParser:
                         "the student alone on labels are trained in any case: they are the baselines")
     s.add_argument("--alphas", type=_number_list(0, 1, lo_open=True), default=None, metavar="A,A,...",
                    help="fractions of samples perturbed, in (0, 1] (default: the benchmark's alpha, 0.15; 0.5 for cifar10)")
-    _protocol_options(s, "(seed, size, group of arms)", quick="fewer epochs, a 5,000-image training set",
+    _protocol_options(s, "(seed, size, group of arms)", quick="fewer epochs and, but on digits, a 5,000-image training set",
                       tiny=" (σ and α: those of --sigmas and --alphas)",
                       epochs="; a transfer set of n images trains for N × (training set size) / n epochs, at most 10 N")
     s.add_argument("--steps", type=_positive_int, default=None, metavar="N",
@@ -327,19 +328,6 @@ def _prog(args) -> str:
 def _one_line_warning(message, category, filename, lineno, line=None, prog="noisy-teachers") -> str:
     return f"{prog}: warning: {message}\n"
 
-# %% ../nbs/07_cli.ipynb #d6795c91
-_DEMO_ARMS = ("hard", "l2", "sigma")     # the student alone, L2, the noisy teacher over the sigma grid
-
-def _run_demo(args, t0: float, config=None) -> int:
-    "`demo`: the student alone, L2 and the noisy teacher over sigma on the digits (`config`: `get_config('digits')` if None)."
-    config = get_config("digits") if config is None else config
-    records = run_benchmark(config, args.seeds, out_dir=args.out, device=args.device, progress=_progress(args),
-                            arms=list(_DEMO_ARMS), batched=args.batched)
-    print(_report(args.out, records, "noisy-teachers demo: digits (8x8), teacher / student alone / L2 / noisy teacher",
-                  plots={"sigma": "demo.png"}))
-    print(f"{len(records)} records in {time.perf_counter() - t0:.0f} s")
-    return 0
-
 # %% ../nbs/07_cli.ipynb #c07dif01
 def _differences(configs: dict) -> dict:
     """{folder: 'field value, …'}: for configurations `configs` ({folder: a record's `config`}) in one output folder, the
@@ -452,6 +440,23 @@ def _run_study(args, parser, config):
     records = _folder_records(args.out, config, "study.jsonl")[0]     # the teachers too (the run returns the students')
     print(_study_report(args.out, records))
     print(f"{len(records) - len(before)} new records, {len(before)} already in {args.out}")
+
+# %% ../nbs/07_cli.ipynb #d6795c91
+_DEMO_ARMS = ("hard", "l2", "sigma")     # the student alone, L2, the noisy teacher over the sigma grid
+
+def _run_demo(args, t0: float, config=None) -> int:
+    """`demo`: the student alone, L2 and the noisy teacher over sigma on the digits (`config`: `get_config('digits')` if
+    None); the report covers every record of this configuration in --out, as `reproduce`'s does."""
+    config = get_config("digits") if config is None else config
+    before, others = _folder_records(args.out, config)
+    _warn_others(args.out, others, config, "", "summary.md and demo.png")
+    records = unique_records(before + run_benchmark(config, args.seeds, out_dir=args.out, device=args.device,
+                                                    progress=_progress(args), arms=list(_DEMO_ARMS), batched=args.batched))
+    print(_report(args.out, records, "noisy-teachers demo: digits (8x8), teacher / student alone / L2 / noisy teacher",
+                  plots={"sigma": "demo.png"}))
+    print(f"{len(records) - len(before)} new records, {len(before)} already in {args.out} "
+          f"({time.perf_counter() - t0:.0f} s)")
+    return 0
 
 # %% ../nbs/07_cli.ipynb #49666f75
 def _run(args, parser) -> int:

@@ -32,8 +32,9 @@ written) and exits 0; rerunning the same command continues. On a machine whose d
 checkpoints into at most 4 archive parts of at most 15 MiB each in DIR (priority: records, teachers, then the
 checkpoints that fit, and last a finished search's teacher and logits, needed only to search again), and `--carry DIR` unpacks such parts into OUT before starting (a folder without parts, as on
 the first slice, starts afresh; a file OUT already holds is kept, and a records file gets only the carried records it
-lacks). A slice that stops at the budget having recorded nothing, with training checkpoints too large for the parts,
-exits with status 3: the next slice would only start them over. See results/README.md.
+lacks). A carried slice that stops (at the budget, or by a signal) having kept nothing new — no record, teacher or
+report — while its training checkpoints are too large for the parts exits with status 3: the next slice would only
+start them over. See results/README.md.
 
 `--smoke` runs the same steps with the `tiny` configurations on the CPU (about two minutes on two cores): CI runs it.
 """
@@ -160,8 +161,7 @@ def spent_search(p: Path, out: Path) -> bool:
 def pack(out: Path, dest: Path):
     """Records first, then teacher weights, then training checkpoints, then a finished search's teacher and logits, while
     they fit in MAX_PARTS parts of PART bytes."""
-    files = sorted(p for p in out.rglob("*") if p.is_file() and "cache" not in p.relative_to(out).parts
-                   and not p.name.startswith(".") and ".untrusted" not in p.name)   # checkpoints set aside: not carried
+    files = packable(out)
     rank = lambda p: (3 if spent_search(p, out) else 0 if p.suffix in (".jsonl", ".md", ".png") else
                       1 if not p.name.endswith(".train.pt") else 2, str(p))
     budget, chosen, left_out = PART * MAX_PARTS - 2 ** 20, [], []
@@ -188,9 +188,18 @@ def pack(out: Path, dest: Path):
     return [p for p in left_out if p.name.endswith(".train.pt")]
 
 
-def records_in(out: Path) -> int:
-    "How many records (lines of the `.jsonl` files) OUT holds: a slice that adds none and carries no checkpoint made no progress."
-    return sum(sum(1 for l in p.read_text(errors="replace").splitlines() if l.strip()) for p in out.rglob("*.jsonl"))
+def kept_files(out: Path) -> dict:
+    """What a slice leaves that the next one can use, beside its training checkpoints: {path: sha256} of OUT's records,
+    reports, teachers and logits (their bytes: a report written again unchanged is no progress). A slice that changes
+    none of them and carries no checkpoint made no progress."""
+    import hashlib
+    return {p: hashlib.sha256(p.read_bytes()).hexdigest() for p in packable(out) if not p.name.endswith(".train.pt")}
+
+
+def packable(out: Path) -> list:
+    "The files of OUT a pack may take: not its caches, temporaries, lock, or checkpoints set aside as untrusted."
+    return sorted(p for p in out.rglob("*") if p.is_file() and "cache" not in p.relative_to(out).parts
+                  and not p.name.startswith(".") and ".untrusted" not in p.name)
 
 
 def parts_in(folder: Path) -> list:
@@ -223,12 +232,21 @@ def unpack(src: Path, out: Path):
 
 
 def merge_lines(path: Path, carried: bytes) -> bool:
-    "Append to the records file `path` the lines of `carried` it lacks (atomically); whether it gained any."
+    """Append to the records file `path` the lines of `carried` it lacks, each once, byte for byte (atomically); whether
+    it gained any. A last line that a killed writer left without its newline is dropped when it is not JSON."""
     from noisy_teachers.data import write_atomic
-    have = path.read_text(errors="replace").splitlines()
-    new = [l for l in carried.decode(errors="replace").splitlines() if l.strip() and l not in set(have)]
-    if new: write_atomic("\n".join(have + new) + "\n", path)
+    data = path.read_bytes()
+    have = data.splitlines()
+    if have and not data.endswith(b"\n") and not parses(have[-1]): have.pop()
+    new = [l for l in dict.fromkeys(carried.splitlines()) if l.strip() and l not in set(have)]
+    if new: write_atomic(b"\n".join(have + new) + b"\n", path)
     return bool(new)
+
+
+def parses(line: bytes) -> bool:
+    import json
+    try: json.loads(line); return True
+    except ValueError: return False
 
 
 def main(argv=None):
@@ -267,7 +285,7 @@ def main(argv=None):
         with folder_lock(args.out):                  # one campaign per folder, from the unpack to the pack
             try:
                 if args.carry: unpack(args.carry, args.out)
-                before = records_in(args.out)
+                before = kept_files(args.out)
                 print(said := run_steps(args), flush=True)
                 if missing := [s for s in args.skipped if s not in OPTIONAL]:
                     code = 2
@@ -281,12 +299,12 @@ def main(argv=None):
                 print(error_line(p.prog, e), file=sys.stderr, flush=True)
             finally:
                 lost = pack(args.out, args.pack) if args.pack else []   # what was done travels, whatever stopped the slice
-            if lost and said.startswith("campaign stopped") and records_in(args.out) == before:
-                code = 3                             # the next slice would start the same checkpoints over: a loop
-                print(f"{p.prog}: error: this slice recorded nothing, and its training checkpoints ("
-                      f"{', '.join(f'{q.name}, {q.stat().st_size / 2 ** 20:.0f} MiB' for q in lost)}) do not fit the "
-                      f"{MAX_PARTS} parts of {PART // 2 ** 20} MiB, so the next slice would start them over: give a slice more "
-                      "--budget-minutes, or run on a machine whose OUT persists (without --pack and --carry)",
+            if args.carry and lost and not said.startswith("campaign complete") and kept_files(args.out) == before:
+                code = code or 3                     # stopped (budget or signal): the next slice would start them over
+                print(f"{p.prog}: error: this slice kept nothing new (no record, teacher or report), and its training "
+                      f"checkpoints ({', '.join(f'{q.name}, {q.stat().st_size / 2 ** 20:.0f} MiB' for q in lost)}) do not "
+                      f"fit the {MAX_PARTS} parts of {PART // 2 ** 20} MiB: a slice carried from this pack would start them "
+                      "over. Give a slice more --budget-minutes, or, where OUT persists, continue without --carry",
                       file=sys.stderr, flush=True)
     except (OSError, ValueError) as e:               # another campaign holds OUT, or the pack itself failed
         print(error_line(p.prog, e), file=sys.stderr)

@@ -60,21 +60,23 @@ def read_search(path: Path) -> list:
     return [r for r in recs if isinstance(r, dict) and "family" in r]
 
 
-def unfinished(recs: list) -> list:
-    "The (family, lr) of the search's grids not recorded yet: every family its configuration trains, and any other searched."
+def unfinished(recs: list, families=None) -> list:
+    """The (family, lr) of the search's grids not recorded yet: of `families` (default: every family its configuration
+    trains), and of any other family searched."""
     c = get_config(recs[0]["benchmark"], tiny=recs[0].get("variant") == "tiny")
-    done = {(r["family"], r["lr"]) for r in recs}
-    return [(f, lr) for f in dict.fromkeys(families_of(c) + [r["family"] for r in recs]) for lr in GRIDS[f] if (f, lr) not in done]
+    done, fams = {(r["family"], r["lr"]) for r in recs}, list(families or families_of(c))
+    return [(f, lr) for f in dict.fromkeys(fams + [r["family"] for r in recs]) for lr in GRIDS[f] if (f, lr) not in done]
 
 
-def report(path: Path):
+def report(path: Path, families=None):
     """The search as a Markdown table and a figure (validation error per epoch, one panel per family), beside `path`;
-    of a search not finished, only the table, printed, with no rate chosen: the files beside `path` mean a finished one."""
+    of a search not finished (`unfinished`, over `families`), only the table, printed, with no rate chosen: the files
+    beside `path` mean a finished one."""
     import matplotlib
     matplotlib.use("Agg")
     recs = read_search(path)
     if not recs: raise ValueError(f"no search records in {path}: run the search first")
-    todo = unfinished(recs)
+    todo = unfinished(recs, families)
     best = {} if todo else chosen_learning_rates(recs)
     n_val = recs[0]["n_val"]
     lines = [f"# Learning-rate search: {recs[0]['benchmark']}", "",
@@ -236,8 +238,8 @@ def main(argv=None):
     deadline = None if a.budget_minutes is None else time.time() + 60 * a.budget_minutes
     signal.signal(signal.SIGTERM, _terminate)        # `kill`, `timeout`, a loan's end: the same clean stop as Ctrl-C
     try:
-        if a.report: report(a.out / f"{a.benchmark}.jsonl")
-        else: report(search(a.benchmark, a.out, a.data_root, a.device, a.seed, a.families, a.tiny, deadline))
+        if a.report: report(a.out / f"{a.benchmark}.jsonl", a.families)
+        else: report(search(a.benchmark, a.out, a.data_root, a.device, a.seed, a.families, a.tiny, deadline), a.families)
     except BudgetReached as e:
         print(f"{e}; rerun the same command to continue", flush=True)
     except KeyboardInterrupt as e:

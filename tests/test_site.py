@@ -107,11 +107,13 @@ def check_prepare() -> list[str]:
         code("gap()", [{"output_type": "stream", "text": ["|w| = 0.6;  K = 20: a line with one double space\n"]}]),
         code("warn()", [{"output_type": "stream", "text": ["!" * 78 + "\n", "the teacher is weak\n"]}]),
         code("dump()", [{"output_type": "stream", "text": ["record:\n", "        metrics: {}\n"]}]),
-        code("rows()", [{"output_type": "display_data", "data": {"text/markdown": ["| l2 | 1.07 ± 0.06 |"]}}])]}
+        code("rows()", [{"output_type": "display_data", "data": {"text/markdown": ["| l2 | 1.07 ± 0.06 |\n",
+                                                                                   "| noisy_sigma0.1 | *best_noisy* |\n", "a_b\n"]}}])]}
     out = prepare_notebook(nb, "API LINK")
     got = [(c["cell_type"], c["source"]) for c in out["cells"]]
+    slow = "# slow: nbdev_test skips this cell; its output below was saved from a real run\n"
     want = [("markdown", "# Title\n\n> summary"), ("markdown", "API LINK"), ("code", "def f(x): return x"),
-            ("code", "run()"), ("code", "show()"), ("code", "check()"), ("code", "plot()"), ("code", "say()"),
+            ("code", slow + "run()"), ("code", "show()"), ("code", "check()"), ("code", slow + "plot()"), ("code", "say()"),
             ("code", "table()"), ("code", "gap()"), ("code", "warn()"), ("code", "dump()"), ("code", "rows()")]
     errs = [] if got == want else [f"prepare_notebook gave {got}, want {want}"]
     tags = [c["metadata"].get("tags") for c in out["cells"]]
@@ -122,8 +124,10 @@ def check_prepare() -> list[str]:
                     "listing -> none")
     if out["cells"][-7]["metadata"].get("mystnb") != {"image": {"alt": "a curve: falling"}}:
         errs.append(f"#| fig-alt gave metadata {out['cells'][-7]['metadata']}")
-    if out["cells"][-1]["outputs"][0]["data"]["text/markdown"] != "| l2 | 1.07\u00a0±\u00a00.06 |":
-        errs.append(f"a Markdown output's ± kept breakable spaces: {out['cells'][-1]['outputs'][0]['data']}")
+    if out["cells"][-1]["outputs"][0]["data"]["text/markdown"] != ("| l2 | 1.07\u00a0±\u00a00.06 |\n"
+                                                                  "| noisy_<wbr>sigma0.1 | *best_<wbr>noisy* |\na_b\n"):
+        errs.append(f"a Markdown output's ± kept breakable spaces, or a table's names got no break points after their "
+                    f"underscores (or text outside tables did): {out['cells'][-1]['outputs'][0]['data']}")
     if "widgets" in out["metadata"] or len(nb["cells"]) != 14 or "\u00a0" in str(nb):
         errs.append("prepare_notebook kept the widget state or changed its input")
     index = {"cells": [{"cell_type": "markdown", "source": "## The chapters\n\n| # | notebook |\n|---|---|\n"
@@ -172,6 +176,9 @@ PAGE_STATE_JS = r"""
     }).map(d => d.textContent.trim().slice(0, 40)),
     scrollingProse: [...document.querySelectorAll('.tag_output-wraps .cell_output pre')]
       .filter(e => e.scrollWidth > e.clientWidth + 1).map(e => e.textContent.slice(0, 60)),
+    wideTables: [...document.querySelectorAll('div.cell_output table')].filter(t =>
+      t.scrollWidth > (t.closest('.pst-scrollable-table-container') || t.parentElement).clientWidth + 1)
+      .map(t => t.rows[0].innerText.replace(/\s+/g, ' ').slice(0, 50)),
   };
 }
 """
@@ -229,6 +236,8 @@ def check_page(page, base: str, key: str, path: str, problems: list[str], shot: 
         p.append(f"widgets: {st['widgetPlaceholders']} placeholders, {st['widgetFallback']} text fallbacks (want 0, 2)")
     if st["scrollingProse"]:
         p.append(f"{len(st['scrollingProse'])} prose outputs scroll sideways instead of wrapping: {st['scrollingProse'][:2]}")
+    if st["wideTables"]:                   # a verdict column off-screen, a scrollbar under a 2,000-px table
+        p.append(f"{len(st['wideTables'])} results tables wider than the column: {st['wideTables'][:2]}")
     if console:
         p.append(f"{len(console)} console errors: {console[:3]}")
     shot.parent.mkdir(parents=True, exist_ok=True)
