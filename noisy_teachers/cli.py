@@ -419,15 +419,21 @@ def _warn_others(out: Path, others: list, config, held: str, files: str):
                              f"({config.label}, {config.key}); `noisy-teachers summarize --out {out}` writes one folder "
                              "per configuration")
 
+def _run_into(args, config, run, files: str, title: str | None = None, plots=_PLOTS, t0: float | None = None):
+    """`run()` (it returns its records) into --out, then the report of every record of `config` there and how many are
+    new (and, with `t0`, the seconds since); first a warning if the folder also holds others, whose `files` it replaces."""
+    before, others = _folder_records(args.out, config)
+    _warn_others(args.out, others, config, "", files)
+    records = unique_records(before + run())
+    print(_report(args.out, records, title or _title(records), plots))
+    print(f"{len(records) - len(before)} new records, {len(before)} already in {args.out}"
+          + ("" if t0 is None else f" ({time.perf_counter() - t0:.0f} s)"))
+
 def _run_reproduce(args, parser, config):
     "`reproduce`: the arms (all, or --arms) here or on Ray; then the report of every record of this configuration in --out."
     if args.arms: _check_arms(config, args.arms, parser)
-    before, others = _folder_records(args.out, config)
     run, kw = _runner(args, parser, run_benchmark, "run_benchmark_ray")
-    _warn_others(args.out, others, config, "", "summary.md and the plots")
-    records = unique_records(before + run(config, arms=args.arms, **kw))
-    print(_report(args.out, records, _title(records)))
-    print(f"{len(records) - len(before)} new records, {len(before)} already in {args.out}")
+    _run_into(args, config, lambda: run(config, arms=args.arms, **kw), "summary.md and the plots")
 
 # %% ../nbs/07_cli.ipynb #a93c4637
 def _run_study(args, parser, config):
@@ -448,14 +454,10 @@ def _run_demo(args, t0: float, config=None) -> int:
     """`demo`: the student alone, L2 and the noisy teacher over sigma on the digits (`config`: `get_config('digits')` if
     None); the report covers every record of this configuration in --out, as `reproduce`'s does."""
     config = get_config("digits") if config is None else config
-    before, others = _folder_records(args.out, config)
-    _warn_others(args.out, others, config, "", "summary.md and demo.png")
-    records = unique_records(before + run_benchmark(config, args.seeds, out_dir=args.out, device=args.device,
-                                                    progress=_progress(args), arms=list(_DEMO_ARMS), batched=args.batched))
-    print(_report(args.out, records, "noisy-teachers demo: digits (8x8), teacher / student alone / L2 / noisy teacher",
-                  plots={"sigma": "demo.png"}))
-    print(f"{len(records) - len(before)} new records, {len(before)} already in {args.out} "
-          f"({time.perf_counter() - t0:.0f} s)")
+    run = lambda: run_benchmark(config, args.seeds, out_dir=args.out, device=args.device, progress=_progress(args),
+                                arms=list(_DEMO_ARMS), batched=args.batched)
+    _run_into(args, config, run, "summary.md and demo.png", t0=t0, plots={"sigma": "demo.png"},
+              title="noisy-teachers demo: digits (8x8), teacher / student alone / L2 / noisy teacher")
     return 0
 
 # %% ../nbs/07_cli.ipynb #49666f75
