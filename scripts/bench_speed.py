@@ -99,11 +99,11 @@ def check_roots(args, p, device):
 def out_file(text: str) -> str:
     """An argparse type: --out's file path, not empty, not a folder, in a folder that is one or can be made and that can
     be written (checked before the benchmark runs, not after it)."""
+    from noisy_teachers.experiments import _out_folder
     if not text.strip(): raise argparse.ArgumentTypeError(f"expected a file path, got {text!r}")
     if Path(text).is_dir(): raise argparse.ArgumentTypeError(f"{text} is a folder, not a file")
-    there = next(d for d in Path(text).absolute().parents if d.exists())     # the nearest folder that exists (/ at worst)
-    if not there.is_dir(): raise argparse.ArgumentTypeError(f"{text} cannot be written: {there} is a file, not a folder")
-    if not os.access(there, os.W_OK | os.X_OK): raise argparse.ArgumentTypeError(f"{text} cannot be written: {there} is not writable")
+    try: _out_folder(Path(text).parent, "its folder")                  # made now if missing, as the runs make theirs
+    except ValueError as e: raise argparse.ArgumentTypeError(f"{text} cannot be written: {e}") from None
     return text
 
 

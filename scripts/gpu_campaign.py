@@ -78,7 +78,7 @@ def searched(config, step, path):
     families = lr_search.families_of(config)
     recs = [r for r in lr_search.read_search(path) if r.get("variant", "full") == config.variant   # tiny: --smoke's
             and r["family"] in families]
-    if todo := {(f, lr) for f in families for lr in lr_search.GRIDS[f]} - {(r["family"], r["lr"]) for r in recs}:
+    if todo := lr_search.unfinished(recs, families):
         raise ValueError(f"the learning-rate search in {path.parent} is not finished for the {config.variant} {config.name} "
                          f"configuration ({len(todo)} run{'s' * (len(todo) > 1)} to go): run step {SEARCHED_BY[step]} first")
     rates = chosen_learning_rates(recs)

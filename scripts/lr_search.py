@@ -60,23 +60,21 @@ def read_search(path: Path) -> list:
     return [r for r in recs if isinstance(r, dict) and "family" in r]
 
 
-def unfinished(recs: list, families=None) -> list:
-    """The (family, lr) of the search's grids not recorded yet: of `families` (default: every family its configuration
-    trains), and of any other family searched."""
-    c = get_config(recs[0]["benchmark"], tiny=recs[0].get("variant") == "tiny")
-    done, fams = {(r["family"], r["lr"]) for r in recs}, list(families or families_of(c))
-    return [(f, lr) for f in dict.fromkeys(fams + [r["family"] for r in recs]) for lr in GRIDS[f] if (f, lr) not in done]
+def unfinished(recs: list, families) -> list:
+    "The (family, lr) of the grids of `families`, and of any other family searched, that `recs` do not record yet."
+    done = {(r["family"], r["lr"]) for r in recs}
+    return [(f, lr) for f in dict.fromkeys([*families, *(r["family"] for r in recs)]) for lr in GRIDS[f] if (f, lr) not in done]
 
 
 def report(path: Path, families=None):
     """The search as a Markdown table and a figure (validation error per epoch, one panel per family), beside `path`;
-    of a search not finished (`unfinished`, over `families`), only the table, printed, with no rate chosen: the files
-    beside `path` mean a finished one."""
+    of a search not finished (`unfinished`, over `families`, default: every family its configuration trains), only the
+    table, printed, with no rate chosen: the files beside `path` mean a finished one."""
     import matplotlib
     matplotlib.use("Agg")
     recs = read_search(path)
     if not recs: raise ValueError(f"no search records in {path}: run the search first")
-    todo = unfinished(recs, families)
+    todo = unfinished(recs, families or families_of(get_config(recs[0]["benchmark"], tiny=recs[0].get("variant") == "tiny")))
     best = {} if todo else chosen_learning_rates(recs)
     n_val = recs[0]["n_val"]
     lines = [f"# Learning-rate search: {recs[0]['benchmark']}", "",
