@@ -7,6 +7,8 @@ __all__ = ['check_number', 'check_numbers', 'check_flag', 'check_generator', 'ch
 
 # %% ../nbs/00_checks.ipynb #89f909f9
 import math
+import reprlib
+import sys
 from collections.abc import Sequence
 from numbers import Integral, Real
 
@@ -34,12 +36,13 @@ def check_number(x, name: str, lo=-math.inf, hi=math.inf, *, integer=False, lo_o
     v = x.item() if isinstance(x, Tensor) and x.numel() == 1 else x
     is_bool = isinstance(v, (bool, np.bool_))                    # np.True_ is no Python bool, but a bool all the same
     ok = isinstance(v, Integral if integer else Real) and not is_bool
-    ok = ok and (integer or math.isfinite(v)) and (v > lo if lo_open else v >= lo) and (v < hi if hi_open else v <= hi)
+    finite = lambda: integer or (abs(v) <= sys.float_info.max if isinstance(v, Integral) else math.isfinite(v))  # 10**400
+    ok = ok and finite() and (v > lo if lo_open else v >= lo) and (v < hi if hi_open else v <= hi)
     if not ok:
         kind = "an integer" if integer else "a number" if math.isfinite(lo) and math.isfinite(hi) else "a finite number"
         rng = _range_words(lo, hi, lo_open, hi_open)
         got = (f"a tensor of shape {tuple(x.shape)}" if isinstance(x, Tensor) and x.numel() != 1
-               else f"a bool ({bool(v)!r})" if is_bool else repr(v))
+               else f"a bool ({bool(v)!r})" if is_bool else reprlib.repr(v) if isinstance(v, Integral) else repr(v))
         raise ValueError(f"{name} must be {kind}{' ' + rng if rng else ''}{' or None' if allow_none else ''}, got {got}")
     return int(v) if integer else float(v)
 
@@ -80,12 +83,12 @@ _KINDS = {None: ("a ", lambda t: True), "floating": ("a floating-point ", Tensor
           "integer": ("an integer ", lambda t: not (t.is_floating_point() or t.is_complex() or t.dtype == torch.bool)),
           torch.bool: ("a bool ", lambda t: t.dtype == torch.bool)}
 
-def check_tensor(x, name: str, *shapes, dtype=None, lo=None, hi=None) -> Tensor:
+def check_tensor(x, name: str, *shapes, dtype=None, lo=None, hi=None, finite=False) -> Tensor:
     """`x` if it is a torch.Tensor of one of `shapes` (none given: any shape), else a ValueError naming `name`.
 
     A shape is a tuple of sizes; a string is a free size, named in the message: `("samples", "features")`.
-    `dtype`: None (any), "floating", "integer" or `torch.bool`. `lo`, `hi`: bounds on the values, checked
-    where `x` is on the CPU (elsewhere the check would make the host wait for the device)."""
+    `dtype`: None (any), "floating", "integer" or `torch.bool`. `lo`, `hi`: bounds on the values, and `finite`:
+    no nan or inf, checked where `x` is on the CPU (elsewhere the check would make the host wait for the device)."""
     if not any(dtype is k or dtype == k for k in _KINDS):
         raise ValueError(f"dtype must be None, 'floating', 'integer' or torch.bool, got {dtype!r}")
     kind, is_kind = _KINDS[dtype]
@@ -99,6 +102,7 @@ def check_tensor(x, name: str, *shapes, dtype=None, lo=None, hi=None) -> Tensor:
     if (lo, hi) != (None, None) and x.device.type == "cpu" and x.numel() and not (low <= x.min() and x.max() <= high):
         raise ValueError(f"{name} must hold values {_range_words(low, high)}, got values in "
                          f"[{x.min().item():g}, {x.max().item():g}]")
+    if finite and x.device.type == "cpu" and not bool(torch.isfinite(x).all()): raise ValueError(f"{name} must be finite (holds nan or inf)")
     return x
 
 # %% ../nbs/00_checks.ipynb #feca181e

@@ -11,7 +11,7 @@ __all__ = ['DATA_ENV', 'CIFAR10_CLASSES', 'FASHION_MNIST_CLASSES', 'DIGIT_CLASSE
            'repo_root', 'start_from_results']
 
 # %% ../nbs/03_data.ipynb #dd6b806d
-import gzip, hashlib, logging, lzma, math, os, pickle, re, shutil, struct, tarfile, tempfile, time, warnings, zlib
+import gzip, hashlib, logging, lzma, math, os, pickle, re, shutil, socket, struct, tarfile, tempfile, time, warnings, zlib
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -514,13 +514,36 @@ def _writable_cache(base: Path) -> Path | None:
     return next((d for d in _cache_dirs(base) if _writable(d)), None)
 
 # %% ../nbs/03_data.ipynb #0ff02bd6
-def _umask_mode(mode: int) -> int:
-    "`mode` less the process umask (mkstemp/mkdtemp create private 0600/0700 entries; a shared data root wants the usual ones)."
+def _proc_umask() -> int | None:
+    "The process umask as Linux (4.7+) shows it in /proc/self/status, read without changing it; None elsewhere."
+    try:
+        with open("/proc/self/status") as f: return next((int(l.split()[1], 8) for l in f if l.startswith("Umask:")), None)
+    except (OSError, ValueError, IndexError): return None
+
+def _swap_umask() -> int:
+    "The umask learned the only portable way, setting it to 0 and back: for that instant 0 in every thread, so done once."
     u = os.umask(0); os.umask(u)
-    return mode & ~u
+    return u
+
+_UMASK_AT_IMPORT = _swap_umask() if _proc_umask() is None else None    # where there is no /proc: at import, before threads
+
+def _umask_mode(mode: int) -> int:
+    """`mode` less the process umask (mkstemp/mkdtemp create private 0600/0700 entries; a shared data root wants the usual
+    ones). The umask is read, never set: setting it, even for an instant, would apply to files other threads create."""
+    u = _proc_umask()
+    return mode & ~(_UMASK_AT_IMPORT if u is None else u)
 
 # %% ../nbs/03_data.ipynb #b72d3e02
-_TEMPORARY = re.compile(r"\..+?(?:\.(\d+)(?:\.[a-z0-9_]{8})?|[.-][a-z0-9_]{8})\.tmp")   # .<name>.<pid>[.<random>].tmp; older: no pid
+# .<name>.<pid>@<host>.<random>.tmp; older names: no host (.<name>.<pid>[.<random>].tmp), or no pid (.<name>.<random>.tmp)
+_TEMPORARY = re.compile(r"\..+?(?:\.(\d+)(?:@([A-Za-z0-9-]+))?(?:\.[a-z0-9_]{8})?|[.-][a-z0-9_]{8})\.tmp")
+
+def _host_tag(name: str) -> str:
+    "The host name `name` as a part of a file name: letters, digits and '-' only, at most 40 characters (longer: cut, + a hash)."
+    tag = re.sub(r"[^A-Za-z0-9-]", "-", name) or "host"
+    return tag if len(tag) <= 40 else f"{tag[:31]}-{hashlib.sha256(name.encode()).hexdigest()[:8]}"
+
+_HOST = _host_tag(socket.gethostname())                                 # this machine's, in the names of its temporaries
+
 def _alive(pid: int) -> bool:
     "Does process `pid` exist? (Another user's counts as alive; on Windows every pid does.)"
     if os.name == "nt": return True                   # os.kill would terminate it: leave it to the age rule
@@ -532,8 +555,10 @@ def _alive(pid: int) -> bool:
 # %% ../nbs/03_data.ipynb #51443111
 def sweep_stale_temporaries(folder, recursive: bool = False, max_age_s: float = 3600.0) -> list[Path]:
     """Remove the temporaries that writers killed mid-write leave: entries of `folder` (and of its sub-folders when
-    `recursive`; default: that folder only) named `.<name>.<pid>.<random>.tmp` or `.<name>.<pid>.tmp` whose writer
-    process no longer exists, or older than `max_age_s` seconds. Returns the removed paths; touches nothing else."""
+    `recursive`; default: that folder only) named `.<name>.<pid>@<host>.<random>.tmp` by this host (`_HOST`) whose writer
+    process no longer exists, or older than `max_age_s` seconds: another host's only by age, as its pid means nothing
+    here (names without a host, `.<name>.<pid>[.<random>].tmp`, by the pid as well). Returns the removed paths; touches
+    nothing else."""
     folder, recursive = Path(folder), check_flag(recursive, "recursive")
     if not folder.is_dir(): raise ValueError(f"folder must be an existing folder, got {str(folder)!r}")
     removed, now = [], time.time()
@@ -541,7 +566,7 @@ def sweep_stale_temporaries(folder, recursive: bool = False, max_age_s: float = 
         m = _TEMPORARY.fullmatch(p.name)
         if not m or any(q in removed for q in p.parents): continue
         try:
-            if (m[1] and not _alive(int(m[1]))) or now - p.lstat().st_mtime > max_age_s:
+            if (m[1] and m[2] in (None, _HOST) and not _alive(int(m[1]))) or now - p.lstat().st_mtime > max_age_s:
                 if p.is_dir() and not p.is_symlink(): shutil.rmtree(p)
                 else: p.unlink()
                 removed.append(p)
@@ -561,14 +586,14 @@ def _write_error(e: Exception, said: str) -> OSError:
 
 def save_atomic(obj, path, save=torch.save) -> Path:
     """`save(obj, tmp)` (default `torch.save`; any writer that takes an object and a file path, e.g. for text or a
-    figure) to a temporary `.<name>.<pid>.<random>.tmp` beside `path`, then `os.replace`, so that no reader (or crash)
+    figure) to a temporary `.<name>.<pid>@<host>.<random>.tmp` beside `path`, then `os.replace`, so that no reader (or crash)
     sees a half-written file. Makes the parent folder, sweeps its stale temporaries; returns `path`. A write that fails
     is an `OSError` (of the same errno, if it had one) that names the file and the room left on its disk: torch's own
     error on a full disk, "basic_ios::clear: iostream error", names neither."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     sweep_stale_temporaries(path.parent)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.{os.getpid()}.", suffix=".tmp")
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.{os.getpid()}@{_HOST}.", suffix=".tmp")
     os.close(fd)
     try:
         save(obj, tmp)
@@ -596,7 +621,7 @@ def _extract_once(tarball: Path, base: Path) -> Path:
     d = _writable_cache(base)
     if d is None: raise PermissionError(f"no writable folder to unpack {tarball} into (tried {[str(d) for d in _cache_dirs(base)]})")
     sweep_stale_temporaries(d)
-    dest, tmp = d / name, Path(tempfile.mkdtemp(dir=d, prefix=f".{name}.{os.getpid()}.", suffix=".tmp"))
+    dest, tmp = d / name, Path(tempfile.mkdtemp(dir=d, prefix=f".{name}.{os.getpid()}@{_HOST}.", suffix=".tmp"))
     try:
         try:
             with tarfile.open(tarball) as tf: tf.extractall(tmp, filter="data")

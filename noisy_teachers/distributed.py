@@ -231,5 +231,5 @@ def noise_benefit_study_ray(config: BenchmarkConfig, sizes, sigmas, alphas, seed
         _check_study(S, sizes, length)
         tasks = [t for seed in seeds for t in _study_tasks(S, seed, specs, sizes, batched, length)]
         _run_on_ray(S, tasks, address, device, data_root, download, progress)
-        for seed in seeds: _drop_stale_study_checkpoints(S, seed, specs, sizes, length)   # as `noise_benefit_study` does
+        for seed in seeds: _drop_stale_study_checkpoints(S, seed, specs, sizes)   # as `noise_benefit_study` does
         return [r for r in S.records if r["seed"] in seeds and r.get("study") == "noise_benefit"]

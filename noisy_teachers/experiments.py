@@ -261,7 +261,7 @@ def noisy_arm_name(sigma, alpha, kind: str = "noisy") -> str:
 def arm_specs(config: BenchmarkConfig) -> list:
     """Every student arm of the protocol for `config`, in run order ("hard" first: the teacher check needs it).
     Groups: "baseline" (hard, l2, kd), "dropout" (hard_dropout, l2_dropout), "sigma" (σ grid at the paper's α,
-    with l2 as σ = 0), "alpha" (α grid at `alpha_study_sigma`), "student_noise", "ensemble" (several teachers)."""
+    with l2 as σ = 0 when `mu` is 0), "alpha" (α grid at `alpha_study_sigma`), "student_noise", "ensemble" (several teachers)."""
     if not isinstance(config, BenchmarkConfig):
         raise ValueError(f"config must be a BenchmarkConfig, got {type(config).__name__}")
     c, specs = config, {}
@@ -271,7 +271,7 @@ def arm_specs(config: BenchmarkConfig) -> list:
         elif group not in specs[name].groups:                      # the same arm reached from another grid
             specs[name] = replace(specs[name], groups=specs[name].groups + (group,))
     def noisy(sigma, alpha, group):
-        if sigma == 0 or alpha == 0: add("l2", group, Arm("l2"))
+        if alpha == 0 or (sigma == 0 and c.mu == 0): add("l2", group, Arm("l2"))   # μ ≠ 0: σ = 0 still scales by 1 + μ
         else: add(noisy_arm_name(sigma, alpha), group, Arm("noisy", sigma=sigma, alpha=alpha, mu=c.mu))
     add("hard", "baseline", Arm("hard"), targets=Targets.LABELS, train=c.student_train)
     add("hard_dropout", "dropout", Arm("hard"), student=dropped, targets=Targets.LABELS, train=c.student_dropout_train or c.student_train)
@@ -865,12 +865,13 @@ def teacher(self: Run, seed, k=0):
     return model, float(hist["test_error"][-1])
 
 # %% ../nbs/06_experiments.ipynb #c06ckn01
-def _checkpoint_name(specs, n: int, copies: int = 1) -> str:
+def _checkpoint_name(specs, n: int, copies: int = 1, epochs: int | None = None) -> str:
     """The training checkpoint's file name of the arms `specs` trained together on `n` images (× `copies`: a study's
-    repeated subset, so that 100 images × 4 and 400 images, which train differently, never share a checkpoint)."""
+    repeated subset, so that 100 images × 4 and 400 images, which train differently, never share a checkpoint) for
+    `epochs` (a study's length; None: not in the name), so that runs of other lengths never share one either."""
     names = " ".join(s.name for s in specs)
     tag = names if len(specs) == 1 else "group-" + hashlib.sha256(names.encode()).hexdigest()[:10]
-    return f"{tag}_n{n}" + (f"x{copies}" if copies > 1 else "") + ".train.pt"
+    return f"{tag}_n{n}" + (f"x{copies}" if copies > 1 else "") + (f"_e{epochs}" if epochs else "") + ".train.pt"
 
 # %% ../nbs/06_experiments.ipynb #d265a55f
 @patch
@@ -882,7 +883,7 @@ def students(self: Run, seed, specs, targets, teacher=None, transfer=None, epoch
     cfgs = [replace(s.train, seed=seed, device=str(self.device), epochs=epochs or s.train.epochs) for s in specs]
     study = extra.get("study", "")                      # a study's checkpoints: in a folder of their own, seed<k>/<study>/
     n = extra.get("transfer_size", len(transfer))       # a study's subset size, repeated `copies` times in `transfer`
-    ck = self.ckpt / f"seed{seed}" / study / _checkpoint_name(specs, n, extra.get("copies", 1))
+    ck = self.ckpt / f"seed{seed}" / study / _checkpoint_name(specs, n, extra.get("copies", 1), cfgs[0].epochs if study else None)
     self.check_budget(f"seed {seed}: {names}")
     online = cfgs[0].augment                            # augmented images: the teacher runs on each batch, not targets
     kw = dict(targets=None if online else targets, teacher=teacher if online else None, checkpoint=ck, val=self.val,
@@ -1021,19 +1022,35 @@ def holm_family(rows) -> list:
     p = 1: it was asked, and losing a run must not make the other verdicts easier to reach."""
     return holm([1.0 if r.get("diverged") and r["n"] >= 2 else r["p"] for r in rows])
 
+# %% ../nbs/06_experiments.ipynb #c06one02
+def _one_configuration(records) -> list:
+    """`records`, unless those of one benchmark and variant come from several configurations (`config_key`): a
+    ValueError naming them and how to keep one, as their seeds would be averaged and paired as one arm's."""
+    keys = defaultdict(set)
+    for r in records: keys[(r["benchmark"], r["variant"])].add(r.get("config_key"))
+    for (b, v), ks in keys.items():
+        if len(ks) > 1:
+            ks = sorted(ks, key=lambda k: (k is None, str(k)))        # a record without a key: last
+            raise ValueError(f"records of {b} ({v}) come from {len(ks)} configurations (config_key {', '.join(map(repr, ks))}); "
+                             f"summaries would average them as seeds of one arm. Keep one: [r for r in records if "
+                             f"r.get('config_key') == {ks[0]!r}], or run `noisy-teachers summarize --out <folder>`, "
+                             "which writes a folder per configuration")
+    return records
+
 # %% ../nbs/06_experiments.ipynb #f878359e
 def _mean_std(xs) -> tuple:
     xs = np.asarray(xs, dtype=float)
     return float(xs.mean()), (float(xs.std(ddof=1)) if len(xs) > 1 else math.nan)
 
 def summarize(records) -> list:
-    """One row per (benchmark, variant, transfer_size, arm), in order of first appearance: mean and sample std over seeds
+    """One row per (benchmark, variant, transfer_size, arm) of records of one configuration per benchmark and variant
+    (`_one_configuration`), in order of first appearance: mean and sample std over seeds
     of the final (`error_*`) and `val_picked_error` (`picked_*`) test error, `val_mean` and `val_loss_mean` (the last
     epoch's validation error and loss), `clip_max`, `wall_mean`, `n`,
     `diverged` (seeds whose final error is not finite), `teacher_gap_ok` (every seed's), and the arm's fields. NaN where
     a value is missing (a std of n = 1 too)."""
     groups = defaultdict(list)
-    for r in unique_records(records): groups[(r["benchmark"], r["variant"], r.get("transfer_size"), r["arm"])].append(r)
+    for r in _one_configuration(unique_records(records)): groups[(r["benchmark"], r["variant"], r.get("transfer_size"), r["arm"])].append(r)
     rows = []
     for (b, v, n_tr, arm), rs in groups.items():
         rs = sorted(rs, key=lambda r: r["seed"])
@@ -1054,10 +1071,11 @@ def summarize(records) -> list:
 # %% ../nbs/06_experiments.ipynb #917ad555
 def paired_gain(records, arm: str, baseline: str) -> dict:
     """How much `arm` lowers the test error below `baseline`, paired over the (benchmark, variant, transfer_size,
-    seed) both have: d = error(baseline) − error(arm); returns dict(arm, baseline) and the fields of
-    `paired_stats(d)`: n, gain = mean d, se, ci95 (t-based half-width), p and diverged. Positive gain = `arm` is better."""
+    seed) both have, in records of one configuration (`_one_configuration`): d = error(baseline) − error(arm); returns
+    dict(arm, baseline) and the fields of `paired_stats(d)`: n, gain = mean d, se, ci95 (t-based half-width), p and
+    diverged. Positive gain = `arm` is better."""
     by = defaultdict(dict)
-    for r in unique_records(records): by[r["arm"]][(r["benchmark"], r["variant"], r.get("transfer_size"), r["seed"])] = r
+    for r in _one_configuration(unique_records(records)): by[r["arm"]][(r["benchmark"], r["variant"], r.get("transfer_size"), r["seed"])] = r
     keys = sorted(set(by[arm]) & set(by[baseline]), key=str)
     d = [by[baseline][k]["metrics"]["final_error"] - by[arm][k]["metrics"]["final_error"] for k in keys]
     return dict(arm=arm, baseline=baseline, **paired_stats(d))
@@ -1275,13 +1293,15 @@ class NothingToPlot(ValueError):
 
 # %% ../nbs/06_experiments.ipynb #20e4948b
 def plot_sigma(rows, alpha=None):
-    """Figure: test error (%, mean ± std over seeds) vs σ at `alpha` (default: the α most noisy arms use), L2 as σ = 0,
-    noise in the student as a second curve, the student alone, L2 and Hinton's KD as bands. `rows`: `summarize`'s."""
+    """Figure: test error (%, mean ± std over seeds) vs σ at `alpha` (default: the α most noisy arms use), L2 as σ = 0
+    (unless a noisy arm is there: noise of mean μ ≠ 0), noise in the student as a second curve, the student alone, L2
+    and Hinton's KD as bands. `rows`: `summarize`'s."""
     title, arms = _one_benchmark(rows), {r["arm"]: r for r in rows}
     noisy = [r for r in rows if r["kind"] == "noisy"]
     if alpha is None and noisy: alpha = max(sorted({r["alpha"] for r in noisy}), key=lambda a: sum(r["alpha"] == a for r in noisy))
-    zero = [dict(arms["l2"], sigma=0.0)] if "l2" in arms else []
-    pts = zero + [r for r in noisy if r["alpha"] == alpha]
+    at = [r for r in noisy if r["alpha"] == alpha]
+    zero = [dict(arms["l2"], sigma=0.0)] if "l2" in arms and all(r["sigma"] for r in at) else []
+    pts = zero + at
     if len(pts) < 2: raise NothingToPlot("rows must hold L2 and noisy-teacher arms at one alpha to plot against sigma")
     fig, ax = _axes()
     _curve(ax, pts, "sigma", f"noisy teacher (α = {alpha:g})", color="C0")
@@ -1422,15 +1442,17 @@ def _study_group(S: Run, seed: int, n: int, group, teacher, teacher_error: float
                       copies=_study_length(S.c, len(S.data[0]), n, **length)[0], study_length=length)
 
 # %% ../nbs/06_experiments.ipynb #c06sst01
-def _drop_stale_study_checkpoints(S: Run, seed: int, specs, sizes, length: dict) -> None:
+def _drop_stale_study_checkpoints(S: Run, seed: int, specs, sizes) -> None:
     """The study's `_drop_stale_checkpoints`: remove the checkpoint in `seed<k>/noise_benefit/` of each group of `specs`
-    (batched or one by one) whose arms all have a record of `seed` at its size (`sizes`, capped at the training set):
-    a group killed, then its arms trained another way. A group with an arm still to train keeps it."""
+    (batched or one by one) whose arms all have a record of `seed` at its size (`sizes`, capped at the training set),
+    of any length (`copies`, epochs; `_check_study` refuses lengths other than the records'):
+    a group killed, then its arms trained another way or at another length. A group with an arm still to train keeps it."""
     N, folder = len(S.data[0]), S.ckpt / f"seed{seed}" / "noise_benefit"
     done = lambda group, n: all(S.has(seed, s.name, transfer_size=n) for s in group)
-    paths = {folder / _checkpoint_name(g, n, _study_length(S.c, N, n, **length)[0]) for n in {min(n, N) for n in sizes}
+    stems = {_checkpoint_name(g, n).removesuffix(".train.pt") for n in {min(n, N) for n in sizes}
              for batched in (True, False) for g in arm_groups(S.c, specs, batched) if done(g, n)}
-    for p in paths: p.unlink(missing_ok=True)
+    for p in folder.glob("*.train.pt"):                  # <arms>_n<n>[x<copies>][_e<epochs>].train.pt
+        if re.fullmatch(r"(.*?)(x\d+)?(_e\d+)?\.train\.pt", p.name)[1] in stems: p.unlink(missing_ok=True)
 
 # %% ../nbs/06_experiments.ipynb #623be529
 def noise_benefit_study(config: BenchmarkConfig, sizes, sigmas, alphas, seeds, data_root=None, out_dir="runs/study",
@@ -1455,7 +1477,7 @@ def noise_benefit_study(config: BenchmarkConfig, sizes, sigmas, alphas, seeds, d
                         bar.set_postfix_str(f"seed {seed}, n = {n}: {', '.join(s.name for s in group)}")
                         _study_group(S, seed, n, group, teacher, t_err, transfer, epochs, length, z)
                         bar.update(len(group))
-                _drop_stale_study_checkpoints(S, seed, specs, ns, length)
+                _drop_stale_study_checkpoints(S, seed, specs, ns)
         return [r for r in S.records if r["seed"] in seeds and r.get("study") == "noise_benefit"]
 
 # %% ../nbs/06_experiments.ipynb #sg06l001

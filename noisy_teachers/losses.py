@@ -12,39 +12,43 @@ from torch import Tensor
 
 from .checks import check_logits, check_number, check_tensor
 
+# %% ../nbs/00_logit_regression.ipynb #8e784026
+def _at_least_float32(t: Tensor) -> Tensor:
+    "`t` in float32 if it is float16 or bfloat16, else as it is."
+    return t.float() if t.dtype in (torch.float16, torch.bfloat16) else t
+
 # %% ../nbs/00_logit_regression.ipynb #86b9fa37
 def logit_regression_loss(student_logits: Tensor, teacher_logits: Tensor) -> Tensor:
     """Eq. (1): `1/(2T) * sum_i ||g_i - z_i||^2` for student logits g and teacher logits z, shape (T, n).
 
     A sum over the n classes and a mean over the T samples of the batch (note: this is n/2 times
     `F.mse_loss`, which averages over all T*n entries). Returns a scalar tensor; the gradient with
-    respect to the student logits is (g - z)/T. Both arguments must be 2-D floating point, same shape."""
+    respect to the student logits is (g - z)/T. Both arguments must be 2-D floating point, same shape;
+    half-precision logits are compared in float32 (a squared gap of 81 summed over 10 classes overflows float16)."""
     check_logits(student_logits, "student_logits", teacher_logits=teacher_logits)
-    return 0.5 * (student_logits - teacher_logits).pow(2).sum(dim=1).mean()
-
-# %% ../nbs/00_logit_regression.ipynb #8e784026
-def _at_least_float32(t: Tensor) -> Tensor:
-    return t.float() if t.dtype in (torch.float16, torch.bfloat16) else t
+    return 0.5 * (_at_least_float32(student_logits) - _at_least_float32(teacher_logits)).pow(2).sum(dim=1).mean()
 
 # %% ../nbs/00_logit_regression.ipynb #5c0f3a12
 def _soft_target(g: Tensor, z: Tensor, tau: float) -> Tensor:
     "`soft_target_loss` without its checks (for a training loop that checked its targets once)."
-    log_q = F.log_softmax(_at_least_float32(g) / tau, dim=1)
-    log_p = F.log_softmax(_at_least_float32(z) / tau, dim=1)
-    return tau ** 2 * (log_p.exp() * (log_p - log_q)).sum(dim=1).mean()
+    wide = torch.float32 if g.device.type == "mps" else torch.float64    # Apple's MPS has no float64
+    log_q = F.log_softmax(g.to(wide) / tau, dim=1)
+    log_p = F.log_softmax(z.to(wide) / tau, dim=1)
+    kl = tau ** 2 * (log_p.exp() * (log_p - log_q)).sum(dim=1).mean()
+    return kl.to(_at_least_float32(g).dtype)
 
 # %% ../nbs/00_logit_regression.ipynb #5c0f3a15
 def soft_target_loss(student_logits: Tensor, teacher_logits: Tensor, temperature) -> Tensor:
     """Hinton et al.'s distillation loss: `tau**2 * mean_i KL(softmax(z_i/tau) || softmax(g_i/tau))`.
 
     g = `student_logits`, z = `teacher_logits` (2-D floating point, same shape (T, n)); tau =
-    `temperature`, in [0.01, 1e4]. Mean over the T samples of the batch; computed in at least
-    float32. For large tau and per-sample zero-mean logits, n times this loss (and its gradient)
-    approaches `logit_regression_loss`."""
+    `temperature`, in [0.01, 1e4]. Mean over the T samples of the batch; computed in float64 (float32
+    on MPS) and returned in the logits' dtype, at least float32. For large tau and per-sample zero-mean
+    logits, n times this loss (and its gradient) approaches `logit_regression_loss`."""
     check_logits(student_logits, "student_logits", teacher_logits=teacher_logits)
     return _soft_target(student_logits, teacher_logits, check_temperature(temperature))
 
-TEMPERATURE_RANGE = (0.01, 1e4)    # in float32 the loss's value loses digits as tau grows (its gradient far less)
+TEMPERATURE_RANGE = (0.01, 1e4)    # beyond 1e4 even float64 loses the loss's digits to cancellation
 
 def check_temperature(temperature) -> float:
     "`temperature` as a float if in `TEMPERATURE_RANGE`, else a ValueError naming it and the range."

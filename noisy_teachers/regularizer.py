@@ -25,7 +25,7 @@ def noise_regularizer(student_logits: Tensor, teacher_logits: Tensor, xi: Tensor
     `student_logits` g and `teacher_logits` z are (T, n); `xi` (T, n) and `chosen` bool (T,) as `draw_noise` returns
     them (gives a scalar), or stacks of D draws, (D, T, n) and (D, T) (gives (D,)). Unchosen rows add nothing."""
     T, n = check_logits(student_logits, "student_logits", teacher_logits=teacher_logits).shape
-    check_tensor(xi, "xi", (T, n), ("draws", T, n), dtype="floating")
+    check_tensor(xi, "xi", (T, n), ("draws", T, n), dtype="floating", finite=True)
     check_tensor(chosen, "chosen", tuple(xi.shape[:-1]), dtype=torch.bool)
     d = xi * teacher_logits                                                       # the perturbation z' - z
     per_sample = (d * d).sum(-1) - 2 * (d * (student_logits - teacher_logits)).sum(-1)     # (..., T)
@@ -146,10 +146,14 @@ def measure_gradient_noise(student, teacher_logits: Tensor, sigma, alpha, mu=0.0
 def ridge_solution(inputs: Tensor, targets: Tensor, lam) -> Tensor:
     """argmin_w ||targets - inputs @ w||^2 + lam ||w||^2 = (X^T X + lam I)^{-1} X^T y (lam >= 0; 0: least squares).
 
-    `inputs` (N, d), `targets` (N,) or (N, m); returns (d,) or (d, m). No intercept (centre the data first)."""
+    `inputs` (N, d), `targets` (N,) or (N, m); returns (d,) or (d, m). No intercept (centre the data first). With
+    lam = 0 `inputs` must have rank d (no fewer independent samples than features), else there is no one answer."""
     X = check_tensor(inputs, "inputs", ("samples", "features"), dtype="floating")
     y = check_tensor(targets, "targets", (len(X),), (len(X), "outputs")).to(X.dtype)
     lam = check_number(lam, "lam", 0)
+    if lam == 0 and (rank := int(torch.linalg.matrix_rank(X))) < X.shape[1]:
+        raise ValueError(f"inputs must have full column rank for lam = 0 (least squares has no unique solution with "
+                         f"{X.shape[0]} samples, {X.shape[1]} features, rank {rank}); pass lam > 0")
     A = X.T @ X + lam * torch.eye(X.shape[1], dtype=X.dtype, device=X.device)
     return torch.linalg.solve(A, X.T @ y)
 
@@ -161,6 +165,7 @@ def noisy_input_solution(inputs: Tensor, targets: Tensor, s, copies: int,
     X = check_tensor(inputs, "inputs", ("samples", "features"), dtype="floating")
     y = check_tensor(targets, "targets", (len(X),), (len(X), "outputs")).to(X.dtype)
     s, K = check_number(s, "s", 0), check_number(copies, "copies", 1, integer=True)
+    if s == 0: return ridge_solution(X, y, 0.0)                            # K equal copies: least squares
     E = s * torch.randn(K, *X.shape, generator=generator, device=check_generator(generator), dtype=X.dtype).to(X.device)
     Xn = X + E                                                             # (K, N, d)
     return torch.linalg.solve(torch.einsum("kna,knb->ab", Xn, Xn), torch.einsum("kna,n...->a...", Xn, y))

@@ -61,6 +61,14 @@ def lr_factor(schedule: str, step: int, total_steps: int) -> float:
     if schedule == "step": return 0.1 ** sum(t >= m for m in (total_steps / 2, 3 * total_steps / 4))
     return 1.0
 
+# %% ../nbs/05_training.ipynb #np05pl01
+def _plain(x):
+    """A checked number `x` as Python's own int or float (None stays None): a NumPy scalar or a one-element tensor
+    becomes the Python number it holds, which `torch.load(weights_only=True)` and JSON accept."""
+    if x is None or type(x) in (int, float): return x
+    v = x.item() if hasattr(x, "item") else x                  # np.float64, np.int32, torch.tensor(0.1), ...
+    return v if type(v) in (int, float) else float(v)
+
 # %% ../nbs/05_training.ipynb #c4673406
 @dataclass(frozen=True)
 class TrainConfig:
@@ -88,13 +96,15 @@ class TrainConfig:
     def __post_init__(self):
         for name, lo in (("epochs", 1), ("batch_size", 1), ("seed", 0), ("augment_pad", 0), ("eval_batch_size", 1)):
             object.__setattr__(self, name, check_number(getattr(self, name), name, lo, integer=True))   # stored as Python ints
-        check_number(self.lr, "lr", 0, lo_open=True)        # other numbers as given (lr=1 stays 1 in JSON)
+        check_number(self.lr, "lr", 0, lo_open=True)
         check_number(self.momentum, "momentum", 0, 1, hi_open=True)
         check_number(self.weight_decay, "weight_decay", 0)
         if self.schedule not in SCHEDULES: raise _bad("schedule", f"one of {SCHEDULES}", self.schedule)
         check_number(self.clip_grad_norm, "clip_grad_norm", 0, lo_open=True, allow_none=True)
         for name in ("augment", "augment_flip", "amp", "compile"): check_flag(getattr(self, name), name)
         if self.device is not None: get_device(self.device)           # raises ValueError naming the device
+        for name in ("lr", "momentum", "weight_decay", "clip_grad_norm"):  # Python's numbers, not NumPy's (lr=1 stays 1)
+            object.__setattr__(self, name, _plain(getattr(self, name)))
 
 # %% ../nbs/05_training.ipynb #cec0b331
 ARM_KINDS = ("hard", "l2", "kd", "noisy", "student_noise")
@@ -127,6 +137,7 @@ class Arm:
         for k, v in zip(("sigma", "alpha", "mu"), check_noise_args(sigma, alpha, self.mu)): object.__setattr__(self, k, v)
         check_temperature(self.temperature)
         check_number(self.kd_weight, "kd_weight", 0, 1)
+        for k in ("temperature", "kd_weight"): object.__setattr__(self, k, _plain(getattr(self, k)))   # as TrainConfig's
 
     @property
     def needs_teacher(self) -> bool:

@@ -15,6 +15,7 @@ import io
 import math
 import numbers
 import os
+import threading
 import time
 from collections.abc import Sequence
 
@@ -24,6 +25,7 @@ import torch
 from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
 from torch import Tensor
+from traitlets import validate
 
 from .data import _check_data, load_dataset
 from .checks import check_logits, check_number, check_tensor
@@ -124,12 +126,19 @@ def _label_errors(labels, pred_before: Tensor, pred_after: Tensor, n_classes: in
     return dict(labels=labels.numpy(), error_before=float((pred_before != labels).float().mean()),
                 error_after=float((pred_after != labels).float().mean()))
 
+# %% ../nbs/20_explore.ipynb #b4d07f13
+def _top_class(logits: Tensor) -> Tensor:
+    "Each row's predicted class, the index of its largest logit; -1 (no answer) where that largest value is tied."
+    top = logits.max(1, keepdim=True).values
+    return torch.where((logits == top).sum(1) == 1, logits.argmax(1), -1)
+
 # %% ../nbs/20_explore.ipynb #b12b466b
 def noise_view(teacher_logits: Tensor, sigma, alpha, mu=0.0, seed: int = 0, student_logits: Tensor | None = None,
                labels: Tensor | Sequence[int] | None = None, sample: int | None = None, n_draws: int = 200) -> dict:
     """What the explorer shows for `teacher_logits` (B, n) under eq. (2)'s noise (`sigma` its std, `alpha` the chance a
     row is chosen, `mu` its mean; drawn from `seed`), as numbers and NumPy arrays: settings, `logits`, `perturbed`, `xi`,
-    `chosen`, `flipped`, predictions, the `sample` row's softmax, `E_R` (mean ± se over `n_draws` draws), eq. (1)'s loss
+    `chosen`, `flipped`, `no_answer` (chosen rows whose noisy top logit is tied), predictions (-1: no answer, see
+    `_top_class`), the `sample` row's softmax, `E_R` (mean ± se over `n_draws` draws), eq. (1)'s loss
     for `student_logits` (None: `default_student_logits`) on clean and noisy targets, and with `labels` error rates."""
     z = _as_logits(teacher_logits, "teacher_logits")
     sigma, alpha, mu = check_noise_args(sigma, alpha, mu)
@@ -140,8 +149,8 @@ def noise_view(teacher_logits: Tensor, sigma, alpha, mu=0.0, seed: int = 0, stud
         raise ValueError(f"student_logits must have the teacher's shape {tuple(z.shape)}, got {tuple(g.shape)}")
     xi, chosen = draw_noise(z, sigma, alpha, mu, generator=torch.Generator().manual_seed(seed))
     zp = perturb_logits(z, sigma, alpha, mu, generator=torch.Generator().manual_seed(seed))
-    pred0, pred1 = z.argmax(1), zp.argmax(1)
-    flipped = chosen & (pred0 != pred1)
+    pred0, pred1 = _top_class(z), _top_class(zp)
+    flipped, no_answer = chosen & (pred1 >= 0) & (pred0 != pred1), chosen & (pred1 < 0)   # no answer is not a flip
     if sample is None:
         sample = (torch.nonzero(flipped).flatten().tolist() + torch.nonzero(chosen).flatten().tolist() + [0])[0]
     sample = check_number(_whole(sample), "sample", 0, len(z) - 1, integer=True)
@@ -150,6 +159,7 @@ def noise_view(teacher_logits: Tensor, sigma, alpha, mu=0.0, seed: int = 0, stud
         logits=z.numpy(), perturbed=zp.numpy(), xi=xi.numpy(), student=g.numpy(),
         chosen=chosen.numpy(), n_chosen=int(chosen.sum()), chosen_fraction=float(chosen.float().mean()),
         pred_before=pred0.numpy(), pred_after=pred1.numpy(), flipped=flipped.numpy(), n_flipped=int(flipped.sum()),
+        no_answer=no_answer.numpy(), n_no_answer=int(no_answer.sum()),
         sample=sample, probs_before=torch.softmax(z[sample], 0).numpy(), probs_after=torch.softmax(zp[sample], 0).numpy(),
         **_regularizer_numbers(g, z, xi, chosen, sigma, alpha, mu, seed, n_draws),
         loss_clean=float(logit_regression_loss(g, z)), loss_noisy=float(logit_regression_loss(g, zp)))
@@ -159,15 +169,17 @@ def noise_view(teacher_logits: Tensor, sigma, alpha, mu=0.0, seed: int = 0, stud
 def readout_text(state: dict) -> str:
     "The one-line summary the explorer prints under its sliders (parsed by the browser test)."
     s = state
+    no_answer = f"no answer {s['n_no_answer']} · " if s["n_no_answer"] else ""     # said only when some row has none
     return (f"σ = {s['sigma']:.2f} · α = {s['alpha']:.2f} · μ = {s['mu']:+.2f} · seed {s['seed']} · "
-            f"chosen {s['n_chosen']}/{s['batch']} · flipped {s['n_flipped']} · "
+            f"chosen {s['n_chosen']}/{s['batch']} · flipped {s['n_flipped']} · {no_answer}"
             f"E_R = {s['E_R']:.3f} (expected {s['expected_given_chosen']:.3f} for these rows, "
             f"{s['expected']:.3f} over the choice; mean of {s['n_draws']} draws "
             f"{s['E_R_mean']:.3f} ± {s['E_R_se']:.3f})")
 
 # %% ../nbs/20_explore.ipynb #c322b987
 def _heat_maps(fig: Figure, ax0, ax1, state: dict):
-    "The teacher's logits (`ax0`) and the noisy targets (`ax1`) on one colour scale, with the marks and a colour bar."
+    """The teacher's logits (`ax0`) and the noisy targets (`ax1`) on one colour scale, with the marks (▶ chosen, ✕ the new top
+    class of a flipped row, ? a row with no answer) and a colour bar."""
     z, zp, i = state["logits"], state["perturbed"], state["sample"]
     n = z.shape[1]
     v = float(np.abs(z).max()) or 1.0
@@ -183,6 +195,8 @@ def _heat_maps(fig: Figure, ax0, ax1, state: dict):
     ax1.scatter(np.full(len(rows), -1.1), rows, marker=">", s=14, c="k", clip_on=False)
     rows = np.flatnonzero(state["flipped"])
     ax1.scatter(state["pred_after"][rows], rows, marker="X", s=40, c="lime", edgecolors="k", linewidths=0.5)
+    rows = np.flatnonzero(state["no_answer"])                  # a tied top logit: no class to mark, a ? mid-row
+    ax1.scatter(np.full(len(rows), (n - 1) / 2), rows, marker="$?$", s=40, c="k")
     ax0.set(title="teacher logits z", ylabel="sample in the batch")
     ax1.set_title("noisy targets z' = (1+ξ)⊙z")
     fig.colorbar(im, ax=[ax0, ax1], shrink=0.85, label="logit (colour clipped at ±max|z|)")
@@ -193,7 +207,8 @@ def _softmax_panel(ax, state: dict):
     i, x = state["sample"], np.arange(state["classes"])
     ax.bar(x - 0.2, state["probs_before"], 0.4, label="softmax(z)", color="tab:blue")
     ax.bar(x + 0.2, state["probs_after"], 0.4, label="softmax(z')", color="tab:orange")
-    tag = "flipped" if state["flipped"][i] else ("chosen" if state["chosen"][i] else "not chosen")
+    tag = ("flipped" if state["flipped"][i] else "no answer" if state["no_answer"][i] else
+           "chosen" if state["chosen"][i] else "not chosen")
     ax.set(title=f"sample {i} ({tag})", xlabel="class", ylabel="probability", ylim=(0, 1.05), xticks=x)
     ax.tick_params(labelsize=7)
     ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0)
@@ -205,8 +220,9 @@ def noise_figure(state: dict, figsize=(9, 3.4), dpi: int = 100) -> Figure:
     ax0, ax1, ax2 = fig.subplots(1, 3, width_ratios=[1, 1, 1.3])
     _heat_maps(fig, ax0, ax1, state)
     _softmax_panel(ax2, state)
+    no_answer = f", no answer {state['n_no_answer']}" if state["n_no_answer"] else ""
     fig.suptitle(f"σ = {state['sigma']:.2f}, α = {state['alpha']:.2f}, μ = {state['mu']:+.2f}, seed {state['seed']}: "
-                 f"chosen {state['n_chosen']}/{state['batch']}, flipped {state['n_flipped']}, E_R = {state['E_R']:.2f} "
+                 f"chosen {state['n_chosen']}/{state['batch']}, flipped {state['n_flipped']}{no_answer}, E_R = {state['E_R']:.2f} "
                  f"(expected {state['expected_given_chosen']:.2f} for these rows)", fontsize=10)
     return fig
 
@@ -218,10 +234,13 @@ def _png(fig: Figure) -> bytes:
 
 # %% ../nbs/20_explore.ipynb #58a03dcf
 class _ShownBox(W.VBox):
-    "A VBox that calls `on_show()` the first time it is displayed (rich repr asked for)."
+    """A VBox that calls `on_show()` when it is displayed: by itself (its rich repr is asked for), or inside another
+    layout, where only the outer box's repr is asked for but the front end reports each view it draws of this box by
+    raising its `_view_count` (ipywidgets counts views only of a widget whose count starts at 0, not None)."""
     def __init__(self, children, on_show):
-        super().__init__(children)
+        super().__init__(children, _view_count=0)
         self._on_show = on_show
+        self.observe(lambda change: change.new and on_show(), names="_view_count")   # a view drawn (not one removed)
     def _repr_mimebundle_(self, **kwargs):
         self._on_show()
         return super()._repr_mimebundle_(**kwargs)
@@ -231,6 +250,16 @@ SIGMA_RANGE, SIGMA_STEP = (0.0, 2.0), 0.05
 ALPHA_RANGE, ALPHA_STEP = (0.0, 1.0), 0.05
 MU_RANGE, MU_STEP = (-1.0, 1.0), 0.05
 SEED_RANGE = (0, 999)
+
+class _SnapSlider(W.FloatSlider):
+    """A FloatSlider that holds only values on its steps (min, min + step, ...): a value typed into its readout between
+    two steps, which ipywidgets passes on as typed, goes to the nearest step, the value its readout shows."""
+    @validate("value")
+    def _validate_value(self, proposal):
+        v = super()._validate_value(proposal)                   # clamped to [min, max]; a nan passes (the view refuses it)
+        if not self.step or not math.isfinite(v):
+            return v
+        return min(max(round(self.min + round((v - self.min) / self.step) * self.step, 10), self.min), self.max)
 
 def _slider(cls, name: str, description: str, value, lo, hi, step=1, fmt="d"):
     "A slider that updates on release, with the CSS class `nt-<name>` (the browser test finds it by that)."
@@ -248,23 +277,24 @@ def _check_settings(**values) -> dict:
 # %% ../nbs/20_explore.ipynb #703714fa
 class NoiseExplorer:
     """Sliders for sigma, alpha, mu and the seed over a batch of teacher logits, redrawn live. Attributes: the
-    sliders, `readout` (an HTML line), `image` (the figure as a PNG, encoded only once the widget has been `shown`),
-    `widget` (the whole box, what displaying the explorer displays), `state` (the last `noise_view` dict), `figure`
-    (the last `noise_figure`), `n_updates` (how many times it was redrawn)."""
+    sliders, `readout` (an HTML line), `image` (the figure as a PNG, encoded only once the widget has been `shown`,
+    by itself or inside another layout), `widget` (the whole box, what displaying the explorer displays), `state` (the
+    last `noise_view` dict), `figure` (the last `noise_figure`), `n_updates` (how many times it was redrawn)."""
     def __init__(self, teacher_logits: Tensor, labels: Tensor | Sequence[int] | None = None, student_logits: Tensor | None = None,
                  sigma=0.3, alpha=0.15, mu=0.0, seed=0, sample: int | None = None):
         self.teacher_logits = _as_logits(teacher_logits, "teacher_logits")
         self.labels, self.student_logits, self.sample = labels, student_logits, sample
         v = _check_settings(sigma=sigma, alpha=alpha, mu=mu, seed=seed)
-        self.sigma = _slider(W.FloatSlider, "sigma", "σ (noise std)", v["sigma"], *SIGMA_RANGE, SIGMA_STEP, ".2f")
-        self.alpha = _slider(W.FloatSlider, "alpha", "α (P chosen)", v["alpha"], *ALPHA_RANGE, ALPHA_STEP, ".2f")
-        self.mu = _slider(W.FloatSlider, "mu", "μ (noise mean)", v["mu"], *MU_RANGE, MU_STEP, "+.2f")
+        self.sigma = _slider(_SnapSlider, "sigma", "σ (noise std)", v["sigma"], *SIGMA_RANGE, SIGMA_STEP, ".2f")
+        self.alpha = _slider(_SnapSlider, "alpha", "α (P chosen)", v["alpha"], *ALPHA_RANGE, ALPHA_STEP, ".2f")
+        self.mu = _slider(_SnapSlider, "mu", "μ (noise mean)", v["mu"], *MU_RANGE, MU_STEP, "+.2f")
         self.seed = _slider(W.IntSlider, "seed", "seed", v["seed"], *SEED_RANGE)
         self.readout = W.HTML(layout=W.Layout(width="900px")).add_class("nt-explore-readout")
         self.image = W.Image(format="png", layout=W.Layout(width="900px")).add_class("nt-explore-image")
         self.widget = _ShownBox([W.HBox([self.sigma, self.alpha]), W.HBox([self.mu, self.seed]), self.readout, self.image],
                                 on_show=lambda: self._show()).add_class("nt-explore")
         self.state, self.figure, self.n_updates, self._hold, self.shown = None, None, 0, False, False
+        self._lock, self._requests = threading.RLock(), 0   # slider callbacks may run on two threads (ipykernel 7)
         self.update()
         for w in self.sliders:
             w.observe(lambda change: self._on_change(), names="value")
@@ -274,23 +304,31 @@ class NoiseExplorer:
         return (self.sigma, self.alpha, self.mu, self.seed)
 
     def update(self) -> dict:
-        "Recompute the view from the sliders' values, redraw the image and the readout; returns the new state."
-        state = noise_view(self.teacher_logits, self.sigma.value, self.alpha.value, self.mu.value, self.seed.value,
-                           student_logits=self.student_logits, labels=self.labels, sample=self.sample)
-        self.state, self.figure = state, noise_figure(state)
-        if self.shown:
-            self.image.value = _png(self.figure)
-        self.readout.value = readout_text(state)
-        self.n_updates += 1
+        """Recompute the view from the sliders' values, redraw the image and the readout; returns the new state. Of
+        requests running at once on several threads, only the newest (the last to read the sliders) shows its view."""
+        with self._lock:
+            self._requests += 1
+            request, values = self._requests, [w.value for w in self.sliders]
+        state = noise_view(self.teacher_logits, *values, student_logits=self.student_logits, labels=self.labels,
+                           sample=self.sample)
+        figure = noise_figure(state)
+        with self._lock:
+            if request == self._requests:       # else a newer request overtook this one: it shows its own view
+                self.state, self.figure = state, figure
+                if self.shown:
+                    self.image.value = _png(figure)
+                self.readout.value = readout_text(state)
+                self.n_updates += 1
         return state
 
 # %% ../nbs/20_explore.ipynb #e4447ea2
 @patch
 def _show(self: NoiseExplorer):
-    "Encode the picture, the first time the widget is displayed."
-    if not self.shown:
-        self.shown = True
-        self.image.value = _png(self.figure)
+    "Encode the picture, the first time the widget is displayed (under the lock: a redraw may run on another thread)."
+    with self._lock:
+        if not self.shown:
+            self.shown = True
+            self.image.value = _png(self.figure)
 
 @patch
 def close(self: NoiseExplorer):
@@ -437,8 +475,8 @@ class LiveStudent:
         self.student = student
         self.config = TrainConfig(**{**DIGITS_STUDENT_CONFIG, "seed": self.seed}) if config is None else config
         v = _check_settings(sigma=sigma, alpha=alpha)
-        self.sigma = _slider(W.FloatSlider, "student-sigma", "σ (noise std)", v["sigma"], *SIGMA_RANGE, SIGMA_STEP, ".2f")
-        self.alpha = _slider(W.FloatSlider, "student-alpha", "α (P chosen)", v["alpha"], *ALPHA_RANGE, ALPHA_STEP, ".2f")
+        self.sigma = _slider(_SnapSlider, "student-sigma", "σ (noise std)", v["sigma"], *SIGMA_RANGE, SIGMA_STEP, ".2f")
+        self.alpha = _slider(_SnapSlider, "student-alpha", "α (P chosen)", v["alpha"], *ALPHA_RANGE, ALPHA_STEP, ".2f")
         self.button = W.Button(description="Train a student", button_style="primary", icon="play").add_class("nt-train")
         self.progress = W.IntProgress(value=0, min=0, max=2, description="idle", layout=W.Layout(width="330px"))
         self.readout = W.HTML("Pick σ and α, then press <i>Train a student</i>.").add_class("nt-student-readout")
@@ -447,13 +485,15 @@ class LiveStudent:
                                  self.readout, self.image], on_show=lambda: self._show()).add_class("nt-student")
         self.results, self.baseline, self.last_history, self.figure, self.shown = [], None, None, None, False
         self.n_trained = 0  # students trained by this object, baselines included
+        self._lock, self._busy, self._ended = threading.RLock(), threading.Lock(), -math.inf   # picture; a run; its end
         self.button.on_click(lambda button: self._on_click())
         self._redraw()
 
     def _redraw(self):
-        self.figure = student_figure(self.results, self.baseline, self.last_history)
-        if self.shown:
-            self.image.value = _png(self.figure)
+        with self._lock:                                 # `_show` may encode the picture on another thread
+            self.figure = student_figure(self.results, self.baseline, self.last_history)
+            if self.shown:
+                self.image.value = _png(self.figure)
         if self.results:
             self.readout.value = _student_readout(self.results[-1], len(self.test), len(self.results))
 
@@ -496,7 +536,8 @@ def _baseline(self: LiveStudent, progress: bool = False) -> dict:
 @patch
 def train_once(self: LiveStudent, sigma=None, alpha=None, progress: bool = False) -> dict:
     """Train one student with `Arm("noisy", sigma, alpha)` (default: the sliders' values), synchronously, the button
-    disabled meanwhile (re-enabled even on error); `progress`: show the training's tqdm bar too (the button does).
+    disabled meanwhile (re-enabled even on error), values between the sliders' steps moved to the nearest step
+    as on the sliders; `progress`: show the training's tqdm bar too (the button does).
     Returns the run's dict (also in `results`): sigma, alpha, error, baseline, gain (= baseline - error), seconds."""
     self.button.disabled = True
     self.progress.value, self.progress.max, self.progress.bar_style = 0, 2, "info"
@@ -504,6 +545,7 @@ def train_once(self: LiveStudent, sigma=None, alpha=None, progress: bool = False
         sigma = check_number(self.sigma.value if sigma is None else sigma, "sigma", *SIGMA_RANGE)
         alpha = check_number(self.alpha.value if alpha is None else alpha, "alpha", *ALPHA_RANGE)
         self.sigma.value, self.alpha.value = sigma, alpha
+        sigma, alpha = self.sigma.value, self.alpha.value           # snapped to the steps: the value shown is the value used
         self.readout.value = "training …" if self.baseline is not None else "training the σ = 0 baseline (once) …"
         self.baseline = self._baseline(progress)
         self.progress.value, self.progress.description = 1, "baseline ✓"
@@ -526,12 +568,24 @@ def train_once(self: LiveStudent, sigma=None, alpha=None, progress: bool = False
         self.button.disabled = False
 
 # %% ../nbs/20_explore.ipynb #c7e0ade2
+_CLICK_AFTER_RUN_S = 0.5   # a click this soon after a run ended was queued behind it (a double click's second)
+
 @patch
 def _on_click(self: LiveStudent):
-    "The Train button: one run with the sliders' values; its tqdm bars appear inside the widget, an error in the readout."
-    self.log.clear_output()
-    with self.log, contextlib.suppress(Exception):   # an error is in the readout: a callback has nowhere else to report
-        self.train_once(progress=True)
+    """The Train button: one run with the sliders' values; its tqdm bars appear inside the widget, an error in the readout.
+    A click while a run is going (ipykernel 7 may handle it on another thread) or within `_CLICK_AFTER_RUN_S` after a run
+    ended (it waited in the queue behind it) is ignored: a double click trains one student."""
+    if not self._busy.acquire(blocking=False):
+        return
+    try:
+        if time.monotonic() - self._ended < _CLICK_AFTER_RUN_S:
+            return
+        self.log.clear_output()
+        with self.log, contextlib.suppress(Exception):   # an error is in the readout: a callback has nowhere else to report
+            self.train_once(progress=True)
+        self._ended = time.monotonic()
+    finally:
+        self._busy.release()
 
 # %% ../nbs/20_explore.ipynb #7b36b1b9
 @patch(as_prop=True)
