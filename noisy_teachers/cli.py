@@ -152,7 +152,8 @@ def _protocol_options(p: argparse.ArgumentParser, tasks: str, quick: str, tiny: 
                    help=f"train the teachers and every student for N epochs instead of the protocol's (a CPU budget){epochs}")
     p.add_argument("--ray", nargs="?", const="", default=None, metavar="ADDRESS",
                    help=f"run every {tasks} as a Ray task: alone, a local Ray instance; 'auto' or an address joins a "
-                        "running cluster (chapter 08; needs Ray: pip install \"ray>=2.9\", or \".[ray]\" in a clone)")
+                        "running cluster (chapter 08; needs Ray: pip install \"ray>=2.9\", or \".[ray]\" in a clone); "
+                        "progress is then only a line as each task finishes (no start or epoch lines)")
     p.add_argument("--budget-minutes", type=_positive_number, default=None, metavar="M",
                    help="stop cleanly at the end of the epoch that crosses M minutes; rerun the same command to continue")
 
@@ -229,8 +230,9 @@ _PLOTS = {"sigma": "sigma.png", "alpha": "alpha.png", "curves": "curves.png"}
 _HOW_TO_READ = """## How to read these tables
 
 - *test error %*, *val-picked %*: mean ± standard deviation over the n seeds, in percent of the test set; *test error*
-  at the last epoch, *val-picked* at the epoch whose validation error is lowest (early stopping, the epoch chosen on
-  validation; "—": no validation split). *diverged (k/n seeds)*: the training of k of the n seeds diverged.
+  at the last epoch, *val-picked* at the epoch whose validation error is lowest, ties to the lower validation loss
+  (early stopping, the epoch chosen on validation; "—": no validation split). *diverged (k/n seeds)*: the training
+  of k of the n seeds diverged.
 - *val error %*: the mean over the seeds at the last epoch, in percent of the validation images held out of the
   training set, on which learning rates and the reported noisy teacher are chosen ("—": no validation split).
 - *σ*: the standard deviation of the noise ξ; *α*: the probability that a sample's logits are perturbed
@@ -460,10 +462,25 @@ def _run_demo(args, t0: float, config=None) -> int:
               title="noisy-teachers demo: digits (8x8), teacher / student alone / L2 / noisy teacher")
     return 0
 
+# %% ../nbs/07_cli.ipynb #c07app01
+def _check_records_file(out, name: str = "results.jsonl"):
+    """Before anything trains: a ValueError naming --out (as `out_dir`) when `out`/`name`, the records file the run
+    appends to, is there but cannot be appended to (marked read-only, which root's writes would ignore; a read-only
+    disk; a folder)."""
+    path = Path(out) / name
+    if not path.exists(): return                            # a new file: `out` itself is checked where it is made
+    why = "it is marked read-only" if path.is_file() and not path.stat().st_mode & 0o222 else None
+    if why is None:
+        try: os.close(os.open(path, os.O_WRONLY | os.O_APPEND))      # opened for append, as `append_records` will
+        except OSError as e: why = e.strerror or str(e)
+    if why: raise ValueError(f"out_dir {out} holds {name}, which cannot be written ({why}): make it writable "
+                             "(chmod u+w) or pass another --out")
+
 # %% ../nbs/07_cli.ipynb #49666f75
 def _run(args, parser) -> int:
     "Run the parsed command and return 0; the errors a user can fix are raised, for `main` to report."
     if getattr(args, "threads", None): torch.set_num_threads(args.threads)
+    if args.command != "summarize": _check_records_file(args.out, "study.jsonl" if args.command == "study" else "results.jsonl")
     t0 = time.perf_counter()
     if args.command == "demo": return _run_demo(args, t0)
     if args.command == "summarize": return _run_summarize(args, parser)
@@ -475,13 +492,20 @@ def _run(args, parser) -> int:
     return 0
 
 # %% ../nbs/07_cli.ipynb #c07fin01
-def _finished(out, name: str = "results.jsonl", key: str | None = None) -> str:
-    "What a stopped run has kept in `out`/`name` (of the configuration `key`, if given), for the note on how to resume it."
+def _kept_checkpoints(out, key: str | None = None) -> bool:
+    "Whether `out` keeps training checkpoints (`*.train.pt`, of the configuration `key` if given) that a rerun resumes."
+    try: return any((Path(out) / "checkpoints").glob(f"*-{key}/**/*.train.pt" if key else "*/**/*.train.pt"))
+    except OSError: return False
+
+def _finished(out, name: str = "results.jsonl", key: str | None = None) -> tuple[str, bool]:
+    """What a stopped run has kept in `out`/`name` (of the configuration `key`, if given), for the note on how to resume
+    it, and whether anything is recorded (that `summarize` can report)."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")                     # a damaged line: the rerun says so
         try: n = sum(key is None or r.get("config_key") == key for r in load_records(Path(out) / name))
         except (OSError, ValueError): n = 0                 # not a readable file: the rerun says so
-    return f"{n} finished record{'s' * (n != 1)} in {out}" if n else f"nothing had finished yet in {out}"
+    if n: return f"{n} finished record{'s' * (n != 1)} in {out}", True
+    return f"nothing had finished yet in {out}" + (", but its checkpoints are kept" if _kept_checkpoints(out, key) else ""), False
 
 # %% ../nbs/07_cli.ipynb #fdc23c75
 class _Terminated(KeyboardInterrupt):
@@ -498,13 +522,14 @@ def _user_error(e: BaseException, args) -> int:
     prog = _prog(args)
     if isinstance(e, (KeyboardInterrupt, BudgetReached)):        # a clean stop: what is kept, and how to go on
         name = "study.jsonl" if getattr(args, "command", None) == "study" else "results.jsonl"
-        kept = _finished(args.out, name, getattr(getattr(args, "config", None), "key", None))     # this configuration's
+        kept, recorded = _finished(args.out, name, getattr(getattr(args, "config", None), "key", None))   # this configuration's
+        see = f" `noisy-teachers summarize --out {args.out}` reports what is recorded so far." if recorded else ""
         if isinstance(e, BudgetReached):
             print(f"{prog}: {e} (--budget-minutes {args.budget_minutes:g}); {kept}, and "
-                  "rerunning the same command continues where this one stopped.", file=sys.stderr)
+                  f"rerunning the same command continues where this one stopped.{see}", file=sys.stderr)
             return 0
         how, code = _stopped(e)
-        print(f"\n{prog}: {how}; {kept}. Rerun the same command to resume.", file=sys.stderr)
+        print(f"\n{prog}: {how}; {kept}. Rerun the same command to resume.{see}", file=sys.stderr)
         return code
     text = str(e)                                           # the option, not the API's name, for out_dir, root and device
     if isinstance(e, DataNotFoundError):                    # the data module's advice, in the command's words

@@ -578,10 +578,19 @@ def _room(folder) -> str:
     "How much a failed write had left, in its message: 'N MiB free on its disk'."
     return f"{shutil.disk_usage(folder).free / 2**20:,.0f} MiB free on its disk"
 
+# torch's serializer on a failed write: its C++ source line, stream positions; nothing a user can act on
+_TORCH_WRITE_NOISE = re.compile(r"enforce fail at|inline_container|PytorchStreamWriter|basic_ios::|iostream error|unexpected pos")
+
 def _write_error(e: Exception, said: str) -> OSError:
-    "`e` (an OSError, or torch's RuntimeError) as an OSError of the same kind and errno whose message is `said: why`."
-    x = type(e)(f"{said}: {e.strerror or e}") if isinstance(e, OSError) else OSError(f"{said}: {e}")
-    x.errno = getattr(e, "errno", None)
+    """`e` (an OSError, or torch's RuntimeError) as an OSError of the same kind and errno whose message is `said: why`;
+    `said` alone for torch's serializer noise (`_TORCH_WRITE_NOISE`), but an "[Errno N] ..." in it is kept."""
+    if isinstance(e, OSError):
+        x = type(e)(f"{said}: {e.strerror or e}"); x.errno = e.errno
+        return x
+    text = str(e)
+    if m := re.search(r"\[Errno (\d+)\][^\n]*", text): why, code = m[0].strip(), int(m[1])
+    else: why, code = (None if _TORCH_WRITE_NOISE.search(text) else text), None
+    x = OSError(f"{said}: {why}" if why else said); x.errno = code
     return x
 
 def save_atomic(obj, path, save=torch.save) -> Path:

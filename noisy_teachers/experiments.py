@@ -471,11 +471,15 @@ def _metrics(history: dict) -> dict:
                 clip_fraction=float(np.mean(history.get("clip_fraction") or [0.0])), history=history)
 
 def val_picked_error(history: dict) -> float:
-    """The test error at the (first) epoch of lowest validation error, NaN epochs passed over: early stopping chosen on
-    validation, never on test. NaN without a validation curve of one entry per epoch."""
+    """The test error at the epoch of lowest validation error, ties to the lower validation loss (then the earlier
+    epoch), NaN epochs passed over: early stopping chosen on validation, never on test. On a small validation split
+    many epochs tie on the error; the loss tells them apart. NaN without a validation curve of one entry per epoch."""
     val, test = np.asarray(history.get("val_error") or [], dtype=float), history.get("test_error") or []
     if not (len(val) and len(val) == len(test) and np.isfinite(val).any()): return math.nan
-    return float(test[int(np.nanargmin(val))])
+    loss = np.asarray(history.get("val_loss") or [], dtype=float)
+    if len(loss) != len(val): loss = np.zeros(len(val))                  # no loss recorded: the earlier epoch
+    rank = lambda i: tuple(x if math.isfinite(x) else math.inf for x in (val[i], loss[i])) + (i,)
+    return float(test[min(range(len(val)), key=rank)])
 
 # %% ../nbs/06_experiments.ipynb #33147ef6
 def library_versions() -> dict:

@@ -391,12 +391,17 @@ def teacher_logits(teacher: nn.Module, data: ImageData, batch_size: int = 1024, 
     return z
 
 # %% ../nbs/05_training.ipynb #d5a39481
-def _nonfinite(epoch: int, step: int, steps: int, arm: Arm, config: TrainConfig, who: str = "") -> FloatingPointError:
+_L2_KINDS = ("l2", "noisy", "student_noise")              # the arms that regress raw logits (L2): large gradients
+
+def _nonfinite(epoch: int, step: int, steps: int, arm: Arm, config: TrainConfig, who: str = "",
+               run: str | None = None) -> FloatingPointError:
+    """The error of a diverged run: `run` says what diverged ("teacher 'teacher_2'"; default: the arm, "arm 'l2'"), and
+    the advice on L2's gradients is given to the arms that regress logits only."""
+    l2 = "; L2 regression on raw logits has far larger gradients than cross-entropy" if arm.kind in _L2_KINDS else ""
     return FloatingPointError(
         f"{who}the training loss became non-finite (nan or inf) at epoch {epoch + 1}, step {step + 1} of {steps} "
-        f"(arm {arm.name!r}, lr={config.lr}, clip_grad_norm={config.clip_grad_norm}): the run diverged. "
-        "Use a lower lr (or, as a safety net, TrainConfig(clip_grad_norm=...)); L2 regression on raw logits has far "
-        "larger gradients than cross-entropy.")
+        f"({run or f'arm {arm.name!r}'}, lr={config.lr}, clip_grad_norm={config.clip_grad_norm}): the run diverged. "
+        f"Use a lower lr (or, as a safety net, TrainConfig(clip_grad_norm=...)){l2}.")
 
 # %% ../nbs/05_training.ipynb #07e1e990
 class _EpochTally:
@@ -631,8 +636,9 @@ def _setup(model, train, test, val, config, arms, targets, teacher, name):
 
 # %% ../nbs/05_training.ipynb #342feb93
 def _fit(model, train, test, config, arm, targets, teacher, checkpoint, progress, desc, val=None, name="model",
-         deadline=None, label=None) -> History:
-    "The training loop shared by `train_teacher` and `distil` (arguments already validated); `label`, else `desc`, names the History."
+         deadline=None, label=None, run=None) -> History:
+    """The training loop shared by `train_teacher` and `distil` (arguments already validated); `label`, else `desc`, names
+    the History; `run`, the error if it diverges (`_nonfinite`)."""
     device, train, test, val, targets, online = _setup(model, train, test, val, config, [arm], targets, teacher, name)
     n, steps = len(train), math.ceil(len(train) / config.batch_size)
     total = config.epochs * steps
@@ -647,7 +653,7 @@ def _fit(model, train, test, config, arm, targets, teacher, checkpoint, progress
         with _progress_bar(config.epochs, start, steps, label or desc, progress) as bar, _eval_mode(online):
             for epoch in range(start, config.epochs):
                 model.train()
-                tally = _EpochTally(1, device, lambda k, s, epoch=epoch: _nonfinite(epoch, s, steps, arm, config))
+                tally = _EpochTally(1, device, lambda k, s, epoch=epoch: _nonfinite(epoch, s, steps, arm, config, run=run))
                 for step, idx in enumerate(batches(n, config.batch_size, shuffle=True, generator=gens["shuffle"])):
                     x, y, z = _batch(train, idx.to(device, non_blocking=True), config, gens, online, targets)
                     with _autocast(config, device): g = fwd(x)
@@ -733,7 +739,7 @@ def train_teacher(model: nn.Module, train: ImageData, test: ImageData, config: T
     stderr), naming the run `label` ("teacher")."""
     _check_common(model, train, test, config, checkpoint, progress, "model", val, label)
     return _fit(model, train, test, config, Arm("hard"), None, None, checkpoint, progress, "teacher", val, "model", deadline,
-                label)
+                label, f"teacher {label!r}" if label else "the teacher")
 
 def distil(student: nn.Module, train: ImageData, test: ImageData, config: TrainConfig, arm: Arm, targets: Tensor | None = None,
            teacher: nn.Module | None = None, checkpoint=None, progress: bool | str = True, val: ImageData | None = None,
@@ -745,7 +751,7 @@ def distil(student: nn.Module, train: ImageData, test: ImageData, config: TrainC
     _check_arm(arm)
     targets = _resolve_targets([arm], config, train, targets, teacher)
     return _fit(student, train, test, config, arm, targets, teacher, checkpoint, progress, arm.name, val, "student", deadline,
-                label)
+                label, None if label in (None, arm.name) else f"{label!r}, arm {arm.name!r}")
 
 # %% ../nbs/05_training.ipynb #dm000001
 _PER_STUDENT = ("lr", "momentum", "weight_decay", "clip_grad_norm")    # what may differ between the students of a group
