@@ -529,7 +529,8 @@ _UMASK_AT_IMPORT = _swap_umask() if _proc_umask() is None else None    # where t
 
 def _umask_mode(mode: int) -> int:
     """`mode` less the process umask (mkstemp/mkdtemp create private 0600/0700 entries; a shared data root wants the usual
-    ones). The umask is read, never set: setting it, even for an instant, would apply to files other threads create."""
+    ones). On Linux the umask is read, never set: setting it, even for an instant, would apply to files other threads
+    create. Without /proc (macOS) it is the umask learned once, at import: a later `os.umask` is not seen there."""
     u = _proc_umask()
     return mode & ~(_UMASK_AT_IMPORT if u is None else u)
 
@@ -582,15 +583,15 @@ def _room(folder) -> str:
 _TORCH_WRITE_NOISE = re.compile(r"enforce fail at|inline_container|PytorchStreamWriter|basic_ios::|iostream error|unexpected pos")
 
 def _write_error(e: Exception, said: str) -> OSError:
-    """`e` (an OSError, or torch's RuntimeError) as an OSError of the same kind and errno whose message is `said: why`;
-    `said` alone for torch's serializer noise (`_TORCH_WRITE_NOISE`), but an "[Errno N] ..." in it is kept."""
+    """`e` (an OSError, or torch's RuntimeError) as an OSError of the same kind and errno whose message is `said: why`:
+    for torch's serializer noise (`_TORCH_WRITE_NOISE`) its likely causes instead, but an "[Errno N] ..." in it is kept."""
     if isinstance(e, OSError):
         x = type(e)(f"{said}: {e.strerror or e}"); x.errno = e.errno
         return x
     text = str(e)
     if m := re.search(r"\[Errno (\d+)\][^\n]*", text): why, code = m[0].strip(), int(m[1])
-    else: why, code = (None if _TORCH_WRITE_NOISE.search(text) else text), None
-    x = OSError(f"{said}: {why}" if why else said); x.errno = code
+    else: why, code = ("torch's writer failed: a full disk, a quota or file-size limit, or an I/O error" if _TORCH_WRITE_NOISE.search(text) else text), None
+    x = OSError(f"{said}: {why}"); x.errno = code
     return x
 
 def save_atomic(obj, path, save=torch.save) -> Path:

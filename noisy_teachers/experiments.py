@@ -1312,7 +1312,7 @@ def plot_sigma(rows, alpha=None):
     sn = [r for r in rows if r["kind"] == "student_noise" and r["alpha"] == alpha]
     if sn: _curve(ax, zero + sn, "sigma", f"noise in the student (α = {alpha:g})", color="C1", ls=":")
     for arm, color, label in _BANDS:
-        if arm in arms: _band(ax, arms[arm], color, label)
+        if arm in arms: _band(ax, arms[arm], color, "L2" if arm == "l2" and not zero else label)   # μ ≠ 0: not σ = 0
     t = arms.get("teacher")
     return _finish(fig, ax, f"{title}: test error vs σ" + (f"  (teacher: {t['error_mean'] * 100:.2f} %)" if t else ""),
                    "σ, standard deviation of the logit noise ξ", pts)
@@ -1359,13 +1359,14 @@ def plot_curves(records, arms=None):
 # %% ../nbs/06_experiments.ipynb #262dcfb2
 def study_specs(config: BenchmarkConfig, sigmas, alphas) -> list:
     """The arms of `noise_benefit_study`, in run order, each of group "study": the student on hard labels ("hard"),
-    σ = 0 ("l2"), then the noisy teacher at every σ > 0 of `sigmas` and every α > 0 of `alphas` (σ-major)."""
+    σ = 0 ("l2"), then the noisy teacher at every σ > 0 of `sigmas` and every α > 0 of `alphas` (σ-major); with noise of
+    mean μ ≠ 0 at σ = 0 too, which is not L2 then (it scales the chosen logits by 1 + μ), as in `arm_specs`."""
     sigmas = tuple(dict.fromkeys(check_numbers(sigmas, "sigmas", 0)))                 # order kept, no duplicates
     alphas = tuple(dict.fromkeys(check_numbers(alphas, "alphas", 0, 1, lo_open=True)))   # alpha = 0 would be L2 again
     if not sigmas or not alphas: raise ValueError("sigmas and alphas must each hold at least one value")
     base = [replace(s, groups=("study",)) for s in arm_specs(config) if s.name in ("hard", "l2")]   # checks config
     return base + [ArmSpec(noisy_arm_name(s, a), ("study",), Arm("noisy", sigma=s, alpha=a, mu=config.mu), config.student,
-                          Targets.TEACHER, config.l2_train) for s in sigmas if s > 0 for a in alphas]
+                          Targets.TEACHER, config.l2_train) for s in sigmas if s > 0 or config.mu != 0 for a in alphas]
 
 # %% ../nbs/06_experiments.ipynb #d0348547
 EVAL_EVERY_MAX = 10_000   # steps per epoch of a repeated subset: so many batches of images are held in memory

@@ -151,7 +151,7 @@ def ridge_solution(inputs: Tensor, targets: Tensor, lam) -> Tensor:
     X = check_tensor(inputs, "inputs", ("samples", "features"), dtype="floating")
     y = check_tensor(targets, "targets", (len(X),), (len(X), "outputs")).to(X.dtype)
     lam = check_number(lam, "lam", 0)
-    if lam == 0 and (rank := int(torch.linalg.matrix_rank(X))) < X.shape[1]:
+    if lam == 0 and (rank := int(torch.linalg.matrix_rank(X.double()))) < X.shape[1]:      # float32's tolerance: too coarse
         raise ValueError(f"inputs must have full column rank for lam = 0 (least squares has no unique solution with "
                          f"{X.shape[0]} samples, {X.shape[1]} features, rank {rank}); pass lam > 0")
     A = X.T @ X + lam * torch.eye(X.shape[1], dtype=X.dtype, device=X.device)

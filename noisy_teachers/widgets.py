@@ -150,7 +150,8 @@ def noise_view(teacher_logits: Tensor, sigma, alpha, mu=0.0, seed: int = 0, stud
     xi, chosen = draw_noise(z, sigma, alpha, mu, generator=torch.Generator().manual_seed(seed))
     zp = perturb_logits(z, sigma, alpha, mu, generator=torch.Generator().manual_seed(seed))
     pred0, pred1 = _top_class(z), _top_class(zp)
-    flipped, no_answer = chosen & (pred1 >= 0) & (pred0 != pred1), chosen & (pred1 < 0)   # no answer is not a flip
+    flipped = chosen & (pred0 >= 0) & (pred1 >= 0) & (pred0 != pred1)       # no answer, before or after, is no flip
+    no_answer = chosen & (pred1 < 0)
     if sample is None:
         sample = (torch.nonzero(flipped).flatten().tolist() + torch.nonzero(chosen).flatten().tolist() + [0])[0]
     sample = check_number(_whole(sample), "sample", 0, len(z) - 1, integer=True)
