@@ -83,6 +83,7 @@ def _dropout_args(c: _Cursor) -> dict:
     "The probability of a dropout layer `D<p>`, with the cursor after the `D`: p in [0, 1)."
     m = re.compile(r"\d+(?:\.\d*)?|\.\d+").match(c.s, c.i)
     if m is None: raise c.err("expected the dropout probability (a number such as 0.5)")
+    if c.s[m.end():m.end() + 1] in ("e", "E"): raise c.err(f"write the dropout probability as a decimal, such as 0.001, not {c.s[c.i:]}")
     if not float(m.group()) < 1: raise c.err(f"dropout probability must be in [0, 1), got {m.group()}")
     c.i = m.end()
     return dict(p=float(m.group()))
@@ -311,6 +312,8 @@ def summary_rows(model: nn.Module, in_shape) -> list[dict]:
     try:
         model.eval()
         with torch.no_grad(): model(torch.zeros(1, *in_shape, device=p0.device, dtype=p0.dtype))
+    except RuntimeError as e:                     # a shape the layers cannot take: say which argument
+        raise ValueError(f"in_shape {tuple(in_shape)} does not fit the model: {e}") from None
     finally:                                      # hooks removed and modes restored, even after an error
         for h in hooks: h.remove()
         for m, mode in modes.items(): m.training = mode
