@@ -48,7 +48,7 @@ _non_negative_int = _number_from(int, lambda v: v >= 0, "an integer >= 0")      
 _seed_count = _number_from(int, lambda v: 1 <= v <= TEACHER_SEED_STRIDE, f"an integer in [1, {TEACHER_SEED_STRIDE}]")
 _first_seed = _number_from(int, lambda v: 0 <= v < TEACHER_SEED_STRIDE, f"an integer in [0, {TEACHER_SEED_STRIDE - 1}]")
 _positive_number = _number_from(float, lambda v: v > 0, "a number > 0")
-THREADS_MAX = 1024
+THREADS_MAX = 1024   #: The largest `--threads`
 _thread_count = _number_from(int, lambda v: 1 <= v <= THREADS_MAX, f"an integer in [1, {THREADS_MAX}]")
 _eval_every = _number_from(int, lambda v: 1 <= v <= EVAL_EVERY_MAX, f"an integer in [1, {EVAL_EVERY_MAX}]")
 

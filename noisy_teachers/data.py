@@ -120,7 +120,7 @@ def batches(n: int, batch_size: int, shuffle: bool = True, generator: torch.Gene
     return iter([order[i:i + batch_size] for i in range(0, stop, batch_size)])
 
 # %% ../nbs/03_data.ipynb #29520af1
-DATA_ENV = "NOISY_TEACHERS_DATA"
+DATA_ENV = "NOISY_TEACHERS_DATA"     #: The environment variable naming the data root (`data_root`)
 def user_cache_dir() -> Path:
     "The per-user cache folder: `$XDG_CACHE_HOME/noisy-teachers`, else `~/.cache/noisy-teachers` (not created here)."
     xdg = os.environ.get("XDG_CACHE_HOME", "")
@@ -190,8 +190,11 @@ def read_idx(path) -> Tensor:
     return torch.from_numpy(arr.astype(dt.newbyteorder("="), copy=True))
 
 # %% ../nbs/03_data.ipynb #90378172
+#: CIFAR-10's class names, in label order
 CIFAR10_CLASSES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
+#: Fashion-MNIST's class names, in label order
 FASHION_MNIST_CLASSES = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"]
+#: The digits' class names (MNIST, SVHN, scikit-learn's 8×8)
 DIGIT_CLASSES = [str(i) for i in range(10)]
 
 # %% ../nbs/03_data.ipynb #d83dcd0b
@@ -264,13 +267,16 @@ def _unpickle(path: Path):
 
 # %% ../nbs/03_data.ipynb #8f3ef7ec
 def _unpickle_cifar(path: Path) -> tuple[Tensor, Tensor]:
-    "Images (N, 3, 32, 32) and int64 labels of one CIFAR-10 python batch."
+    "Images (N, 3, 32, 32) and int64 labels of one CIFAR-10 python batch (N ≥ 1; pixels uint8, labels integers 0–9)."
     d = _unpickle(path)
-    try: data, labels = np.asarray(d[b"data"], dtype=np.uint8), np.asarray(d[b"labels"], dtype=np.int64)
+    try: data, labels = np.asarray(d[b"data"]), np.asarray(d[b"labels"])
     except (KeyError, TypeError) as e: raise DataFormatError(f"{path}: expected a dict with b'data' and b'labels'") from e
-    if data.ndim != 2 or data.shape[1] != 3072 or labels.shape != (len(data),) or (len(labels) and not (0 <= labels.min() and labels.max() < 10)):
-        raise DataFormatError(f"{path}: expected b'data' uint8 (N, 3072) and N labels in 0..9, got {data.shape} and {labels.shape}")
-    return torch.from_numpy(data.reshape(-1, 3, 32, 32).copy()), torch.from_numpy(labels)
+    if data.dtype != np.uint8 or data.ndim != 2 or data.shape[1] != 3072 or not len(data) or labels.shape != (len(data),) or labels.dtype.kind not in "iu":
+        raise DataFormatError(f"{path}: expected b'data' uint8 (N, 3072) with N ≥ 1 and N integer labels in 0..9, "
+                              f"got {data.dtype} {data.shape} and {labels.dtype} {labels.shape}")
+    if not (0 <= labels.min() and labels.max() < 10):
+        raise DataFormatError(f"{path}: labels must be 0..9, got values in [{labels.min()}, {labels.max()}]")
+    return torch.from_numpy(data.reshape(-1, 3, 32, 32).copy()), torch.from_numpy(labels.astype(np.int64))
 
 # %% ../nbs/03_data.ipynb #ddb53203
 _CIFAR_BATCHES = [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch", "batches.meta"]
@@ -347,16 +353,19 @@ def _svhn_split(folder: Path, split: str) -> tuple[Tensor, Tensor]:
     try: m = loadmat(path)
     except Exception as e: raise CorruptDataError(path, f"is not a readable MATLAB file ({type(e).__name__}: {e})") from e
     X, y = m.get("X"), m.get("y")
-    if X is None or y is None or X.dtype != np.uint8 or X.ndim != 4 or X.shape[:3] != (32, 32, 3) or y.size != X.shape[3]:
-        raise DataFormatError(f"{path}: expected X uint8 (32, 32, 3, N) and y (N, 1), got X {getattr(X, 'dtype', None)} "
+    if X is None or y is None or X.dtype != np.uint8 or X.ndim != 4 or X.shape[:3] != (32, 32, 3) or y.size != X.shape[3] or not y.size:
+        raise DataFormatError(f"{path}: expected X uint8 (32, 32, 3, N) with N ≥ 1 and y (N, 1), got X {getattr(X, 'dtype', None)} "
                               f"{getattr(X, 'shape', None)} and y {getattr(y, 'shape', None)}")
-    y = y.reshape(-1).astype(np.int64)
-    if len(y) and not (y.min() >= 1 and y.max() <= 10):
+    if y.dtype.kind not in "iuf" or (y.dtype.kind == "f" and not np.array_equal(y, np.round(y))):
+        raise DataFormatError(f"{path}: labels must be whole numbers 1..10 (10 = digit 0), got y of dtype {y.dtype}"
+                              + (f" with the value {y[y != np.round(y)][0]}" if y.dtype.kind == "f" else ""))
+    y = np.ascontiguousarray(y.reshape(-1)).astype(np.int64)
+    if not (y.min() >= 1 and y.max() <= 10):
         raise DataFormatError(f"{path}: labels must be 1..10 (10 = digit 0), got values in [{y.min()}, {y.max()}]")
     return torch.from_numpy(np.ascontiguousarray(X.transpose(3, 2, 0, 1))), torch.from_numpy(y % 10)
 
 # %% ../nbs/03_data.ipynb #655c1a8b
-DATASETS = ("digits", "mnist", "fashion-mnist", "svhn", "cifar10")
+DATASETS = ("digits", "mnist", "fashion-mnist", "svhn", "cifar10")   #: The data sets `load_dataset` reads
 _ALIASES = {"fashion_mnist": "fashion-mnist", "fashionmnist": "fashion-mnist", "cifar-10": "cifar10", "cifar_10": "cifar10"}
 def _canonical(name) -> str:
     "The data set's name in `DATASETS` for `name` in any case or spelling of `_ALIASES`."
@@ -405,7 +414,9 @@ def _find_cifar(dirs: list, notes: list):
             if not (missing := [f for f in _CIFAR_BATCHES if not (b / f).is_file()]): return ("cifar-batches", b)
             notes.append(f"{b} lacks {', '.join(missing)}")
     for d in dirs:
-        if (d / "train").is_dir() and (d / "test").is_dir(): return ("image-tree", d)
+        halves = [s for s in ("train", "test") if (d / s).is_dir()]
+        if len(halves) == 2: return ("image-tree", d)
+        if halves: notes.append(f"{d} has an image tree's {halves[0]}/ but lacks {'test' if halves == ['train'] else 'train'}/")
     tarballs = [t for d in dirs if d.is_dir() for g in _TARBALL_GLOBS for t in sorted(d.glob(g)) if t.is_file()]
     return ("tarball", tarballs[0]) if tarballs else None
 

@@ -9,9 +9,9 @@ __all__ = ['VARIANTS', 'TEACHER_SEED_STRIDE', 'EVAL_EVERY_MAX', 'patch', 'Benchm
            'unique_records', 'TeacherGapWarning', 'teacher_gap_ok', 'val_picked_error', 'library_versions', 'Record',
            'FolderBusyError', 'folder_lock', 'save_teacher', 'load_teacher', 'Run', 'arm_groups', 'run_seed',
            'run_benchmark', 'paired_stats', 'holm', 'holm_family', 'summarize', 'paired_gain', 'best_noisy',
-           'comparisons', 'quantum_note', 'format_table', 'format_comparisons', 'verify_run', 'seconds_per_image',
-           'protocol_hours', 'NothingToPlot', 'plot_sigma', 'plot_alpha', 'plot_curves', 'study_specs',
-           'study_transfer', 'noise_benefit_study', 'study_gains', 'format_study', 'plot_study']
+           'comparisons', 'quantum_note', 'format_table', 'format_comparisons', 'verify_run', 'complete_run',
+           'seconds_per_image', 'protocol_hours', 'NothingToPlot', 'plot_sigma', 'plot_alpha', 'plot_curves',
+           'study_specs', 'study_transfer', 'noise_benefit_study', 'study_gains', 'format_study', 'plot_study']
 
 # %% ../nbs/06_experiments.ipynb #70c5d6c7
 import copy, functools, hashlib, json, math, os, platform, re, subprocess, sys, textwrap, time, warnings
@@ -80,7 +80,7 @@ class BenchmarkConfig:
     def __post_init__(self): _check_choices(self); _normalise_numbers(self)   # below; frozen: normalised once, there
 
 # %% ../nbs/06_experiments.ipynb #82812961
-VARIANTS = ("full", "quick", "tiny")
+VARIANTS = ("full", "quick", "tiny")   #: The budgets `get_config` gives a benchmark
 
 def _check_choices(c: BenchmarkConfig) -> None:
     "The names of `c` (data set, variant, architectures) and its TrainConfigs checked: a ValueError names a wrong one."
@@ -560,7 +560,7 @@ class Record:
         return {f.name: getattr(self, f.name) for f in fields(self) if getattr(self, f.name) is not _ABSENT}
 
 # %% ../nbs/06_experiments.ipynb #60fa0b12
-TEACHER_SEED_STRIDE = 10_000   # teacher_j of seed s is seeded s + 10000·(j − 1): seeds below it share no teacher
+TEACHER_SEED_STRIDE = 10_000   #: Teacher_j of seed s is seeded s + 10000·(j − 1): seeds below it share no teacher
 
 def _check_seeds(seeds) -> list:
     """An int n -> [0, ..., n-1]; a non-empty list (any collection) of distinct ints in [0, TEACHER_SEED_STRIDE) -> those
@@ -589,7 +589,7 @@ def _missing_folder(out_dir) -> bool:
 def _take_lock(out_dir) -> tuple[Path, int]:
     "(the folder, an open, exclusively locked descriptor of its `.lock`); `FolderBusyError` if another run holds it."
     _need_locks()
-    while True:
+    for _ in range(100):                      # races lost to a finishing run are retried; a lock that cannot be made is not
         out = _out_folder(out_dir)
         try: fd = os.open(out / ".lock", os.O_RDWR | os.O_CREAT, 0o666)
         except FileNotFoundError: continue    # a finishing run removed the empty folder it had made: make it again
@@ -602,6 +602,7 @@ def _take_lock(out_dir) -> tuple[Path, int]:
         with suppress(FileNotFoundError):     # a finishing run may have removed this file between our open and our lock
             if os.fstat(fd).st_ino == os.stat(out / ".lock").st_ino: return out, fd   # still the folder's: ours
         os.close(fd)
+    raise ValueError(f"out_dir {out}: its lock file {out / '.lock'} cannot be made (a link to a missing file there?): remove it")
 
 @contextmanager
 def folder_lock(out_dir, new: bool | None = None):
@@ -1217,6 +1218,22 @@ def verify_run(config: BenchmarkConfig, records, seeds, out_dir) -> list:
     expect(sorted(r["arm"] for r in rows) == want and all(r["n"] == len(seeds) for r in rows), "summary rows")
     return rows
 
+# %% ../nbs/06_experiments.ipynb #c06crun2
+def complete_run(config: BenchmarkConfig, folders, seeds: int = 3) -> tuple:
+    """(records, folder) of the first of `folders` whose `results.jsonl` holds every (seed, arm) of `config`'s protocol
+    for seeds 0..`seeds`-1 in one configuration of its benchmark and variant (at any learning rates: a search's
+    `with_learning_rates` run counts, and its records' `config_key` tells it apart); (None, None) if none does."""
+    specs = arm_specs(config)
+    arms = teacher_names(config, specs) + [x.name for x in specs]
+    want = {(s, a) for s in range(check_number(seeds, "seeds", 1, integer=True)) for a in arms}
+    for folder in map(Path, folders):
+        by_key = defaultdict(list)
+        for r in unique_records(load_records(folder / "results.jsonl")):
+            if (r["benchmark"], r["variant"]) == (config.name, config.variant): by_key[r["config_key"]].append(r)
+        for recs in by_key.values():
+            if want <= {(r["seed"], r["arm"]) for r in recs}: return [r for r in recs if (r["seed"], r["arm"]) in want], folder
+    return None, None
+
 # %% ../nbs/06_experiments.ipynb #7a1e0c02
 def seconds_per_image(model, in_shape, batch_size=32, batches=2, train=True) -> float:
     """Wall-clock seconds per image here of an SGD step (`train`) or a forward pass, after one warm-up batch, on random
@@ -1369,7 +1386,7 @@ def study_specs(config: BenchmarkConfig, sigmas, alphas) -> list:
                           Targets.TEACHER, config.l2_train) for s in sigmas if s > 0 or config.mu != 0 for a in alphas]
 
 # %% ../nbs/06_experiments.ipynb #d0348547
-EVAL_EVERY_MAX = 10_000   # steps per epoch of a repeated subset: so many batches of images are held in memory
+EVAL_EVERY_MAX = 10_000   #: The largest `eval_every` (steps per epoch of a repeated subset; as many batches of images are held in memory)
 
 def _study_length(config: BenchmarkConfig, N: int, n: int, max_epoch_factor: int = 10, steps: int | None = None,
                   eval_every: int | None = None) -> tuple:

@@ -48,7 +48,7 @@ def soft_target_loss(student_logits: Tensor, teacher_logits: Tensor, temperature
     check_logits(student_logits, "student_logits", teacher_logits=teacher_logits)
     return _soft_target(student_logits, teacher_logits, check_temperature(temperature))
 
-TEMPERATURE_RANGE = (0.01, 1e4)    # beyond 1e4 even float64 loses the loss's digits to cancellation
+TEMPERATURE_RANGE = (0.01, 1e4)    #: The temperatures `soft_target_loss` accepts, [lo, hi]: beyond 1e4 even float64 loses the loss's digits to cancellation
 
 def check_temperature(temperature) -> float:
     "`temperature` as a float if in `TEMPERATURE_RANGE`, else a ValueError naming it and the range."

@@ -220,6 +220,7 @@ def from_spec(spec: str, in_shape, *, generator: torch.Generator | None = None, 
     return model if device is None else model.to(device)
 
 # %% ../nbs/04_models.ipynb #767ecb83
+#: The paper's networks (and our digits pair) in the paper's notation, by name: `build(name, in_shape)`
 ARCHITECTURES = {
     # MNIST: LeNet teacher, MLP student
     "mnist_teacher": "[C5(S1P0)@20-MP2(S2)]-[C5(S1P0)@50-MP2(S2)]-FC500-FC10",
@@ -234,7 +235,8 @@ ARCHITECTURES = {
     "digits_student": "FC32-FC10",
 }
 
-PAIRS = {   # data set -> the teacher and student paired on it, and the input shape
+#: Data set -> the teacher and student paired on it, and the input shape
+PAIRS = {
     "digits": dict(teacher="digits_teacher", student="digits_student", in_shape=(1, 8, 8)),
     "mnist": dict(teacher="mnist_teacher", student="mnist_student", in_shape=(1, 28, 28)),
     "svhn": dict(teacher="nin", student="svhn_student", in_shape=(3, 32, 32)),

@@ -14,7 +14,7 @@ from torch import Tensor
 from .checks import check_generator, check_logits, check_number, check_numbers
 
 # %% ../nbs/01_noisy_teacher.ipynb #cb2d1e3f
-NOISE_MAX = 100.0      # the largest sigma and |mu|: sigma = 2 already swamps the logits; (1 + xi) * z stays finite in float32
+NOISE_MAX = 100.0      #: The largest σ and the largest absolute μ: σ = 2 already swamps the logits; (1 + ξ)⊙z stays finite in float32
 
 def check_noise_args(sigma, alpha, mu=0.0) -> tuple[float, float, float]:
     """Check the noisy-teacher hyper-parameters and return them as floats `(sigma, alpha, mu)`.

@@ -50,7 +50,7 @@ def get_device(device=None) -> torch.device:
     return dev
 
 # %% ../nbs/05_training.ipynb #585b8dab
-SCHEDULES = ("cosine", "step", "constant")
+SCHEDULES = ("cosine", "step", "constant")   #: The learning-rate schedules `TrainConfig` accepts
 
 def lr_factor(schedule: str, step: int, total_steps: int) -> float:
     """The factor γ_t / γ_0 of `schedule` ('cosine', 'step' or 'constant') after `step` of `total_steps` steps."""
@@ -107,7 +107,7 @@ class TrainConfig:
             object.__setattr__(self, name, _plain(getattr(self, name)))
 
 # %% ../nbs/05_training.ipynb #cec0b331
-ARM_KINDS = ("hard", "l2", "kd", "noisy", "student_noise")
+ARM_KINDS = ("hard", "l2", "kd", "noisy", "student_noise")   #: The losses an `Arm` trains with
 
 @dataclass(frozen=True)
 class Arm:

@@ -38,6 +38,7 @@ from .training import Arm, TrainConfig, _check_same_stats, _one_source, distil, 
 
 # %% ../nbs/20_explore.ipynb #22077f7f
 _CACHE: dict = {}  # in-process cache: the digits teacher and the students' sigma = 0 baselines
+#: How the widgets' digits teacher is trained (once per process, then cached)
 DIGITS_TEACHER_CONFIG = dict(epochs=4, batch_size=64, lr=0.05, momentum=0.9, schedule="cosine", seed=0)
 
 def _whole(x):
@@ -247,10 +248,10 @@ class _ShownBox(W.VBox):
         return super()._repr_mimebundle_(**kwargs)
 
 # %% ../nbs/20_explore.ipynb #d65529dd
-SIGMA_RANGE, SIGMA_STEP = (0.0, 2.0), 0.05
-ALPHA_RANGE, ALPHA_STEP = (0.0, 1.0), 0.05
-MU_RANGE, MU_STEP = (-1.0, 1.0), 0.05
-SEED_RANGE = (0, 999)
+SIGMA_RANGE, SIGMA_STEP = (0.0, 2.0), 0.05   #: The σ slider's range and step
+ALPHA_RANGE, ALPHA_STEP = (0.0, 1.0), 0.05   #: The α slider's range and step
+MU_RANGE, MU_STEP = (-1.0, 1.0), 0.05   #: The μ slider's range and step
+SEED_RANGE = (0, 999)   #: The seed box's range
 
 class _SnapSlider(W.FloatSlider):
     """A FloatSlider that holds only values on its steps (min, min + step, ...): a value typed into its readout between
@@ -424,6 +425,7 @@ def student_figure(results: list, baseline: dict | None, last=None, figsize=(9, 
     return fig
 
 # %% ../nbs/20_explore.ipynb #f127725d
+#: How the widgets' students are trained: the digits benchmark's L2 recipe
 DIGITS_STUDENT_CONFIG = {k: v for k, v in dataclasses.asdict(get_config("digits").l2_train).items()
                          if k not in ("seed", "device")}   # the digits benchmark's recipe for the L2 family
 

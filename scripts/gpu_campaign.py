@@ -27,14 +27,14 @@ skipped with a note and the campaign goes on with the next; at the end, any such
 --data-root (exit status 2).
 
 Slices. `--budget-minutes M` stops cleanly at the end of the epoch that crosses M minutes (checkpoints and records
-written) and exits 0; rerunning the same command continues. On a machine whose disk does not persist between runs
-(and which copies back only files of limited size), `--pack DIR` writes OUT's records, teacher weights and training
-checkpoints into at most 4 archive parts of at most 15 MiB each in DIR (priority: records, teachers, then the
-checkpoints that fit, and last a finished search's teacher and logits, needed only to search again), and `--carry DIR` unpacks such parts into OUT before starting (a folder without parts, as on
-the first slice, starts afresh; a file OUT already holds is kept, and a records file gets only the carried records it
-lacks). A carried slice that stops (at the budget, or by a signal) having kept nothing new — no record, teacher or
-report — while its training checkpoints are too large for the parts exits with status 3: the next slice would only
-start them over. See results/README.md.
+written) and exits 0; rerunning the same command continues. On a machine whose disk does not persist between runs,
+`--pack DIR` writes OUT's records, teacher weights and training checkpoints into at most 4 archive parts of at most 15
+MiB each in DIR, small enough for services that limit what a job may return (priority: records, teachers, then the
+checkpoints that fit, and last a finished search's teacher and logits, needed only to search again), and `--carry DIR`
+unpacks such parts into OUT before starting (a folder without parts, as on the first slice, starts afresh; a file OUT
+already holds is kept, and a records file gets only the carried records it lacks). A carried slice that stops (at the
+budget, or by a signal) having kept nothing new — no record, teacher or report — while its training checkpoints are
+too large for the parts exits with status 3: the next slice would only start them over. See results/README.md.
 
 `--smoke` runs the same steps with the `tiny` configurations on the CPU (about two minutes on two cores): CI runs it.
 """
@@ -48,7 +48,7 @@ from pathlib import Path
 
 STEPS = (("cifar10-check", "cifar10", 1), ("cifar10-lr", "cifar10", 1), ("cifar10", "cifar10", 3), ("mnist", "mnist", 5),
          ("fashion-mnist", "fashion-mnist", 5), ("svhn-lr", "svhn", 1), ("svhn", "svhn", 3))
-PART = 15 * 2 ** 20          # bytes per archive part (to fit a limit on the size of files copied back)
+PART = 15 * 2 ** 20          # bytes per archive part (to fit a limit on the size of the files a job may return)
 MAX_PARTS = 4                # and at most 64 MiB in all: leave room for the log
 
 
@@ -146,8 +146,9 @@ def run_step(step, name, seeds, out, args, deadline):
     if step == "cifar10-check":                     # a choice (go on or not): made on validation, never on test
         t, s = (next(r for r in records if r["arm"] == a)["metrics"]["val_error"] for a in ("teacher", "hard"))
         verdict = "on track" if t + config.min_teacher_gap <= s else "NOT on track: see chapter 12 before the full protocol"
+        te, se = config.teacher_train.epochs, config.student_train.epochs
         print(f"[{step}] validation error: teacher {100 * t:.2f} % vs student alone {100 * s:.2f} % after "
-              f"{config.teacher_train.epochs} epochs each: {verdict}", flush=True)
+              + (f"{te} epochs each" if te == se else f"{te} and {se} epochs") + f": {verdict}", flush=True)
     return True
 
 
@@ -212,6 +213,7 @@ def unpack(src: Path, out: Path):
     """Extract the archive parts `pack` wrote in `src` into `out`; a ValueError if they are not one whole archive. A file
     `out` already holds is kept (an OUT that survived its slice is as new as the archive, or newer), except a records file
     (`.jsonl`), which gets the archive's lines it lacks: a carried archive never takes a finished record away."""
+    from noisy_teachers.data import write_atomic
     parts = parts_in(src)
     if not parts and list(src.glob("slice.tar.part*.new")):   # killed between its last write and its renames
         raise ValueError(f"{src} holds only the .new parts of a pack that did not finish: not unpacked")
@@ -222,7 +224,10 @@ def unpack(src: Path, out: Path):
         with tarfile.open(fileobj=io.BytesIO(b"".join(p.read_bytes() for p in parts)), mode="r:") as tar:
             members = [tarfile.data_filter(m, str(out)) for m in tar.getmembers()]   # the whole archive read, and safe
             held = [m for m in members if m.isfile() and (out / m.name).exists()]
-            tar.extractall(out, members=[m for m in members if m not in held], filter="data")
+            for m in (m for m in members if m not in held):   # each file whole or not at all: an OUT whose unpack was
+                if not m.isfile(): tar.extract(m, out, filter="data"); continue          # killed holds no torn file,
+                (out / m.name).parent.mkdir(parents=True, exist_ok=True)                  # which the next carry would keep
+                write_atomic(tar.extractfile(m).read(), out / m.name)
             merged = [m for m in held if m.name.endswith(".jsonl") and merge_lines(out / m.name, tar.extractfile(m).read())]
     except tarfile.TarError as e:                    # a part cut short or damaged on its way
         raise ValueError(f"the archive parts in {src} cannot be unpacked ({e}): carry whole parts, or none") from None
@@ -276,10 +281,14 @@ def main(argv=None):
         torch.set_num_threads(1)
         args.device = args.device or "cpu"
     _device_here(p, args.device)                     # cuda without a GPU, a GPU index past the last one, ...
-    args.out.mkdir(parents=True, exist_ok=True)
+    from noisy_teachers.experiments import _out_folder
+    for folder, name in ((args.pack, "--pack"), (args.out, "OUT")):   # both made now: a pack folder that cannot be
+        if folder is not None:                                       # written is said before the slice, not after it
+            try: _out_folder(folder, name)
+            except ValueError as e: p.error(f"argument {e}")
     from noisy_teachers.cli import _stopped, _terminate
     from noisy_teachers.experiments import folder_lock
-    signal.signal(signal.SIGTERM, _terminate)        # `timeout`, a loan's end: a clean stop, as Ctrl-C, and the pack
+    signal.signal(signal.SIGTERM, _terminate)        # `timeout`, or the machine's time running out: a clean stop and the pack
     code, said, before = 0, "", None
     try:
         with folder_lock(args.out):                  # one campaign per folder, from the unpack to the pack

@@ -80,7 +80,8 @@ def report(path: Path, families=None):
     lines = [f"# Learning-rate search: {recs[0]['benchmark']}", "",
              f"Seed {recs[0]['seed']}, {recs[0]['epochs']} epochs (cosine), batch {recs[0]['batch_size']}, momentum "
              f"{recs[0]['momentum']}, no gradient clip; validation set of {n_val:,} images held out of the training split "
-             f"(1 image = {100 / n_val:.3g} pp). Chosen: the lowest final validation error.", "",
+             f"(1 image = {100 / n_val:.3g} pp). Chosen: the lowest final validation error, ties to the lower final validation "
+             "loss; never a rate that diverged.", "",
              "| family | lr | final val error % | best epoch val error % | diverged |", "|---|---|---|---|---|"]
     for r in recs:
         mark = " **(chosen)**" if best.get(r["family"]) == r["lr"] else ""
@@ -208,11 +209,11 @@ def _device_or_auto(text: str) -> str:
 
 
 def main(argv=None):
-    from noisy_teachers.cli import (_OneLineParser, _device_here, _folder, _non_negative_int, _positive_int,
+    from noisy_teachers.cli import (_OneLineParser, _data_root, _device_here, _folder, _non_negative_int, _positive_int,
                                     _positive_number, _stopped, _terminate, _thread_count, _user_error)
     p = _OneLineParser(description=__doc__.split("\n")[0])
     p.add_argument("benchmark", choices=DATASETS)
-    p.add_argument("--data-root", default=None, metavar="DIR",
+    p.add_argument("--data-root", type=_data_root, default=None, metavar="DIR",
                    help="folder holding the data set (default: $NOISY_TEACHERS_DATA, else the per-user cache)")
     p.add_argument("--out", type=_folder, required=True, metavar="OUT",
                    help="output folder: OUT/<benchmark>.jsonl (records), the checkpoints, and once the search is finished "
@@ -234,7 +235,7 @@ def main(argv=None):
     _device_here(p, a.device)                        # cuda without a GPU, a GPU index past the last one, ...
     torch.set_num_threads(a.threads)
     deadline = None if a.budget_minutes is None else time.time() + 60 * a.budget_minutes
-    signal.signal(signal.SIGTERM, _terminate)        # `kill`, `timeout`, a loan's end: the same clean stop as Ctrl-C
+    signal.signal(signal.SIGTERM, _terminate)        # `kill`, `timeout`, the machine's time running out: as Ctrl-C
     try:
         if a.report: report(a.out / f"{a.benchmark}.jsonl", a.families)
         else: report(search(a.benchmark, a.out, a.data_root, a.device, a.seed, a.families, a.tiny, deadline), a.families)

@@ -13,6 +13,7 @@ at a time per folder: a second one on the same folder is refused while the first
 """
 import argparse
 import re
+import reprlib
 import signal
 import sys
 import time
@@ -21,7 +22,7 @@ from pathlib import Path
 
 import torch
 
-from noisy_teachers.cli import (_OneLineParser, _non_negative_int, _number_from, _positive_int, _positive_number,
+from noisy_teachers.cli import (_OneLineParser, _data_root, _non_negative_int, _number_from, _positive_int, _positive_number,
                                 _stopped, _terminate, _thread_count, _user_error, THREADS_MAX)
 from noisy_teachers.data import DATASETS, DataNotFoundError, write_atomic
 from noisy_teachers.experiments import Run, _missing_folder, folder_lock, get_config
@@ -48,7 +49,7 @@ def table_file(text: str) -> Path:
 def main(argv=None):
     p = _OneLineParser(description=__doc__.split("\n\n")[0])
     p.add_argument("benchmark", choices=DATASETS)
-    p.add_argument("--data-root", metavar="DIR",
+    p.add_argument("--data-root", type=_data_root, metavar="DIR",
                    help="the data folder (default: $NOISY_TEACHERS_DATA, else the per-user cache)")
     p.add_argument("--out", required=True, type=table_file, metavar="FILE",
                    help="the markdown table to write (resumed if it exists)")
@@ -69,7 +70,8 @@ def main(argv=None):
         with folder_lock(a.out.parent, new=new): return check(a, p)   # two writers of one table would lose rows
     except KeyboardInterrupt as e:
         how, code = _stopped(e)
-        print(f"\n{p.prog}: {how}; the finished rows are in {a.out}: rerun the same command to resume", file=sys.stderr)
+        done = f"the finished rows are in {a.out}" if a.out.exists() else "no row was finished"
+        print(f"\n{p.prog}: {how}; {done}: rerun the same command to resume", file=sys.stderr)
         return code
     except (DataNotFoundError, OSError, ValueError) as e:    # no data, a full disk, an unusable --out
         return _user_error(e, a)                     # one line, as the noisy-teachers command says it; exit status 2
@@ -85,7 +87,7 @@ def check(a, p) -> int:
     try: lines = a.out.read_text().splitlines() if a.out.exists() else []
     except UnicodeDecodeError: p.error(f"argument --out: {a.out} is not a text file; use another file")
     lines = lines or [title]                         # a new (or empty) file
-    if lines[0] != title: p.error(f"argument --out: {a.out} holds another check ({lines[0].removeprefix('# ')!r}); use another file")
+    if lines[0] != title: p.error(f"argument --out: {a.out} holds another check ({reprlib.repr(lines[0].removeprefix('# '))}); use another file")
     rows = [l for l in lines if l.startswith("| ") and l not in HEADER]
     key_of = lambda r: tuple(re.split(r"\s*\|\s*", r)[1:4])          # (lr, clip, seed) of a row
     done = {key_of(r) for r in rows}

@@ -39,6 +39,27 @@ def check_carry(tmp: Path) -> list:
     return errs
 
 
+def check_torn_unpack(tmp: Path) -> list:
+    "An unpack killed in the middle of a file leaves none of it in OUT (which the next carry would keep), only whole files."
+    import noisy_teachers.data as data
+    out, weights = tmp / "torn", os.urandom(4096)
+    carry = pack_of(tmp / "torn-carry", {"mnist/summary.md": b"# whole\n", "mnist/teacher.pt": weights})
+    real = data.save_atomic
+    def killed(obj, path, save=None):                 # the writer killed half-way through the teacher's bytes
+        if Path(path).name != "teacher.pt": return real(obj, path, save=save)
+        def half(d, f): Path(f).write_bytes(d[: len(d) // 2]); raise KeyboardInterrupt
+        return real(obj, path, save=half)
+    data.save_atomic = killed
+    try: campaign.unpack(carry, out)
+    except KeyboardInterrupt: pass
+    finally: data.save_atomic = real
+    left = sorted(str(p.relative_to(out)) for p in out.rglob("*") if p.is_file() and not p.name.startswith("."))
+    errs = [] if left == ["mnist/summary.md"] else [f"a killed unpack left {left}, want only mnist/summary.md"]
+    campaign.unpack(carry, out)
+    if (out / "mnist" / "teacher.pt").read_bytes() != weights: errs.append("the next carry did not unpack the teacher whole")
+    return errs
+
+
 def slice_status(tmp: Path, name: str, keeps: bool) -> int:
     "The exit status of a carried, packed slice that stops at its budget with a training checkpoint too large to pack."
     out, pack = tmp / name, tmp / f"{name}-pack"
@@ -58,7 +79,7 @@ def slice_status(tmp: Path, name: str, keeps: bool) -> int:
 def main() -> int:
     with tempfile.TemporaryDirectory(prefix="nt-slices-") as d:
         tmp = Path(d)
-        errs = check_carry(tmp)
+        errs = check_carry(tmp) + check_torn_unpack(tmp)
         if (s := slice_status(tmp, "stuck", keeps=False)) != 3: errs.append(f"a slice that kept nothing new exited {s}, want 3")
         if (s := slice_status(tmp, "moving", keeps=True)) != 0: errs.append(f"a slice that kept a teacher exited {s}, want 0")
     print("CAMPAIGN SLICES TEST " + ("PASSED" if not errs else "FAILED:\n  " + "\n  ".join(errs)), flush=True)

@@ -262,6 +262,20 @@ def check_phone(page, base: str, path: str, problems: list[str]) -> str:
     return f"phone {path.removesuffix('.html')} {width} px"
 
 
+def check_api_names(site: Path) -> list[str]:
+    "Every public name of each module (its `__all__`, constants included) has an entry on the module's API page."
+    import importlib
+    errs, pages = [], sorted((site / "api").glob("*.html"))
+    if not pages:
+        return [f"no API pages in {site / 'api'}"]
+    for page in pages:
+        mod = importlib.import_module(f"noisy_teachers.{page.stem}")
+        ids = set(re.findall(r'id="(noisy_teachers\.[\w.]+)"', page.read_text(encoding="utf-8")))
+        if missing := [n for n in getattr(mod, "__all__", []) if f"{mod.__name__}.{n}" not in ids]:
+            errs.append(f"api/{page.name} has no entry for {', '.join(missing)}")
+    return errs
+
+
 def check_api_page(page, base: str, problems: list[str]) -> None:
     page.goto(f"{base}/api/losses.html", wait_until="load")
     names = page.evaluate("() => [...document.querySelectorAll('dl.py.function > dt')].map(d => d.id)")
@@ -288,6 +302,8 @@ def main(argv=None) -> int:
     log(f"notebook preparation (hide, directives, widget state, chapter map): {'ok' if not problems else problems}")
     problems += check_toc(site)
     log(f"table of contents checked against nbs/index.ipynb: {'ok' if not problems else problems}")
+    problems += check_api_names(site)
+    log(f"every public name on its module's API page: {'ok' if not problems else problems}")
     port = free_port()
     base = f"http://{HOST}:{port}"
     server = subprocess.Popen([sys.executable, "-m", "http.server", str(port), "--bind", HOST, "--directory", str(site)],
