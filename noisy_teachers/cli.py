@@ -76,6 +76,12 @@ def _folder(text: str) -> Path:
     if Path(text).is_file(): raise argparse.ArgumentTypeError(f"{text} is a file, not a folder")
     return Path(text)
 
+def _ray_address(text: str) -> str:
+    "An argparse type: `--ray`'s address, not the benchmark name that an address-less `--ray` took from the command line."
+    if text in DATASETS: raise argparse.ArgumentTypeError(f"{text!r} is a benchmark, not a Ray address: put the benchmark "
+                                                          "first, or write --ray=ADDRESS")
+    return text
+
 def _data_root(text: str) -> Path:
     "An argparse type: a data root, not empty (a folder, or for cifar10 also its tarball)."
     if not text.strip(): raise argparse.ArgumentTypeError(f"expected a folder (or, for cifar10, a tarball), got {text!r}")
@@ -150,7 +156,7 @@ def _protocol_options(p: argparse.ArgumentParser, tasks: str, quick: str, tiny: 
                       help=f"seconds, for tests: a few hundred images (NiN benchmarks: 64), a few epochs{tiny}")
     p.add_argument("--epochs", type=_positive_int, default=None, metavar="N",
                    help=f"train the teachers and every student for N epochs instead of the protocol's (a CPU budget){epochs}")
-    p.add_argument("--ray", nargs="?", const="", default=None, metavar="ADDRESS",
+    p.add_argument("--ray", nargs="?", const="", default=None, type=_ray_address, metavar="ADDRESS",
                    help=f"run every {tasks} as a Ray task: alone, a local Ray instance; 'auto' or an address joins a "
                         "running cluster (chapter 08; needs Ray: pip install \"ray>=2.9\", or \".[ray]\" in a clone); "
                         "progress is then only a line as each task finishes (no start or epoch lines)")
@@ -511,11 +517,13 @@ def _finished(out, name: str = "results.jsonl", key: str | None = None) -> tuple
 class _Terminated(KeyboardInterrupt):
     "SIGTERM (`kill`, a cluster's time limit) as an interrupt: the same clean stop as Ctrl-C, temporaries removed."
 
-def _terminate(signum, frame): raise _Terminated()
+_sigterms = []     # the SIGTERMs received: Ray's waits re-raise `_Terminated` as a plain KeyboardInterrupt
+
+def _terminate(signum, frame): _sigterms.append(signum); raise _Terminated()
 
 def _stopped(e: KeyboardInterrupt) -> tuple[str, int]:
-    "How an interrupt stopped a command, and its exit code: ('terminated', 143) for SIGTERM, ('interrupted', 130) else."
-    return ("terminated", 143) if isinstance(e, _Terminated) else ("interrupted", 130)
+    "How an interrupt stopped a command, and its exit code: ('terminated', 143) after a SIGTERM, ('interrupted', 130) else."
+    return ("terminated", 143) if isinstance(e, _Terminated) or _sigterms else ("interrupted", 130)
 
 def _user_error(e: BaseException, args) -> int:
     "Say on stderr, without a traceback, what stopped the command (bad settings, unusable folders, unreadable files, ...); return the exit code."
@@ -537,6 +545,7 @@ def _user_error(e: BaseException, args) -> int:
         text = "\n".join(f"or {get}point --data-root or ${DATA_ENV} at the folder that holds them."
                          if line.startswith("or call load_dataset(") else line for line in text.splitlines())
     if text.startswith("out_dir "): text = f"argument --out: {text[8:]}"
+    if text.startswith("address "): text = f"argument --ray: {text[8:]}"               # Ray's, as distributed names it
     if text.startswith("root must be a folder"):            # the data root as the user set it: option, variable or default
         who = ("argument --data-root:" if getattr(args, "data_root", None) is not None
                else f"${DATA_ENV}" if os.environ.get(DATA_ENV) else "the per-user data cache")

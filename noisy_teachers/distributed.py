@@ -6,7 +6,7 @@
 __all__ = ['RayMissingError', 'ray_connection', 'run_benchmark_ray', 'noise_benefit_study_ray']
 
 # %% ../nbs/08_ray.ipynb #a4230aad
-import math, signal, sys, threading
+import math, os, signal, socket, sys, threading
 from contextlib import contextmanager
 from pathlib import Path
 from types import SimpleNamespace
@@ -16,7 +16,7 @@ from .experiments import (      # made relative by nbdev_export only if the last
     _gap, _groups_to_train, _study_args, _study_group, _study_plan, _teacher_file, arm_specs, load_teacher,
     save_teacher, select_arms, study_transfer, teacher_names)
 from .checks import check_flag
-from .data import safe_load
+from .data import DATA_ENV, safe_load
 from .training import teacher_logits
 
 # %% ../nbs/08_ray.ipynb #1aafc812
@@ -29,6 +29,16 @@ def _ray():
     except ImportError: raise RayMissingError('Ray is not installed: pip install "ray>=2.9" (or ".[ray]" in a clone of noisy-teachers)') from None
     return ray
 
+# %% ../nbs/08_ray.ipynb #c08reach1
+def _reachable(address, timeout: float = 5.0) -> None:
+    "A 'host:port' `address` answers a TCP connection within `timeout` s, else a ValueError (`ray.init` retries for minutes)."
+    host, _, port = (address or "").rpartition(":")
+    if not host or "://" in address or not port.isdigit(): return        # None, 'auto', 'ray://…', a typo: Ray's checks
+    try: socket.create_connection((host.strip("[]"), int(port)), timeout=timeout).close()
+    except (OSError, OverflowError) as e:
+        raise ValueError(f"address {address}: no Ray cluster answers there ({getattr(e, 'strerror', None) or e}): start it first "
+                         "(`ray start --head`), or give no address for a local Ray instance") from None
+
 # %% ../nbs/08_ray.ipynb #fa3c81e2
 def _check_address(address) -> None:
     if address is not None and not (isinstance(address, str) and address.strip()):
@@ -39,12 +49,21 @@ def ray_connection(address=None):
     """Connected to Ray for the `with` block; yields the `ray` module. A connection this process already has is used
     and left open. Otherwise `address=None` starts a private local instance and shuts it down at the end; "auto",
     "host:port" or "ray://host:port" joins that running cluster and disconnects at the end (the cluster runs on).
-    A SIGTERM handler of the caller's (the command line's clean stop) stays in place of the one `ray.init` sets."""
+    A SIGTERM handler of the caller's (the command line's clean stop) stays in place of the one `ray.init` sets. A
+    "host:port" where nothing answers (`_reachable`) and a Ray that fails to start or join are a one-line ValueError,
+    with whatever Ray had started shut down again; a connection refused stays a ConnectionError."""
     _check_address(address)
     ray, on_term = _ray(), signal.getsignal(signal.SIGTERM)
     started = not ray.is_initialized()
     try:
-        if started: ray.init(**(dict(address="local", include_dashboard=False) if address is None else dict(address=address)))
+        if started:
+            _reachable(address)
+            ray.init(**(dict(address="local", include_dashboard=False) if address is None else dict(address=address)))
+    except Exception as e:
+        if started: ray.shutdown()                            # what it had started: a raylet that timed out, a session
+        if isinstance(e, (ValueError, OSError)): raise
+        what = "start a local Ray instance" if address is None else f"join the Ray cluster at {address}"
+        raise ValueError(f"could not {what}: {(str(e).splitlines() or [type(e).__name__])[0]}") from None
     finally:                                                  # Ray sets its handler first thing, even if init then fails
         if on_term not in (None, signal.SIG_DFL) and threading.current_thread() is threading.main_thread():
             signal.signal(signal.SIGTERM, on_term)
@@ -157,6 +176,14 @@ def _teacher_ref(ray, job, S: Run, seed: int, k: int, where: dict, threads: int)
     return ray.put(dict(saved=saved, error=float(saved["history"]["test_error"][-1]), record=None, sent=True))
 
 
+# %% ../nbs/08_ray.ipynb #c08where1
+def _where(S: Run, data_root, device, download: bool) -> dict:
+    """Where every task finds the data and the run, as absolute paths (workers start in other folders). Without a
+    `data_root`, the driver's `$NOISY_TEACHERS_DATA` when it is set: a cluster's workers do not share its environment."""
+    root = data_root if data_root is not None else os.environ.get(DATA_ENV) or None
+    return dict(data_root=None if root is None else str(Path(root).expanduser().resolve()), out_dir=str(S.out.resolve()),
+                device=device, download=download)
+
 # %% ../nbs/08_ray.ipynb #fa5e0caf
 def _drive(ray, S: Run, tasks, where, resources, lines) -> None:
     "Submit `tasks` (of every seed) at once; write what each returns as it finishes (a group once its seed's hard is)."
@@ -192,9 +219,8 @@ def _run_on_ray(S: Run, tasks, address, device, data_root, download: bool, progr
     if not tasks: return
     with ray_connection(address) as ray:
         task_device, gpu = _task_device(device, ray.cluster_resources().get("GPU", 0))
-        root = None if data_root is None else str(Path(data_root).expanduser().resolve())  # workers start elsewhere
-        where = dict(data_root=root, out_dir=str(S.out.resolve()), device=task_device, download=download)
-        _drive(ray, S, tasks, where, dict(num_gpus=1) if gpu else dict(num_cpus=1), progress is not False)
+        _drive(ray, S, tasks, _where(S, data_root, task_device, download), dict(num_gpus=1) if gpu else dict(num_cpus=1),
+               progress is not False)
 
 # %% ../nbs/08_ray.ipynb #ee57b81d
 def run_benchmark_ray(config: BenchmarkConfig, seeds, data_root=None, out_dir="runs", device=None, progress=True,
