@@ -80,6 +80,8 @@ def _ray_address(text: str) -> str:
     "An argparse type: `--ray`'s address, not the benchmark name that an address-less `--ray` took from the command line."
     if text in DATASETS: raise argparse.ArgumentTypeError(f"{text!r} is a benchmark, not a Ray address: put the benchmark "
                                                           "first, or write --ray=ADDRESS")
+    if text and not text.strip():                 # "" is what --ray alone gives: a local instance
+        raise argparse.ArgumentTypeError("expected an address ('auto', 'host:port' or 'ray://host:port'), or none for a local Ray instance")
     return text
 
 def _data_root(text: str) -> Path:
@@ -583,7 +585,7 @@ def main(argv=None) -> int:
     main_thread = threading.current_thread() is threading.main_thread()      # where Python lets a handler be set
     on_term = signal.getsignal(signal.SIGTERM)
     try:
-        if main_thread: signal.signal(signal.SIGTERM, _terminate)
+        if main_thread: _sigterms.clear(); signal.signal(signal.SIGTERM, _terminate)   # this command's SIGTERMs only
         with warnings.catch_warnings(), _say_data_steps(prog):
             warnings.simplefilter("always")                 # every warning of this command, each on one line
             warnings.simplefilter("ignore", TeacherGapWarning)  # but the weak-teacher one: its banner has said it

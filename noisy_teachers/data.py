@@ -356,9 +356,9 @@ def _svhn_split(folder: Path, split: str) -> tuple[Tensor, Tensor]:
     if X is None or y is None or X.dtype != np.uint8 or X.ndim != 4 or X.shape[:3] != (32, 32, 3) or y.size != X.shape[3] or not y.size:
         raise DataFormatError(f"{path}: expected X uint8 (32, 32, 3, N) with N ≥ 1 and y (N, 1), got X {getattr(X, 'dtype', None)} "
                               f"{getattr(X, 'shape', None)} and y {getattr(y, 'shape', None)}")
-    if y.dtype.kind not in "iuf" or (y.dtype.kind == "f" and not np.array_equal(y, np.round(y))):
+    if y.dtype.kind not in "iuf" or (y.dtype.kind == "f" and not (np.isfinite(y).all() and np.array_equal(y, np.round(y)))):
         raise DataFormatError(f"{path}: labels must be whole numbers 1..10 (10 = digit 0), got y of dtype {y.dtype}"
-                              + (f" with the value {y[y != np.round(y)][0]}" if y.dtype.kind == "f" else ""))
+                              + (f" with the value {y[~np.isfinite(y) | (y != np.round(y))][0]}" if y.dtype.kind == "f" else ""))
     y = np.ascontiguousarray(y.reshape(-1)).astype(np.int64)
     if not (y.min() >= 1 and y.max() <= 10):
         raise DataFormatError(f"{path}: labels must be 1..10 (10 = digit 0), got values in [{y.min()}, {y.max()}]")

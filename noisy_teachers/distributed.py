@@ -34,6 +34,7 @@ def _reachable(address, timeout: float = 5.0) -> None:
     "A 'host:port' `address` answers a TCP connection within `timeout` s, else a ValueError (`ray.init` retries for minutes)."
     host, _, port = (address or "").rpartition(":")
     if not host or "://" in address or not port.isdigit(): return        # None, 'auto', 'ray://…', a typo: Ray's checks
+    if not 0 < int(port) < 65536: raise ValueError(f"address {address}: the port must be in 1..65535")
     try: socket.create_connection((host.strip("[]"), int(port)), timeout=timeout).close()
     except (OSError, OverflowError) as e:
         raise ValueError(f"address {address}: no Ray cluster answers there ({getattr(e, 'strerror', None) or e}): start it first "
@@ -51,7 +52,7 @@ def ray_connection(address=None):
     "host:port" or "ray://host:port" joins that running cluster and disconnects at the end (the cluster runs on).
     A SIGTERM handler of the caller's (the command line's clean stop) stays in place of the one `ray.init` sets. A
     "host:port" where nothing answers (`_reachable`) and a Ray that fails to start or join are a one-line ValueError,
-    with whatever Ray had started shut down again; a connection refused stays a ConnectionError."""
+    with whatever Ray had started shut down again (Ray's own ConnectionError, "auto" with no cluster, stays one)."""
     _check_address(address)
     ray, on_term = _ray(), signal.getsignal(signal.SIGTERM)
     started = not ray.is_initialized()

@@ -4,14 +4,15 @@
 
 # %% auto #0
 __all__ = ['VARIANTS', 'TEACHER_SEED_STRIDE', 'EVAL_EVERY_MAX', 'patch', 'BenchmarkConfig', 'get_config', 'chosen_learning_rates',
-           'with_learning_rates', 'Targets', 'ArmSpec', 'noisy_arm_name', 'arm_specs', 'select_arms', 'teacher_names',
-           'format_settings', 'append_records', 'append_record', 'load_records', 'record_key', 'DuplicateRecordWarning',
-           'unique_records', 'TeacherGapWarning', 'teacher_gap_ok', 'val_picked_error', 'library_versions', 'Record',
-           'FolderBusyError', 'folder_lock', 'save_teacher', 'load_teacher', 'Run', 'arm_groups', 'run_seed',
-           'run_benchmark', 'paired_stats', 'holm', 'holm_family', 'summarize', 'paired_gain', 'best_noisy',
-           'comparisons', 'quantum_note', 'format_table', 'format_comparisons', 'verify_run', 'complete_run',
-           'seconds_per_image', 'protocol_hours', 'NothingToPlot', 'plot_sigma', 'plot_alpha', 'plot_curves',
-           'study_specs', 'study_transfer', 'noise_benefit_study', 'study_gains', 'format_study', 'plot_study']
+           'with_learning_rates', 'searched_config', 'Targets', 'ArmSpec', 'noisy_arm_name', 'arm_specs', 'select_arms',
+           'teacher_names', 'format_settings', 'append_records', 'append_record', 'load_records', 'record_key',
+           'DuplicateRecordWarning', 'unique_records', 'TeacherGapWarning', 'teacher_gap_ok', 'val_picked_error',
+           'library_versions', 'Record', 'FolderBusyError', 'folder_lock', 'save_teacher', 'load_teacher', 'Run',
+           'arm_groups', 'run_seed', 'run_benchmark', 'paired_stats', 'holm', 'holm_family', 'summarize', 'paired_gain',
+           'best_noisy', 'comparisons', 'quantum_note', 'format_table', 'format_comparisons', 'verify_run',
+           'complete_run', 'seconds_per_image', 'protocol_hours', 'NothingToPlot', 'plot_sigma', 'plot_alpha',
+           'plot_curves', 'study_specs', 'study_transfer', 'noise_benefit_study', 'study_gains', 'format_study',
+           'plot_study']
 
 # %% ../nbs/06_experiments.ipynb #70c5d6c7
 import copy, functools, hashlib, json, math, os, platform, re, subprocess, sys, textwrap, time, warnings
@@ -228,6 +229,17 @@ def with_learning_rates(config: BenchmarkConfig, rates: dict) -> BenchmarkConfig
            for f, lr in rates.items()}
     return replace(config, **{**own, **new})
 
+
+# %% ../nbs/06_experiments.ipynb #c06srch1
+def searched_config(config: BenchmarkConfig, search_file) -> BenchmarkConfig | None:
+    """`config` at the rates its learning-rate search chose (`search_file`: `scripts/lr_search.py`'s records of it, as
+    the GPU campaign keeps them), `with_learning_rates`; None while there is no such file or no family has a rate."""
+    path = Path(search_file)
+    if not path.is_file(): return None
+    search = [r for r in map(json.loads, filter(str.strip, path.read_text().splitlines()))
+              if r.get("variant", "full") == config.variant]
+    rates = chosen_learning_rates(search) if search else {}
+    return with_learning_rates(config, rates) if rates else None
 
 # %% ../nbs/06_experiments.ipynb #t06tg001
 class Targets(Enum):
@@ -1219,20 +1231,14 @@ def verify_run(config: BenchmarkConfig, records, seeds, out_dir) -> list:
     return rows
 
 # %% ../nbs/06_experiments.ipynb #c06crun2
-def complete_run(config: BenchmarkConfig, folders, seeds: int = 3) -> tuple:
-    """(records, folder) of the first of `folders` whose `results.jsonl` holds every (seed, arm) of `config`'s protocol
-    for seeds 0..`seeds`-1 in one configuration of its benchmark and variant (at any learning rates: a search's
-    `with_learning_rates` run counts, and its records' `config_key` tells it apart); (None, None) if none does."""
-    specs = arm_specs(config)
-    arms = teacher_names(config, specs) + [x.name for x in specs]
-    want = {(s, a) for s in range(check_number(seeds, "seeds", 1, integer=True)) for a in arms}
-    for folder in map(Path, folders):
-        by_key = defaultdict(list)
-        for r in unique_records(load_records(folder / "results.jsonl")):
-            if (r["benchmark"], r["variant"]) == (config.name, config.variant): by_key[r["config_key"]].append(r)
-        for recs in by_key.values():
-            if want <= {(r["seed"], r["arm"]) for r in recs}: return [r for r in recs if (r["seed"], r["arm"]) in want], folder
-    return None, None
+def complete_run(config: BenchmarkConfig, folder, seeds: int = 3) -> list | None:
+    """The records of a whole protocol of `config` (its `key`: the same settings, rates included) for seeds
+    0..`seeds`-1 in `folder`'s `results.jsonl`, as a run of it made elsewhere wrote them; None if one is missing."""
+    specs, seeds = arm_specs(config), check_number(seeds, "seeds", 1, integer=True)
+    want = {(s, a) for s in range(seeds) for a in teacher_names(config, specs) + [x.name for x in specs]}
+    have = {(r["seed"], r["arm"]): r for r in unique_records(load_records(Path(folder) / "results.jsonl"))
+            if r["config_key"] == config.key}
+    return [r for k, r in have.items() if k in want] if want <= set(have) else None     # in the file's order
 
 # %% ../nbs/06_experiments.ipynb #7a1e0c02
 def seconds_per_image(model, in_shape, batch_size=32, batches=2, train=True) -> float:

@@ -83,7 +83,8 @@ def _dropout_args(c: _Cursor) -> dict:
     "The probability of a dropout layer `D<p>`, with the cursor after the `D`: p in [0, 1)."
     m = re.compile(r"\d+(?:\.\d*)?|\.\d+").match(c.s, c.i)
     if m is None: raise c.err("expected the dropout probability (a number such as 0.5)")
-    if c.s[m.end():m.end() + 1] in ("e", "E"): raise c.err(f"write the dropout probability as a decimal, such as 0.001, not {c.s[c.i:]}")
+    if e := re.compile(r"[\d.]+[eE][-+]?\d*").match(c.s, c.i):
+        raise c.err(f"write the dropout probability as a decimal, such as 0.001, not {e.group()}")
     if not float(m.group()) < 1: raise c.err(f"dropout probability must be in [0, 1), got {m.group()}")
     c.i = m.end()
     return dict(p=float(m.group()))

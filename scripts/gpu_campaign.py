@@ -285,16 +285,16 @@ def main(argv=None):
     for folder, name in ((args.pack, "--pack"), (args.out, "OUT")):   # both made now: a pack folder that cannot be
         if folder is not None:                                       # written is said before the slice, not after it
             try: _out_folder(folder, name)
-            except ValueError as e: p.error(f"argument {e}")
+            except ValueError as e: p.error(f"argument {name}: {str(e).removeprefix(name + ' ')}")
     from noisy_teachers.cli import _stopped, _terminate
     from noisy_teachers.experiments import folder_lock
     signal.signal(signal.SIGTERM, _terminate)        # `timeout`, or the machine's time running out: a clean stop and the pack
-    code, said, before = 0, "", None
+    code, said, before, unpacked = 0, "", None, False
     try:
         with folder_lock(args.out):                  # one campaign per folder, from the unpack to the pack
             try:
                 if args.carry: unpack(args.carry, args.out)
-                before = kept_files(args.out)
+                unpacked, before = True, kept_files(args.out)
                 print(said := run_steps(args), flush=True)
                 if missing := [s for s in args.skipped if s not in OPTIONAL]:
                     code = 2
@@ -307,7 +307,10 @@ def main(argv=None):
                 code = 2
                 print(error_line(p.prog, e), file=sys.stderr, flush=True)
             finally:
-                lost = pack(args.out, args.pack) if args.pack else []   # what was done travels, whatever stopped the slice
+                lost = pack(args.out, args.pack) if args.pack and unpacked else []   # what was done travels, whatever stopped
+                if args.pack and not unpacked:       # the slice; but a half-unpacked OUT would lose what its carry holds
+                    print(f"{p.prog}: the unpack did not finish, so nothing was packed: carry the same parts again",
+                          file=sys.stderr, flush=True)
             if args.carry and lost and not said.startswith("campaign complete") and kept_files(args.out) == before:
                 code = code or 3                     # stopped (budget or signal): the next slice would start them over
                 print(f"{p.prog}: error: this slice kept nothing new (no record, teacher or report), and its training "

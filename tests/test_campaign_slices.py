@@ -60,6 +60,23 @@ def check_torn_unpack(tmp: Path) -> list:
     return errs
 
 
+def check_stopped_unpack(tmp: Path) -> list:
+    "A slice stopped while it unpacks its carry packs nothing: OUT lacks part of the carry, which still holds it all."
+    import noisy_teachers.data as data
+    out, pack = tmp / "stop", tmp / "stop-pack"
+    carry = pack_of(tmp / "stop-carry", {"mnist/results.jsonl": b'{"seed": 0, "arm": "hard"}\n', "mnist/teacher.pt": b"w" * 64})
+    real = data.save_atomic
+    def stopped(obj, path, save=None):                # Ctrl-C as the teacher is written
+        if Path(path).name == "teacher.pt": raise KeyboardInterrupt
+        return real(obj, path, save=save)
+    data.save_atomic = stopped
+    try: code = campaign.main([str(out), "--carry", str(carry), "--pack", str(pack), "--device", "cpu"])
+    finally: data.save_atomic = real
+    errs = [] if code == 130 else [f"a slice stopped in its unpack exited {code}, want 130"]
+    if campaign.parts_in(pack): errs.append(f"a slice stopped in its unpack packed {[q.name for q in campaign.parts_in(pack)]}")
+    return errs
+
+
 def slice_status(tmp: Path, name: str, keeps: bool) -> int:
     "The exit status of a carried, packed slice that stops at its budget with a training checkpoint too large to pack."
     out, pack = tmp / name, tmp / f"{name}-pack"
@@ -79,7 +96,7 @@ def slice_status(tmp: Path, name: str, keeps: bool) -> int:
 def main() -> int:
     with tempfile.TemporaryDirectory(prefix="nt-slices-") as d:
         tmp = Path(d)
-        errs = check_carry(tmp) + check_torn_unpack(tmp)
+        errs = check_carry(tmp) + check_torn_unpack(tmp) + check_stopped_unpack(tmp)
         if (s := slice_status(tmp, "stuck", keeps=False)) != 3: errs.append(f"a slice that kept nothing new exited {s}, want 3")
         if (s := slice_status(tmp, "moving", keeps=True)) != 0: errs.append(f"a slice that kept a teacher exited {s}, want 0")
     print("CAMPAIGN SLICES TEST " + ("PASSED" if not errs else "FAILED:\n  " + "\n  ".join(errs)), flush=True)
