@@ -31,5 +31,8 @@ def _jupyter_server_extension_points() -> list:
 
 
 def _load_jupyter_server_extension(serverapp) -> None:
-    "Register `clean_before_save` with the server's contents manager."
+    "Register `clean_before_save` with the server's contents manager; without nbdev, say in the server's log that it cannot clean."
+    try: import nbdev.clean
+    except ImportError: serverapp.log.warning('noisy_teachers.jupyter: nbdev is not installed, so notebooks are saved '
+                                             'uncleaned (opening a chapter changes it): pip install ".[book]"')
     serverapp.contents_manager.register_pre_save_hook(clean_before_save)

@@ -8,7 +8,7 @@ __all__ = ['SCHEDULES', 'ARM_KINDS', 'get_device', 'lr_factor', 'TrainConfig', '
            'train_teacher', 'distil', 'distil_many']
 
 # %% ../nbs/05_training.ipynb #169ed61f
-import contextlib, copy, dataclasses, hashlib, math, os, sys, time, warnings
+import contextlib, copy, dataclasses, hashlib, itertools, json, math, os, sys, time, warnings
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -113,7 +113,7 @@ ARM_KINDS = ("hard", "l2", "kd", "noisy", "student_noise")   #: The losses an `A
 class Arm:
     """What the student learns from: `kind` in `ARM_KINDS`; for 'noisy' and 'student_noise' (which must be given both)
     `sigma`, the noise's standard deviation (>= 0), and `alpha`, the probability that a sample is perturbed, with `mu`
-    the noise mean; for 'kd' `temperature` (> 0) and `kd_weight`, the soft term's weight in [0, 1] (1 - w: the labels').
+    the noise mean; for 'kd' `temperature` (in `TEMPERATURE_RANGE`) and `kd_weight`, the soft term's weight in [0, 1] (1 - w: the labels').
     Noise given to a kind without noise is refused, not ignored; `temperature` and `kd_weight` matter to 'kd' only.
     Frozen, as `TrainConfig` is."""
     kind: str = "hard"
@@ -447,7 +447,8 @@ def _dropout_rng(seed: int, device: torch.device):
     cuda = device.type == "cuda"
     with torch.random.fork_rng(devices=[device] if cuda else []):
         torch.random.default_generator.manual_seed(seed)              # dropout, on the CPU ...
-        if cuda: torch.cuda.manual_seed(seed)                           # ... and on the GPU
+        if cuda:
+            with torch.cuda.device(device): torch.cuda.manual_seed(seed)    # ... and on the run's GPU (not the current one)
         yield
 
 # %% ../nbs/05_training.ipynb #d0997e38
@@ -496,12 +497,20 @@ def _set_rng_state(state: dict, gens: dict, device: torch.device):
     if device.type == "cuda" and state.get("cuda_rng") is not None: torch.cuda.set_rng_state(state["cuda_rng"], device)
 
 # %% ../nbs/05_training.ipynb #4499e0e2
-_HASHED = ("model", "optimizer", "params", "momentum")    # the tensors of a checkpoint covered by its sha256
+def _tensor_as_null(v):
+    "For `json.dumps`: a tensor as null (`state_sha256` hashes it); anything else JSON cannot write, a TypeError."
+    if isinstance(v, Tensor): return None
+    raise TypeError(f"a checkpoint cannot hold a {type(v).__name__} ({v!r}): its hash covers tensors and JSON values")
+
+def _checkpoint_sha256(state: dict) -> str:
+    "The SHA-256 of every entry of a checkpoint but `sha256`: its tensors (`state_sha256`) and the rest as sorted JSON."
+    body = {k: v for k, v in state.items() if k != "sha256"}
+    return hashlib.sha256((state_sha256(body) + json.dumps(body, sort_keys=True, default=_tensor_as_null)).encode()).hexdigest()
 
 def _save_checkpoint(path: Path, state: dict, gens: dict, device: torch.device):
-    "Write a format-2 checkpoint atomically: `state`, the random streams and the sha256 of its weights and optimizer."
-    state = dict(state, format=2, **_rng_state(gens, device))
-    state["sha256"] = state_sha256({k: state[k] for k in _HASHED if k in state})
+    "Write a format-3 checkpoint atomically: `state`, the random streams, and the sha256 of all of it."
+    state = dict(state, format=3, **_rng_state(gens, device))
+    state["sha256"] = _checkpoint_sha256(state)
     save_atomic(state, path)
 
 def _load_checkpoint(path: Path | None) -> dict | None:
@@ -510,10 +519,10 @@ def _load_checkpoint(path: Path | None) -> dict | None:
     try: state = safe_load(path)
     except (CorruptFileError, UnsafeFileError) as e: why = f"is {e.reason}"
     else:
-        if not isinstance(state, dict) or state.get("format") != 2 or not isinstance(state.get("sha256"), str):
-            why = "is not a format-2 checkpoint with a content hash"
-        elif state_sha256({k: state[k] for k in _HASHED if k in state}) != state["sha256"]:
-            why = "fails its sha256 (its weights or optimizer state changed after writing)"
+        if not isinstance(state, dict) or state.get("format") != 3 or not isinstance(state.get("sha256"), str):
+            why = "is not a format-3 checkpoint with a content hash (an older format, or a file this library did not write)"
+        elif _checkpoint_sha256(state) != state["sha256"]:
+            why = "fails its sha256 (its weights, random streams or history changed after writing)"
         else: return state
     aside, k = path.with_name(path.name + ".untrusted"), 0                 # the first free <name>.untrusted[.k]
     while aside.exists(): k += 1; aside = path.with_name(f"{path.name}.untrusted.{k}")
@@ -573,21 +582,25 @@ def _single_state(epoch: int, model, opt, sched, history: History, config: Train
     "A single run's checkpoint after `epoch` (0-based); `_save_checkpoint` adds the random streams and the hash."
     return dict(epoch=epoch + 1, model=model.state_dict(), optimizer=opt.state_dict(), scheduler=sched.state_dict(),
                 history=history.to_dict(), run="single", config=dataclasses.asdict(config), arm=dataclasses.asdict(arm),
-                n_train=n, learns_from=learns)
+                n_train=n, learns_from=learns, architecture=repr(model))
 
-def _check_same_model(path: Path, saved: dict, now: dict):
-    "A ValueError naming `path` and the first difference if the tensors `saved` and `now` differ in names or shapes."
+def _check_same_model(path: Path, state: dict, key: str, now: dict, architecture: str):
+    """A ValueError naming `path` and the first difference if the tensors `state[key]` and `now` differ in names or
+    shapes, or the models printed (`state["architecture"]`, `architecture`) differ: a dropout rate, an activation."""
+    saved, printed = state[key], [s.splitlines() for s in (state.get("architecture", architecture), architecture)]
     only = sorted(set(saved) ^ set(now))
     k = next((k for k in now if k in saved and tuple(saved[k].shape) != tuple(now[k].shape)), None)
+    line = next(((a.strip(), b.strip()) for a, b in itertools.zip_longest(*printed, fillvalue="(nothing)") if a != b), None)
     why = (f"{only[0]} is only in {'the checkpoint' if only[0] in saved else 'this model'}" if only else
-           None if k is None else f"{k} is {tuple(saved[k].shape)} there, {tuple(now[k].shape)} here")
+           f"{k} is {tuple(saved[k].shape)} there, {tuple(now[k].shape)} here" if k is not None else
+           None if line is None else f"printed, {line[0]} there, {line[1]} here")
     if why: raise ValueError(f"checkpoint {path} holds another model's weights ({why}); use another checkpoint path for another model")
 
 def _resume(path, model, opt, sched, gens, device, config, arm, n, total, learns=None) -> tuple[History, int] | None:
     "Restore a single run from its checkpoint in `path`: (its History, the epochs done), or None to start afresh."
     if (state := _load_checkpoint(path)) is None: return None
     _check_resume(state, "single", [config], [arm], n, path, device, learns)
-    _check_same_model(path, state["model"], model.state_dict())          # before anything is loaded
+    _check_same_model(path, state, "model", model.state_dict(), repr(model))          # before anything is loaded
     for obj, key in ((model, "model"), (opt, "optimizer"), (sched, "scheduler")): obj.load_state_dict(state[key])
     _set_rng_state(state, gens, device)
     for group, base in zip(opt.param_groups, sched.base_lrs):   # the schedule of the requested run length
@@ -679,7 +692,7 @@ def _check_progress(progress):
     if not (isinstance(progress, bool) or progress == "lines"):
         raise ValueError(f"progress must be True, False or 'lines', got {progress!r}")
 
-def _check_common(model, train, test, config, checkpoint, progress, name, val=None, label=None):
+def _check_common(model, train, test, config, checkpoint, progress, name, val=None, label=None, deadline=None):
     "Validate the arguments that `train_teacher`, `distil` and `distil_many` share."
     check_module(model, name); _check_data(train, "train"); _check_data(test, "test")
     if val is not None: _check_data(val, "val")
@@ -687,6 +700,7 @@ def _check_common(model, train, test, config, checkpoint, progress, name, val=No
     if checkpoint is not None: _check_path(checkpoint, "checkpoint", file=True)
     _check_progress(progress)
     if not (label is None or isinstance(label, str)): raise ValueError(f"label must be None or a string, got {label!r}")
+    check_number(deadline, "deadline (a time.time(), in seconds since 1970)", 0, allow_none=True)
     for other, d in (("test", test), ("val", val)):
         if d is not None and (train.in_shape != d.in_shape or train.n_classes != d.n_classes):
             raise ValueError(f"{other} must have the same image shape and classes as train: {d.in_shape}/{d.n_classes} "
@@ -737,7 +751,7 @@ def train_teacher(model: nn.Module, train: ImageData, test: ImageData, config: T
     length's schedule; an untrusted file is moved aside). `deadline` (a `time.time()`): raise `BudgetReached` after the
     epoch ending past it (a new call continues). `progress`: True (a bar), False or "lines" (one line per epoch on
     stderr), naming the run `label` ("teacher")."""
-    _check_common(model, train, test, config, checkpoint, progress, "model", val, label)
+    _check_common(model, train, test, config, checkpoint, progress, "model", val, label, deadline)
     return _fit(model, train, test, config, Arm("hard"), None, None, checkpoint, progress, "teacher", val, "model", deadline,
                 label, f"teacher {label!r}" if label else "the teacher")
 
@@ -746,8 +760,8 @@ def distil(student: nn.Module, train: ImageData, test: ImageData, config: TrainC
            deadline: float | None = None, label: str | None = None) -> History:
     """Train `student` on the transfer set `train` as `arm` says. `targets`: the teacher's logits on `train`
     (`teacher_logits`), row i for sample i; or `teacher`: run online on each batch when `config.augment`, else used to
-    compute the targets ('hard' needs neither). The rest as in `train_teacher` (`label`: the arm's name by default)."""
-    _check_common(student, train, test, config, checkpoint, progress, "student", val, label)
+    compute the targets ('hard' needs neither, and ignores them). The rest as in `train_teacher` (`label`: the arm's name by default)."""
+    _check_common(student, train, test, config, checkpoint, progress, "student", val, label, deadline)
     _check_arm(arm)
     targets = _resolve_targets([arm], config, train, targets, teacher)
     return _fit(student, train, test, config, arm, targets, teacher, checkpoint, progress, arm.name, val, "student", deadline,
@@ -758,8 +772,9 @@ _PER_STUDENT = ("lr", "momentum", "weight_decay", "clip_grad_norm")    # what ma
 
 def _check_group(students, config, arms) -> tuple[list, list, list]:
     "Validate `distil_many`'s students, config(s) and arm(s); returns three lists of K."
-    if not isinstance(students, (list, tuple)) or not students or not all(isinstance(s, nn.Module) for s in students):
-        raise ValueError(f"students must be a non-empty list of torch.nn.Module, got {type(students).__name__}")
+    if not isinstance(students, (list, tuple)) or not students:
+        raise ValueError(f"students must be a non-empty list of torch.nn.Module, got {students!r:.60}")
+    for k, s in enumerate(students): check_module(s, f"students[{k}]")
     K = len(students)
     if len({id(s) for s in students}) < K: raise ValueError("students must be K different modules (one appears twice)")
     shapes = lambda m: [(k, tuple(p.shape), p.dtype) for k, p in m.named_parameters()]
@@ -864,17 +879,18 @@ def _unstack(params: dict, students: list):
 
 # %% ../nbs/05_training.ipynb #c4c8faba
 def _group_state(epoch: int, t: int, params: dict, momentum: dict, histories: list, configs: list, arms: list, n: int,
-                 learns: dict | None = None) -> dict:
-    "A group's checkpoint after `epoch` (0-based), at step `t`; `_save_checkpoint` adds the random streams and hash."
+                 learns: dict | None = None, architecture: str = "") -> dict:
+    """A group's checkpoint after `epoch` (0-based), at step `t`, of students printed as `architecture`;
+    `_save_checkpoint` adds the random streams and hash."""
     return dict(epoch=epoch + 1, step=t, params={k: p.detach() for k, p in params.items()}, momentum=momentum,
                 history=[h.to_dict() for h in histories], run="group", config=[dataclasses.asdict(c) for c in configs],
-                arm=[dataclasses.asdict(a) for a in arms], n_train=n, learns_from=learns)
+                arm=[dataclasses.asdict(a) for a in arms], n_train=n, learns_from=learns, architecture=architecture)
 
-def _resume_group(path, params, momentum, gens, device, configs, arms, n, learns=None) -> tuple[list, int, int] | None:
+def _resume_group(path, params, momentum, gens, device, configs, arms, n, learns=None, architecture="") -> tuple[list, int, int] | None:
     "Restore a group from its checkpoint in `path`: (its Histories, epochs done, steps done), or None to start afresh."
     if (state := _load_checkpoint(path)) is None: return None
     _check_resume(state, "group", configs, arms, n, path, device, learns)
-    _check_same_model(path, state["params"], params)
+    _check_same_model(path, state, "params", params, architecture)
     with torch.no_grad():
         for k in params: params[k].copy_(state["params"][k]); momentum[k].copy_(state["momentum"][k])
     _set_rng_state(state, gens, device)
@@ -896,7 +912,7 @@ def _fit_many(students, train, test, configs, arms, targets, teacher, checkpoint
     path = None if checkpoint is None else Path(checkpoint)
     learns = None if path is None else learns_from(train, targets, online)
     with _dropout_rng(dropout_seed, device):
-        histories, start, t = (_resume_group(path, params, momentum, gens, device, configs, arms, n, learns)
+        histories, start, t = (_resume_group(path, params, momentum, gens, device, configs, arms, n, learns, repr(students[0]))
                                or ([History(label=a.name) for a in arms], 0, 0))
         with _progress_bar(config.epochs, start, steps, f"{K} students", progress) as bar, _eval_mode(online):
             for epoch in range(start, config.epochs):
@@ -919,7 +935,7 @@ def _fit_many(students, train, test, configs, arms, targets, teacher, checkpoint
                         config.eval_batch_size)
                 bar.set_postfix(epoch=f"{epoch + 1}/{config.epochs}", loss=" ".join(f"{h.train_loss[-1]:.4g}" for h in histories),
                                 test_error=" ".join(f"{100 * h.test_error[-1]:.2f}%" for h in histories))
-                if path is not None: _save_checkpoint(path, _group_state(epoch, t, params, momentum, histories, configs, arms, n, learns), gens, device)
+                if path is not None: _save_checkpoint(path, _group_state(epoch, t, params, momentum, histories, configs, arms, n, learns, repr(students[0])), gens, device)
                 _check_budget(deadline, epoch, config.epochs, path)
     if start >= config.epochs: _unstack(params, students)       # nothing ran: the students get the checkpoint's weights
     for s in students: s.eval()                                 # trained: ready to use
@@ -934,6 +950,6 @@ def distil_many(students: list, train: ImageData, test: ImageData, config, arms,
     dropout masks differ from `distil`'s, buffers (BatchNorm) are refused, `compile` unused; the rest (`checkpoint`: one
     file) as in `distil`. Returns K `History`s. A student whose loss turns non-finite stops the group, naming it."""
     students, configs, arms = _check_group(students, config, arms)
-    _check_common(students[0], train, test, configs[0], checkpoint, progress, "students", val)
+    _check_common(students[0], train, test, configs[0], checkpoint, progress, "students", val, deadline=deadline)
     targets = _resolve_targets(arms, configs[0], train, targets, teacher)
     return _fit_many(students, train, test, configs, arms, targets, teacher, checkpoint, progress, val, deadline)

@@ -452,12 +452,12 @@ def _student_data(train=None, test=None, targets: Tensor | None = None, teacher=
 
 # %% ../nbs/20_explore.ipynb #3601f5b9
 def _student_readout(result: dict, n_test: int, n_runs: int) -> str:
-    "The line after a run: its test error, the baseline's, the gain, and one binomial standard error of the baseline's error."
+    "The line after a run: its test error, the baseline's, the gain, and the binomial standard error of the baseline's error rate."
     r, e0 = result, result["baseline"]
     se = math.sqrt(max(e0 * (1 - e0), 1e-12) / n_test)
     return (f"σ = {r['sigma']:.2f} · α = {r['alpha']:.2f} · test error {100 * r['error']:.2f} % · "
             f"baseline (σ = 0) {100 * r['baseline']:.2f} % · gain {100 * r['gain']:+.2f} points "
-            f"(one standard error ≈ {100 * se:.2f}) · {r['seconds']:.1f} s · runs so far {n_runs}")
+            f"(binomial s.e. of one error rate ≈ {100 * se:.2f}) · {r['seconds']:.1f} s · runs so far {n_runs}")
 
 # %% ../nbs/20_explore.ipynb #cce4a014
 class LiveStudent:
@@ -528,8 +528,8 @@ def _train_student(self: LiveStudent, arm: Arm, progress: bool = False):
 
 @patch
 def _baseline(self: LiveStudent, progress: bool = False) -> dict:
-    "The sigma = 0 run (error, history) for this data and configuration, trained once per process."
-    key = ("baseline", id(self.train), id(self.test), id(self.targets), str(self.student), repr(self.config))
+    "The sigma = 0 run (error, history) for this data, configuration and initial weights, trained once per process."
+    key = ("baseline", id(self.train), id(self.test), id(self.targets), str(self.student), repr(self.config), self.seed, self.threads)
     if key not in _CACHE:                      # `data` keeps the objects alive: no other object can take their ids
         h = self._train_student(Arm("noisy", sigma=0.0, alpha=0.0), progress)
         _CACHE[key] = dict(error=float(h.test_error[-1]), history=h, data=(self.train, self.test, self.targets))

@@ -79,10 +79,12 @@ def main() -> int:
         for c in chapters: shutil.copy(REPO / "nbs" / c, root / "nbs" / c)
         proc, base, token = serve(root, config, d)
         try:
-            changed = []
+            changed, uncleaned = [], []
             for c in chapters:
                 open_and_save(base, token, c)
-                if (root / "nbs" / c).read_bytes() != (REPO / "nbs" / c).read_bytes(): changed.append(c)
+                saved = (root / "nbs" / c).read_bytes()
+                if saved != (REPO / "nbs" / c).read_bytes(): changed.append(c)
+                if b'"language_info"' in saved: uncleaned.append(c)   # the hook did not run on it at all
             settings = root / "settings.ini"                 # the control: without the hook the save changes the file
             settings.write_text(settings.read_text().replace("jupyter_hooks = True", "jupyter_hooks = False"))
             open_and_save(base, token, chapters[0])
@@ -91,6 +93,11 @@ def main() -> int:
             proc.terminate()
             try: proc.wait(10)
             except subprocess.TimeoutExpired: proc.kill()
+    if uncleaned:
+        log = (d / "server.log").read_text(errors="replace") if (d / "server.log").exists() else ""
+        print(f"OPEN TEST FAILED: saving {', '.join(uncleaned)} kept JupyterLab's kernel metadata: the clean-on-save hook "
+              "did not run (is noisy_teachers.jupyter importable, named by jupyter-config/noisy-teachers.json, and nbdev "
+              f"installed?); the server's log ends:\n{log[-1500:]}"); return 1
     if changed:
         print(f"OPEN TEST FAILED: saving changed {', '.join(changed)} (a notebook not in Jupyter's own JSON layout — lists of "
               "lines, sorted keys — is rewritten by any save; re-save it with nbformat: python -c \"import nbformat, sys; "
