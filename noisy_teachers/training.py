@@ -498,8 +498,9 @@ def _set_rng_state(state: dict, gens: dict, device: torch.device):
 
 # %% ../nbs/05_training.ipynb #4499e0e2
 def _tensor_as_null(v):
-    "For `json.dumps`: a tensor as null (`state_sha256` hashes it); anything else JSON cannot write, a TypeError."
+    "For `json.dumps`: a tensor as null (`state_sha256` hashes it), a torch device or dtype as its name; else a TypeError."
     if isinstance(v, Tensor): return None
+    if isinstance(v, (torch.device, torch.dtype)): return str(v)          # a config's device=torch.device("cuda", 1)
     raise TypeError(f"a checkpoint cannot hold a {type(v).__name__} ({v!r}): its hash covers tensors and JSON values")
 
 def _checkpoint_sha256(state: dict) -> str:
