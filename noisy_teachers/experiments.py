@@ -234,10 +234,13 @@ def with_learning_rates(config: BenchmarkConfig, rates: dict) -> BenchmarkConfig
 def searched_config(config: BenchmarkConfig, search_file) -> BenchmarkConfig | None:
     """`config` at the rates its learning-rate search chose (`search_file`: `scripts/lr_search.py`'s records of it, as
     the GPU campaign keeps them), `with_learning_rates`; None while there is no such file or no family has a rate."""
-    path = Path(search_file)
+    path, search = Path(search_file), []
     if not path.is_file(): return None
-    search = [r for r in map(json.loads, filter(str.strip, path.read_text().splitlines()))
-              if r.get("variant", "full") == config.variant]
+    for i, line in enumerate(path.read_text().splitlines(), 1):
+        try: r = json.loads(line) if line.strip() else None
+        except json.JSONDecodeError: warnings.warn(f"{path}: line {i} is not a whole record (a search stopped while writing?); skipped"); continue
+        if isinstance(r, dict) and r.get("benchmark", config.name) == config.name and r.get("variant", "full") == config.variant:
+            search.append(r)
     rates = chosen_learning_rates(search) if search else {}
     return with_learning_rates(config, rates) if rates else None
 
@@ -1093,7 +1096,10 @@ def paired_gain(records, arm: str, baseline: str) -> dict:
     diverged. Positive gain = `arm` is better."""
     by = defaultdict(dict)
     for r in _one_configuration(unique_records(records)): by[r["arm"]][(r["benchmark"], r["variant"], r.get("transfer_size"), r["seed"])] = r
+    for a in (arm, baseline):
+        if not by[a]: raise ValueError(f"{'arm' if a == arm else 'baseline'}: no record of arm {a!r}; the records hold {sorted(k for k, v in by.items() if v)}")
     keys = sorted(set(by[arm]) & set(by[baseline]), key=str)
+    if len({k[:2] for k in keys}) > 1: raise ValueError(f"records must be of one benchmark and variant, got {sorted({k[:2] for k in keys})}")
     d = [by[baseline][k]["metrics"]["final_error"] - by[arm][k]["metrics"]["final_error"] for k in keys]
     return dict(arm=arm, baseline=baseline, **paired_stats(d))
 
@@ -1110,6 +1116,13 @@ def best_noisy(rows) -> tuple:
     tie = (lambda r: r.get("val_loss_mean", math.nan)) if on == "validation" else (lambda r: 0.0)
     return (min(ok, key=lambda r: (round(r[key], 9), tie(r)))["arm"] if ok else None), on   # equal counts: equal means
 
+# %% ../nbs/06_experiments.ipynb #d604dfbc
+def _one_benchmark(rows) -> str:
+    bs = {(r["benchmark"], r["variant"]) for r in rows}
+    if len(bs) != 1: raise ValueError(f"rows must come from exactly one benchmark and variant, got {sorted(bs)}")
+    b, v = bs.pop()
+    return b if v == "full" else f"{b} ({v})"
+
 # %% ../nbs/06_experiments.ipynb #f38e06a8
 def comparisons(records) -> list:
     """The protocol's questions as paired gains (`paired_gain`), one dict each: every distillation arm (and dropout) vs
@@ -1117,6 +1130,7 @@ def comparisons(records) -> list:
     teacher vs in the student (4.2); Hinton's KD vs L2. `p_holm`: Holm's correction over all these questions
     (`holm_family`: one that diverged counts as p = 1)."""
     rows = [r for r in summarize(records) if r["kind"] != "teacher"]
+    _one_benchmark(rows)                                             # one benchmark's questions: its seeds, its best arm
     have = {r["arm"] for r in rows}
     out = []
     def add(question, a, b):
@@ -1214,7 +1228,8 @@ def verify_run(config: BenchmarkConfig, records, seeds, out_dir) -> list:
     for seed in seeds:
         expect(sorted(r["arm"] for r in records if r["seed"] == seed) == want, f"seed {seed}: not every arm, or one twice")
     expect(len(records) == len(seeds) * len(want), f"{len(records)} records for {len(seeds)} × {len(want)} (seed, arm)")
-    expect(len(unique_records(load_records(Path(out_dir) / "results.jsonl"))) >= len(records), "records missing from the file")
+    on_file = {record_key(r) for r in unique_records(load_records(Path(out_dir) / "results.jsonl"))}
+    expect({record_key(r) for r in records} <= on_file, "records missing from the file")
     by = {(r["seed"], r["arm"]): r for r in records}
     for r in records:
         m, who = r["metrics"], f"seed {r['seed']}, {r['arm']}"
@@ -1237,7 +1252,7 @@ def complete_run(config: BenchmarkConfig, folder, seeds: int = 3) -> list | None
     specs, seeds = arm_specs(config), check_number(seeds, "seeds", 1, integer=True)
     want = {(s, a) for s in range(seeds) for a in teacher_names(config, specs) + [x.name for x in specs]}
     have = {(r["seed"], r["arm"]): r for r in unique_records(load_records(Path(folder) / "results.jsonl"))
-            if r["config_key"] == config.key}
+            if r.get("config_key") == config.key}
     return [r for k, r in have.items() if k in want] if want <= set(have) else None     # in the file's order
 
 # %% ../nbs/06_experiments.ipynb #7a1e0c02
@@ -1273,18 +1288,12 @@ def protocol_hours(config: BenchmarkConfig, n_train: int, n_test: int, t: dict, 
     t = {k: check_number(t[k], f"t[{k!r}]", 0) for k in keys}
     c, val = config, config.val_size or 0
     n_fit, n_eval = min(n_train, c.train_size or n_train) - val, min(n_test, c.test_size or n_test) + val
+    if n_fit < 1: raise ValueError(f"n_train must leave training images after the {val} held out for validation, got {n_train}")
     n_transfer = min(n_fit, c.transfer_size or n_fit) * (1 + c.expand_copies)
     teachers = seeds * c.n_teachers * (c.teacher_train.epochs * (n_fit * t["teacher_step"] + n_eval * t["teacher_eval"])
                                        + n_transfer * t["teacher_eval"])
     students = seeds * sum(s.train.epochs * (n_transfer * t["student_step"] + n_eval * t["student_eval"]) for s in arm_specs(c))
     return dict(teachers=teachers / 3600, students=students / 3600, total=(teachers + students) / 3600)
-
-# %% ../nbs/06_experiments.ipynb #d604dfbc
-def _one_benchmark(rows) -> str:
-    bs = {(r["benchmark"], r["variant"]) for r in rows}
-    if len(bs) != 1: raise ValueError(f"rows must come from exactly one benchmark and variant, got {sorted(bs)}")
-    b, v = bs.pop()
-    return b if v == "full" else f"{b} ({v})"
 
 # %% ../nbs/06_experiments.ipynb #cf1357bd
 def _sd(r) -> float: return 0.0 if r["error_std"] is None or not math.isfinite(r["error_std"]) else r["error_std"]
@@ -1384,7 +1393,7 @@ def study_specs(config: BenchmarkConfig, sigmas, alphas) -> list:
     """The arms of `noise_benefit_study`, in run order, each of group "study": the student on hard labels ("hard"),
     σ = 0 ("l2"), then the noisy teacher at every σ > 0 of `sigmas` and every α > 0 of `alphas` (σ-major); with noise of
     mean μ ≠ 0 at σ = 0 too, which is not L2 then (it scales the chosen logits by 1 + μ), as in `arm_specs`."""
-    sigmas = tuple(dict.fromkeys(check_numbers(sigmas, "sigmas", 0)))                 # order kept, no duplicates
+    sigmas = tuple(dict.fromkeys(check_numbers(sigmas, "sigmas", 0, NOISE_MAX)))     # order kept, no duplicates
     alphas = tuple(dict.fromkeys(check_numbers(alphas, "alphas", 0, 1, lo_open=True)))   # alpha = 0 would be L2 again
     if not sigmas or not alphas: raise ValueError("sigmas and alphas must each hold at least one value")
     base = [replace(s, groups=("study",)) for s in arm_specs(config) if s.name in ("hard", "l2")]   # checks config
