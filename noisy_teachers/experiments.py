@@ -1130,7 +1130,7 @@ def comparisons(records) -> list:
     teacher vs in the student (4.2); Hinton's KD vs L2. `p_holm`: Holm's correction over all these questions
     (`holm_family`: one that diverged counts as p = 1)."""
     rows = [r for r in summarize(records) if r["kind"] != "teacher"]
-    _one_benchmark(rows)                                             # one benchmark's questions: its seeds, its best arm
+    if rows: _one_benchmark(rows)                                    # one benchmark's questions: its seeds, its best arm
     have = {r["arm"] for r in rows}
     out = []
     def add(question, a, b):

@@ -93,11 +93,11 @@ def main() -> int:
             proc.terminate()
             try: proc.wait(10)
             except subprocess.TimeoutExpired: proc.kill()
+        log = (d / "server.log").read_text(errors="replace")       # read before the temporary folder goes
     if uncleaned:
-        log = (d / "server.log").read_text(errors="replace") if (d / "server.log").exists() else ""
         print(f"OPEN TEST FAILED: saving {', '.join(uncleaned)} kept JupyterLab's kernel metadata: the clean-on-save hook "
-              "did not run (is noisy_teachers.jupyter importable, named by jupyter-config/noisy-teachers.json, and nbdev "
-              f"installed?); the server's log ends:\n{log[-1500:]}"); return 1
+              "did not run (does settings.ini say jupyter_hooks = True, is noisy_teachers.jupyter importable and named by "
+              f"jupyter-config/noisy-teachers.json, is nbdev installed?); the server's log ends:\n{log[-1500:]}"); return 1
     if changed:
         print(f"OPEN TEST FAILED: saving changed {', '.join(changed)} (a notebook not in Jupyter's own JSON layout — lists of "
               "lines, sorted keys — is rewritten by any save; re-save it with nbformat: python -c \"import nbformat, sys; "
