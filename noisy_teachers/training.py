@@ -497,7 +497,7 @@ def _set_rng_state(state: dict, gens: dict, device: torch.device):
     if device.type == "cuda" and state.get("cuda_rng") is not None: torch.cuda.set_rng_state(state["cuda_rng"], device)
 
 # %% ../nbs/05_training.ipynb #4499e0e2
-def _tensor_as_null(v):
+def _as_json(v):
     "For `json.dumps`: a tensor as null (`state_sha256` hashes it), a torch device or dtype as its name; else a TypeError."
     if isinstance(v, Tensor): return None
     if isinstance(v, (torch.device, torch.dtype)): return str(v)          # a config's device=torch.device("cuda", 1)
@@ -506,7 +506,7 @@ def _tensor_as_null(v):
 def _checkpoint_sha256(state: dict) -> str:
     "The SHA-256 of every entry of a checkpoint but `sha256`: its tensors (`state_sha256`) and the rest as sorted JSON."
     body = {k: v for k, v in state.items() if k != "sha256"}
-    return hashlib.sha256((state_sha256(body) + json.dumps(body, sort_keys=True, default=_tensor_as_null)).encode()).hexdigest()
+    return hashlib.sha256((state_sha256(body) + json.dumps(body, sort_keys=True, default=_as_json)).encode()).hexdigest()
 
 def _save_checkpoint(path: Path, state: dict, gens: dict, device: torch.device):
     "Write a format-3 checkpoint atomically: `state`, the random streams, and the sha256 of all of it."
