@@ -547,7 +547,8 @@ def _user_error(e: BaseException, args) -> int:
     text = str(e)                                           # the option, not the API's name, for out_dir, root and device
     if isinstance(e, DataNotFoundError):                    # the data module's advice, in the command's words
         get = "" if getattr(args, "download", True) else "rerun with --download on a machine that is online, or "
-        text = "\n".join(f"or {get}point --data-root or ${DATA_ENV} at the folder that holds them."
+        text = "\n".join(f"or {get}point --data-root or ${DATA_ENV} at the folder that holds them"   # and what follows:
+                         + line.split("at the folder that holds them", 1)[-1]                   # where the variable points
                          if line.startswith("or call load_dataset(") else line for line in text.splitlines())
     if text.startswith("out_dir "): text = f"argument --out: {text[8:]}"
     if text.startswith("address "): text = f"argument --ray: {text[8:]}"               # Ray's, as distributed names it

@@ -214,7 +214,8 @@ def _idx_split(files: dict, split: str) -> tuple[Tensor, Tensor]:
     "Images (N, 1, H, W) and int64 labels (0–9) of `split`, 'train' or 'test', from the four IDX `files` by role."
     xp, yp = files[f"{split}_images"], files[f"{split}_labels"]
     x, y = read_idx(xp), read_idx(yp)
-    if x.dtype != torch.uint8 or x.ndim != 3: raise DataFormatError(f"{xp}: expected uint8 images (N, H, W), got {x.dtype} {tuple(x.shape)}")
+    if x.dtype != torch.uint8 or x.ndim != 3 or not len(x):
+        raise DataFormatError(f"{xp}: expected uint8 images (N, H, W), N ≥ 1, got {x.dtype} {tuple(x.shape)}")
     if y.dtype != torch.uint8 or y.ndim != 1 or len(y) != len(x):
         raise DataFormatError(f"{yp}: expected {len(x)} uint8 labels, got {y.dtype} {tuple(y.shape)}")
     if len(y) and int(y.max()) >= 10: raise DataFormatError(f"{yp}: label {int(y.max())} ≥ 10")
@@ -387,7 +388,8 @@ def _find_idx(dirs: list, notes: list, key: str = "mnist", passed: list | None =
         if len(found) == 4:
             p = found["train_labels"]
             try:
-                with (gzip.open if p.name.endswith(".gz") else open)(p, "rb") as f: head = f.read(8 + 32)[8:]
+                with open(p, "rb") as f: gz = f.read(2) == b"\x1f\x8b"             # gzipped by its content, as read_idx
+                with (gzip.open if gz else open)(p, "rb") as f: head = f.read(8 + 32)[8:]
             except (OSError, EOFError, zlib.error): head = b""   # a damaged file: read_idx will say what is wrong
             owner = next((k for k, first in _FIRST_LABELS.items() if head == first), None)
             if owner in (None, key): return ("idx", found)
@@ -417,7 +419,8 @@ def _find_cifar(dirs: list, notes: list):
         halves = [s for s in ("train", "test") if (d / s).is_dir()]
         if len(halves) == 2: return ("image-tree", d)
         if halves: notes.append(f"{d} has an image tree's {halves[0]}/ but lacks {'test' if halves == ['train'] else 'train'}/")
-    tarballs = [t for d in dirs if d.is_dir() for g in _TARBALL_GLOBS for t in sorted(d.glob(g)) if t.is_file()]
+    tarballs = [t for d in dirs if d.is_dir() for g in _TARBALL_GLOBS for t in sorted(d.glob(g))
+                if t.is_file() and not t.name.lower().startswith(("cifar-100", "cifar100"))]      # CIFAR-100's: not ours
     return ("tarball", tarballs[0]) if tarballs else None
 
 # %% ../nbs/03_data.ipynb #ea9738a6
@@ -457,7 +460,9 @@ def _not_found(key, searched, notes, extra="", lead="") -> DataNotFoundError:
     lines += [f"  note: {n}" for n in notes]
     lines += [f"Put {put} into one of these folders (e.g. {searched[0]}),",
               f"or call load_dataset({key!r}, root=..., download=True) on a machine that is online "
-              f"(torchvision downloads into the data root), or point root= or ${DATA_ENV} at the folder that holds them."]
+              f"(torchvision downloads into the data root), or point root= or ${DATA_ENV} at the folder that holds them"
+              + (f" (${DATA_ENV} at the folder above it: its {', '.join(_SUBDIRS[key])} subfolders are searched)."
+                 if key in ("mnist", "fashion-mnist") else ".")]
     if extra: lines.append(extra)
     return DataNotFoundError("\n".join(lines), name=key, searched=searched, files=[put])
 
@@ -704,6 +709,9 @@ def _load_source(kind: str, where, base: Path) -> dict:
     read = {"idx": _idx_split, "svhn-mat": _svhn_split, "cifar-batches": _cifar_split, "image-tree": _tree_split}[kind]
     out = {}
     for split in ("train", "test"): out[f"{split}_images"], out[f"{split}_labels"] = read(where, split)
+    if out["train_images"].shape[1:] != out["test_images"].shape[1:]:
+        raise DataFormatError(f"{where}: training images are {tuple(out['train_images'].shape[1:])}, test images "
+                              f"{tuple(out['test_images'].shape[1:])}: the two splits of one data set must have one shape")
     return out
 
 # %% ../nbs/03_data.ipynb #b388c2cb
