@@ -410,13 +410,15 @@ def _find_svhn(dirs: list, notes: list):
 # %% ../nbs/03_data.ipynb #d72e3669
 _TARBALL_GLOBS = ("cifar*.tar.xz", "cifar*.tar.gz", "cifar*.tgz", "cifar*.tar")
 def _find_cifar(dirs: list, notes: list):
-    "The first CIFAR-10 source in `dirs`: python batches (lossless) anywhere, else an image tree, else a tarball; else None."
+    "The first CIFAR-10 source in `dirs`: python batches (lossless) anywhere, else an image tree of CIFAR-10's classes, else a tarball (not CIFAR-100's); else None."
     for d in dirs:
         if (b := d / "cifar-10-batches-py").is_dir():
             if not (missing := [f for f in _CIFAR_BATCHES if not (b / f).is_file()]): return ("cifar-batches", b)
             notes.append(f"{b} lacks {', '.join(missing)}")
     for d in dirs:
         halves = [s for s in ("train", "test") if (d / s).is_dir()]
+        other = sorted({p.name for s in halves for p in (d / s).iterdir() if p.is_dir() and p.name not in CIFAR10_CLASSES})
+        if other: notes.append(f"{d} has train/ or test/ of other classes ({', '.join(other[:3])}): not CIFAR-10's"); continue
         if len(halves) == 2: return ("image-tree", d)
         if halves: notes.append(f"{d} has an image tree's {halves[0]}/ but lacks {'test' if halves == ['train'] else 'train'}/")
     tarballs = [t for d in dirs if d.is_dir() for g in _TARBALL_GLOBS for t in sorted(d.glob(g))
